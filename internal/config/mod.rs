@@ -1,0 +1,30 @@
+//! Configuration: the schema, YAML/HCL loading with precise errors, config-file discovery,
+//! and the flag > env > file > default precedence used by the server and local commands.
+//!
+//! See `docs/config.md` for the user-facing reference.
+
+mod check;
+mod discovery;
+mod error;
+mod hcl;
+mod keys;
+mod load;
+mod mask;
+mod paths;
+mod resolve;
+mod schema;
+mod yaml;
+
+pub use discovery::{discover, Discovery, CONFIG_NAMES, ENV_CONFIG};
+pub use error::{ConfigError, Format, Location};
+pub use load::{agent_token_env, load, ENV_API_KEY};
+pub use mask::mask_secret;
+pub use resolve::{
+    parse_bool, process_env, resolve_root, resolve_server, ConfigMode, ServerFlags,
+    ServerSettings, Setting, Source, DEFAULT_ROOT_NAME, ENV_DISABLE_TASK_START, ENV_HOST,
+    ENV_PORT, ENV_ROOT,
+};
+pub use schema::{
+    parse_duration_secs, AgentConfig, AgentType, ApiConfig, BusConfig, Config, Defaults,
+    StorageConfig, WebhookConfig, WebhookEvent, DEFAULT_HOST, DEFAULT_MAX_RESTARTS, DEFAULT_PORT,
+};

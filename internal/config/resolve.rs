@@ -1,0 +1,363 @@
+//! Server settings with provenance: flags > env > config file > defaults, and the runs-root
+//! rule shared by the server and local commands.
+
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+use super::discovery::discover;
+use super::error::ConfigError;
+use super::load::{load, ENV_API_KEY};
+use super::mask::{serialize_masked, serialize_redacted};
+use super::paths::{absolute_from, expand_tilde};
+use super::schema::{Config, DEFAULT_HOST, DEFAULT_PORT};
+
+/// Env var overriding the runs root.
+pub const ENV_ROOT: &str = "CONDUCTOR_ROOT";
+/// Env var overriding the bind host.
+pub const ENV_HOST: &str = "CONDUCTOR_HOST";
+/// Env var overriding the port (a valid value makes the port explicit).
+pub const ENV_PORT: &str = "CONDUCTOR_PORT";
+/// Env var that disables task starts (read-only server).
+pub const ENV_DISABLE_TASK_START: &str = "CONDUCTOR_DISABLE_TASK_START";
+/// Name of the default runs root under `$HOME`.
+pub const DEFAULT_ROOT_NAME: &str = "run-agent";
+
+/// Where a setting's value came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Source {
+    /// A command-line flag given explicitly.
+    Flag,
+    /// An environment variable.
+    Env,
+    /// The config file.
+    File,
+    /// The built-in default.
+    Default,
+}
+
+impl Source {
+    /// Lower-case name, as serialized.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Source::Flag => "flag",
+            Source::Env => "env",
+            Source::File => "file",
+            Source::Default => "default",
+        }
+    }
+}
+
+impl std::fmt::Display for Source {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A value and where it came from.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Setting<T> {
+    /// The effective value.
+    pub value: T,
+    /// Its origin.
+    pub source: Source,
+}
+
+impl<T> Setting<T> {
+    /// Pairs a value with its source.
+    pub fn new(value: T, source: Source) -> Self {
+        Setting { value, source }
+    }
+}
+
+/// Explicit command-line values (None = flag not given; a CLI default never overrides config).
+#[derive(Debug, Clone, Default)]
+pub struct ServerFlags {
+    /// `--config`.
+    pub config: Option<PathBuf>,
+    /// `--root`.
+    pub root: Option<PathBuf>,
+    /// `--host`.
+    pub host: Option<String>,
+    /// `--port`.
+    pub port: Option<u16>,
+    /// `--api-key`.
+    pub api_key: Option<String>,
+    /// `--disable-task-start`.
+    pub disable_task_start: bool,
+}
+
+/// Whether a config file is optional (`run-agent serve`: defaults when none/broken) or
+/// required (`conductor`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConfigMode {
+    /// Run on defaults when no config is found or it fails to load.
+    Optional,
+    /// Fail when no config is found; start with task starts disabled when it fails to load.
+    Required,
+}
+
+/// Everything the server needs, with provenance. Serializing masks every secret.
+#[derive(Debug, Clone, Serialize)]
+pub struct ServerSettings {
+    /// The config file used; `None` means defaults.
+    pub config_path: Option<PathBuf>,
+    /// The load error, when the config file was rejected (the server keeps running on defaults).
+    pub config_error: Option<String>,
+    /// The loaded config, or `Config::default()` on error/none.
+    #[serde(serialize_with = "serialize_redacted")]
+    pub config: Config,
+    /// `--root` > `CONDUCTOR_ROOT` > `storage.runs_dir` > `$HOME/run-agent`.
+    pub root: Setting<PathBuf>,
+    /// `--host` > `CONDUCTOR_HOST` > `api.host` > `0.0.0.0`.
+    pub host: Setting<String>,
+    /// `--port` > `CONDUCTOR_PORT` > `api.port` > 14355.
+    pub port: Setting<u16>,
+    /// Flag or valid `CONDUCTOR_PORT`: bind once and fail fast instead of trying base..base+99.
+    pub port_explicit: bool,
+    /// `--api-key` > `CONDUCTOR_API_KEY` > `api.api_key`.
+    #[serde(serialize_with = "serialize_masked_setting")]
+    pub api_key: Setting<Option<String>>,
+    /// `api.admin_key`.
+    #[serde(serialize_with = "serialize_masked")]
+    pub admin_key: Option<String>,
+    /// Whether requests must carry the API key.
+    pub auth_enabled: bool,
+    /// `CONDUCTOR_DISABLE_TASK_START` > `--disable-task-start`; forced on (source `file`) when
+    /// a required config fails to load.
+    pub task_start_disabled: Setting<bool>,
+    /// Things the operator should see at startup (log them loudly).
+    pub warnings: Vec<String>,
+}
+
+fn serialize_masked_setting<S: serde::Serializer>(
+    setting: &Setting<Option<String>>,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    let masked = Setting::new(setting.value.as_deref().map(super::mask_secret), setting.source);
+    masked.serialize(serializer)
+}
+
+/// The real process environment, for the `env` parameters.
+pub fn process_env(key: &str) -> Option<String> {
+    std::env::var(key).ok()
+}
+
+/// A non-empty, trimmed env value.
+fn env_value(env: &dyn Fn(&str) -> Option<String>, key: &str) -> Option<String> {
+    env(key)
+        .map(|v| v.trim().to_string())
+        .filter(|v| !v.is_empty())
+}
+
+/// Parses a boolean env value: 1/true/yes/y/on and 0/false/no/n/off (any case).
+pub fn parse_bool(value: &str) -> Option<bool> {
+    match value.trim().to_ascii_lowercase().as_str() {
+        "1" | "true" | "yes" | "y" | "on" => Some(true),
+        "0" | "false" | "no" | "n" | "off" => Some(false),
+        _ => None,
+    }
+}
+
+/// Resolves the server's settings: discovers and loads the config, then applies precedence.
+///
+/// Returns `Err` only in [`ConfigMode::Required`] when no config file is found (or the
+/// explicitly named one does not exist). A config that fails to load yields `Ok` with
+/// `config_error` set and defaults in place; in `Required` mode task starts are then disabled
+/// (source [`Source::File`]) whatever the flag and env say, so a broken config never runs
+/// agents with unintended settings.
+pub fn resolve_server(
+    flags: &ServerFlags,
+    mode: ConfigMode,
+    env: &dyn Fn(&str) -> Option<String>,
+    cwd: &Path,
+) -> Result<ServerSettings, ConfigError> {
+    let mut warnings = Vec::new();
+    let discovery = discover(flags.config.as_deref(), env, cwd);
+    let (config_path, config, config_error) = match &discovery.path {
+        None => match mode {
+            ConfigMode::Required => {
+                return Err(ConfigError::NoneFound {
+                    searched: discovery.searched,
+                })
+            }
+            ConfigMode::Optional => (None, Config::default(), None),
+        },
+        Some(path) => {
+            let loaded = match discovery.missing_explicit() {
+                Some(missing) => Err(ConfigError::NotFound {
+                    path: missing.to_path_buf(),
+                    origin: discovery.origin(),
+                }),
+                None => load(path, env),
+            };
+            match (loaded, mode) {
+                (Ok(config), _) => (Some(path.clone()), config, None),
+                (Err(err @ ConfigError::NotFound { .. }), ConfigMode::Required) => return Err(err),
+                (Err(err), _) => (Some(path.clone()), Config::default(), Some(err.to_string())),
+            }
+        }
+    };
+    let file_loaded = config_path.is_some() && config_error.is_none();
+
+    let root = root_setting(flags.root.as_deref(), env, cwd, &config, &mut warnings);
+
+    let host = if let Some(host) = flags.host.clone().filter(|h| !h.trim().is_empty()) {
+        Setting::new(host, Source::Flag)
+    } else if let Some(host) = env_value(env, ENV_HOST) {
+        Setting::new(host, Source::Env)
+    } else if file_loaded && config.api.host != DEFAULT_HOST {
+        Setting::new(config.api.host.clone(), Source::File)
+    } else {
+        Setting::new(DEFAULT_HOST.to_string(), Source::Default)
+    };
+
+    let env_port = env_value(env, ENV_PORT).and_then(|raw| match raw.parse::<u16>() {
+        Ok(port) => Some(port),
+        Err(_) => {
+            warnings.push(format!(
+                "{ENV_PORT}={raw:?} is not a port number (0..65535); ignoring it"
+            ));
+            None
+        }
+    });
+    let (port, port_explicit) = if let Some(port) = flags.port {
+        (Setting::new(port, Source::Flag), true)
+    } else if let Some(port) = env_port {
+        (Setting::new(port, Source::Env), true)
+    } else if file_loaded && config.api.port != DEFAULT_PORT {
+        (Setting::new(config.api.port, Source::File), false)
+    } else {
+        (Setting::new(DEFAULT_PORT, Source::Default), false)
+    };
+
+    let api_key = if let Some(key) = flags.api_key.clone().filter(|k| !k.trim().is_empty()) {
+        Setting::new(Some(key), Source::Flag)
+    } else if let Some(key) = env_value(env, ENV_API_KEY) {
+        Setting::new(Some(key), Source::Env)
+    } else if let Some(key) = config.api.api_key.clone() {
+        Setting::new(Some(key), Source::File)
+    } else {
+        Setting::new(None, Source::Default)
+    };
+    let auth_requested =
+        config.api.auth_enabled || matches!(api_key.source, Source::Flag | Source::Env);
+    let auth_enabled = auth_requested && api_key.value.is_some();
+    if auth_requested && !auth_enabled {
+        warnings.push(
+            "api.auth_enabled is true but no API key is set (api.api_key, CONDUCTOR_API_KEY or \
+             --api-key): AUTHENTICATION IS DISABLED"
+                .to_string(),
+        );
+    } else if !auth_requested && api_key.value.is_some() {
+        warnings.push(
+            "api.api_key is set but api.auth_enabled is false: the key is not enforced".to_string(),
+        );
+    }
+
+    let env_disable = env(ENV_DISABLE_TASK_START)
+        .filter(|v| !v.trim().is_empty())
+        .and_then(|raw| match parse_bool(&raw) {
+            Some(value) => Some(value),
+            None => {
+                warnings.push(format!(
+                    "{ENV_DISABLE_TASK_START}={raw:?} is not a boolean \
+                     (1/true/yes/y/on or 0/false/no/n/off); ignoring it"
+                ));
+                None
+            }
+        });
+    let task_start_disabled = if mode == ConfigMode::Required && config_error.is_some() {
+        Setting::new(true, Source::File)
+    } else if let Some(value) = env_disable {
+        Setting::new(value, Source::Env)
+    } else if flags.disable_task_start {
+        Setting::new(true, Source::Flag)
+    } else {
+        Setting::new(false, Source::Default)
+    };
+
+    Ok(ServerSettings {
+        admin_key: config.api.admin_key.clone(),
+        config_path,
+        config_error,
+        config,
+        root,
+        host,
+        port,
+        port_explicit,
+        api_key,
+        auth_enabled,
+        task_start_disabled,
+        warnings,
+    })
+}
+
+/// The root rule given an already-loaded config.
+fn root_setting(
+    flag: Option<&Path>,
+    env: &dyn Fn(&str) -> Option<String>,
+    cwd: &Path,
+    config: &Config,
+    warnings: &mut Vec<String>,
+) -> Setting<PathBuf> {
+    let home = env_value(env, "HOME").map(PathBuf::from);
+    let given = |path: &Path| {
+        let expanded = expand_tilde(path, home.as_deref()).unwrap_or_else(|_| path.to_path_buf());
+        absolute_from(&expanded, cwd)
+    };
+    if let Some(root) = flag.filter(|p| !p.as_os_str().is_empty()) {
+        return Setting::new(given(root), Source::Flag);
+    }
+    if let Some(root) = env_value(env, ENV_ROOT) {
+        return Setting::new(given(Path::new(&root)), Source::Env);
+    }
+    if let Some(dir) = &config.storage.runs_dir {
+        return Setting::new(dir.clone(), Source::File);
+    }
+    match home {
+        Some(home) => Setting::new(home.join(DEFAULT_ROOT_NAME), Source::Default),
+        None => {
+            let fallback = cwd.join(DEFAULT_ROOT_NAME);
+            warnings.push(format!(
+                "HOME is not set; using {} as the runs root",
+                fallback.display()
+            ));
+            Setting::new(fallback, Source::Default)
+        }
+    }
+}
+
+/// The runs root for local commands, by the server's rule: `--root` > `CONDUCTOR_ROOT` >
+/// `storage.runs_dir` of the discovered config > `$HOME/run-agent`. A config that exists but
+/// fails to load is an error here (a local command must not silently pick another tree).
+pub fn resolve_root(
+    flags_root: Option<&Path>,
+    env: &dyn Fn(&str) -> Option<String>,
+    cwd: &Path,
+) -> Result<Setting<PathBuf>, ConfigError> {
+    let explicit = flags_root.is_some_and(|p| !p.as_os_str().is_empty())
+        || env_value(env, ENV_ROOT).is_some();
+    let config = if explicit {
+        Config::default()
+    } else {
+        let discovery = discover(None, env, cwd);
+        match (&discovery.path, discovery.missing_explicit()) {
+            (_, Some(missing)) => {
+                return Err(ConfigError::NotFound {
+                    path: missing.to_path_buf(),
+                    origin: discovery.origin(),
+                })
+            }
+            (Some(path), None) => load(path, env)?,
+            (None, None) => Config::default(),
+        }
+    };
+    let mut warnings = Vec::new();
+    let root = root_setting(flags_root, env, cwd, &config, &mut warnings);
+    for warning in warnings {
+        tracing::warn!("{warning}");
+    }
+    Ok(root)
+}
