@@ -1,0 +1,38 @@
+//! The HTTP server (SPEC §6): routes, shared state, and the serve loop. The server takes an
+//! already-bound listener and a shutdown future; nothing binds inside the router, so tests
+//! and socket hand-over can pass their own socket.
+
+pub mod error;
+pub mod listen;
+pub mod state;
+pub mod status;
+
+use std::future::Future;
+
+use axum::routing::get;
+use axum::Router;
+
+pub use error::ApiError;
+pub use state::{AppState, ServerState};
+
+/// All routes of the server.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/healthz", get(status::healthz))
+        .route("/api/v1/health", get(status::healthz))
+        .route("/api/v1/version", get(status::version))
+        .route("/api/v1/status", get(status::status))
+        .fallback(error::fallback)
+        .with_state(state)
+}
+
+/// Serves `router` on `listener` until `shutdown` resolves, then finishes in-flight requests.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, router(state))
+        .with_graceful_shutdown(shutdown)
+        .await
+}

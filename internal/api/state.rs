@@ -1,0 +1,52 @@
+//! Shared server state handed to every handler.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Instant;
+
+use chrono::{DateTime, Utc};
+
+use crate::config::ServerSettings;
+use crate::storage::Root;
+
+/// Immutable facts about this server process plus its settings.
+#[derive(Debug)]
+pub struct ServerState {
+    /// Effective settings (with provenance and any config error).
+    pub settings: ServerSettings,
+    /// The runs root.
+    pub root: Root,
+    /// When the server started (monotonic, for uptime).
+    pub started: Instant,
+    /// When the server started (wall clock).
+    pub started_at: DateTime<Utc>,
+    /// The running executable and its sha256 (hex), when readable.
+    pub executable: Option<(PathBuf, String)>,
+}
+
+/// Cheap-to-clone handle used as axum state.
+pub type AppState = Arc<ServerState>;
+
+impl ServerState {
+    /// Builds the state for `settings`, hashing the running executable.
+    pub fn new(settings: ServerSettings) -> Self {
+        let root = Root::new(settings.root.value.clone());
+        Self {
+            settings,
+            root,
+            started: Instant::now(),
+            started_at: Utc::now(),
+            executable: executable_digest(),
+        }
+    }
+}
+
+/// Path and sha256 of the running executable (what a self-update swaps).
+fn executable_digest() -> Option<(PathBuf, String)> {
+    use sha2::{Digest, Sha256};
+    let path = std::env::current_exe().ok()?;
+    let mut file = std::fs::File::open(&path).ok()?;
+    let mut hasher = Sha256::new();
+    std::io::copy(&mut file, &mut hasher).ok()?;
+    Some((path, hex::encode(hasher.finalize())))
+}

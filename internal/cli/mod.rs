@@ -1,0 +1,98 @@
+//! Command-line definitions (clap derive) shared by the `run-agent` and `conductor` binaries,
+//! and the dispatch from a parsed command to its implementation (one file per command).
+
+pub mod bus;
+pub mod gc;
+pub mod logging;
+pub mod serve;
+pub mod validate;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Options every command accepts.
+#[derive(Debug, Clone, clap::Args)]
+pub struct GlobalOpts {
+    /// Log format on stderr.
+    #[arg(long, global = true, value_enum, default_value_t = logging::LogFormat::Text)]
+    pub log_format: logging::LogFormat,
+}
+
+/// `run-agent`: local commands on the run tree, the server, and API client commands.
+#[derive(Debug, Parser)]
+#[command(name = "run-agent", version = crate::version::long_version(), about, propagate_version = true)]
+pub struct RunAgentCli {
+    #[command(flatten)]
+    pub global: GlobalOpts,
+    #[command(subcommand)]
+    pub command: RunAgentCommand,
+}
+
+/// The `run-agent` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum RunAgentCommand {
+    /// Start the HTTP server (REST, SSE, web UI) on defaults or a config.
+    Serve(serve::ServeArgs),
+    /// Check a config file and print the effective settings with their sources.
+    Validate(validate::ValidateArgs),
+    /// Post to and read the message buses.
+    #[command(subcommand)]
+    Bus(bus::BusCommand),
+    /// Delete old runs, rotate oversized buses and prune finished tasks.
+    Gc(gc::GcArgs),
+}
+
+/// `conductor`: the server, server-first. Without a subcommand it serves (config required).
+#[derive(Debug, Parser)]
+#[command(name = "conductor", version = crate::version::long_version(), about, propagate_version = true)]
+pub struct ConductorCli {
+    #[command(flatten)]
+    pub global: GlobalOpts,
+    #[command(flatten)]
+    pub serve: serve::ServeArgs,
+    #[command(subcommand)]
+    pub command: Option<ConductorCommand>,
+}
+
+/// The `conductor` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum ConductorCommand {
+    /// Check a config file and print the effective settings with their sources.
+    Validate(validate::ValidateArgs),
+}
+
+/// Entry point of the `run-agent` binary.
+pub fn run_agent_main() -> ExitCode {
+    let cli = RunAgentCli::parse();
+    logging::init(cli.global.log_format);
+    let result = match cli.command {
+        RunAgentCommand::Serve(args) => serve::run(args, serve::Flavor::RunAgent),
+        RunAgentCommand::Validate(args) => validate::run(args),
+        RunAgentCommand::Bus(cmd) => bus::run(cmd),
+        RunAgentCommand::Gc(args) => gc::run(args),
+    };
+    finish(result)
+}
+
+/// Entry point of the `conductor` binary.
+pub fn conductor_main() -> ExitCode {
+    let cli = ConductorCli::parse();
+    logging::init(cli.global.log_format);
+    let result = match cli.command {
+        None => serve::run(cli.serve, serve::Flavor::Conductor),
+        Some(ConductorCommand::Validate(args)) => validate::run(args),
+    };
+    finish(result)
+}
+
+/// Prints an error chain as `error: …` and maps it to exit code 1.
+fn finish(result: anyhow::Result<ExitCode>) -> ExitCode {
+    match result {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::from(1)
+        }
+    }
+}

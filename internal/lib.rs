@@ -1,0 +1,13 @@
+//! Conductor: a filesystem-native server that runs AI coding agents as supervised,
+//! restartable runs.
+//!
+//! Data flows one way: [`config`] → [`storage`] (files, ids, locks) → [`bus`] → [`api`];
+//! [`cli`] sits at the edge and is shared by the `run-agent` and `conductor` binaries.
+
+pub mod api;
+pub mod bus;
+pub mod cli;
+pub mod config;
+pub mod gc;
+pub mod storage;
+pub mod version;

@@ -1,0 +1,18 @@
+//! The run tree on disk (SPEC §3): ids and their validation, paths, `run-info.yaml` and its
+//! crash-safe writes and locked updates, liveness reconciliation, and scanning.
+
+pub mod atomic;
+pub mod error;
+pub mod ids;
+pub mod liveness;
+pub mod lock;
+pub mod paths;
+pub mod run_info;
+pub mod scan;
+pub mod time;
+mod yaml_scalar;
+
+pub use error::StorageError;
+pub use ids::{validate_id, IdError, IdKind, ProjectId, RunId, TaskId};
+pub use paths::Root;
+pub use run_info::{RunInfo, RunStatus};

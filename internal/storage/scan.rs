@@ -1,0 +1,242 @@
+//! Listing projects, tasks and runs under a root: the canonical layout, the compat layout
+//! `<root>/runs/<project>/<task>/…`, and flat extra roots `<extra>/runs/<run>/run-info.yaml`.
+//!
+//! Symlinks are never followed, names that fail id validation are skipped, and a run whose
+//! run-info.yaml is missing or does not parse is listed with status `unknown` and the error.
+
+use std::path::{Path, PathBuf};
+
+use super::ids::{validate_id, IdKind, ProjectId, TaskId};
+use super::liveness::read_reconciled;
+use super::paths::{COMPAT_DIR, DONE_FILE, RUNS_DIR, RUN_INFO_FILE};
+use super::run_info::{RunInfo, RunStatus};
+
+/// A project directory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProjectEntry {
+    /// Project id (the directory name).
+    pub id: ProjectId,
+    /// The project directory.
+    pub dir: PathBuf,
+}
+
+/// A task directory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TaskEntry {
+    /// Owning project.
+    pub project: ProjectId,
+    /// Task id (the directory name).
+    pub id: TaskId,
+    /// The task directory.
+    pub dir: PathBuf,
+    /// Whether the DONE marker exists (as a regular file).
+    pub done: bool,
+}
+
+/// A run directory and what its run-info.yaml says.
+#[derive(Debug, Clone)]
+pub struct RunEntry {
+    /// The run directory.
+    pub dir: PathBuf,
+    /// The parsed record, or why it could not be read.
+    pub info: Result<RunInfo, String>,
+}
+
+impl RunEntry {
+    /// The run's status; `unknown` when run-info.yaml is missing or broken.
+    pub fn status(&self) -> RunStatus {
+        self.info
+            .as_ref()
+            .map(|i| i.status)
+            .unwrap_or(RunStatus::Unknown)
+    }
+
+    /// The run id: from run-info.yaml, else the directory name.
+    pub fn run_id(&self) -> String {
+        match &self.info {
+            Ok(info) if !info.run_id.is_empty() => info.run_id.clone(),
+            _ => file_name(&self.dir),
+        }
+    }
+}
+
+/// Whether liveness reconciliation runs while reading (it may rewrite stale records).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reconcile {
+    /// Reconcile `running` records whose process is gone.
+    Yes,
+    /// Read records as they are.
+    No,
+}
+
+/// Sub-directories of `dir` (not symlinks), sorted by name; empty when `dir` is missing.
+fn subdirs(dir: &Path) -> Vec<(String, PathBuf)> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut out: Vec<(String, PathBuf)> = entries
+        .filter_map(Result::ok)
+        .filter(|e| e.file_type().map(|t| t.is_dir()).unwrap_or(false))
+        .filter_map(|e| Some((e.file_name().into_string().ok()?, e.path())))
+        .collect();
+    out.sort();
+    out
+}
+
+/// Projects under `root`: `<root>/<p>` and compat `<root>/runs/<p>`, sorted by id.
+/// A project present in both layouts is listed once (the canonical directory wins).
+pub fn list_projects(root: &Path) -> Vec<ProjectEntry> {
+    let mut out: Vec<ProjectEntry> = Vec::new();
+    let canonical = subdirs(root)
+        .into_iter()
+        .filter(|(name, _)| name != COMPAT_DIR);
+    let compat = subdirs(&root.join(COMPAT_DIR));
+    for (name, dir) in canonical.chain(compat) {
+        let Ok(id) = ProjectId::parse(&name) else {
+            continue;
+        };
+        if !out.iter().any(|p| p.id == id) {
+            out.push(ProjectEntry { id, dir });
+        }
+    }
+    out.sort_by(|a, b| a.id.cmp(&b.id));
+    out
+}
+
+/// Tasks of a project directory, sorted by id.
+pub fn list_tasks(project: &ProjectEntry) -> Vec<TaskEntry> {
+    subdirs(&project.dir)
+        .into_iter()
+        .filter_map(|(name, dir)| {
+            let id = TaskId::parse(&name).ok()?;
+            let done = std::fs::symlink_metadata(dir.join(DONE_FILE))
+                .map(|m| m.is_file())
+                .unwrap_or(false);
+            Some(TaskEntry {
+                project: project.id.clone(),
+                id,
+                dir,
+                done,
+            })
+        })
+        .collect()
+}
+
+/// Runs of a task directory, sorted by run id (which sorts by start time).
+pub fn list_runs(task_dir: &Path, reconcile: Reconcile) -> Vec<RunEntry> {
+    runs_in(&task_dir.join(RUNS_DIR), reconcile)
+}
+
+fn runs_in(runs_dir: &Path, reconcile: Reconcile) -> Vec<RunEntry> {
+    subdirs(runs_dir)
+        .into_iter()
+        .filter(|(name, _)| validate_id(IdKind::Run, name).is_ok())
+        .map(|(_, dir)| read_entry(dir, reconcile))
+        .collect()
+}
+
+/// Reads one run directory into an entry (never fails: errors go into the entry).
+pub fn read_entry(dir: PathBuf, reconcile: Reconcile) -> RunEntry {
+    let path = dir.join(RUN_INFO_FILE);
+    let info = match std::fs::symlink_metadata(&path) {
+        Err(_) => Err(format!("{RUN_INFO_FILE} is missing")),
+        Ok(meta) if !meta.is_file() => Err(format!("{RUN_INFO_FILE} is not a regular file")),
+        Ok(_) => match reconcile {
+            Reconcile::Yes => read_reconciled(&path),
+            Reconcile::No => RunInfo::read(&path),
+        }
+        .map_err(|e| e.to_string()),
+    };
+    RunEntry { dir, info }
+}
+
+/// Every run under `root` (both layouts) and under each extra root (flat layout).
+pub fn scan_all_runs(root: &Path, extra_roots: &[PathBuf], reconcile: Reconcile) -> Vec<RunEntry> {
+    let mut out = Vec::new();
+    for project in list_projects(root) {
+        for task in list_tasks(&project) {
+            out.extend(list_runs(&task.dir, reconcile));
+        }
+    }
+    for extra in extra_roots {
+        out.extend(runs_in(&extra.join(RUNS_DIR), reconcile));
+    }
+    out
+}
+
+fn file_name(path: &Path) -> String {
+    path.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::Utc;
+
+    fn make_run(root: &Path, p: &str, t: &str, r: &str, status: RunStatus) {
+        let dir = root.join(p).join(t).join("runs").join(r);
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut info = RunInfo::new_running(r, p, t, "claude", Utc::now());
+        info.status = status;
+        info.write(&dir.join(RUN_INFO_FILE)).unwrap();
+    }
+
+    #[test]
+    fn lists_layouts_and_reports_broken_runs() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        make_run(root, "alpha", "task-1", "r1", RunStatus::Completed);
+        make_run(
+            &root.join("runs"),
+            "beta",
+            "task-2",
+            "r2",
+            RunStatus::Failed,
+        );
+        let broken = root.join("alpha/task-1/runs/r3");
+        std::fs::create_dir_all(&broken).unwrap();
+        std::fs::write(broken.join(RUN_INFO_FILE), "pid: [oops\n").unwrap();
+        std::fs::create_dir_all(root.join("alpha/task-1/runs/r4")).unwrap();
+        std::fs::create_dir_all(root.join("_audit")).unwrap();
+        std::fs::create_dir_all(root.join(".conductor")).unwrap();
+        let extra = tempfile::tempdir().unwrap();
+        make_run(extra.path(), "x", "y", "ignored", RunStatus::Completed);
+        let flat = extra.path().join("runs/r5");
+        std::fs::create_dir_all(&flat).unwrap();
+        RunInfo::new_running("r5", "gamma", "task-5", "codex", Utc::now())
+            .write(&flat.join(RUN_INFO_FILE))
+            .unwrap();
+
+        let projects: Vec<String> = list_projects(root)
+            .iter()
+            .map(|p| p.id.to_string())
+            .collect();
+        assert_eq!(projects, ["alpha", "beta"]);
+        let runs = scan_all_runs(root, &[extra.path().to_path_buf()], Reconcile::No);
+        let summary: Vec<(String, RunStatus)> =
+            runs.iter().map(|r| (r.run_id(), r.status())).collect();
+        assert_eq!(
+            summary,
+            [
+                ("r1".to_string(), RunStatus::Completed),
+                ("r3".to_string(), RunStatus::Unknown),
+                ("r4".to_string(), RunStatus::Unknown),
+                ("r2".to_string(), RunStatus::Failed),
+                ("r5".to_string(), RunStatus::Running),
+            ]
+        );
+        assert!(runs[1].info.as_ref().unwrap_err().contains("invalid YAML"));
+        assert!(runs[2].info.as_ref().unwrap_err().contains("missing"));
+    }
+
+    #[test]
+    fn symlinked_dirs_are_not_followed() {
+        let dir = tempfile::tempdir().unwrap();
+        let outside = tempfile::tempdir().unwrap();
+        make_run(outside.path(), "evil", "task-1", "r1", RunStatus::Completed);
+        std::os::unix::fs::symlink(outside.path().join("evil"), dir.path().join("evil")).unwrap();
+        assert!(list_projects(dir.path()).is_empty());
+    }
+}

@@ -1,0 +1,10 @@
+//! Black-box tests: they drive the built `run-agent` and `conductor` binaries and the HTTP
+//! API as a user would. One test binary (compiled once) with one module per capability.
+
+mod support;
+
+mod bus;
+mod config;
+mod gc;
+mod serve;
+mod storage;

@@ -1,0 +1,240 @@
+//! Shared test helpers: run the binaries with an isolated HOME, start servers on free
+//! loopback ports, and make sure no process outlives its test.
+#![allow(dead_code)]
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+/// Path of the built `run-agent` binary.
+pub fn run_agent_bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_run-agent"))
+}
+
+/// Path of the built `conductor` binary.
+pub fn conductor_bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_conductor"))
+}
+
+/// A temp directory used as `$HOME` and working directory, so no test sees the user's config.
+pub struct Sandbox {
+    pub dir: tempfile::TempDir,
+}
+
+impl Sandbox {
+    pub fn new() -> Self {
+        Self {
+            dir: tempfile::tempdir().expect("create temp dir"),
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// A command for `bin` with HOME and cwd set to the sandbox and conductor env cleared.
+    pub fn command(&self, bin: &Path) -> Command {
+        let mut cmd = Command::new(bin);
+        cmd.current_dir(self.path())
+            .env("HOME", self.path())
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null());
+        for (key, _) in std::env::vars() {
+            if key.starts_with("CONDUCTOR_") || key.starts_with("JRUN_") || key == "RUNS_DIR" {
+                cmd.env_remove(key);
+            }
+        }
+        cmd
+    }
+
+    pub fn run_agent(&self) -> Command {
+        self.command(&run_agent_bin())
+    }
+
+    pub fn conductor(&self) -> Command {
+        self.command(&conductor_bin())
+    }
+
+    /// Writes `contents` to `name` inside the sandbox and returns its path.
+    pub fn write(&self, name: &str, contents: &str) -> PathBuf {
+        let path = self.path().join(name);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).expect("create parent dir");
+        }
+        std::fs::write(&path, contents).expect("write file");
+        path
+    }
+}
+
+/// Runs `cmd` to completion (with a generous deadline) and returns its output.
+pub fn run(cmd: &mut Command) -> Output {
+    let child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn binary");
+    let guard = ChildGuard(Some(child));
+    wait_output(guard, Duration::from_secs(60))
+}
+
+fn wait_output(mut guard: ChildGuard, limit: Duration) -> Output {
+    let start = Instant::now();
+    loop {
+        let child = guard.0.as_mut().expect("child present");
+        if child.try_wait().expect("try_wait").is_some() {
+            let child = guard.0.take().expect("child present");
+            return child.wait_with_output().expect("collect output");
+        }
+        assert!(
+            start.elapsed() < limit,
+            "command did not finish in {limit:?}"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// stdout and stderr of an output as one string, for error messages.
+pub fn text(out: &Output) -> String {
+    format!(
+        "status: {:?}\n--- stdout ---\n{}\n--- stderr ---\n{}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// Kills the child (and waits for it) when dropped, so no test leaves a process behind.
+pub struct ChildGuard(pub Option<Child>);
+
+impl Drop for ChildGuard {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.0.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// A free loopback port (bound then released).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .expect("bind 127.0.0.1:0")
+        .local_addr()
+        .expect("local addr")
+        .port()
+}
+
+/// A running server process; killed on drop.
+pub struct Server {
+    pub child: ChildGuard,
+    pub base: String,
+    pub stderr_path: PathBuf,
+}
+
+impl Server {
+    /// Starts `cmd` (a `serve` command) with stderr to a file, waits for its
+    /// "API listening on <url>" log line and for `/healthz` to answer there.
+    pub fn start(mut cmd: Command, log_dir: &Path) -> Server {
+        let stderr_path = log_dir.join(format!("server-{}.log", fastrand::u64(..)));
+        let log = std::fs::File::create(&stderr_path).expect("create server log");
+        let child = cmd
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("spawn server");
+        let mut server = Server {
+            child: ChildGuard(Some(child)),
+            base: String::new(),
+            stderr_path,
+        };
+        server.wait_healthy(Duration::from_secs(30));
+        server
+    }
+
+    fn wait_healthy(&mut self, limit: Duration) {
+        let start = Instant::now();
+        while start.elapsed() < limit {
+            if let Some(child) = self.child.0.as_mut() {
+                if let Ok(Some(status)) = child.try_wait() {
+                    panic!("server exited early ({status}): {}", self.log());
+                }
+            }
+            if self.base.is_empty() {
+                if let Some(url) = listening_url(&self.log()) {
+                    self.base = url;
+                }
+            }
+            if !self.base.is_empty() && http_get(&format!("{}/healthz", self.base)).is_ok() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!("server not healthy in {limit:?}: {}", self.log());
+    }
+
+    /// The bound port.
+    pub fn port(&self) -> u16 {
+        self.base
+            .rsplit(':')
+            .next()
+            .and_then(|p| p.parse().ok())
+            .expect("port in base URL")
+    }
+
+    /// The server's log so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.stderr_path).unwrap_or_default()
+    }
+
+    /// GET `path` and parse the JSON body.
+    pub fn get_json(&self, path: &str) -> (u16, serde_json::Value) {
+        let (status, body) = http_get(&format!("{}{path}", self.base)).expect("GET");
+        let value = serde_json::from_str(&body)
+            .unwrap_or_else(|e| panic!("GET {path}: not JSON ({e}): {body}"));
+        (status, value)
+    }
+
+    /// Sends SIGTERM and waits for the exit status.
+    pub fn terminate(mut self) -> std::process::ExitStatus {
+        let mut child = self.child.0.take().expect("server running");
+        let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+        nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).expect("SIGTERM");
+        let start = Instant::now();
+        loop {
+            if let Some(status) = child.try_wait().expect("try_wait") {
+                return status;
+            }
+            if start.elapsed() > Duration::from_secs(20) {
+                let _ = child.kill();
+                panic!("server ignored SIGTERM");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+/// A plain GET returning status and body; non-2xx statuses are not errors.
+pub fn http_get(url: &str) -> Result<(u16, String), ureq::Error> {
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(Duration::from_secs(10)))
+        .build()
+        .into();
+    let mut resp = agent.get(url).call()?;
+    let status = resp.status().as_u16();
+    let body = resp.body_mut().read_to_string()?;
+    Ok((status, body))
+}
+
+/// The base URL from a server log's "API listening on http://host:port/api/v1/" line.
+pub fn listening_url(log: &str) -> Option<String> {
+    let line = log.lines().find(|l| l.contains("API listening on "))?;
+    let rest = line.split("API listening on ").nth(1)?;
+    let url: String = rest
+        .chars()
+        .take_while(|c| !matches!(c, '"' | ' ' | '}'))
+        .collect();
+    let url = url.trim_end_matches("/api/v1/").trim_end_matches('/');
+    Some(url.replace("localhost", "127.0.0.1"))
+}
