@@ -1,7 +1,7 @@
 //! Conductor: a filesystem-native server that runs AI coding agents as supervised,
 //! restartable runs.
 //!
-//! Data flows one way: [`config`] → [`storage`] (files, ids, locks) → [`bus`] → [`api`];
+//! Data flows one way: [`config`] → [`storage`] (files, ids, locks) → [`bus`] → [`api`] → [`ui`];
 //! [`cli`] sits at the edge and is shared by the `run-agent` and `conductor` binaries.
 
 pub mod api;
@@ -10,4 +10,5 @@ pub mod cli;
 pub mod config;
 pub mod gc;
 pub mod storage;
+pub mod ui;
 pub mod version;

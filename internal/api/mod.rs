@@ -22,6 +22,10 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/health", get(status::healthz))
         .route("/api/v1/version", get(status::version))
         .route("/api/v1/status", get(status::status))
+        .route("/", get(crate::ui::redirect_root))
+        .route("/ui", get(crate::ui::redirect_root))
+        .route("/ui/", get(crate::ui::index))
+        .route("/ui/{*path}", get(crate::ui::file))
         .fallback(error::fallback)
         .with_state(state)
 }

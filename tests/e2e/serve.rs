@@ -236,3 +236,21 @@ fn json_logs_are_json_lines() {
     let value: serde_json::Value = serde_json::from_str(line).expect("JSON log line");
     assert_eq!(value["level"], "INFO");
 }
+
+#[test]
+fn ui_is_served_and_root_redirects() {
+    let sb = Sandbox::new();
+    let server = Server::start(serve(&sb), sb.path());
+    let (code, body) = crate::support::http_get(&format!("{}/ui/", server.base)).unwrap();
+    assert_eq!(code, 200);
+    assert!(body.contains("<title>Conductor</title>"), "{body}");
+    let (code, js) = crate::support::http_get(&format!("{}/ui/app.js", server.base)).unwrap();
+    assert_eq!(code, 200);
+    assert!(js.contains("api/v1/status"));
+    let (code, _) = crate::support::http_get(&format!("{}/ui/missing.js", server.base)).unwrap();
+    assert_eq!(code, 404);
+    // ureq follows the redirect from / to /ui/.
+    let (code, body) = crate::support::http_get(&format!("{}/", server.base)).unwrap();
+    assert_eq!(code, 200);
+    assert!(body.contains("<title>Conductor</title>"));
+}

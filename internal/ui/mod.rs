@@ -1,0 +1,51 @@
+//! The embedded web UI (SPEC §7): static files from `web/`, compiled into the binary, served
+//! under `/ui/`; `/` redirects there.
+
+use axum::extract::Path;
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Redirect, Response};
+
+#[derive(rust_embed::RustEmbed)]
+#[folder = "web/"]
+struct Assets;
+
+/// `GET /` → `/ui/`.
+pub async fn redirect_root() -> Redirect {
+    Redirect::permanent("/ui/")
+}
+
+/// `GET /ui/` → `index.html`.
+pub async fn index() -> Response {
+    asset("index.html")
+}
+
+/// `GET /ui/{*path}`.
+pub async fn file(Path(path): Path<String>) -> Response {
+    asset(&path)
+}
+
+fn asset(path: &str) -> Response {
+    match Assets::get(path) {
+        Some(file) => (
+            [
+                (header::CONTENT_TYPE, content_type(path)),
+                (header::CACHE_CONTROL, "no-cache"),
+            ],
+            file.data.into_owned(),
+        )
+            .into_response(),
+        None => (StatusCode::NOT_FOUND, "not found").into_response(),
+    }
+}
+
+fn content_type(path: &str) -> &'static str {
+    match path.rsplit('.').next() {
+        Some("html") => "text/html; charset=utf-8",
+        Some("css") => "text/css; charset=utf-8",
+        Some("js") => "text/javascript; charset=utf-8",
+        Some("svg") => "image/svg+xml",
+        Some("png") => "image/png",
+        Some("json") => "application/json",
+        _ => "application/octet-stream",
+    }
+}
