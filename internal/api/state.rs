@@ -47,6 +47,13 @@ fn executable_digest() -> Option<(PathBuf, String)> {
     let path = std::env::current_exe().ok()?;
     let mut file = std::fs::File::open(&path).ok()?;
     let mut hasher = Sha256::new();
-    std::io::copy(&mut file, &mut hasher).ok()?;
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        match std::io::Read::read(&mut file, &mut buf) {
+            Ok(0) => break,
+            Ok(n) => hasher.update(&buf[..n]),
+            Err(_) => return None,
+        }
+    }
     Some((path, hex::encode(hasher.finalize())))
 }
