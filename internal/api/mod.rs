@@ -2,8 +2,10 @@
 //! already-bound listener and a shutdown future; nothing binds inside the router, so tests
 //! and socket hand-over can pass their own socket.
 
+pub mod browse;
 pub mod error;
 pub mod listen;
+pub mod lookup;
 pub mod state;
 pub mod status;
 
@@ -22,6 +24,12 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/health", get(status::healthz))
         .route("/api/v1/version", get(status::version))
         .route("/api/v1/status", get(status::status))
+        .route("/api/v1/projects", get(browse::projects))
+        .route("/api/v1/projects/{project}/tasks", get(browse::tasks))
+        .route("/api/v1/projects/{project}/tasks/{task}", get(browse::task))
+        .route("/api/v1/runs", get(browse::runs))
+        .route("/api/v1/runs/{run}", get(browse::run))
+        .route("/api/v1/runs/{run}/files/{name}", get(browse::run_file))
         .route("/", get(crate::ui::redirect_root))
         .route("/ui", get(crate::ui::redirect_root))
         .route("/ui/", get(crate::ui::index))

@@ -158,10 +158,16 @@ pub fn scan_all_runs(root: &Path, extra_roots: &[PathBuf], reconcile: Reconcile)
             out.extend(list_runs(&task.dir, reconcile));
         }
     }
-    for extra in extra_roots {
-        out.extend(runs_in(&extra.join(RUNS_DIR), reconcile));
-    }
+    out.extend(scan_flat_roots(extra_roots, reconcile));
     out
+}
+
+/// Runs of extra roots in the flat layout `<extra>/runs/<run>/run-info.yaml`.
+pub fn scan_flat_roots(extra_roots: &[PathBuf], reconcile: Reconcile) -> Vec<RunEntry> {
+    extra_roots
+        .iter()
+        .flat_map(|extra| runs_in(&extra.join(RUNS_DIR), reconcile))
+        .collect()
 }
 
 fn file_name(path: &Path) -> String {

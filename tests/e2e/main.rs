@@ -3,6 +3,7 @@
 
 mod support;
 
+mod browse;
 mod bus;
 mod config;
 mod gc;

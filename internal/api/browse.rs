@@ -1,0 +1,371 @@
+//! Read-only views of the tree: projects, tasks, runs, run files.
+
+use axum::extract::{Path, Query, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::{Deserialize, Serialize};
+
+use super::error::ApiError;
+use super::lookup;
+use super::state::AppState;
+use crate::storage::scan::{self, list_projects, list_runs, list_tasks, Reconcile, RunEntry};
+use crate::storage::{paths, RunInfo, RunStatus};
+
+/// Largest page of runs a client may ask for.
+const MAX_PAGE: usize = 1000;
+const DEFAULT_PAGE: usize = 100;
+
+/// A project in a listing.
+#[derive(Debug, Serialize)]
+pub struct ProjectSummary {
+    /// Project id.
+    pub project_id: String,
+    /// Number of task directories.
+    pub task_count: usize,
+}
+
+/// `GET /api/v1/projects`
+pub async fn projects(State(state): State<AppState>) -> Json<serde_json::Value> {
+    let projects: Vec<ProjectSummary> = list_projects(state.root.path())
+        .iter()
+        .map(|p| ProjectSummary {
+            project_id: p.id.to_string(),
+            task_count: list_tasks(p).len(),
+        })
+        .collect();
+    Json(serde_json::json!({ "projects": projects }))
+}
+
+/// A run in a listing or task view.
+#[derive(Debug, Serialize)]
+pub struct RunSummary {
+    /// Run id.
+    pub run_id: String,
+    /// Project id.
+    pub project_id: String,
+    /// Task id.
+    pub task_id: String,
+    /// Status (`unknown` when run-info.yaml is missing or broken).
+    pub status: RunStatus,
+    /// The full record, when it parses.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub info: Option<RunInfo>,
+    /// Why run-info.yaml could not be read.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+impl RunSummary {
+    fn from_entry(entry: RunEntry, project_id: &str, task_id: &str) -> Self {
+        let run_id = entry.run_id();
+        let status = entry.status();
+        let (info, error) = match entry.info {
+            Ok(info) => (Some(info), None),
+            Err(e) => (None, Some(e)),
+        };
+        RunSummary {
+            run_id,
+            project_id: project_id.to_string(),
+            task_id: task_id.to_string(),
+            status,
+            info,
+            error,
+        }
+    }
+}
+
+/// A task's status derived from its marker and runs.
+fn derived_status(done: bool, runs: &[RunSummary]) -> &'static str {
+    if done {
+        return "done";
+    }
+    match runs.last().map(|r| r.status) {
+        None => "queued",
+        Some(RunStatus::Running) => "running",
+        Some(RunStatus::Completed) => "idle",
+        Some(RunStatus::Failed) => "failed",
+        Some(RunStatus::Stopped) => "stopped",
+        Some(RunStatus::Unknown) => "unknown",
+    }
+}
+
+/// `GET /api/v1/projects/{p}/tasks`
+pub async fn tasks(
+    State(state): State<AppState>,
+    Path(project): Path<String>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let project = lookup::project_id(&project)?;
+    let dir = lookup::project_dir(&state.root, &project)?;
+    let entry = scan::ProjectEntry {
+        id: project.clone(),
+        dir,
+    };
+    let tasks: Vec<serde_json::Value> = list_tasks(&entry)
+        .into_iter()
+        .map(|task| {
+            let runs = task_runs(&task.dir, project.as_str(), task.id.as_str());
+            serde_json::json!({
+                "task_id": task.id,
+                "status": derived_status(task.done, &runs),
+                "done": task.done,
+                "run_count": runs.len(),
+                "latest_run": runs.last().map(|r| r.run_id.clone()),
+            })
+        })
+        .collect();
+    Ok(Json(
+        serde_json::json!({ "project_id": project, "tasks": tasks }),
+    ))
+}
+
+fn task_runs(task_dir: &std::path::Path, project: &str, task: &str) -> Vec<RunSummary> {
+    list_runs(task_dir, Reconcile::Yes)
+        .into_iter()
+        .map(|e| RunSummary::from_entry(e, project, task))
+        .collect()
+}
+
+/// `GET /api/v1/projects/{p}/tasks/{t}`
+pub async fn task(
+    State(state): State<AppState>,
+    Path((project, task)): Path<(String, String)>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let project = lookup::project_id(&project)?;
+    let task = lookup::task_id(&task)?;
+    let dir = lookup::task_dir(&state.root, &project, &task)?;
+    let read_regular = |name: &str| -> Option<String> {
+        let path = dir.join(name);
+        let meta = std::fs::symlink_metadata(&path).ok()?;
+        meta.is_file()
+            .then(|| std::fs::read_to_string(&path).ok())
+            .flatten()
+    };
+    let done = std::fs::symlink_metadata(dir.join(paths::DONE_FILE))
+        .map(|m| m.is_file())
+        .unwrap_or(false);
+    let runs = task_runs(&dir, project.as_str(), task.as_str());
+    Ok(Json(serde_json::json!({
+        "project_id": project,
+        "task_id": task,
+        "status": derived_status(done, &runs),
+        "done": done,
+        "task_md": read_regular(paths::TASK_FILE),
+        "runs": runs,
+    })))
+}
+
+/// Query of `GET /api/v1/runs`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RunsQuery {
+    /// Only runs of this project.
+    pub project: Option<String>,
+    /// Only runs of this task.
+    pub task: Option<String>,
+    /// Only runs with this status.
+    pub status: Option<String>,
+    /// Page size (default 100, at most 1000).
+    pub limit: Option<usize>,
+    /// Continue after this run id (the `next_cursor` of the previous page).
+    pub cursor: Option<String>,
+}
+
+/// `GET /api/v1/runs` — newest first, paginated by run id.
+pub async fn runs(
+    State(state): State<AppState>,
+    Query(query): Query<RunsQuery>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let project = query
+        .project
+        .as_deref()
+        .map(lookup::project_id)
+        .transpose()?;
+    let task = query.task.as_deref().map(lookup::task_id).transpose()?;
+    let status = match query.status.as_deref() {
+        None => None,
+        Some(text) => match RunStatus::from_text(text) {
+            RunStatus::Unknown if text != "unknown" => {
+                return Err(ApiError::bad_request(format!(
+                    "invalid status {text:?}; allowed: running, completed, failed, stopped, unknown"
+                )))
+            }
+            s => Some(s),
+        },
+    };
+    let limit = query.limit.unwrap_or(DEFAULT_PAGE);
+    if limit == 0 || limit > MAX_PAGE {
+        return Err(ApiError::bad_request(format!(
+            "invalid limit {limit}; allowed: 1..={MAX_PAGE}"
+        )));
+    }
+    let cursor = query.cursor.as_deref().map(lookup::run_id).transpose()?;
+
+    let mut all: Vec<RunSummary> = Vec::new();
+    for p in list_projects(state.root.path()) {
+        if project.as_ref().is_some_and(|want| *want != p.id) {
+            continue;
+        }
+        for t in list_tasks(&p) {
+            if task.as_ref().is_some_and(|want| *want != t.id) {
+                continue;
+            }
+            all.extend(task_runs(&t.dir, p.id.as_str(), t.id.as_str()));
+        }
+    }
+    let extra = &state.settings.config.storage.extra_roots;
+    if project.is_none() && task.is_none() {
+        for entry in scan::scan_flat_roots(extra, Reconcile::Yes) {
+            let (p, t) = entry
+                .info
+                .as_ref()
+                .map(|i| (i.project_id.clone(), i.task_id.clone()))
+                .unwrap_or_default();
+            all.push(RunSummary::from_entry(entry, &p, &t));
+        }
+    }
+    all.retain(|r| status.is_none_or(|s| r.status == s));
+    all.sort_by(|a, b| b.run_id.cmp(&a.run_id));
+    if let Some(cursor) = &cursor {
+        all.retain(|r| r.run_id.as_str() < cursor.as_str());
+    }
+    let total_after_cursor = all.len();
+    all.truncate(limit);
+    let next_cursor = (total_after_cursor > limit)
+        .then(|| all.last().map(|r| r.run_id.clone()))
+        .flatten();
+    Ok(Json(
+        serde_json::json!({ "runs": all, "next_cursor": next_cursor }),
+    ))
+}
+
+/// Query of `GET /api/v1/runs/{id}`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RunQuery {
+    /// `yaml` for the raw run-info.yaml.
+    pub format: Option<String>,
+}
+
+/// `GET /api/v1/runs/{run_id}` (JSON, or the raw file with `?format=yaml`).
+pub async fn run(
+    State(state): State<AppState>,
+    Path(run): Path<String>,
+    Query(query): Query<RunQuery>,
+) -> Result<Response, ApiError> {
+    let run = lookup::run_id(&run)?;
+    let dir = lookup::run_dir(&state.root, &run)?;
+    let entry = scan::read_entry(dir.clone(), Reconcile::Yes);
+    match query.format.as_deref() {
+        Some("yaml") => {
+            let text = std::fs::read_to_string(dir.join(paths::RUN_INFO_FILE))
+                .map_err(|e| ApiError::not_found(format!("run-info.yaml of {run}: {e}")))?;
+            Ok(([(header::CONTENT_TYPE, "application/yaml")], text).into_response())
+        }
+        Some("json") | None => {
+            let (p, t) = entry
+                .info
+                .as_ref()
+                .map(|i| (i.project_id.clone(), i.task_id.clone()))
+                .unwrap_or_default();
+            Ok(Json(RunSummary::from_entry(entry, &p, &t)).into_response())
+        }
+        Some(other) => Err(ApiError::bad_request(format!(
+            "invalid format {other:?}; allowed: json, yaml"
+        ))),
+    }
+}
+
+/// `GET /api/v1/runs/{run_id}/files/{name}` with `Range: bytes=…` support.
+pub async fn run_file(
+    State(state): State<AppState>,
+    Path((run, name)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let file_name = match name.as_str() {
+        "stdout" => paths::STDOUT_FILE,
+        "stderr" => paths::STDERR_FILE,
+        "prompt" => paths::PROMPT_FILE,
+        "output" => paths::OUTPUT_FILE,
+        other => {
+            return Err(ApiError::bad_request(format!(
+                "invalid file {other:?}; allowed: stdout, stderr, prompt, output"
+            )))
+        }
+    };
+    let run = lookup::run_id(&run)?;
+    let path = lookup::run_dir(&state.root, &run)?.join(file_name);
+    let meta = std::fs::symlink_metadata(&path)
+        .ok()
+        .filter(|m| m.is_file())
+        .ok_or_else(|| ApiError::not_found(format!("{file_name} of run {run} not found")))?;
+    let bytes = std::fs::read(&path)
+        .map_err(|e| ApiError::internal(format!("cannot read {file_name} of {run}: {e}")))?;
+    let len = meta.len().min(bytes.len() as u64) as usize;
+    let content_type = if file_name.ends_with(".md") {
+        "text/markdown; charset=utf-8"
+    } else {
+        "text/plain; charset=utf-8"
+    };
+    let Some(range) = headers.get(header::RANGE).and_then(|v| v.to_str().ok()) else {
+        return Ok((
+            [
+                (header::CONTENT_TYPE, content_type),
+                (header::ACCEPT_RANGES, "bytes"),
+            ],
+            bytes[..len].to_vec(),
+        )
+            .into_response());
+    };
+    match parse_range(range, len) {
+        Some((start, end)) => Ok((
+            StatusCode::PARTIAL_CONTENT,
+            [
+                (header::CONTENT_TYPE, content_type.to_string()),
+                (header::CONTENT_RANGE, format!("bytes {start}-{end}/{len}")),
+            ],
+            bytes[start..=end].to_vec(),
+        )
+            .into_response()),
+        None => Ok((
+            StatusCode::RANGE_NOT_SATISFIABLE,
+            [(header::CONTENT_RANGE, format!("bytes */{len}"))],
+        )
+            .into_response()),
+    }
+}
+
+/// Parses a single `bytes=a-b`, `bytes=a-` or `bytes=-n` range against `len`.
+fn parse_range(text: &str, len: usize) -> Option<(usize, usize)> {
+    let spec = text.trim().strip_prefix("bytes=")?;
+    if spec.contains(',') || len == 0 {
+        return None;
+    }
+    let (a, b) = spec.split_once('-')?;
+    let (start, end) = match (a.trim(), b.trim()) {
+        ("", n) => {
+            let n: usize = n.parse().ok()?;
+            (len.saturating_sub(n), len - 1)
+        }
+        (a, "") => (a.parse().ok()?, len - 1),
+        (a, b) => (a.parse().ok()?, b.parse::<usize>().ok()?.min(len - 1)),
+    };
+    (start <= end && start < len).then_some((start, end))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_range;
+
+    #[test]
+    fn ranges() {
+        assert_eq!(parse_range("bytes=0-3", 10), Some((0, 3)));
+        assert_eq!(parse_range("bytes=5-", 10), Some((5, 9)));
+        assert_eq!(parse_range("bytes=-4", 10), Some((6, 9)));
+        assert_eq!(parse_range("bytes=8-100", 10), Some((8, 9)));
+        assert_eq!(parse_range("bytes=10-", 10), None);
+        assert_eq!(parse_range("bytes=3-1", 10), None);
+        assert_eq!(parse_range("items=0-1", 10), None);
+        assert_eq!(parse_range("bytes=0-1,3-4", 10), None);
+    }
+}

@@ -1,0 +1,171 @@
+//! Read-only API over the run tree: projects, tasks, runs (filters, pagination), run-info
+//! as JSON and YAML, run files with Range, and hostile path parameters.
+
+use std::path::Path;
+
+use chrono::Utc;
+use conductor::storage::{RunInfo, RunStatus};
+
+use crate::support::{http_get, Sandbox, Server};
+
+fn make_run(root: &Path, p: &str, t: &str, r: &str, status: RunStatus) {
+    let dir = root.join(p).join(t).join("runs").join(r);
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut info = RunInfo::new_running(r, p, t, "claude", Utc::now());
+    info.status = status;
+    info.exit_code = if status == RunStatus::Completed { 0 } else { 1 };
+    info.end_time = Utc::now();
+    info.write(&dir.join("run-info.yaml")).unwrap();
+    std::fs::write(dir.join("agent-stdout.txt"), "0123456789").unwrap();
+}
+
+fn start(sb: &Sandbox, root: &Path) -> Server {
+    let mut cmd = sb.run_agent();
+    cmd.args(["serve", "--host", "127.0.0.1", "--root"])
+        .arg(root);
+    Server::start(cmd, sb.path())
+}
+
+#[test]
+fn browse_projects_tasks_runs_and_files() {
+    let sb = Sandbox::new();
+    let root = sb.path().join("root");
+    make_run(
+        &root,
+        "alpha",
+        "task-1",
+        "20260101-0000000000-1-1",
+        RunStatus::Completed,
+    );
+    make_run(
+        &root,
+        "alpha",
+        "task-1",
+        "20260101-0000000000-1-2",
+        RunStatus::Failed,
+    );
+    make_run(
+        &root,
+        "alpha",
+        "task-2",
+        "20260101-0000000000-1-3",
+        RunStatus::Completed,
+    );
+    std::fs::write(root.join("alpha/task-2/DONE"), "").unwrap();
+    std::fs::write(root.join("alpha/task-2/TASK.md"), "do it\n").unwrap();
+    make_run(
+        &root,
+        "beta",
+        "task-9",
+        "20260101-0000000000-1-4",
+        RunStatus::Completed,
+    );
+    let server = start(&sb, &root);
+
+    let (code, body) = server.get_json("/api/v1/projects");
+    assert_eq!(code, 200);
+    assert_eq!(body["projects"][0]["project_id"], "alpha");
+    assert_eq!(body["projects"][0]["task_count"], 2);
+    assert_eq!(body["projects"][1]["project_id"], "beta");
+
+    let (_, body) = server.get_json("/api/v1/projects/alpha/tasks");
+    assert_eq!(body["tasks"][0]["status"], "failed");
+    assert_eq!(body["tasks"][1]["status"], "done");
+
+    let (_, body) = server.get_json("/api/v1/projects/alpha/tasks/task-2");
+    assert_eq!(body["task_md"], "do it\n");
+    assert_eq!(body["done"], true);
+    assert_eq!(body["runs"][0]["status"], "completed");
+
+    // Pagination newest first, two per page.
+    let (_, page1) = server.get_json("/api/v1/runs?limit=2");
+    let ids: Vec<&str> = page1["runs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["run_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["20260101-0000000000-1-4", "20260101-0000000000-1-3"]);
+    let cursor = page1["next_cursor"].as_str().unwrap();
+    let (_, page2) = server.get_json(&format!("/api/v1/runs?limit=2&cursor={cursor}"));
+    assert_eq!(page2["runs"].as_array().unwrap().len(), 2);
+    assert_eq!(page2["next_cursor"], serde_json::Value::Null);
+    let (_, failed) = server.get_json("/api/v1/runs?status=failed&project=alpha");
+    assert_eq!(failed["runs"].as_array().unwrap().len(), 1);
+    let (code, _) = server.get_json("/api/v1/runs?status=exploded");
+    assert_eq!(code, 400);
+    let (code, _) = server.get_json("/api/v1/runs?limit=0");
+    assert_eq!(code, 400);
+
+    let (code, run) = server.get_json("/api/v1/runs/20260101-0000000000-1-2");
+    assert_eq!(code, 200);
+    assert_eq!(run["status"], "failed");
+    assert_eq!(run["info"]["task_id"], "task-1");
+    let (code, yaml) = http_get(&format!(
+        "{}/api/v1/runs/20260101-0000000000-1-2?format=yaml",
+        server.base
+    ))
+    .unwrap();
+    assert_eq!(code, 200);
+    assert!(
+        yaml.starts_with("version: 1\nrun_id: 20260101-0000000000-1-2\n"),
+        "{yaml}"
+    );
+
+    let url = format!(
+        "{}/api/v1/runs/20260101-0000000000-1-2/files/stdout",
+        server.base
+    );
+    assert_eq!(http_get(&url).unwrap(), (200, "0123456789".to_string()));
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .into();
+    let mut resp = agent.get(&url).header("Range", "bytes=2-4").call().unwrap();
+    assert_eq!(resp.status().as_u16(), 206);
+    assert_eq!(resp.body_mut().read_to_string().unwrap(), "234");
+    let (code, _) = server.get_json("/api/v1/runs/20260101-0000000000-1-2/files/output");
+    assert_eq!(code, 404);
+    let (code, _) = server.get_json("/api/v1/runs/20260101-0000000000-1-2/files/passwd");
+    assert_eq!(code, 400);
+}
+
+#[test]
+fn hostile_path_parameters_are_rejected() {
+    let sb = Sandbox::new();
+    let root = sb.path().join("root");
+    make_run(&root, "alpha", "task-1", "r1", RunStatus::Completed);
+    // A project and a run dir that are symlinks pointing outside the root.
+    let outside = sb.path().join("outside");
+    make_run(&outside, "secret", "task-1", "r2", RunStatus::Completed);
+    std::os::unix::fs::symlink(outside.join("secret"), root.join("secret")).unwrap();
+    std::os::unix::fs::symlink(
+        outside.join("secret/task-1/runs/r2"),
+        root.join("alpha/task-1/runs/r3"),
+    )
+    .unwrap();
+    let server = start(&sb, &root);
+    for path in [
+        "/api/v1/projects/..%2F..%2Fetc/tasks",
+        "/api/v1/projects/%2e%2e/tasks",
+        "/api/v1/projects/alpha/tasks/..",
+        "/api/v1/projects/alpha/tasks/%2e%2e",
+        "/api/v1/projects/alpha/tasks/a%5Cb",
+        "/api/v1/projects/alpha/tasks/a%00b",
+        "/api/v1/projects/%2Fetc/tasks",
+        "/api/v1/runs/..%2F..%2Fpasswd",
+        "/api/v1/runs/%2e%2e/files/stdout",
+        "/api/v1/runs/r1/files/..%2F..%2Frun-info.yaml",
+        "/api/v1/projects/secret/tasks",
+        "/api/v1/projects/secret/tasks/task-1",
+        "/api/v1/runs/r2",
+        "/api/v1/runs/r3",
+        "/api/v1/runs/r3/files/stdout",
+    ] {
+        let (code, body) = http_get(&format!("{}{path}", server.base)).unwrap();
+        assert!(code == 400 || code == 404, "{path}: {code} {body}");
+        assert!(!body.contains("0123456789"), "{path} leaked a file: {body}");
+    }
+    let (_, projects) = server.get_json("/api/v1/projects");
+    assert_eq!(projects["projects"].as_array().unwrap().len(), 1);
+}
