@@ -128,10 +128,18 @@ pub fn run(args: ValidateArgs) -> anyhow::Result<ExitCode> {
     for warning in &settings.warnings {
         eprintln!("warning: {warning}");
     }
-    if ok {
+    let broken: Vec<&str> = agents
+        .iter()
+        .filter(|a| a.problem.is_some())
+        .map(|a| a.name.as_str())
+        .collect();
+    if broken.is_empty() {
         Ok(ExitCode::SUCCESS)
     } else {
-        eprintln!("error: some agents cannot run (see `problem` above)");
+        eprintln!(
+            "error: these agents cannot run: {} (see their problem above; --skip-agent-checks skips these checks)",
+            broken.join(", ")
+        );
         Ok(ExitCode::from(1))
     }
 }
@@ -170,8 +178,16 @@ fn print_text(settings: &ServerSettings, config_source: Source, agents: &[AgentR
         settings.root.value.display().to_string(),
         settings.root.source,
     );
-    line("api.host", settings.host.value.clone(), settings.host.source);
-    line("api.port", settings.port.value.to_string(), settings.port.source);
+    line(
+        "api.host",
+        settings.host.value.clone(),
+        settings.host.source,
+    );
+    line(
+        "api.port",
+        settings.port.value.to_string(),
+        settings.port.source,
+    );
     println!("api.port_explicit = {}", settings.port_explicit);
     line(
         "api.api_key",

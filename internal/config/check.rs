@@ -49,7 +49,9 @@ fn check_agents(config: &Config) -> Result<(), Violation> {
             (Some(_), other) => {
                 return violation(
                     format!("{key}.command"),
-                    format!("`command` is only allowed for type command (this agent is type {other})"),
+                    format!(
+                        "`command` is only allowed for type command (this agent is type {other})"
+                    ),
                 )
             }
             (None, _) => {}
@@ -106,11 +108,17 @@ fn check_api(config: &Config) -> Result<(), Violation> {
         return violation("api.port", "port 0 is not allowed");
     }
     if api.host.trim().is_empty() || api.host.chars().any(char::is_whitespace) {
-        return violation("api.host", format!("{:?} is not a host name or address", api.host));
+        return violation(
+            "api.host",
+            format!("{:?} is not a host name or address", api.host),
+        );
     }
     for (i, origin) in api.cors_origins.iter().enumerate() {
         if let Err(why) = check_origin(origin) {
-            return violation(format!("api.cors_origins[{i}]"), format!("{origin:?} {why}"));
+            return violation(
+                format!("api.cors_origins[{i}]"),
+                format!("{origin:?} {why}"),
+            );
         }
     }
     Ok(())

@@ -29,7 +29,7 @@ impl Discovery {
     /// An explicit path (flag or env) that does not exist.
     pub fn missing_explicit(&self) -> Option<&Path> {
         match (&self.path, self.source) {
-            (Some(path), Source::Flag | Source::Env) if !path.is_file() => Some(path),
+            (Some(path), Source::Flag | Source::Env) if !path.exists() => Some(path),
             _ => None,
         }
     }
@@ -124,9 +124,15 @@ mod tests {
         assert_eq!(found.source, Source::File);
 
         std::fs::write(cwd.join("config.yml"), "").unwrap();
-        assert_eq!(discover(None, &env, &cwd).path, Some(cwd.join("config.yml")));
+        assert_eq!(
+            discover(None, &env, &cwd).path,
+            Some(cwd.join("config.yml"))
+        );
         std::fs::write(cwd.join("config.yaml"), "").unwrap();
-        assert_eq!(discover(None, &env, &cwd).path, Some(cwd.join("config.yaml")));
+        assert_eq!(
+            discover(None, &env, &cwd).path,
+            Some(cwd.join("config.yaml"))
+        );
 
         let env2 = env_of(vec![
             ("HOME", home.display().to_string()),
@@ -135,7 +141,10 @@ mod tests {
         let from_env = discover(None, &env2, &cwd);
         assert_eq!(from_env.path, Some(cwd.join("other.yaml")));
         assert_eq!(from_env.source, Source::Env);
-        assert_eq!(from_env.missing_explicit(), Some(cwd.join("other.yaml").as_path()));
+        assert_eq!(
+            from_env.missing_explicit(),
+            Some(cwd.join("other.yaml").as_path())
+        );
 
         let from_flag = discover(Some(Path::new("/x/c.hcl")), &env2, &cwd);
         assert_eq!(from_flag.path, Some(PathBuf::from("/x/c.hcl")));

@@ -108,7 +108,9 @@ fn check_structure(body: &Body, text: &str) -> Result<(), ParseFailure> {
                 ),
             ),
         };
-        let location = structure.span().map(|span| offset_location(text, span.start));
+        let location = structure
+            .span()
+            .map(|span| offset_location(text, span.start));
         if name == "agent" {
             let Some(labels) = labels else {
                 return Err(ParseFailure::Invalid {
@@ -134,9 +136,7 @@ fn check_structure(body: &Body, text: &str) -> Result<(), ParseFailure> {
                 return Err(ParseFailure::Invalid {
                     key: format!("agents.{label}"),
                     location,
-                    message: format!(
-                        "agent \"{label}\" is defined twice (first on line {first})"
-                    ),
+                    message: format!("agent \"{label}\" is defined twice (first on line {first})"),
                 });
             }
             continue;
@@ -206,11 +206,7 @@ fn ident(structure: &Structure) -> &str {
 fn offset_location(text: &str, offset: usize) -> Location {
     let before = &text[..offset.min(text.len())];
     let line = before.matches('\n').count() + 1;
-    let column = before
-        .rsplit('\n')
-        .next()
-        .map_or(0, |l| l.chars().count())
-        + 1;
+    let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
     Location { line, column }
 }
 
@@ -271,7 +267,8 @@ mod tests {
         assert!(msg.contains("twice"), "{msg}");
         let (key, _, _) = invalid("agent {\n  type = \"claude\"\n}\n");
         assert_eq!(key, "agents");
-        let (key, loc, msg) = invalid("agent \"a\" { type = \"claude\" }\nagent \"a\" { type = \"codex\" }\n");
+        let (key, loc, msg) =
+            invalid("agent \"a\" { type = \"claude\" }\nagent \"a\" { type = \"codex\" }\n");
         assert_eq!(key, "agents.a");
         assert_eq!(loc.map(|l| l.line), Some(2));
         assert!(msg.contains("first on line 1"), "{msg}");

@@ -6,7 +6,14 @@ use super::schema::AgentType;
 /// Top-level sections (YAML spelling).
 pub const SECTIONS: [&str; 6] = ["agents", "defaults", "api", "webhook", "storage", "bus"];
 /// Keys of one agent.
-pub const AGENT_KEYS: [&str; 6] = ["type", "token", "token_file", "model", "base_url", "command"];
+pub const AGENT_KEYS: [&str; 6] = [
+    "type",
+    "token",
+    "token_file",
+    "model",
+    "base_url",
+    "command",
+];
 /// Keys of `defaults`.
 pub const DEFAULTS_KEYS: [&str; 5] = [
     "agent",
@@ -146,8 +153,14 @@ mod tests {
 
     #[test]
     fn hcl_spells_agents_as_blocks() {
-        assert_eq!(display_key("agents.fast.token", Format::Hcl), "agent.fast.token");
-        assert_eq!(display_key("agents.fast.token", Format::Yaml), "agents.fast.token");
+        assert_eq!(
+            display_key("agents.fast.token", Format::Hcl),
+            "agent.fast.token"
+        );
+        assert_eq!(
+            display_key("agents.fast.token", Format::Yaml),
+            "agents.fast.token"
+        );
         assert_eq!(display_key("api.port", Format::Hcl), "api.port");
     }
 }

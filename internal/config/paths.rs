@@ -24,7 +24,11 @@ pub(crate) fn expand_tilde(path: &Path, home: Option<&Path>) -> Result<PathBuf, 
 }
 
 /// Expands `~`, then makes a relative path absolute against `base`, dropping `.` parts.
-pub(crate) fn resolve(path: &Path, base: &Path, home: Option<&Path>) -> Result<PathBuf, PathProblem> {
+pub(crate) fn resolve(
+    path: &Path,
+    base: &Path,
+    home: Option<&Path>,
+) -> Result<PathBuf, PathProblem> {
     let expanded = expand_tilde(path, home)?;
     let joined = if expanded.is_absolute() {
         expanded
@@ -66,7 +70,10 @@ mod tests {
             expand_tilde(Path::new("~bob/k"), Some(home)).unwrap(),
             PathBuf::from("~bob/k")
         );
-        assert_eq!(expand_tilde(Path::new("~/k"), None), Err(PathProblem::NoHome));
+        assert_eq!(
+            expand_tilde(Path::new("~/k"), None),
+            Err(PathProblem::NoHome)
+        );
     }
 
     #[test]

@@ -135,7 +135,10 @@ fn serialize_masked_setting<S: serde::Serializer>(
     setting: &Setting<Option<String>>,
     serializer: S,
 ) -> Result<S::Ok, S::Error> {
-    let masked = Setting::new(setting.value.as_deref().map(super::mask_secret), setting.source);
+    let masked = Setting::new(
+        setting.value.as_deref().map(super::mask_secret),
+        setting.source,
+    );
     masked.serialize(serializer)
 }
 
@@ -337,8 +340,8 @@ pub fn resolve_root(
     env: &dyn Fn(&str) -> Option<String>,
     cwd: &Path,
 ) -> Result<Setting<PathBuf>, ConfigError> {
-    let explicit = flags_root.is_some_and(|p| !p.as_os_str().is_empty())
-        || env_value(env, ENV_ROOT).is_some();
+    let explicit =
+        flags_root.is_some_and(|p| !p.as_os_str().is_empty()) || env_value(env, ENV_ROOT).is_some();
     let config = if explicit {
         Config::default()
     } else {
@@ -360,4 +363,331 @@ pub fn resolve_root(
         tracing::warn!("{warning}");
     }
     Ok(root)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    /// A sandbox: `cwd` and `home` dirs, and a fake env with HOME set.
+    struct World {
+        _tmp: tempfile::TempDir,
+        cwd: PathBuf,
+        home: PathBuf,
+        vars: HashMap<String, String>,
+    }
+
+    impl World {
+        fn new() -> World {
+            let tmp = tempfile::tempdir().unwrap();
+            let cwd = tmp.path().join("cwd");
+            let home = tmp.path().join("home");
+            std::fs::create_dir_all(&cwd).unwrap();
+            std::fs::create_dir_all(&home).unwrap();
+            let mut vars = HashMap::new();
+            vars.insert("HOME".to_string(), home.display().to_string());
+            World {
+                _tmp: tmp,
+                cwd,
+                home,
+                vars,
+            }
+        }
+
+        fn set(&mut self, key: &str, value: &str) -> &mut Self {
+            self.vars.insert(key.to_string(), value.to_string());
+            self
+        }
+
+        fn write(&self, name: &str, text: &str) -> PathBuf {
+            let path = self.cwd.join(name);
+            std::fs::write(&path, text).unwrap();
+            path
+        }
+
+        fn resolve(
+            &self,
+            flags: &ServerFlags,
+            mode: ConfigMode,
+        ) -> Result<ServerSettings, ConfigError> {
+            let env = |key: &str| self.vars.get(key).cloned();
+            resolve_server(flags, mode, &env, &self.cwd)
+        }
+    }
+
+    const FILE: &str = "api:\n  host: 10.0.0.1\n  port: 15000\n  api_key: file-key-0123456789\n  \
+                        auth_enabled: true\nstorage:\n  runs_dir: file-runs\n";
+
+    #[test]
+    fn defaults_without_config() {
+        let world = World::new();
+        let s = world
+            .resolve(&ServerFlags::default(), ConfigMode::Optional)
+            .unwrap();
+        assert_eq!(s.config_path, None);
+        assert_eq!(s.config_error, None);
+        assert_eq!(
+            s.root,
+            Setting::new(world.home.join("run-agent"), Source::Default)
+        );
+        assert_eq!(s.host, Setting::new("0.0.0.0".to_string(), Source::Default));
+        assert_eq!(s.port, Setting::new(14355, Source::Default));
+        assert!(!s.port_explicit);
+        assert_eq!(s.api_key, Setting::new(None, Source::Default));
+        assert!(!s.auth_enabled);
+        assert_eq!(s.task_start_disabled, Setting::new(false, Source::Default));
+        assert!(s.warnings.is_empty(), "{:?}", s.warnings);
+    }
+
+    #[test]
+    fn file_beats_default() {
+        let world = World::new();
+        let path = world.write("config.yaml", FILE);
+        let s = world
+            .resolve(&ServerFlags::default(), ConfigMode::Required)
+            .unwrap();
+        assert_eq!(s.config_path, Some(path));
+        assert_eq!(
+            s.root,
+            Setting::new(world.cwd.join("file-runs"), Source::File)
+        );
+        assert_eq!(s.host, Setting::new("10.0.0.1".to_string(), Source::File));
+        assert_eq!(s.port, Setting::new(15000, Source::File));
+        assert!(!s.port_explicit, "a config port is never explicit");
+        assert_eq!(s.api_key.source, Source::File);
+        assert!(s.auth_enabled);
+    }
+
+    #[test]
+    fn env_beats_file() {
+        let mut world = World::new();
+        world.write("config.yaml", FILE);
+        world
+            .set("CONDUCTOR_ROOT", "env-runs")
+            .set("CONDUCTOR_HOST", "127.0.0.1")
+            .set("CONDUCTOR_PORT", "16000")
+            .set("CONDUCTOR_API_KEY", "env-key-0123456789")
+            .set("CONDUCTOR_DISABLE_TASK_START", "on");
+        let s = world
+            .resolve(&ServerFlags::default(), ConfigMode::Optional)
+            .unwrap();
+        assert_eq!(
+            s.root,
+            Setting::new(world.cwd.join("env-runs"), Source::Env)
+        );
+        assert_eq!(s.host, Setting::new("127.0.0.1".to_string(), Source::Env));
+        assert_eq!(s.port, Setting::new(16000, Source::Env));
+        assert!(s.port_explicit);
+        assert_eq!(
+            s.api_key,
+            Setting::new(Some("env-key-0123456789".to_string()), Source::Env)
+        );
+        assert_eq!(s.task_start_disabled, Setting::new(true, Source::Env));
+    }
+
+    #[test]
+    fn flags_beat_env() {
+        let mut world = World::new();
+        world.write("config.yaml", FILE);
+        world
+            .set("CONDUCTOR_ROOT", "env-runs")
+            .set("CONDUCTOR_HOST", "127.0.0.1")
+            .set("CONDUCTOR_PORT", "16000")
+            .set("CONDUCTOR_API_KEY", "env-key-0123456789");
+        let flags = ServerFlags {
+            config: None,
+            root: Some(PathBuf::from("/flag/runs")),
+            host: Some("::1".to_string()),
+            port: Some(17000),
+            api_key: Some("flag-key".to_string()),
+            disable_task_start: true,
+        };
+        let s = world.resolve(&flags, ConfigMode::Optional).unwrap();
+        assert_eq!(
+            s.root,
+            Setting::new(PathBuf::from("/flag/runs"), Source::Flag)
+        );
+        assert_eq!(s.host, Setting::new("::1".to_string(), Source::Flag));
+        assert_eq!(s.port, Setting::new(17000, Source::Flag));
+        assert!(s.port_explicit);
+        assert_eq!(
+            s.api_key,
+            Setting::new(Some("flag-key".to_string()), Source::Flag)
+        );
+        assert!(s.auth_enabled);
+        assert_eq!(s.task_start_disabled, Setting::new(true, Source::Flag));
+    }
+
+    #[test]
+    fn env_task_start_overrides_flag_and_bad_values_warn() {
+        let mut world = World::new();
+        world.set("CONDUCTOR_DISABLE_TASK_START", "off");
+        let flags = ServerFlags {
+            disable_task_start: true,
+            ..ServerFlags::default()
+        };
+        let s = world.resolve(&flags, ConfigMode::Optional).unwrap();
+        assert_eq!(s.task_start_disabled, Setting::new(false, Source::Env));
+
+        world
+            .set("CONDUCTOR_DISABLE_TASK_START", "maybe")
+            .set("CONDUCTOR_PORT", "99999");
+        let s = world.resolve(&flags, ConfigMode::Optional).unwrap();
+        assert_eq!(s.task_start_disabled, Setting::new(true, Source::Flag));
+        assert_eq!(s.port, Setting::new(14355, Source::Default));
+        assert!(!s.port_explicit);
+        assert_eq!(s.warnings.len(), 2, "{:?}", s.warnings);
+        assert!(s
+            .warnings
+            .iter()
+            .any(|w| w.contains("CONDUCTOR_PORT=\"99999\"")));
+        assert!(s
+            .warnings
+            .iter()
+            .any(|w| w.contains("CONDUCTOR_DISABLE_TASK_START")));
+    }
+
+    #[test]
+    fn auth_without_key_is_disabled_with_warning() {
+        let world = World::new();
+        world.write("config.yaml", "api:\n  auth_enabled: true\n");
+        let s = world
+            .resolve(&ServerFlags::default(), ConfigMode::Optional)
+            .unwrap();
+        assert!(!s.auth_enabled);
+        assert!(s
+            .warnings
+            .iter()
+            .any(|w| w.contains("AUTHENTICATION IS DISABLED")));
+    }
+
+    #[test]
+    fn broken_config_optional_runs_on_defaults() {
+        let world = World::new();
+        let path = world.write("config.yaml", "api:\n  port: nope\n");
+        let s = world
+            .resolve(&ServerFlags::default(), ConfigMode::Optional)
+            .unwrap();
+        assert_eq!(s.config_path, Some(path.clone()));
+        let err = s.config_error.unwrap();
+        assert!(
+            err.contains("`api.port`") && err.contains(&path.display().to_string()),
+            "{err}"
+        );
+        assert_eq!(s.config, Config::default());
+        assert_eq!(s.port, Setting::new(14355, Source::Default));
+        assert_eq!(s.task_start_disabled, Setting::new(false, Source::Default));
+    }
+
+    #[test]
+    fn broken_config_required_disables_task_start() {
+        let mut world = World::new();
+        world.write("config.yaml", "api:\n  port: nope\n");
+        world.set("CONDUCTOR_DISABLE_TASK_START", "false");
+        let s = world
+            .resolve(&ServerFlags::default(), ConfigMode::Required)
+            .unwrap();
+        assert!(s.config_error.is_some());
+        assert_eq!(s.task_start_disabled, Setting::new(true, Source::File));
+    }
+
+    #[test]
+    fn required_without_config_lists_searched_paths() {
+        let world = World::new();
+        let err = world
+            .resolve(&ServerFlags::default(), ConfigMode::Required)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains(&world.cwd.join("config.yaml").display().to_string()),
+            "{err}"
+        );
+        assert!(
+            err.contains(
+                &world
+                    .home
+                    .join(".config/conductor/config.hcl")
+                    .display()
+                    .to_string()
+            ),
+            "{err}"
+        );
+        let flags = ServerFlags {
+            config: Some(PathBuf::from("nope.yaml")),
+            ..ServerFlags::default()
+        };
+        let err = world
+            .resolve(&flags, ConfigMode::Required)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("nope.yaml") && err.contains("--config"),
+            "{err}"
+        );
+        let s = world.resolve(&flags, ConfigMode::Optional).unwrap();
+        assert!(s.config_error.unwrap().contains("does not exist"));
+    }
+
+    #[test]
+    fn serialization_masks_secrets() {
+        let mut world = World::new();
+        world.write(
+            "config.yaml",
+            "api:\n  admin_key: admin-secret-0123456789\nagents:\n  xai:\n    token: tok-secret-0123456789\n",
+        );
+        world.set("CONDUCTOR_API_KEY", "env-secret-0123456789");
+        let s = world
+            .resolve(&ServerFlags::default(), ConfigMode::Optional)
+            .unwrap();
+        let json = serde_json::to_string(&s).unwrap();
+        for secret in ["admin-secret", "tok-secret", "env-secret"] {
+            assert!(!json.contains(secret), "{secret} leaked: {json}");
+        }
+        let value: serde_json::Value = serde_json::from_str(&json).unwrap();
+        assert_eq!(value["api_key"]["value"], "****6789");
+        assert_eq!(value["api_key"]["source"], "env");
+        assert_eq!(value["root"]["source"], "default");
+    }
+
+    #[test]
+    fn local_root_follows_the_same_rule() {
+        let mut world = World::new();
+        let env_of = |w: &World| {
+            let vars = w.vars.clone();
+            move |key: &str| vars.get(key).cloned()
+        };
+        let root = resolve_root(None, &env_of(&world), &world.cwd).unwrap();
+        assert_eq!(
+            root,
+            Setting::new(world.home.join("run-agent"), Source::Default)
+        );
+        world.write("config.yml", "storage:\n  runs_dir: ~/from-file\n");
+        let root = resolve_root(None, &env_of(&world), &world.cwd).unwrap();
+        assert_eq!(
+            root,
+            Setting::new(world.home.join("from-file"), Source::File)
+        );
+        world.set("CONDUCTOR_ROOT", "/env/root");
+        let root = resolve_root(None, &env_of(&world), &world.cwd).unwrap();
+        assert_eq!(root, Setting::new(PathBuf::from("/env/root"), Source::Env));
+        let root = resolve_root(Some(Path::new("rel")), &env_of(&world), &world.cwd).unwrap();
+        assert_eq!(root, Setting::new(world.cwd.join("rel"), Source::Flag));
+
+        world.vars.remove("CONDUCTOR_ROOT");
+        world.write("config.yml", "storage:\n  runs_dirr: x\n");
+        let err = resolve_root(None, &env_of(&world), &world.cwd).unwrap_err();
+        assert!(err.to_string().contains("`storage.runs_dirr`"), "{err}");
+    }
+
+    #[test]
+    fn bools_parse() {
+        for t in ["1", "true", "YES", "y", "On"] {
+            assert_eq!(parse_bool(t), Some(true), "{t}");
+        }
+        for f in ["0", "false", "No", "n", "OFF"] {
+            assert_eq!(parse_bool(f), Some(false), "{f}");
+        }
+        assert_eq!(parse_bool("2"), None);
+    }
 }

@@ -150,7 +150,9 @@ struct RawAgent {
 }
 
 /// Deserializes the agent map, defaulting each missing `type` to the agent's name.
-pub(crate) fn deserialize_agents<'de, D>(deserializer: D) -> Result<BTreeMap<String, AgentConfig>, D::Error>
+pub(crate) fn deserialize_agents<'de, D>(
+    deserializer: D,
+) -> Result<BTreeMap<String, AgentConfig>, D::Error>
 where
     D: Deserializer<'de>,
 {
@@ -250,7 +252,9 @@ where
         }
         fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<u64, E> {
             u64::try_from(v).map_err(|_| {
-                E::custom(format!("invalid value: {v}, expected a non-negative duration"))
+                E::custom(format!(
+                    "invalid value: {v}, expected a non-negative duration"
+                ))
             })
         }
         fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<u64, E> {
@@ -263,8 +267,11 @@ where
             }
         }
         fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<u64, E> {
-            parse_duration_secs(v)
-                .ok_or_else(|| E::custom(format!("invalid duration {v:?}, expected e.g. 90s, 30m, 2h or 1h30m")))
+            parse_duration_secs(v).ok_or_else(|| {
+                E::custom(format!(
+                    "invalid duration {v:?}, expected e.g. 90s, 30m, 2h or 1h30m"
+                ))
+            })
         }
     }
     deserializer.deserialize_any(Seconds)

@@ -113,9 +113,13 @@ pub(crate) fn locate(text: &str, key: &str) -> Option<Location> {
             continue;
         }
         let name = segments[depth];
-        let is_key = [format!("{name}:"), format!("\"{name}\":"), format!("'{name}':")]
-            .iter()
-            .any(|k| trimmed.starts_with(k.as_str()));
+        let is_key = [
+            format!("{name}:"),
+            format!("\"{name}\":"),
+            format!("'{name}':"),
+        ]
+        .iter()
+        .any(|k| trimmed.starts_with(k.as_str()));
         if is_key {
             found = Some(Location {
                 line: index + 1,
@@ -155,7 +159,10 @@ mod tests {
         let (key, loc, msg) = invalid("api:\n  host: x\n  prot: 5\n");
         assert_eq!(key, "api.prot");
         assert_eq!(loc, Some(Location { line: 3, column: 3 }));
-        assert!(msg.starts_with("unknown field `prot`, expected one of"), "{msg}");
+        assert!(
+            msg.starts_with("unknown field `prot`, expected one of"),
+            "{msg}"
+        );
         assert!(msg.contains("`port`"), "{msg}");
     }
 
@@ -165,7 +172,10 @@ mod tests {
         assert_eq!(key, "api.port");
         assert_eq!(loc.map(|l| l.line), Some(2));
         assert!(msg.contains("invalid type: string \"abc\""), "{msg}");
-        assert!(!msg.contains("line"), "location is reported separately: {msg}");
+        assert!(
+            !msg.contains("line"),
+            "location is reported separately: {msg}"
+        );
     }
 
     #[test]
@@ -178,7 +188,10 @@ mod tests {
     fn agent_without_type_points_at_its_type() {
         let (key, _, msg) = invalid("agents:\n  mine:\n    token: x\n");
         assert_eq!(key, "agents.mine.type");
-        assert_eq!(msg, "agent `mine` has no `type` and its name is not an agent type");
+        assert_eq!(
+            msg,
+            "agent `mine` has no `type` and its name is not an agent type"
+        );
     }
 
     #[test]
@@ -212,9 +225,18 @@ mod tests {
     #[test]
     fn locate_follows_block_keys() {
         let text = "# c\napi:\n  host: x\n  port: 0\nagents:\n  fast:\n    type: codex\n    token_file: k\n";
-        assert_eq!(locate(text, "api.port"), Some(Location { line: 4, column: 3 }));
-        assert_eq!(locate(text, "agents.fast.token_file").map(|l| l.line), Some(8));
-        assert_eq!(locate(text, "agents.slow.token_file").map(|l| l.line), Some(5));
+        assert_eq!(
+            locate(text, "api.port"),
+            Some(Location { line: 4, column: 3 })
+        );
+        assert_eq!(
+            locate(text, "agents.fast.token_file").map(|l| l.line),
+            Some(8)
+        );
+        assert_eq!(
+            locate(text, "agents.slow.token_file").map(|l| l.line),
+            Some(5)
+        );
         assert_eq!(locate(text, "webhook.url"), None);
     }
 }
