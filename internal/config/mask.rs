@@ -16,6 +16,15 @@ pub fn mask_secret(secret: &str) -> String {
     }
 }
 
+/// `Debug` for an optional secret that prints it masked.
+pub(crate) struct Masked<'a>(pub &'a Option<String>);
+
+impl std::fmt::Debug for Masked<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Debug::fmt(&mask_opt(self.0), f)
+    }
+}
+
 fn mask_opt(secret: &Option<String>) -> Option<String> {
     secret.as_deref().map(mask_secret)
 }

@@ -8,7 +8,7 @@ use serde::Serialize;
 use super::discovery::discover;
 use super::error::ConfigError;
 use super::load::{load, ENV_API_KEY};
-use super::mask::{serialize_masked, serialize_redacted};
+use super::mask::{serialize_masked, serialize_redacted, Masked};
 use super::paths::{absolute_from, expand_tilde};
 use super::schema::{Config, DEFAULT_HOST, DEFAULT_PORT};
 
@@ -98,8 +98,8 @@ pub enum ConfigMode {
     Required,
 }
 
-/// Everything the server needs, with provenance. Serializing masks every secret.
-#[derive(Debug, Clone, Serialize)]
+/// Everything the server needs, with provenance. Serializing and `Debug` mask every secret.
+#[derive(Clone, Serialize)]
 pub struct ServerSettings {
     /// The config file used; `None` means defaults.
     pub config_path: Option<PathBuf>,
@@ -129,6 +129,28 @@ pub struct ServerSettings {
     pub task_start_disabled: Setting<bool>,
     /// Things the operator should see at startup (log them loudly).
     pub warnings: Vec<String>,
+}
+
+impl std::fmt::Debug for ServerSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServerSettings")
+            .field("config_path", &self.config_path)
+            .field("config_error", &self.config_error)
+            .field("config", &self.config)
+            .field("root", &self.root)
+            .field("host", &self.host)
+            .field("port", &self.port)
+            .field("port_explicit", &self.port_explicit)
+            .field(
+                "api_key",
+                &Setting::new(Masked(&self.api_key.value), self.api_key.source),
+            )
+            .field("admin_key", &Masked(&self.admin_key))
+            .field("auth_enabled", &self.auth_enabled)
+            .field("task_start_disabled", &self.task_start_disabled)
+            .field("warnings", &self.warnings)
+            .finish()
+    }
 }
 
 fn serialize_masked_setting<S: serde::Serializer>(
@@ -641,8 +663,10 @@ mod tests {
             .resolve(&ServerFlags::default(), ConfigMode::Optional)
             .unwrap();
         let json = serde_json::to_string(&s).unwrap();
+        let debug = format!("{s:?}");
         for secret in ["admin-secret", "tok-secret", "env-secret"] {
             assert!(!json.contains(secret), "{secret} leaked: {json}");
+            assert!(!debug.contains(secret), "{secret} leaked: {debug}");
         }
         let value: serde_json::Value = serde_json::from_str(&json).unwrap();
         assert_eq!(value["api_key"]["value"], "****6789");

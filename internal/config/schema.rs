@@ -9,6 +9,8 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Deserializer, Serialize};
 
+use super::mask::Masked;
+
 /// Default API bind host.
 pub const DEFAULT_HOST: &str = "0.0.0.0";
 /// Default API port.
@@ -108,8 +110,8 @@ impl fmt::Display for AgentType {
     }
 }
 
-/// One configured agent.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+/// One configured agent. `Debug` masks the token.
+#[derive(Clone, PartialEq, Serialize)]
 pub struct AgentConfig {
     /// What kind of agent this is; defaults to the map key when the key is a type name.
     #[serde(rename = "type")]
@@ -307,8 +309,8 @@ pub fn parse_duration_secs(text: &str) -> Option<u64> {
     number.is_empty().then_some(total)
 }
 
-/// The HTTP API.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// The HTTP API. `Debug` masks the keys.
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ApiConfig {
     /// Bind host.
@@ -366,8 +368,9 @@ impl WebhookEvent {
     }
 }
 
-/// Outgoing webhook for run events (HMAC-SHA256 signed when a secret is set).
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+/// Outgoing webhook for run events (HMAC-SHA256 signed when a secret is set). `Debug` masks
+/// the secret.
+#[derive(Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct WebhookConfig {
     /// `http://` or `https://` URL; unset disables the webhook.
@@ -399,6 +402,43 @@ pub struct BusConfig {
     pub fsync: bool,
 }
 
+impl fmt::Debug for AgentConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AgentConfig")
+            .field("agent_type", &self.agent_type)
+            .field("token", &Masked(&self.token))
+            .field("token_file", &self.token_file)
+            .field("model", &self.model)
+            .field("base_url", &self.base_url)
+            .field("command", &self.command)
+            .finish()
+    }
+}
+
+impl fmt::Debug for ApiConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ApiConfig")
+            .field("host", &self.host)
+            .field("port", &self.port)
+            .field("auth_enabled", &self.auth_enabled)
+            .field("api_key", &Masked(&self.api_key))
+            .field("admin_key", &Masked(&self.admin_key))
+            .field("cors_origins", &self.cors_origins)
+            .field("allow_remote_without_key", &self.allow_remote_without_key)
+            .finish()
+    }
+}
+
+impl fmt::Debug for WebhookConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WebhookConfig")
+            .field("url", &self.url)
+            .field("events", &self.events)
+            .field("secret", &Masked(&self.secret))
+            .finish()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -426,5 +466,27 @@ mod tests {
             assert_eq!(AgentType::parse(t.as_str()), Some(t));
         }
         assert_eq!(AgentType::parse("Claude"), None);
+    }
+
+    #[test]
+    fn debug_masks_secrets() {
+        let mut config = Config::default();
+        config.api.api_key = Some("api-SECRET-0123456789".into());
+        config.api.admin_key = Some("admin-SECRET".into());
+        config.webhook.secret = Some("hook-SECRET-0123456789".into());
+        config.agents.insert(
+            "x".into(),
+            AgentConfig {
+                agent_type: AgentType::Xai,
+                token: Some("token-SECRET-0123456789".into()),
+                token_file: None,
+                model: None,
+                base_url: None,
+                command: None,
+            },
+        );
+        let debug = format!("{config:?}");
+        assert!(!debug.contains("SECRET"), "{debug}");
+        assert!(debug.contains("Some(\"****6789\")"), "{debug}");
     }
 }
