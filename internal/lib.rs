@@ -9,6 +9,7 @@ pub mod bus;
 pub mod cli;
 pub mod config;
 pub mod gc;
+pub mod runner;
 pub mod storage;
 pub mod ui;
 pub mod version;

@@ -3,8 +3,12 @@
 
 pub mod bus;
 pub mod gc;
+pub mod job;
 pub mod logging;
 pub mod serve;
+pub mod stop;
+pub mod supervise;
+pub mod task;
 pub mod validate;
 
 use std::process::ExitCode;
@@ -41,6 +45,15 @@ pub enum RunAgentCommand {
     Bus(bus::BusCommand),
     /// Delete old runs, rotate oversized buses and prune finished tasks.
     Gc(gc::GcArgs),
+    /// Run an agent once (one run) and wait for it.
+    Job(job::JobArgs),
+    /// Run a task: restart its root agent until the task's DONE file exists.
+    Task(task::TaskArgs),
+    /// Stop a running run: SIGTERM its process group, then SIGKILL after a grace period.
+    Stop(stop::StopArgs),
+    /// Supervise one run (internal; started by job and task).
+    #[command(hide = true)]
+    Supervise(supervise::SuperviseArgs),
 }
 
 /// `conductor`: the server, server-first. Without a subcommand it serves (config required).
@@ -71,6 +84,10 @@ pub fn run_agent_main() -> ExitCode {
         RunAgentCommand::Validate(args) => validate::run(args),
         RunAgentCommand::Bus(cmd) => bus::run(cmd),
         RunAgentCommand::Gc(args) => gc::run(args),
+        RunAgentCommand::Job(args) => job::run(args),
+        RunAgentCommand::Task(args) => task::run(args),
+        RunAgentCommand::Stop(args) => stop::run(args),
+        RunAgentCommand::Supervise(args) => supervise::run(args),
     };
     finish(result)
 }

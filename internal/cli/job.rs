@@ -1,0 +1,235 @@
+//! `run-agent job`: one run of an agent, waited for. Inside a run, project, task, parent run
+//! and runs root default to the `JRUN_*` variables, so an agent starts a child with just
+//! `run-agent job --agent A --prompt "…"`. Exit 0 iff the run completed.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{anyhow, bail, Context};
+
+use crate::config::{self, Config};
+use crate::runner::agent::{self, AgentSpec};
+use crate::runner::duration::parse_duration;
+use crate::runner::{run_job, JobRequest};
+use crate::storage::ids::{ProjectId, TaskId};
+use crate::storage::paths::OUTPUT_FILE;
+use crate::storage::{RunInfo, RunStatus};
+
+/// `job` flags.
+#[derive(Debug, Clone, clap::Args)]
+pub struct JobArgs {
+    /// Project id (default: $JRUN_PROJECT_ID).
+    #[arg(long)]
+    pub project: Option<String>,
+    /// Task id (default: $JRUN_TASK_ID).
+    #[arg(long)]
+    pub task: Option<String>,
+    /// Agent: a name from the config, or claude, codex or gemini (default: defaults.agent).
+    #[arg(long)]
+    pub agent: Option<String>,
+    /// The prompt text.
+    #[arg(long, conflicts_with = "prompt_file")]
+    pub prompt: Option<String>,
+    /// Read the prompt from a file.
+    #[arg(long, value_name = "FILE")]
+    pub prompt_file: Option<PathBuf>,
+    /// Parent run id (default: $JRUN_ID).
+    #[arg(long)]
+    pub parent_run_id: Option<String>,
+    /// Working directory of the agent (default: the project's PROJECT-ROOT.txt, else the task dir).
+    #[arg(long, value_name = "DIR")]
+    pub cwd: Option<PathBuf>,
+    /// Kill the agent after this long without output, e.g. 30m (default: no limit).
+    #[arg(long, value_name = "DURATION")]
+    pub timeout: Option<String>,
+    /// Runs root (default: the root of $JRUN_TASK_FOLDER, CONDUCTOR_ROOT, storage.runs_dir, ~/run-agent).
+    #[arg(long, value_name = "DIR")]
+    pub root: Option<PathBuf>,
+    /// Config file (default: CONDUCTOR_CONFIG, then the usual search).
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+}
+
+/// The config and runs root a local runner command works on.
+pub(crate) struct Setup {
+    /// Absolute runs root.
+    pub root: PathBuf,
+    /// The loaded config, if one was given or found.
+    pub config: Option<Config>,
+    /// Its absolute path (handed to agents as CONDUCTOR_CONFIG so children use it too).
+    pub config_path: Option<PathBuf>,
+}
+
+fn env_var(key: &str) -> Option<String> {
+    std::env::var(key)
+        .ok()
+        .map(|v| v.trim().to_string())
+        .filter(|v| !v.is_empty())
+}
+
+/// Loads the config (`--config` > CONDUCTOR_CONFIG > search) and resolves the runs root:
+/// `--root` > the root of `$JRUN_TASK_FOLDER` (inside a run) > CONDUCTOR_ROOT >
+/// `storage.runs_dir` > `~/run-agent`.
+pub(crate) fn setup(root: Option<&Path>, config_flag: Option<&Path>) -> anyhow::Result<Setup> {
+    let cwd = std::env::current_dir().context("cannot read the current directory")?;
+    let env = &config::process_env;
+    let discovery = config::discover(config_flag, env, &cwd);
+    if let Some(missing) = discovery.missing_explicit() {
+        bail!(
+            "config file {} (from {}) does not exist",
+            missing.display(),
+            discovery.origin()
+        );
+    }
+    let config = match &discovery.path {
+        Some(path) => Some(config::load(path, env)?),
+        None => None,
+    };
+    let jrun_root = env_var("JRUN_TASK_FOLDER")
+        .map(PathBuf::from)
+        .and_then(|t| t.parent().and_then(Path::parent).map(Path::to_path_buf));
+    let root = match (root, jrun_root) {
+        (None, Some(jrun_root)) => jrun_root,
+        (root, _) => {
+            let config_path = discovery.path.clone();
+            let env_with_config = move |key: &str| {
+                if key == config::ENV_CONFIG {
+                    if let Some(path) = &config_path {
+                        return Some(path.display().to_string());
+                    }
+                }
+                config::process_env(key)
+            };
+            config::resolve_root(root, &env_with_config, &cwd)?.value
+        }
+    };
+    Ok(Setup {
+        root: std::path::absolute(&root).unwrap_or(root),
+        config,
+        config_path: discovery.path,
+    })
+}
+
+/// The agent named by `--agent`, else the config's `defaults.agent`.
+pub(crate) fn select_agent(name: Option<&str>, setup: &Setup) -> anyhow::Result<AgentSpec> {
+    let name = name
+        .map(str::to_string)
+        .or_else(|| setup.config.as_ref().and_then(|c| c.defaults.agent.clone()))
+        .ok_or_else(|| {
+            anyhow!("no agent: pass --agent (claude, codex, gemini or an agent of the config)")
+        })?;
+    Ok(agent::select(&name, setup.config.as_ref())?)
+}
+
+/// The prompt from `--prompt-file` or `--prompt`, trimmed; `None` when neither is given.
+pub(crate) fn read_prompt(
+    prompt: Option<&str>,
+    prompt_file: Option<&Path>,
+) -> anyhow::Result<Option<String>> {
+    let text = match (prompt, prompt_file) {
+        (_, Some(file)) => std::fs::read_to_string(file)
+            .with_context(|| format!("cannot read --prompt-file {}", file.display()))?,
+        (Some(text), None) => text.to_string(),
+        (None, None) => return Ok(None),
+    };
+    if text.trim().is_empty() {
+        bail!("the prompt is empty; give the instructions with --prompt or --prompt-file");
+    }
+    Ok(Some(text.trim().to_string()))
+}
+
+/// The template request shared by `job` and `task`.
+pub(crate) fn job_request(
+    setup: &Setup,
+    project: ProjectId,
+    task: TaskId,
+    agent: AgentSpec,
+    prompt: String,
+    cwd: Option<&Path>,
+    timeout: Option<&str>,
+) -> anyhow::Result<JobRequest> {
+    let idle_timeout = match timeout {
+        Some(text) => Some(parse_duration("--timeout", text)?).filter(|d| !d.is_zero()),
+        None => None,
+    };
+    let mut extra_env = Vec::new();
+    if let Some(path) = &setup.config_path {
+        extra_env.push((config::ENV_CONFIG.to_string(), path.display().to_string()));
+    }
+    Ok(JobRequest {
+        root: setup.root.clone(),
+        project,
+        task,
+        agent,
+        prompt,
+        parent_run_id: None,
+        previous_run_id: None,
+        restart_index: None,
+        cwd: cwd.map(|c| std::path::absolute(c).unwrap_or_else(|_| c.to_path_buf())),
+        idle_timeout,
+        extra_env,
+        exe: std::env::current_exe().context("cannot find the run-agent executable")?,
+    })
+}
+
+/// Prints the final record of a run as `key: value` lines.
+pub(crate) fn print_result(info: &RunInfo, run_dir: &Path) {
+    println!("run_id: {}", info.run_id);
+    println!("status: {}", info.status);
+    println!("exit_code: {}", info.exit_code);
+    println!("run_dir: {}", run_dir.display());
+    println!("output: {}", run_dir.join(OUTPUT_FILE).display());
+    if let Some(summary) = &info.error_summary {
+        println!("error_summary: {summary}");
+    }
+}
+
+/// Runs `job`.
+pub fn run(args: JobArgs) -> anyhow::Result<ExitCode> {
+    let project_text = args
+        .project
+        .clone()
+        .or_else(|| env_var("JRUN_PROJECT_ID"))
+        .ok_or_else(|| {
+            anyhow!(
+                "no project: pass --project (or run inside a run, where JRUN_PROJECT_ID is set)"
+            )
+        })?;
+    let task_text = args
+        .task
+        .clone()
+        .or_else(|| env_var("JRUN_TASK_ID"))
+        .ok_or_else(|| {
+            anyhow!("no task: pass --task (or run inside a run, where JRUN_TASK_ID is set)")
+        })?;
+    let project = ProjectId::parse(&project_text).context("--project")?;
+    let task = TaskId::parse(&task_text).context("--task")?;
+    let prompt = read_prompt(args.prompt.as_deref(), args.prompt_file.as_deref())?
+        .ok_or_else(|| anyhow!("no prompt: pass --prompt TEXT or --prompt-file FILE"))?;
+    let setup = setup(args.root.as_deref(), args.config.as_deref())?;
+    let agent = select_agent(args.agent.as_deref(), &setup)?;
+    let mut req = job_request(
+        &setup,
+        project,
+        task,
+        agent,
+        prompt,
+        args.cwd.as_deref(),
+        args.timeout.as_deref(),
+    )?;
+    req.parent_run_id = args.parent_run_id.clone().or_else(|| env_var("JRUN_ID"));
+    if let Some(parent) = &req.parent_run_id {
+        crate::storage::RunId::parse(parent).context("--parent-run-id / JRUN_ID")?;
+    }
+    let mut run_dir = PathBuf::new();
+    let info = run_job(&req, |run| {
+        eprintln!("run {} started in {}", run.run_id, run.run_dir.display());
+        run_dir = run.run_dir.clone();
+    })?;
+    print_result(&info, &run_dir);
+    Ok(if info.status == RunStatus::Completed {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}

@@ -1,0 +1,99 @@
+//! `run-agent stop`: stop a task's running run (or a given run): SIGTERM to its process
+//! group, a grace period, then SIGKILL to the group. The run is recorded as `stopped`, and
+//! the task's Ralph loop does not restart it.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{anyhow, Context};
+
+use crate::runner::duration::parse_duration;
+use crate::runner::stop::DEFAULT_GRACE;
+use crate::runner::{stop_run, StopOptions};
+use crate::storage::ids::{ProjectId, RunId, TaskId};
+use crate::storage::liveness::read_reconciled;
+use crate::storage::paths::RUN_INFO_FILE;
+use crate::storage::{Root, RunStatus};
+
+/// `stop` flags.
+#[derive(Debug, Clone, clap::Args)]
+pub struct StopArgs {
+    /// Project id.
+    #[arg(long)]
+    pub project: String,
+    /// Task id.
+    #[arg(long)]
+    pub task: String,
+    /// The run to stop (default: the task's latest running run).
+    #[arg(long)]
+    pub run: Option<String>,
+    /// SIGKILL the process group at once.
+    #[arg(long)]
+    pub force: bool,
+    /// Time between SIGTERM and SIGKILL.
+    #[arg(long, value_name = "DURATION", default_value = "30s")]
+    pub grace: String,
+    /// Runs root.
+    #[arg(long, value_name = "DIR")]
+    pub root: Option<PathBuf>,
+}
+
+/// Runs `stop`.
+pub fn run(args: StopArgs) -> anyhow::Result<ExitCode> {
+    let project = ProjectId::parse(&args.project).context("--project")?;
+    let task = TaskId::parse(&args.task).context("--task")?;
+    let grace = if args.grace == "30s" {
+        DEFAULT_GRACE
+    } else {
+        parse_duration("--grace", &args.grace)?
+    };
+    let setup = super::job::setup(args.root.as_deref(), None)?;
+    let root = Root::new(&setup.root);
+    let run_dir = match &args.run {
+        Some(run) => {
+            let run = RunId::parse(run).context("--run")?;
+            let dir = root.run_dir(&project, &task, &run);
+            if !dir.join(RUN_INFO_FILE).exists() {
+                return Err(anyhow!(
+                    "run {run} not found in task {task} of project {project} (looked in {})",
+                    dir.display()
+                ));
+            }
+            dir
+        }
+        None => latest_running(&root, &project, &task)?,
+    };
+    let info = stop_run(
+        &run_dir,
+        StopOptions {
+            grace,
+            force: args.force,
+        },
+    )?;
+    println!("run_id: {}", info.run_id);
+    println!("status: {}", info.status);
+    println!("exit_code: {}", info.exit_code);
+    Ok(ExitCode::SUCCESS)
+}
+
+fn latest_running(root: &Root, project: &ProjectId, task: &TaskId) -> anyhow::Result<PathBuf> {
+    let runs_dir = root.runs_dir(project, task);
+    let mut dirs: Vec<PathBuf> = std::fs::read_dir(&runs_dir)
+        .with_context(|| {
+            format!(
+                "task {task} of project {project} has no runs ({})",
+                runs_dir.display()
+            )
+        })?
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    dirs.sort();
+    dirs.into_iter()
+        .rev()
+        .find(|dir| {
+            read_reconciled(&dir.join(RUN_INFO_FILE))
+                .is_ok_and(|info| info.status == RunStatus::Running)
+        })
+        .ok_or_else(|| anyhow!("task {task} of project {project} has no running run"))
+}

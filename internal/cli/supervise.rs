@@ -1,0 +1,51 @@
+//! `run-agent supervise` (hidden): the supervisor of one run, started by `job`/`task` in its
+//! own session. Not meant to be typed by users.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::anyhow;
+
+use crate::config::AgentType;
+use crate::runner::{supervise, SupervisorPlan};
+
+/// Supervisor flags.
+#[derive(Debug, Clone, clap::Args)]
+pub struct SuperviseArgs {
+    /// The run dir.
+    #[arg(long, value_name = "DIR")]
+    pub run_dir: PathBuf,
+    /// The agent's working directory.
+    #[arg(long, value_name = "DIR")]
+    pub cwd: PathBuf,
+    /// The agent's type.
+    #[arg(long)]
+    pub agent_type: String,
+    /// Idle-output timeout in milliseconds.
+    #[arg(long)]
+    pub idle_timeout_ms: Option<u64>,
+    /// The agent's program and arguments.
+    #[arg(last = true, required = true)]
+    pub argv: Vec<String>,
+}
+
+/// Runs the supervisor.
+pub fn run(args: SuperviseArgs) -> anyhow::Result<ExitCode> {
+    let agent_type = AgentType::parse(&args.agent_type).ok_or_else(|| {
+        anyhow!(
+            "--agent-type {}: allowed: {}",
+            args.agent_type,
+            AgentType::names()
+        )
+    })?;
+    let plan = SupervisorPlan {
+        run_dir: args.run_dir,
+        cwd: args.cwd,
+        agent_type,
+        argv: args.argv,
+        idle_timeout: args.idle_timeout_ms.map(Duration::from_millis),
+    };
+    supervise(&plan)?;
+    Ok(ExitCode::SUCCESS)
+}

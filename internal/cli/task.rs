@@ -1,0 +1,144 @@
+//! `run-agent task`: the Ralph loop of a task — run the root agent and restart it until
+//! `<task>/DONE` exists, then post the completion FACT to the project bus.
+//! Exit 0 when the task is done, 1 when it gave up or was stopped.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{anyhow, Context};
+use chrono::Utc;
+
+use crate::runner::duration::parse_duration;
+use crate::runner::{run_task, TaskEnd, TaskRequest};
+use crate::storage::ids::{generate_task_id, ProjectId, TaskId};
+use crate::storage::paths::TASK_FILE;
+use crate::storage::{Root, RunInfo};
+
+/// `task` flags.
+#[derive(Debug, Clone, clap::Args)]
+pub struct TaskArgs {
+    /// Project id.
+    #[arg(long)]
+    pub project: String,
+    /// Task id (default: a new `task-<date>-<time>-<slug>` id).
+    #[arg(long)]
+    pub task: Option<String>,
+    /// Agent: a name from the config, or claude, codex or gemini (default: defaults.agent).
+    #[arg(long)]
+    pub agent: Option<String>,
+    /// The prompt text (default: the task's TASK.md).
+    #[arg(long, conflicts_with = "prompt_file")]
+    pub prompt: Option<String>,
+    /// Read the prompt from a file.
+    #[arg(long, value_name = "FILE")]
+    pub prompt_file: Option<PathBuf>,
+    /// Restarts after the first attempt (0 = one attempt; default: defaults.max_restarts, 100).
+    #[arg(long, value_name = "N")]
+    pub max_restarts: Option<u32>,
+    /// Delay before the first restart; doubled after each restart.
+    #[arg(long, value_name = "DURATION", default_value = "1s")]
+    pub restart_delay: String,
+    /// Upper bound of the restart delay.
+    #[arg(long, value_name = "DURATION", default_value = "60s")]
+    pub restart_delay_max: String,
+    /// How long to wait for still-running child runs once DONE exists.
+    #[arg(long, value_name = "DURATION", default_value = "300s")]
+    pub child_wait: String,
+    /// Working directory of the agent (default: the project's PROJECT-ROOT.txt, else the task dir).
+    #[arg(long, value_name = "DIR")]
+    pub cwd: Option<PathBuf>,
+    /// Kill a run after this long without output, e.g. 30m (default: no limit).
+    #[arg(long, value_name = "DURATION")]
+    pub timeout: Option<String>,
+    /// Runs root.
+    #[arg(long, value_name = "DIR")]
+    pub root: Option<PathBuf>,
+    /// Config file.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+}
+
+/// Runs `task`.
+pub fn run(args: TaskArgs) -> anyhow::Result<ExitCode> {
+    let project = ProjectId::parse(&args.project).context("--project")?;
+    let prompt = super::job::read_prompt(args.prompt.as_deref(), args.prompt_file.as_deref())?;
+    let task = match &args.task {
+        Some(t) => TaskId::parse(t).context("--task")?,
+        None => generate_task_id(
+            Utc::now(),
+            prompt
+                .as_deref()
+                .map(|p| p.split_whitespace().take(6).collect::<Vec<_>>().join(" "))
+                .as_deref(),
+        ),
+    };
+    let setup = super::job::setup(args.root.as_deref(), args.config.as_deref())?;
+    let task_md = Root::new(&setup.root)
+        .task_dir(&project, &task)
+        .join(TASK_FILE);
+    let prompt = match prompt {
+        Some(p) => p,
+        None => std::fs::read_to_string(&task_md)
+            .ok()
+            .filter(|t| !t.trim().is_empty())
+            .map(|t| t.trim().to_string())
+            .ok_or_else(|| {
+                anyhow!(
+                    "{} not found and no prompt provided: pass --prompt or --prompt-file",
+                    task_md.display()
+                )
+            })?,
+    };
+    let agent = super::job::select_agent(args.agent.as_deref(), &setup)?;
+    let max_restarts = args.max_restarts.unwrap_or_else(|| {
+        setup
+            .config
+            .as_ref()
+            .map_or(crate::config::DEFAULT_MAX_RESTARTS, |c| {
+                c.defaults.max_restarts
+            })
+    });
+    let job = super::job::job_request(
+        &setup,
+        project,
+        task.clone(),
+        agent,
+        prompt,
+        args.cwd.as_deref(),
+        args.timeout.as_deref(),
+    )?;
+    let duration =
+        |flag: &str, text: &str| -> anyhow::Result<Duration> { Ok(parse_duration(flag, text)?) };
+    let req = TaskRequest {
+        job,
+        max_restarts,
+        restart_delay: duration("--restart-delay", &args.restart_delay)?,
+        restart_delay_max: duration("--restart-delay-max", &args.restart_delay_max)?,
+        child_wait: duration("--child-wait", &args.child_wait)?,
+    };
+    eprintln!("task {task}");
+    let end = run_task(&req, |run, attempt| {
+        eprintln!(
+            "run {} started (attempt {}) in {}",
+            run.run_id,
+            attempt + 1,
+            run.run_dir.display()
+        );
+    })?;
+    let (state, last, code) = match &end {
+        TaskEnd::Done { last } => ("done", last, 0),
+        TaskEnd::Stopped { last } => ("stopped", last, 1),
+        TaskEnd::GaveUp { last, .. } => ("failed", last, 1),
+    };
+    println!("task_id: {task}");
+    println!("status: {state}");
+    if let Some(RunInfo { run_id, status, .. }) = last {
+        println!("last_run_id: {run_id}");
+        println!("last_run_status: {status}");
+    }
+    if let TaskEnd::GaveUp { attempts, .. } = end {
+        println!("error: no DONE after {attempts} attempts (max restarts {max_restarts})");
+    }
+    Ok(ExitCode::from(code))
+}

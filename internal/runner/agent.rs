@@ -1,0 +1,225 @@
+//! Which program a run starts: agent selection by name (config or built-in CLI types), the
+//! hard-coded CLI command lines of the reference (§3.4), and the provider token variables.
+
+use crate::config::{AgentConfig, AgentType, Config};
+
+use super::error::RunnerError;
+
+/// The agent types usable without any config (the CLI's own login).
+pub const BUILTIN_TYPES: [AgentType; 3] = [AgentType::Claude, AgentType::Codex, AgentType::Gemini];
+
+/// Every provider key removed from an agent's env unless it belongs to the agent's type.
+pub const PROVIDER_KEYS: [&str; 6] = [
+    "OPENAI_API_KEY",
+    "ANTHROPIC_API_KEY",
+    "GEMINI_API_KEY",
+    "PERPLEXITY_API_KEY",
+    "XAI_API_KEY",
+    "OPENAI_ORG_ID",
+];
+
+/// A resolved agent: what to run and with which token.
+#[derive(Clone, PartialEq)]
+pub struct AgentSpec {
+    /// The name the agent was selected by (a config key or a type name).
+    pub name: String,
+    /// Its type.
+    pub agent_type: AgentType,
+    /// Program and arguments.
+    pub argv: Vec<String>,
+    /// Token to inject under the provider variable, if configured.
+    pub token: Option<String>,
+}
+
+impl std::fmt::Debug for AgentSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AgentSpec")
+            .field("name", &self.name)
+            .field("agent_type", &self.agent_type)
+            .field("argv", &self.argv)
+            .field("token", &self.token.as_ref().map(|_| "***"))
+            .finish()
+    }
+}
+
+/// The provider variable holding a type's token (`None` for command agents).
+pub fn token_var(agent_type: AgentType) -> Option<&'static str> {
+    match agent_type {
+        AgentType::Claude => Some("ANTHROPIC_API_KEY"),
+        AgentType::Codex => Some("OPENAI_API_KEY"),
+        AgentType::Gemini => Some("GEMINI_API_KEY"),
+        AgentType::Perplexity => Some("PERPLEXITY_API_KEY"),
+        AgentType::Xai => Some("XAI_API_KEY"),
+        AgentType::Command => None,
+    }
+}
+
+/// Whether `key` is a provider key that an agent of `agent_type` may keep.
+pub fn keeps_key(agent_type: AgentType, key: &str) -> bool {
+    let upper = key.to_ascii_uppercase();
+    token_var(agent_type) == Some(upper.as_str())
+        || (agent_type == AgentType::Codex && upper == "OPENAI_ORG_ID")
+}
+
+/// Whether `key` names a provider key (case-insensitive).
+pub fn is_provider_key(key: &str) -> bool {
+    PROVIDER_KEYS.iter().any(|k| k.eq_ignore_ascii_case(key))
+}
+
+/// The fixed command line of a CLI agent type (reference §3.4); the prompt goes on stdin.
+pub fn cli_argv(agent_type: AgentType) -> Option<Vec<String>> {
+    let args: &[&str] = match agent_type {
+        AgentType::Claude => &[
+            "claude",
+            "-p",
+            "--input-format",
+            "text",
+            "--output-format",
+            "stream-json",
+            "--verbose",
+            "--tools",
+            "default",
+            "--permission-mode",
+            "bypassPermissions",
+        ],
+        AgentType::Codex => &[
+            "codex",
+            "exec",
+            "--dangerously-bypass-approvals-and-sandbox",
+            "--json",
+            "-",
+        ],
+        AgentType::Gemini => &[
+            "gemini",
+            "--screen-reader",
+            "true",
+            "--approval-mode",
+            "yolo",
+            "--output-format",
+            "stream-json",
+        ],
+        AgentType::Perplexity | AgentType::Xai | AgentType::Command => return None,
+    };
+    Some(args.iter().map(|s| s.to_string()).collect())
+}
+
+/// Selects the agent called `name`. With a config: an exact key of `agents`, else the first
+/// agent (by name) whose type is `name`, else a built-in CLI type when no agents are
+/// configured. Without a config: `claude`, `codex` or `gemini` by type.
+pub fn select(name: &str, config: Option<&Config>) -> Result<AgentSpec, RunnerError> {
+    let name = name.trim();
+    let builtin = || {
+        BUILTIN_TYPES
+            .into_iter()
+            .find(|t| t.as_str() == name.to_ascii_lowercase())
+    };
+    if let Some(config) = config.filter(|c| !c.agents.is_empty()) {
+        if let Some(agent) = config.agents.get(name) {
+            return from_config(name, agent);
+        }
+        let lower = name.to_ascii_lowercase();
+        if let Some((key, agent)) = config
+            .agents
+            .iter()
+            .find(|(_, a)| a.agent_type.as_str() == lower)
+        {
+            return from_config(key, agent);
+        }
+        return Err(RunnerError::UnknownAgent {
+            name: name.to_string(),
+            allowed: format!(
+                "an agent of the config ({}) or one of its types",
+                config.agents.keys().cloned().collect::<Vec<_>>().join(", ")
+            ),
+        });
+    }
+    match builtin() {
+        Some(agent_type) => Ok(AgentSpec {
+            name: agent_type.as_str().to_string(),
+            agent_type,
+            argv: cli_argv(agent_type).unwrap_or_default(),
+            token: None,
+        }),
+        None => Err(RunnerError::UnknownAgent {
+            name: name.to_string(),
+            allowed: "claude, codex, gemini (other agents, e.g. `command` agents, are defined in a config file)".to_string(),
+        }),
+    }
+}
+
+fn from_config(name: &str, agent: &AgentConfig) -> Result<AgentSpec, RunnerError> {
+    let argv = match agent.agent_type {
+        AgentType::Command => agent
+            .command
+            .clone()
+            .filter(|c| c.first().is_some_and(|p| !p.is_empty()))
+            .ok_or_else(|| {
+                RunnerError::invalid(
+                    format!("agents.{name}.command"),
+                    "a `command` agent needs a non-empty program and arguments list",
+                )
+            })?,
+        AgentType::Perplexity | AgentType::Xai => {
+            return Err(RunnerError::UnsupportedAgent {
+                name: name.to_string(),
+                agent_type: agent.agent_type.as_str().to_string(),
+            })
+        }
+        other => cli_argv(other).unwrap_or_default(),
+    };
+    Ok(AgentSpec {
+        name: name.to_string(),
+        agent_type: agent.agent_type,
+        argv,
+        token: agent.token.clone(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn command_agent(argv: &[&str]) -> AgentConfig {
+        AgentConfig {
+            agent_type: AgentType::Command,
+            token: None,
+            token_file: None,
+            model: None,
+            base_url: None,
+            command: Some(argv.iter().map(|s| s.to_string()).collect()),
+        }
+    }
+
+    #[test]
+    fn without_config_only_cli_types() {
+        let spec = select("claude", None).unwrap();
+        assert_eq!(spec.argv[0], "claude");
+        assert!(spec.argv.contains(&"stream-json".to_string()));
+        assert_eq!(select("codex", None).unwrap().argv.last().unwrap(), "-");
+        let err = select("fast", None).unwrap_err().to_string();
+        assert!(
+            err.contains("`fast`") && err.contains("claude, codex, gemini"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn config_names_then_types() {
+        let mut config = Config::default();
+        config
+            .agents
+            .insert("script".into(), command_agent(&["/bin/echo", "hi"]));
+        let spec = select("script", Some(&config)).unwrap();
+        assert_eq!(spec.argv, vec!["/bin/echo", "hi"]);
+        assert_eq!(select("command", Some(&config)).unwrap().name, "script");
+        let err = select("claude", Some(&config)).unwrap_err().to_string();
+        assert!(err.contains("script"), "{err}");
+    }
+
+    #[test]
+    fn provider_keys() {
+        assert!(keeps_key(AgentType::Codex, "openai_org_id"));
+        assert!(!keeps_key(AgentType::Claude, "OPENAI_API_KEY"));
+        assert!(is_provider_key("xai_api_key"));
+    }
+}

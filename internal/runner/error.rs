@@ -1,0 +1,88 @@
+//! The runner error type: every variant names the file, flag or id involved and what is allowed.
+
+use std::path::PathBuf;
+
+use crate::bus::BusError;
+use crate::config::ConfigError;
+use crate::storage::{IdError, StorageError};
+
+/// A runner failure.
+#[derive(Debug, thiserror::Error)]
+pub enum RunnerError {
+    /// An I/O call failed.
+    #[error("cannot {op} {path}: {source}")]
+    Io {
+        /// What was being done.
+        op: &'static str,
+        /// The file or directory.
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// A run-info or lock problem.
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    /// A bus append failed.
+    #[error(transparent)]
+    Bus(#[from] BusError),
+    /// The config could not be loaded.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// An id failed validation.
+    #[error(transparent)]
+    Id(#[from] IdError),
+    /// The agent name matches nothing usable.
+    #[error("unknown agent `{name}`; allowed: {allowed}")]
+    UnknownAgent {
+        /// The name given.
+        name: String,
+        /// What would have been accepted.
+        allowed: String,
+    },
+    /// The agent type exists but this runner cannot run it.
+    #[error("agent `{name}` has type `{agent_type}`, which this runner cannot start yet; use claude, codex, gemini or a `command` agent")]
+    UnsupportedAgent {
+        /// The agent name.
+        name: String,
+        /// Its type.
+        agent_type: String,
+    },
+    /// A flag or input value is invalid.
+    #[error("{what}: {message}")]
+    Invalid {
+        /// The flag or input ("--prompt", "--timeout", …).
+        what: String,
+        /// What is wrong and what is allowed.
+        message: String,
+    },
+    /// A process could not be started.
+    #[error("cannot start {program}: {source}")]
+    Spawn {
+        /// The program.
+        program: String,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// `stop` found nothing to stop.
+    #[error("{0}")]
+    NotRunning(String),
+}
+
+impl RunnerError {
+    /// Wraps an I/O error with the operation and path.
+    pub fn io(op: &'static str, path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        RunnerError::Io {
+            op,
+            path: path.into(),
+            source,
+        }
+    }
+
+    /// An invalid flag or input.
+    pub fn invalid(what: impl Into<String>, message: impl Into<String>) -> Self {
+        RunnerError::Invalid {
+            what: what.into(),
+            message: message.into(),
+        }
+    }
+}

@@ -1,0 +1,261 @@
+//! One run (`run-agent job`, and each attempt of a task's Ralph loop): create the run dir,
+//! TASK.md (if absent), prompt.md and the initial run-info.yaml, start the run's supervisor
+//! in its own session, and wait for it to finish the record.
+
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use chrono::Utc;
+
+use crate::storage::atomic::write_atomic;
+use crate::storage::ids::{generate_run_id, ProjectId, RunId, TaskId};
+use crate::storage::paths::{PROJECT_ROOT_FILE, PROMPT_FILE, RUN_INFO_FILE, TASK_FILE};
+use crate::storage::run_info::UPDATE_LOCK_TIMEOUT;
+use crate::storage::{Root, RunInfo, RunStatus};
+
+use super::agent::AgentSpec;
+use super::env::{self, RunEnv};
+use super::error::RunnerError;
+use super::prompt::{self, PromptContext};
+
+/// The hidden subcommand that runs a supervisor.
+pub const SUPERVISE_COMMAND: &str = "supervise";
+
+/// Everything one run needs.
+#[derive(Debug, Clone)]
+pub struct JobRequest {
+    /// The runs root (absolute).
+    pub root: PathBuf,
+    /// Project id.
+    pub project: ProjectId,
+    /// Task id.
+    pub task: TaskId,
+    /// The agent.
+    pub agent: AgentSpec,
+    /// The task prompt (restart prefix already applied when wanted).
+    pub prompt: String,
+    /// The run that spawned this one.
+    pub parent_run_id: Option<String>,
+    /// The previous run of the task's restart chain.
+    pub previous_run_id: Option<String>,
+    /// Position in the restart chain.
+    pub restart_index: Option<u64>,
+    /// Working directory (default: the project's PROJECT-ROOT.txt, else the task dir).
+    pub cwd: Option<PathBuf>,
+    /// Idle-output timeout.
+    pub idle_timeout: Option<Duration>,
+    /// Extra variables for the agent (applied before JRUN_*).
+    pub extra_env: Vec<(String, String)>,
+    /// The `run-agent` binary that hosts the supervisor.
+    pub exe: PathBuf,
+}
+
+/// A run whose files exist and whose supervisor may be started.
+#[derive(Debug, Clone)]
+pub struct PreparedRun {
+    /// Run id.
+    pub run_id: RunId,
+    /// Run dir.
+    pub run_dir: PathBuf,
+    /// The agent's working directory.
+    pub cwd: PathBuf,
+}
+
+/// Creates the task and run dirs, TASK.md (if absent), prompt.md and the `running` run-info.
+pub fn prepare(req: &JobRequest) -> Result<PreparedRun, RunnerError> {
+    if req.prompt.trim().is_empty() {
+        return Err(RunnerError::invalid(
+            "--prompt",
+            "the prompt is empty; give the task's instructions with --prompt or --prompt-file",
+        ));
+    }
+    let root = Root::new(&req.root);
+    let task_dir = root.task_dir(&req.project, &req.task);
+    let runs_dir = root.runs_dir(&req.project, &req.task);
+    std::fs::create_dir_all(&runs_dir)
+        .map_err(|e| RunnerError::io("create directory", &runs_dir, e))?;
+    let task_md = task_dir.join(TASK_FILE);
+    if !task_md.exists() {
+        write_atomic(&task_md, format!("{}\n", req.prompt.trim()).as_bytes())
+            .map_err(|e| RunnerError::io("write", &task_md, e))?;
+    }
+    let cwd = working_dir(req, &root, &task_dir)?;
+    let (run_id, run_dir) = create_run_dir(&root, req)?;
+    let task_bus = root.task_bus(&req.project, &req.task);
+    let text = prompt::build(
+        &PromptContext {
+            task_dir: &task_dir,
+            run_dir: &run_dir,
+            project_id: req.project.as_str(),
+            task_id: req.task.as_str(),
+            run_id: run_id.as_str(),
+            parent_run_id: req.parent_run_id.as_deref(),
+            task_bus: &task_bus,
+            agent_name: &req.agent.name,
+        },
+        &req.prompt,
+    );
+    let prompt_path = run_dir.join(PROMPT_FILE);
+    write_atomic(&prompt_path, text.as_bytes())
+        .map_err(|e| RunnerError::io("write", &prompt_path, e))?;
+    let mut info = RunInfo::new_running(
+        run_id.as_str(),
+        req.project.as_str(),
+        req.task.as_str(),
+        req.agent.agent_type.as_str(),
+        Utc::now(),
+    );
+    info.parent_run_id = req.parent_run_id.clone();
+    info.previous_run_id = req.previous_run_id.clone();
+    info.restart_index = req.restart_index;
+    info.process_ownership = Some("managed".to_string());
+    info.cwd = Some(cwd.display().to_string());
+    info.prompt_path = Some(prompt_path.display().to_string());
+    info.write(&run_dir.join(RUN_INFO_FILE))?;
+    Ok(PreparedRun {
+        run_id,
+        run_dir,
+        cwd,
+    })
+}
+
+fn create_run_dir(root: &Root, req: &JobRequest) -> Result<(RunId, PathBuf), RunnerError> {
+    loop {
+        let run_id = generate_run_id(Utc::now());
+        let run_dir = root.run_dir(&req.project, &req.task, &run_id);
+        match std::fs::create_dir(&run_dir) {
+            Ok(()) => return Ok((run_id, run_dir)),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(RunnerError::io("create directory", &run_dir, e)),
+        }
+    }
+}
+
+/// `--cwd`, else the project's PROJECT-ROOT.txt, else the task dir; must be a directory.
+fn working_dir(req: &JobRequest, root: &Root, task_dir: &Path) -> Result<PathBuf, RunnerError> {
+    let (dir, origin) = if let Some(cwd) = &req.cwd {
+        (cwd.clone(), "--cwd".to_string())
+    } else {
+        let file = root.project_dir(&req.project).join(PROJECT_ROOT_FILE);
+        match std::fs::read_to_string(&file) {
+            Ok(text) if !text.trim().is_empty() => {
+                (PathBuf::from(text.trim()), file.display().to_string())
+            }
+            _ => (task_dir.to_path_buf(), "the task dir".to_string()),
+        }
+    };
+    let dir = std::path::absolute(&dir).unwrap_or(dir);
+    if !dir.is_dir() {
+        return Err(RunnerError::invalid(
+            origin,
+            format!(
+                "working directory {} is not an existing directory",
+                dir.display()
+            ),
+        ));
+    }
+    Ok(dir)
+}
+
+/// Starts the supervisor of a prepared run, in its own session, with the agent's env.
+pub fn start_supervisor(req: &JobRequest, run: &PreparedRun) -> Result<Child, RunnerError> {
+    let root = Root::new(&req.root);
+    let task_dir = root.task_dir(&req.project, &req.task);
+    let runs_dir = root.runs_dir(&req.project, &req.task);
+    let task_bus = root.task_bus(&req.project, &req.task);
+    let agent_env = env::build(
+        std::env::vars_os(),
+        &req.agent,
+        &RunEnv {
+            project_id: req.project.as_str(),
+            task_id: req.task.as_str(),
+            run_id: run.run_id.as_str(),
+            parent_run_id: req.parent_run_id.as_deref().unwrap_or(""),
+            runs_dir: &runs_dir,
+            task_bus: &task_bus,
+            task_dir: &task_dir,
+            run_dir: &run.run_dir,
+        },
+        req.exe.parent(),
+        &req.extra_env,
+    );
+    let mut cmd = Command::new(&req.exe);
+    cmd.arg(SUPERVISE_COMMAND)
+        .arg("--run-dir")
+        .arg(&run.run_dir)
+        .arg("--cwd")
+        .arg(&run.cwd)
+        .arg("--agent-type")
+        .arg(req.agent.agent_type.as_str());
+    if let Some(timeout) = req.idle_timeout {
+        cmd.arg("--idle-timeout-ms")
+            .arg(timeout.as_millis().to_string());
+    }
+    cmd.arg("--")
+        .args(&req.agent.argv)
+        .env_clear()
+        .envs(agent_env.iter().map(|(k, v)| (k.clone(), v.clone())))
+        .env(
+            "RUST_LOG",
+            std::env::var_os("RUST_LOG").unwrap_or(OsString::from("warn")),
+        )
+        .current_dir(&run.run_dir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit());
+    super::process::new_session(&mut cmd)
+        .spawn()
+        .map_err(|source| RunnerError::Spawn {
+            program: req.exe.display().to_string(),
+            source,
+        })
+}
+
+/// Waits for the supervisor and returns the final run-info. If the supervisor died without
+/// finishing the record, the run is recorded as failed with the reason.
+pub fn wait(mut supervisor: Child, run: &PreparedRun) -> Result<RunInfo, RunnerError> {
+    let status = supervisor
+        .wait()
+        .map_err(|e| RunnerError::io("wait for the supervisor of", &run.run_dir, e))?;
+    let info_path = run.run_dir.join(RUN_INFO_FILE);
+    let info = RunInfo::read(&info_path)?;
+    if info.status != RunStatus::Running {
+        return Ok(info);
+    }
+    let summary = format!("run supervisor exited ({status}) before recording the result");
+    let info = RunInfo::update(&info_path, UPDATE_LOCK_TIMEOUT, |i| {
+        if i.status == RunStatus::Running {
+            i.status = RunStatus::Failed;
+            i.end_time = Utc::now();
+            i.error_summary = Some(summary.clone());
+        }
+        Ok::<(), std::convert::Infallible>(())
+    })?
+    .unwrap_or_else(|never| match never {});
+    Ok(info)
+}
+
+/// Prepares the run, starts its supervisor, calls `started` with the run, and waits.
+pub fn run_job(
+    req: &JobRequest,
+    started: impl FnOnce(&PreparedRun),
+) -> Result<RunInfo, RunnerError> {
+    let run = prepare(req)?;
+    let supervisor = match start_supervisor(req, &run) {
+        Ok(child) => child,
+        Err(err) => {
+            let message = err.to_string();
+            let _ = RunInfo::update(&run.run_dir.join(RUN_INFO_FILE), UPDATE_LOCK_TIMEOUT, |i| {
+                i.status = RunStatus::Failed;
+                i.end_time = Utc::now();
+                i.error_summary = Some(message.clone());
+                Ok::<(), std::convert::Infallible>(())
+            });
+            return Err(err);
+        }
+    };
+    started(&run);
+    wait(supervisor, &run)
+}

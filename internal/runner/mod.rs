@@ -1,0 +1,29 @@
+//! The runner (SPEC §5): one run of an agent ([`job`]), owned from spawn to final record by a
+//! detached supervisor process ([`supervise`]); the Ralph restart loop of a task ([`ralph`]);
+//! and stopping a run's whole process group ([`stop`]).
+//!
+//! Supporting pieces: agent selection and command lines ([`agent`]), the agent's env
+//! ([`env`]), prompt.md ([`prompt`]), exit classification ([`classify`]), output.md
+//! ([`output`], [`stream`]), bus events ([`events`]) and process-group plumbing ([`process`]).
+
+pub mod agent;
+pub mod classify;
+pub mod duration;
+pub mod env;
+pub mod error;
+pub mod events;
+pub mod job;
+pub mod output;
+pub mod process;
+pub mod prompt;
+pub mod ralph;
+pub mod stop;
+pub mod stream;
+pub mod supervise;
+
+pub use agent::AgentSpec;
+pub use error::RunnerError;
+pub use job::{run_job, JobRequest, PreparedRun};
+pub use ralph::{run_task, TaskEnd, TaskRequest};
+pub use stop::{stop_run, StopOptions};
+pub use supervise::{supervise, SupervisorPlan};

@@ -1,0 +1,264 @@
+//! The Ralph loop of a task (`run-agent task`, reference §3.9): run the root agent, restart it
+//! until `<task>/DONE` exists (attempts after the first get the restart prefix), with an
+//! exponential restart delay up to a cap; give up after `max_restarts` restarts with a bus
+//! ERROR; end without restarting when a run was stopped by the user. When DONE appears, wait
+//! for the task's still-running child runs, then post a completion FACT to the project bus.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use crate::bus::{self, AppendOptions, NewMessage};
+use crate::storage::liveness::read_reconciled;
+use crate::storage::paths::{DONE_FILE, OUTPUT_FILE, RUN_INFO_FILE};
+use crate::storage::{Root, RunInfo, RunStatus};
+
+use super::error::RunnerError;
+use super::job::{run_job, JobRequest, PreparedRun};
+use super::prompt::task_prompt;
+use super::stop::{self, STOP_MARKER};
+
+/// How a task is run.
+#[derive(Debug, Clone)]
+pub struct TaskRequest {
+    /// The template of every attempt; its `prompt` is the task prompt without prefix.
+    pub job: JobRequest,
+    /// Restarts allowed after the first attempt (0 = one attempt).
+    pub max_restarts: u32,
+    /// Delay before the first restart; doubled after each restart.
+    pub restart_delay: Duration,
+    /// Cap of the restart delay.
+    pub restart_delay_max: Duration,
+    /// How long to wait for running child runs once DONE exists.
+    pub child_wait: Duration,
+}
+
+/// How a task's loop ended.
+#[derive(Debug, Clone, PartialEq)]
+pub enum TaskEnd {
+    /// DONE exists; `last` is the last run of this loop (none if DONE existed before).
+    Done {
+        /// The last run.
+        last: Option<RunInfo>,
+    },
+    /// A run was stopped by the user (or a stop was requested between runs).
+    Stopped {
+        /// The stopped run, if the stop hit one.
+        last: Option<RunInfo>,
+    },
+    /// The restart budget ran out without DONE.
+    GaveUp {
+        /// Attempts made.
+        attempts: u32,
+        /// The last run.
+        last: Option<RunInfo>,
+    },
+}
+
+/// Runs the loop; `on_start` is called as each attempt's run starts.
+pub fn run_task(
+    req: &TaskRequest,
+    mut on_start: impl FnMut(&PreparedRun, u32),
+) -> Result<TaskEnd, RunnerError> {
+    let root = Root::new(&req.job.root);
+    let task_dir = root.task_dir(&req.job.project, &req.job.task);
+    let post = |msg_type: &str, body: String| post_task(req, msg_type, body);
+    let _ = std::fs::remove_file(task_dir.join(STOP_MARKER));
+    let attempts = req.max_restarts.saturating_add(1);
+    let mut delay = req.restart_delay;
+    let mut last: Option<RunInfo> = None;
+    let mut attempt: u32 = 0;
+    loop {
+        if done(&task_dir)? {
+            break;
+        }
+        if stop::requested(&task_dir) {
+            post("INFO", "task stopped by user; not restarting".to_string());
+            return Ok(TaskEnd::Stopped { last });
+        }
+        if attempt >= attempts {
+            post(
+                "ERROR",
+                format!("task failed: max restarts ({}) exceeded", req.max_restarts),
+            );
+            return Ok(TaskEnd::GaveUp { attempts, last });
+        }
+        post("INFO", format!("starting root agent (restart #{attempt})"));
+        let mut job = req.job.clone();
+        job.prompt = task_prompt(&req.job.prompt, attempt > 0);
+        job.previous_run_id = last.as_ref().map(|r| r.run_id.clone());
+        job.restart_index = Some(u64::from(attempt));
+        let this_attempt = attempt;
+        match run_job(&job, |run| on_start(run, this_attempt)) {
+            Ok(info) => {
+                let status = info.status;
+                if status == RunStatus::Failed {
+                    post(
+                        "WARNING",
+                        format!(
+                            "root agent failed on restart #{attempt}: {}",
+                            info.error_summary.as_deref().unwrap_or("failed")
+                        ),
+                    );
+                }
+                last = Some(info);
+                if status == RunStatus::Stopped {
+                    post("INFO", "task stopped by user; not restarting".to_string());
+                    return Ok(TaskEnd::Stopped { last });
+                }
+            }
+            Err(err) => post(
+                "WARNING",
+                format!("root agent failed on restart #{attempt}: {err}"),
+            ),
+        }
+        attempt += 1;
+        if done(&task_dir)? || attempt >= attempts {
+            continue;
+        }
+        std::thread::sleep(delay);
+        delay = (delay * 2).min(req.restart_delay_max);
+    }
+    wait_for_children(req, &post)?;
+    if let Err(err) = post_completion(req, last.as_ref()) {
+        post(
+            "ERROR",
+            format!("task completion fact propagation failed: {err}"),
+        );
+    }
+    Ok(TaskEnd::Done { last })
+}
+
+fn done(task_dir: &Path) -> Result<bool, RunnerError> {
+    let path = task_dir.join(DONE_FILE);
+    match std::fs::metadata(&path) {
+        Ok(meta) if meta.is_dir() => Err(RunnerError::invalid(
+            path.display().to_string(),
+            "DONE is a directory; it must be a file",
+        )),
+        Ok(_) => Ok(true),
+        Err(_) => Ok(false),
+    }
+}
+
+/// A Ralph message on the task bus (`run_id` empty); failures are logged, not fatal.
+fn post_task(req: &TaskRequest, msg_type: &str, body: String) {
+    let root = Root::new(&req.job.root);
+    let msg = NewMessage::new(msg_type, req.job.project.clone())
+        .task(req.job.task.clone())
+        .body(body);
+    let bus_path = root.task_bus(&req.job.project, &req.job.task);
+    if let Err(err) = bus::append(&bus_path, &msg, &AppendOptions::default()) {
+        tracing::warn!("cannot post {msg_type} to {}: {err}", bus_path.display());
+    }
+}
+
+/// The runs of the task, oldest first (unreadable records skipped).
+fn task_runs(req: &TaskRequest) -> Vec<RunInfo> {
+    let runs_dir = Root::new(&req.job.root).runs_dir(&req.job.project, &req.job.task);
+    let mut names: Vec<_> = std::fs::read_dir(&runs_dir)
+        .map(|rd| rd.flatten().map(|e| e.path()).collect())
+        .unwrap_or_default();
+    names.sort();
+    names
+        .iter()
+        .filter_map(|dir| read_reconciled(&dir.join(RUN_INFO_FILE)).ok())
+        .collect()
+}
+
+fn wait_for_children(req: &TaskRequest, post: &dyn Fn(&str, String)) -> Result<(), RunnerError> {
+    let active = || -> Vec<String> {
+        task_runs(req)
+            .into_iter()
+            .filter(|r| {
+                r.status == RunStatus::Running
+                    && r.parent_run_id.as_deref().is_some_and(|p| !p.is_empty())
+            })
+            .map(|r| r.run_id)
+            .collect()
+    };
+    let children = active();
+    if children.is_empty() {
+        post(
+            "INFO",
+            "task completed (DONE marker present, no active children)".to_string(),
+        );
+        return Ok(());
+    }
+    post(
+        "INFO",
+        format!(
+            "waiting for {} children to complete: [{}]",
+            children.len(),
+            children.join(" ")
+        ),
+    );
+    let start = Instant::now();
+    loop {
+        let children = active();
+        if children.is_empty() {
+            post("INFO", "task completed (all children finished)".to_string());
+            return Ok(());
+        }
+        if start.elapsed() >= req.child_wait {
+            post(
+                "WARNING",
+                format!(
+                    "timeout waiting for children after {:?}: [{}]",
+                    req.child_wait,
+                    children.join(" ")
+                ),
+            );
+            return Ok(());
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// Posts the completion FACT to the project bus.
+fn post_completion(req: &TaskRequest, last: Option<&RunInfo>) -> Result<String, RunnerError> {
+    let root = Root::new(&req.job.root);
+    let runs = task_runs(req);
+    let count = |s: RunStatus| runs.iter().filter(|r| r.status == s).count();
+    let latest = last.or(runs.last());
+    let task_dir = root.task_dir(&req.job.project, &req.job.task);
+    let mut body = format!(
+        "task {} completed\ntask_dir: {}\nruns: {} (completed {}, failed {}, stopped {}, running {})",
+        req.job.task,
+        task_dir.display(),
+        runs.len(),
+        count(RunStatus::Completed),
+        count(RunStatus::Failed),
+        count(RunStatus::Stopped),
+        count(RunStatus::Running),
+    );
+    let mut msg = NewMessage::new("FACT", req.job.project.clone()).task(req.job.task.clone());
+    msg.meta.insert("kind".into(), "task_completion".into());
+    msg.meta
+        .insert("source_task_id".into(), req.job.task.to_string());
+    msg.meta.insert("run_count".into(), runs.len().to_string());
+    if let Some(latest) = latest {
+        let output = root
+            .run_dir(
+                &req.job.project,
+                &req.job.task,
+                &crate::storage::RunId::parse(&latest.run_id)?,
+            )
+            .join(OUTPUT_FILE);
+        body.push_str(&format!(
+            "\nlatest_run: {} ({})\noutput: {}",
+            latest.run_id,
+            latest.status,
+            output.display()
+        ));
+        msg.meta
+            .insert("source_latest_run_id".into(), latest.run_id.clone());
+        msg.meta
+            .insert("source_latest_status".into(), latest.status.to_string());
+    }
+    msg.body = body;
+    Ok(bus::append(
+        &root.project_bus(&req.job.project),
+        &msg,
+        &AppendOptions::default(),
+    )?)
+}

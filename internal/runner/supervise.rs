@@ -1,0 +1,293 @@
+//! The run supervisor (SPEC §5): a small process (the `run-agent` binary in a hidden mode,
+//! in its own session) that owns one run. It starts the agent in a new session with
+//! prompt.md on stdin and the O_APPEND stdout/stderr files, records pid/pgid/start time,
+//! waits (killing the group after an idle-output timeout), then writes output.md, the final
+//! run-info and the bus events. Whoever started the run may exit or be killed meanwhile.
+
+use std::fs::{File, OpenOptions};
+use std::io::Read;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+use nix::sys::signal::Signal;
+
+use crate::config::AgentType;
+use crate::storage::ids::{ProjectId, RunId, TaskId};
+use crate::storage::liveness::process_start_time;
+use crate::storage::paths::{
+    OUTPUT_FILE, PROMPT_FILE, RUN_INFO_FILE, STDERR_FILE, STDOUT_FILE, TASK_BUS_FILE,
+};
+use crate::storage::run_info::UPDATE_LOCK_TIMEOUT;
+use crate::storage::RunInfo;
+
+use super::classify::{classify, exit_code, Outcome};
+use super::error::RunnerError;
+use super::events::RunEvents;
+use super::process::{new_session, signal_group};
+use super::{output, stop};
+
+/// How long `<cli> --version` may take.
+const VERSION_TIMEOUT: Duration = Duration::from_secs(5);
+/// How often the supervisor looks at the agent when no idle timeout is set.
+const POLL: Duration = Duration::from_millis(100);
+
+/// What the supervisor runs; the agent's env is the supervisor's own env.
+#[derive(Debug, Clone)]
+pub struct SupervisorPlan {
+    /// The run dir (`<root>/<project>/<task>/runs/<run>`), holding run-info.yaml and prompt.md.
+    pub run_dir: PathBuf,
+    /// The agent's working directory.
+    pub cwd: PathBuf,
+    /// The agent's type (selects version probe and stream parsing).
+    pub agent_type: AgentType,
+    /// Program and arguments.
+    pub argv: Vec<String>,
+    /// Kill the agent's group after this long without output growth.
+    pub idle_timeout: Option<Duration>,
+}
+
+/// Runs the plan to the end and returns the final run-info.
+pub fn supervise(plan: &SupervisorPlan) -> Result<RunInfo, RunnerError> {
+    let info_path = plan.run_dir.join(RUN_INFO_FILE);
+    let info = RunInfo::read(&info_path)?;
+    let project = ProjectId::parse(&info.project_id)?;
+    let task = TaskId::parse(&info.task_id)?;
+    let run = RunId::parse(&info.run_id)?;
+    let task_bus = plan
+        .run_dir
+        .parent()
+        .and_then(Path::parent)
+        .map(|task_dir| task_dir.join(TASK_BUS_FILE))
+        .ok_or_else(|| {
+            RunnerError::invalid(
+                "--run-dir",
+                format!(
+                    "{} is not <root>/<project>/<task>/runs/<run>",
+                    plan.run_dir.display()
+                ),
+            )
+        })?;
+    let events = RunEvents {
+        bus: &task_bus,
+        project: &project,
+        task: &task,
+        run: &run,
+        run_dir: &plan.run_dir,
+    };
+    let program = plan
+        .argv
+        .first()
+        .ok_or_else(|| RunnerError::invalid("agent command", "the command line is empty"))?;
+    let version = match plan.agent_type.cli_binary() {
+        Some(_) => agent_version(program),
+        None => String::new(),
+    };
+    let commandline = shell_join(&plan.argv);
+
+    let child = spawn_agent(plan);
+    let mut child = match child {
+        Ok(child) => child,
+        Err(err) => {
+            let outcome = Outcome {
+                status: crate::storage::RunStatus::Failed,
+                exit_code: -1,
+                error_summary: Some(err.to_string()),
+            };
+            let final_info = finish(&info_path, &outcome, |i| {
+                i.agent_version = version.clone();
+                i.commandline = Some(commandline.clone());
+            })?;
+            output::ensure(&plan.run_dir, plan.agent_type)?;
+            report(events.finished(&outcome));
+            return Ok(final_info);
+        }
+    };
+    let pid = i64::from(child.id());
+    RunInfo::update(&info_path, UPDATE_LOCK_TIMEOUT, |i| {
+        i.pid = pid;
+        i.pgid = pid;
+        i.pid_start_time = process_start_time(pid);
+        i.commandline = Some(commandline.clone());
+        i.agent_version = version.clone();
+        i.cwd = Some(plan.cwd.display().to_string());
+        let file = |name: &str| Some(plan.run_dir.join(name).display().to_string());
+        i.prompt_path = file(PROMPT_FILE);
+        i.output_path = file(OUTPUT_FILE);
+        i.stdout_path = file(STDOUT_FILE);
+        i.stderr_path = file(STDERR_FILE);
+        Ok::<(), std::convert::Infallible>(())
+    })?
+    .unwrap_or_else(|never| match never {});
+    report(events.started());
+    tracing::info!(run = %run, pid, "agent started");
+
+    let (status, timed_out) = wait(&mut child, pid, &plan.run_dir, plan.idle_timeout)?;
+    let stopped = stop::requested(&plan.run_dir);
+    let outcome = classify(exit_code(&status), timed_out, stopped);
+    output::ensure(&plan.run_dir, plan.agent_type)?;
+    let final_info = finish(&info_path, &outcome, |_| {})?;
+    report(events.finished(&outcome));
+    tracing::info!(run = %run, status = %outcome.status, exit_code = outcome.exit_code, "run finished");
+    Ok(final_info)
+}
+
+/// A bus event that cannot be posted does not change the run's outcome; it is logged.
+fn report(result: Result<String, RunnerError>) {
+    if let Err(err) = result {
+        tracing::warn!("cannot post run event: {err}");
+    }
+}
+
+fn spawn_agent(plan: &SupervisorPlan) -> Result<Child, RunnerError> {
+    let open_out = |name: &str| -> Result<File, RunnerError> {
+        let path = plan.run_dir.join(name);
+        OpenOptions::new()
+            .create(true)
+            .append(true)
+            .mode(0o644)
+            .open(&path)
+            .map_err(|e| RunnerError::io("open", path, e))
+    };
+    let prompt_path = plan.run_dir.join(PROMPT_FILE);
+    let stdin = File::open(&prompt_path).map_err(|e| RunnerError::io("open", &prompt_path, e))?;
+    let mut cmd = Command::new(&plan.argv[0]);
+    cmd.args(&plan.argv[1..])
+        .current_dir(&plan.cwd)
+        .stdin(stdin)
+        .stdout(open_out(STDOUT_FILE)?)
+        .stderr(open_out(STDERR_FILE)?);
+    new_session(&mut cmd)
+        .spawn()
+        .map_err(|source| RunnerError::Spawn {
+            program: plan.argv[0].clone(),
+            source,
+        })
+}
+
+/// Waits for the agent; with an idle timeout, kills its group when neither output file grew
+/// for that long. Returns the exit status and whether the timeout fired.
+fn wait(
+    child: &mut Child,
+    pgid: i64,
+    run_dir: &Path,
+    idle_timeout: Option<Duration>,
+) -> Result<(std::process::ExitStatus, bool), RunnerError> {
+    let tick = idle_timeout
+        .map(|t| (t / 4).clamp(Duration::from_millis(50), Duration::from_millis(250)))
+        .unwrap_or(POLL);
+    let size = || {
+        [STDOUT_FILE, STDERR_FILE]
+            .iter()
+            .map(|f| std::fs::metadata(run_dir.join(f)).map_or(0, |m| m.len()))
+            .sum::<u64>()
+    };
+    let mut last_size = size();
+    let mut last_growth = Instant::now();
+    let mut timed_out = false;
+    loop {
+        if let Some(status) = child
+            .try_wait()
+            .map_err(|e| RunnerError::io("wait for", run_dir, e))?
+        {
+            return Ok((status, timed_out));
+        }
+        std::thread::sleep(tick);
+        let Some(limit) = idle_timeout else { continue };
+        if timed_out {
+            continue;
+        }
+        let now_size = size();
+        if now_size != last_size {
+            last_size = now_size;
+            last_growth = Instant::now();
+        } else if last_growth.elapsed() >= limit {
+            tracing::warn!(
+                pgid,
+                "no output for {limit:?}; killing the agent's process group"
+            );
+            timed_out = true;
+            if let Err(err) = signal_group(pgid, Signal::SIGKILL) {
+                tracing::warn!("cannot kill process group {pgid}: {err}");
+                let _ = child.kill();
+            }
+        }
+    }
+}
+
+/// Writes the final status, end time and exit code (replacing a `process vanished` that a
+/// reader may have recorded between the agent's exit and now).
+fn finish(
+    info_path: &Path,
+    outcome: &Outcome,
+    extra: impl FnOnce(&mut RunInfo),
+) -> Result<RunInfo, RunnerError> {
+    let info = RunInfo::update(info_path, UPDATE_LOCK_TIMEOUT, |i| {
+        extra(i);
+        i.status = outcome.status;
+        i.exit_code = outcome.exit_code;
+        i.end_time = Utc::now();
+        i.error_summary = outcome.error_summary.clone();
+        Ok::<(), std::convert::Infallible>(())
+    })?
+    .unwrap_or_else(|never| match never {});
+    Ok(info)
+}
+
+/// `<program> --version` (stdout trimmed, else stderr), empty when it fails or takes too long.
+fn agent_version(program: &str) -> String {
+    let child = Command::new(program)
+        .arg("--version")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn();
+    let Ok(mut child) = child else {
+        return String::new();
+    };
+    let start = Instant::now();
+    loop {
+        match child.try_wait() {
+            Ok(Some(_)) => break,
+            Ok(None) if start.elapsed() < VERSION_TIMEOUT => {
+                std::thread::sleep(Duration::from_millis(20))
+            }
+            _ => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return String::new();
+            }
+        }
+    }
+    let read = |pipe: Option<&mut dyn Read>| {
+        let mut text = String::new();
+        if let Some(pipe) = pipe {
+            let _ = pipe.read_to_string(&mut text);
+        }
+        text.trim().to_string()
+    };
+    let out = read(child.stdout.as_mut().map(|p| p as &mut dyn Read));
+    if !out.is_empty() {
+        return out;
+    }
+    read(child.stderr.as_mut().map(|p| p as &mut dyn Read))
+}
+
+/// The command line as a shell would need it typed.
+fn shell_join(argv: &[String]) -> String {
+    argv.iter()
+        .map(|a| {
+            let safe = !a.is_empty()
+                && a.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-_./=:@+,".contains(c));
+            if safe {
+                a.clone()
+            } else {
+                format!("'{}'", a.replace('\'', r"'\''"))
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
