@@ -62,6 +62,8 @@ pub fn run_task(
     let root = Root::new(&req.job.root);
     let task_dir = root.task_dir(&req.job.project, &req.job.task);
     let post = |msg_type: &str, body: String| post_task(req, msg_type, body);
+    std::fs::create_dir_all(&task_dir)
+        .map_err(|e| RunnerError::io("create directory", &task_dir, e))?;
     let _ = std::fs::remove_file(task_dir.join(STOP_MARKER));
     let attempts = req.max_restarts.saturating_add(1);
     let mut delay = req.restart_delay;

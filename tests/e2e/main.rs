@@ -7,5 +7,6 @@ mod browse;
 mod bus;
 mod config;
 mod gc;
+mod runner;
 mod serve;
 mod storage;

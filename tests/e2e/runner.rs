@@ -1,0 +1,734 @@
+//! e2e: runner — `run-agent job`, `task` and `stop` driven with fake agents: a shell script
+//! (tests/fake-agents/fake-agent.sh) installed first on PATH as `claude`/`codex`/`gemini`, or
+//! used as a `command` agent from a config. Checks the run files, statuses, exit codes, bus
+//! events and process trees (the supervisor outlives a killed caller; a stop leaves no
+//! grandchild).
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use conductor::bus::{read_all, Message};
+use conductor::storage::{RunInfo, RunStatus};
+
+use crate::support::{run, text, ChildGuard, Sandbox};
+
+const FAKE_AGENT: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/tests/fake-agents/fake-agent.sh"
+);
+
+/// A sandbox with a `bin/` of fake CLIs first on PATH and a runs root.
+struct World {
+    sb: Sandbox,
+}
+
+impl World {
+    fn new() -> World {
+        let sb = Sandbox::new();
+        let bin = sb.path().join("bin");
+        std::fs::create_dir_all(&bin).unwrap();
+        for name in ["claude", "codex", "gemini"] {
+            std::os::unix::fs::symlink(FAKE_AGENT, bin.join(name)).unwrap();
+        }
+        World { sb }
+    }
+
+    fn root(&self) -> PathBuf {
+        self.sb.path().join("root")
+    }
+
+    fn task_dir(&self, project: &str, task: &str) -> PathBuf {
+        self.root().join(project).join(task)
+    }
+
+    /// `run-agent <args…> --root <root>` with the fake bin dir first on PATH.
+    fn cmd(&self, args: &[&str]) -> Command {
+        let mut cmd = self.sb.run_agent();
+        let path = format!(
+            "{}:{}",
+            self.sb.path().join("bin").display(),
+            std::env::var("PATH").unwrap_or_default()
+        );
+        cmd.args(args)
+            .arg("--root")
+            .arg(self.root())
+            .env("PATH", path);
+        for (key, _) in std::env::vars() {
+            if key.starts_with("FAKE_") {
+                cmd.env_remove(key);
+            }
+        }
+        cmd
+    }
+
+    /// A config with a `command` agent `script` running the fake agent.
+    fn command_config(&self) -> PathBuf {
+        self.sb.write(
+            "config.yaml",
+            &format!("agents:\n  script:\n    type: command\n    command: [\"{FAKE_AGENT}\"]\n"),
+        )
+    }
+
+    fn runs(&self, project: &str, task: &str) -> Vec<(PathBuf, RunInfo)> {
+        let dir = self.task_dir(project, task).join("runs");
+        let mut dirs: Vec<PathBuf> = std::fs::read_dir(&dir)
+            .map(|rd| rd.flatten().map(|e| e.path()).collect())
+            .unwrap_or_default();
+        dirs.sort();
+        dirs.into_iter()
+            .map(|d| {
+                let info = RunInfo::read(&d.join("run-info.yaml")).unwrap();
+                (d, info)
+            })
+            .collect()
+    }
+
+    fn task_bus(&self, project: &str, task: &str) -> Vec<Message> {
+        read_all(&self.task_dir(project, task).join("TASK-MESSAGE-BUS.md")).unwrap()
+    }
+}
+
+fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn types(msgs: &[Message]) -> Vec<&str> {
+    msgs.iter().map(|m| m.msg_type.as_str()).collect()
+}
+
+/// Polls `check` every 20 ms for up to 30 s.
+fn wait_for<T>(what: &str, mut check: impl FnMut() -> Option<T>) -> T {
+    let start = Instant::now();
+    loop {
+        if let Some(value) = check() {
+            return value;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "timed out waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Whether `pid` is a live (non-zombie) process.
+fn alive(pid: i32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => {
+            let state = stat[stat.rfind(')').unwrap() + 1..]
+                .split_whitespace()
+                .next();
+            !matches!(state, Some("Z") | Some("X"))
+        }
+        Err(_) => false,
+    }
+}
+
+#[test]
+fn job_with_cli_agent_writes_every_file_and_event() {
+    let w = World::new();
+    let stdin_copy = w.sb.path().join("stdin.txt");
+    let env_dump = w.sb.path().join("env.txt");
+    let stream = r#"{"type":"assistant","message":{"content":[{"type":"text","text":"working"}]}}
+{"type":"result","is_error":false,"result":"The answer is 42."}"#;
+    let out = run(w
+        .cmd(&[
+            "job",
+            "--project",
+            "demo",
+            "--task",
+            "task-1",
+            "--agent",
+            "claude",
+        ])
+        .args(["--prompt", "  What is the answer?  "])
+        .env("FAKE_STDIN_COPY", &stdin_copy)
+        .env("FAKE_ENV_DUMP", &env_dump)
+        .env("FAKE_STDOUT", stream)
+        .env("FAKE_STDERR", "a warning")
+        .env("ANTHROPIC_API_KEY", "keep-me")
+        .env("OPENAI_API_KEY", "drop-me"));
+    assert!(out.status.success(), "{}", text(&out));
+    let runs = w.runs("demo", "task-1");
+    assert_eq!(runs.len(), 1);
+    let (dir, info) = &runs[0];
+    assert!(stdout(&out).contains(&format!(
+        "run_id: {}\nstatus: completed\nexit_code: 0",
+        info.run_id
+    )));
+    let task_dir = w.task_dir("demo", "task-1");
+    assert_eq!(info.status, RunStatus::Completed);
+    assert_eq!(info.exit_code, 0);
+    assert_eq!(info.agent, "claude");
+    assert_eq!(info.agent_version, "fake-agent 1.2.3");
+    assert!(info.pid > 0 && info.pgid == info.pid, "{info:?}");
+    assert!(info.pid_start_time.is_some());
+    assert!(info.end_time_opt().is_some());
+    assert_eq!(info.cwd.as_deref(), Some(task_dir.to_str().unwrap()));
+    assert!(info
+        .commandline
+        .as_deref()
+        .unwrap()
+        .starts_with("claude -p --input-format text --output-format stream-json --verbose"));
+    assert_eq!(info.error_summary, None);
+
+    // prompt.md = preamble + separator + trimmed prompt, and it was the agent's stdin.
+    let prompt = std::fs::read_to_string(dir.join("prompt.md")).unwrap();
+    assert!(prompt.starts_with(&format!("JRUN_TASK_FOLDER={}\n", task_dir.display())));
+    assert!(prompt.contains(&format!("JRUN_ID={}\n", info.run_id)));
+    assert!(prompt.contains("run-agent bus post --type PROGRESS"));
+    assert!(prompt.contains("run-agent job --agent claude --prompt"));
+    assert!(prompt.contains(&format!("When done, create: {}/DONE", task_dir.display())));
+    assert!(prompt.ends_with("\n---\n\nWhat is the answer?\n"));
+    assert_eq!(std::fs::read_to_string(&stdin_copy).unwrap(), prompt);
+    assert_eq!(
+        std::fs::read_to_string(task_dir.join("TASK.md")).unwrap(),
+        "What is the answer?\n"
+    );
+
+    // stdout/stderr files, and output.md extracted from the stream.
+    assert_eq!(
+        std::fs::read_to_string(dir.join("agent-stdout.txt")).unwrap(),
+        format!("{stream}\n")
+    );
+    assert_eq!(
+        std::fs::read_to_string(dir.join("agent-stderr.txt")).unwrap(),
+        "a warning\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(dir.join("output.md")).unwrap(),
+        "The answer is 42.\n"
+    );
+
+    // The env contract.
+    let env = std::fs::read_to_string(&env_dump).unwrap();
+    let var = |k: &str| {
+        env.lines()
+            .find_map(|l| l.strip_prefix(&format!("{k}=")))
+            .map(str::to_string)
+    };
+    assert_eq!(var("JRUN_PROJECT_ID").as_deref(), Some("demo"));
+    assert_eq!(var("JRUN_TASK_ID").as_deref(), Some("task-1"));
+    assert_eq!(var("JRUN_ID").as_deref(), Some(info.run_id.as_str()));
+    assert_eq!(var("JRUN_PARENT_ID").as_deref(), Some(""));
+    assert_eq!(
+        var("JRUN_RUN_FOLDER").as_deref(),
+        Some(dir.to_str().unwrap())
+    );
+    assert_eq!(
+        var("JRUN_RUNS_DIR").as_deref(),
+        Some(task_dir.join("runs").to_str().unwrap())
+    );
+    assert_eq!(
+        var("JRUN_MESSAGE_BUS").as_deref(),
+        Some(task_dir.join("TASK-MESSAGE-BUS.md").to_str().unwrap())
+    );
+    assert_eq!(var("ANTHROPIC_API_KEY").as_deref(), Some("keep-me"));
+    assert_eq!(var("OPENAI_API_KEY"), None);
+    let exe_dir = crate::support::run_agent_bin()
+        .parent()
+        .unwrap()
+        .to_path_buf();
+    let first_path = var("PATH").unwrap().split(':').next().unwrap().to_string();
+    assert_eq!(Path::new(&first_path), exe_dir);
+
+    let bus = w.task_bus("demo", "task-1");
+    assert_eq!(types(&bus), ["RUN_START", "RUN_STOP"]);
+    assert!(bus
+        .iter()
+        .all(|m| m.run_id == info.run_id && m.task_id == "task-1"));
+    assert!(bus[1].body.starts_with("run stopped with code 0\n"));
+}
+
+#[test]
+fn failed_runs_record_code_summary_and_crash_event() {
+    let w = World::new();
+    for (code, summary) in [
+        ("1", "agent reported failure"),
+        ("3", "agent exited with code 3"),
+    ] {
+        let task = format!("fail-{code}");
+        let out = run(w
+            .cmd(&[
+                "job",
+                "--project",
+                "demo",
+                "--task",
+                &task,
+                "--agent",
+                "codex",
+                "--prompt",
+                "x",
+            ])
+            .env("FAKE_EXIT", code)
+            .env("FAKE_STDOUT", "plain text answer")
+            .env("FAKE_STDERR", "boom: something broke"));
+        assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+        assert!(stdout(&out).contains("status: failed"), "{}", text(&out));
+        let (dir, info) = w.runs("demo", &task).remove(0);
+        assert_eq!(info.status, RunStatus::Failed);
+        assert_eq!(info.exit_code.to_string(), code);
+        assert_eq!(info.error_summary.as_deref(), Some(summary));
+        // No JSON stream: output.md is a copy of stdout.
+        assert_eq!(
+            std::fs::read_to_string(dir.join("output.md")).unwrap(),
+            "plain text answer\n"
+        );
+        let bus = w.task_bus("demo", &task);
+        assert_eq!(types(&bus), ["RUN_START", "RUN_CRASH"]);
+        assert!(bus[1]
+            .body
+            .contains("## stderr (last 50 lines)\nboom: something broke"));
+    }
+}
+
+#[test]
+fn bad_input_is_rejected_with_clear_errors() {
+    let w = World::new();
+    let out = run(&mut w.cmd(&[
+        "job",
+        "--project",
+        "demo",
+        "--task",
+        "t",
+        "--agent",
+        "fast",
+        "--prompt",
+        "x",
+    ]));
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("unknown agent `fast`") && err.contains("claude, codex, gemini"),
+        "{err}"
+    );
+    let out = run(&mut w.cmd(&[
+        "job",
+        "--project",
+        "Bad_Project",
+        "--task",
+        "t",
+        "--agent",
+        "claude",
+        "--prompt",
+        "x",
+    ]));
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("--project"),
+        "{}",
+        text(&out)
+    );
+    let out = run(&mut w.cmd(&[
+        "job",
+        "--project",
+        "demo",
+        "--task",
+        "../x",
+        "--agent",
+        "claude",
+        "--prompt",
+        "x",
+    ]));
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("--task"),
+        "{}",
+        text(&out)
+    );
+    let out = run(&mut w.cmd(&[
+        "job",
+        "--project",
+        "demo",
+        "--task",
+        "t",
+        "--agent",
+        "claude",
+        "--prompt",
+        "  ",
+    ]));
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("prompt is empty"),
+        "{}",
+        text(&out)
+    );
+    assert!(
+        !w.root().join("demo").exists(),
+        "nothing is created for rejected input"
+    );
+}
+
+#[test]
+fn command_agent_uses_the_preamble_commands_and_keeps_its_own_output() {
+    let w = World::new();
+    let config = w.command_config();
+    let project_root = w.sb.path().join("repo");
+    std::fs::create_dir_all(&project_root).unwrap();
+    w.sb.write(
+        "root/demo/PROJECT-ROOT.txt",
+        &format!("{}\n", project_root.display()),
+    );
+    // The agent does what its preamble says: post to the bus and spawn a child run.
+    let script = w.sb.write(
+        "agent.sh",
+        r#"#!/bin/sh
+pwd > "$JRUN_RUN_FOLDER/cwd.txt"
+if [ -z "$JRUN_PARENT_ID" ]; then
+    run-agent bus post --type PROGRESS --body "parent working" || exit 11
+    run-agent job --agent script --prompt "child work" > "$JRUN_RUN_FOLDER/child.txt" || exit 12
+    echo "my own answer" > "$JRUN_RUN_FOLDER/output.md"
+    touch "$JRUN_TASK_FOLDER/DONE"
+else
+    echo "child output"
+fi
+"#,
+    );
+    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    std::fs::write(
+        &config,
+        format!(
+            "agents:\n  script:\n    type: command\n    command: [\"{}\"]\n",
+            script.display()
+        ),
+    )
+    .unwrap();
+    let out = run(w
+        .cmd(&[
+            "job",
+            "--project",
+            "demo",
+            "--task",
+            "task-2",
+            "--agent",
+            "script",
+            "--prompt",
+            "go",
+        ])
+        .arg("--config")
+        .arg(&config));
+    assert!(out.status.success(), "{}", text(&out));
+    let runs = w.runs("demo", "task-2");
+    assert_eq!(runs.len(), 2, "parent and child");
+    let (parent_dir, parent) = runs
+        .iter()
+        .find(|(_, i)| i.parent_run_id.is_none())
+        .unwrap();
+    let (child_dir, child) = runs
+        .iter()
+        .find(|(_, i)| i.parent_run_id.is_some())
+        .unwrap();
+    assert_eq!(child.parent_run_id.as_deref(), Some(parent.run_id.as_str()));
+    assert_eq!(
+        (parent.status, child.status),
+        (RunStatus::Completed, RunStatus::Completed)
+    );
+    assert_eq!(parent.agent, "command");
+    assert_eq!(parent.agent_version, "");
+    assert_eq!(
+        std::fs::read_to_string(parent_dir.join("cwd.txt"))
+            .unwrap()
+            .trim(),
+        project_root.to_str().unwrap()
+    );
+    assert_eq!(
+        std::fs::read_to_string(parent_dir.join("output.md")).unwrap(),
+        "my own answer\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(child_dir.join("output.md")).unwrap(),
+        "child output\n"
+    );
+    let child_report = std::fs::read_to_string(parent_dir.join("child.txt")).unwrap();
+    assert!(child_report.contains(&format!("run_id: {}\nstatus: completed", child.run_id)));
+    let bus = w.task_bus("demo", "task-2");
+    let progress = bus.iter().find(|m| m.msg_type == "PROGRESS").unwrap();
+    assert_eq!(progress.body, "parent working");
+    assert_eq!(progress.run_id, parent.run_id);
+    assert_eq!(bus.iter().filter(|m| m.msg_type == "RUN_STOP").count(), 2);
+}
+
+#[test]
+fn idle_timeout_kills_the_run() {
+    let w = World::new();
+    let out = run(w
+        .cmd(&[
+            "job",
+            "--project",
+            "demo",
+            "--task",
+            "slow",
+            "--agent",
+            "gemini",
+            "--prompt",
+            "x",
+            "--timeout",
+            "300ms",
+        ])
+        .env("FAKE_SLEEP", "20"));
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let (_, info) = w.runs("demo", "slow").remove(0);
+    assert_eq!(info.status, RunStatus::Failed);
+    assert_eq!(info.error_summary.as_deref(), Some("timed out"));
+    assert!(!alive(info.pid as i32));
+}
+
+#[test]
+fn supervisor_records_the_real_exit_code_after_the_caller_is_killed() {
+    let w = World::new();
+    let child = w
+        .cmd(&[
+            "job",
+            "--project",
+            "demo",
+            "--task",
+            "orphan",
+            "--agent",
+            "claude",
+            "--prompt",
+            "x",
+        ])
+        .env("FAKE_SLEEP", "1")
+        .env("FAKE_EXIT", "7")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut guard = ChildGuard(Some(child));
+    let info = wait_for("the agent to start", || {
+        w.runs("demo", "orphan")
+            .pop()
+            .map(|(_, i)| i)
+            .filter(|i| i.pid > 0)
+    });
+    // SIGKILL the `run-agent job` process while the agent runs.
+    let mut job = guard.0.take().unwrap();
+    job.kill().unwrap();
+    job.wait().unwrap();
+    assert_eq!(info.status, RunStatus::Running);
+    let done = wait_for("the final record", || {
+        w.runs("demo", "orphan")
+            .pop()
+            .map(|(_, i)| i)
+            .filter(|i| i.status.is_terminal())
+    });
+    assert_eq!(done.status, RunStatus::Failed);
+    assert_eq!(done.exit_code, 7);
+    assert_eq!(
+        done.error_summary.as_deref(),
+        Some("agent exited with code 7")
+    );
+    assert!(types(&w.task_bus("demo", "orphan")).contains(&"RUN_CRASH"));
+}
+
+#[test]
+fn stop_kills_the_whole_group_and_records_stopped() {
+    let w = World::new();
+    let grandchild_file = w.sb.path().join("grandchild.pid");
+    let child = w
+        .cmd(&[
+            "job",
+            "--project",
+            "demo",
+            "--task",
+            "stoppable",
+            "--agent",
+            "claude",
+            "--prompt",
+            "x",
+        ])
+        .env("FAKE_GRANDCHILD", &grandchild_file)
+        .env("FAKE_IGNORE_TERM", "1")
+        .env("FAKE_SLEEP", "30")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut guard = ChildGuard(Some(child));
+    let grandchild: i32 = wait_for("the grandchild", || {
+        std::fs::read_to_string(&grandchild_file)
+            .ok()?
+            .trim()
+            .parse()
+            .ok()
+    });
+    let info = wait_for("the recorded pid", || {
+        w.runs("demo", "stoppable")
+            .pop()
+            .map(|(_, i)| i)
+            .filter(|i| i.pid > 0)
+    });
+    assert!(alive(grandchild) && alive(info.pid as i32));
+    // The agent and its grandchild ignore SIGTERM: the grace period ends in SIGKILL.
+    let out = run(&mut w.cmd(&[
+        "stop",
+        "--project",
+        "demo",
+        "--task",
+        "stoppable",
+        "--grace",
+        "300ms",
+    ]));
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(stdout(&out).contains("status: stopped"), "{}", text(&out));
+    assert!(
+        !alive(grandchild),
+        "grandchild {grandchild} survived the stop"
+    );
+    assert!(!alive(info.pid as i32));
+    let job = guard.0.take().unwrap().wait_with_output().unwrap();
+    assert_eq!(job.status.code(), Some(1));
+    assert!(stdout(&job).contains("status: stopped"));
+    let (dir, info) = w.runs("demo", "stoppable").remove(0);
+    assert_eq!(info.status, RunStatus::Stopped);
+    assert_eq!(info.exit_code, 137);
+    assert_eq!(info.error_summary.as_deref(), Some("stopped by user"));
+    assert!(dir.join("STOP-REQUESTED").exists());
+    let bus = w.task_bus("demo", "stoppable");
+    let last = bus.last().unwrap();
+    assert_eq!(last.msg_type, "RUN_STOP");
+    assert!(
+        last.body.starts_with("run stopped by user"),
+        "{}",
+        last.body
+    );
+    // Nothing left to stop.
+    let again = run(&mut w.cmd(&["stop", "--project", "demo", "--task", "stoppable"]));
+    assert_eq!(again.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&again.stderr).contains("no running run"),
+        "{}",
+        text(&again)
+    );
+}
+
+#[test]
+fn task_restarts_until_done_then_posts_the_completion_fact() {
+    let w = World::new();
+    let out = run(w
+        .cmd(&[
+            "task",
+            "--project",
+            "demo",
+            "--task",
+            "ralph",
+            "--agent",
+            "claude",
+            "--prompt",
+            "build it",
+        ])
+        .args(["--restart-delay", "10ms", "--max-restarts", "5"])
+        .env("FAKE_DONE_AFTER", "3"));
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(stdout(&out).contains("status: done"), "{}", text(&out));
+    let runs = w.runs("demo", "ralph");
+    assert_eq!(runs.len(), 3);
+    for (i, (dir, info)) in runs.iter().enumerate() {
+        assert_eq!(info.status, RunStatus::Completed);
+        assert_eq!(info.restart_index, Some(i as u64));
+        let prompt = std::fs::read_to_string(dir.join("prompt.md")).unwrap();
+        let restarted = prompt.ends_with("---\n\nContinue working on the following:\n\nbuild it\n");
+        assert_eq!(restarted, i > 0, "attempt {i}: {prompt}");
+        let previous = i.checked_sub(1).map(|p| runs[p].1.run_id.as_str());
+        assert_eq!(info.previous_run_id.as_deref(), previous);
+    }
+    let bus = w.task_bus("demo", "ralph");
+    let infos: Vec<&str> = bus
+        .iter()
+        .filter(|m| m.msg_type == "INFO")
+        .map(|m| m.body.as_str())
+        .collect();
+    assert_eq!(
+        infos,
+        [
+            "starting root agent (restart #0)",
+            "starting root agent (restart #1)",
+            "starting root agent (restart #2)",
+            "task completed (DONE marker present, no active children)"
+        ]
+    );
+    let project_bus = read_all(&w.root().join("demo/PROJECT-MESSAGE-BUS.md")).unwrap();
+    assert_eq!(types(&project_bus), ["FACT"]);
+    assert_eq!(project_bus[0].task_id, "ralph");
+    assert!(project_bus[0].body.starts_with("task ralph completed"));
+    assert_eq!(
+        project_bus[0].meta.get("kind").map(String::as_str),
+        Some("task_completion")
+    );
+}
+
+#[test]
+fn task_gives_up_after_max_restarts() {
+    let w = World::new();
+    let out = run(w
+        .cmd(&[
+            "task",
+            "--project",
+            "demo",
+            "--task",
+            "never",
+            "--agent",
+            "claude",
+            "--prompt",
+            "x",
+        ])
+        .args(["--restart-delay", "10ms", "--max-restarts", "0"]));
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(stdout(&out).contains("status: failed"), "{}", text(&out));
+    assert_eq!(
+        w.runs("demo", "never").len(),
+        1,
+        "max-restarts 0 means one attempt"
+    );
+    let bus = w.task_bus("demo", "never");
+    let error = bus.iter().find(|m| m.msg_type == "ERROR").unwrap();
+    assert_eq!(error.body, "task failed: max restarts (0) exceeded");
+    assert!(!w.root().join("demo/PROJECT-MESSAGE-BUS.md").exists());
+}
+
+#[test]
+fn a_stopped_run_ends_the_task_loop() {
+    let w = World::new();
+    let child = w
+        .cmd(&[
+            "task",
+            "--project",
+            "demo",
+            "--task",
+            "halt",
+            "--agent",
+            "claude",
+            "--prompt",
+            "x",
+        ])
+        .args(["--restart-delay", "10ms", "--max-restarts", "5"])
+        .env("FAKE_SLEEP", "30")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut guard = ChildGuard(Some(child));
+    wait_for("the agent to start", || {
+        w.runs("demo", "halt")
+            .pop()
+            .map(|(_, i)| i)
+            .filter(|i| i.pid > 0)
+    });
+    let out = run(&mut w.cmd(&["stop", "--project", "demo", "--task", "halt"]));
+    assert!(out.status.success(), "{}", text(&out));
+    let task = guard.0.take().unwrap().wait_with_output().unwrap();
+    assert_eq!(task.status.code(), Some(1));
+    assert!(
+        stdout(&task).contains("status: stopped"),
+        "{}",
+        stdout(&task)
+    );
+    let runs = w.runs("demo", "halt");
+    assert_eq!(runs.len(), 1, "no restart after a stop");
+    assert_eq!(runs[0].1.status, RunStatus::Stopped);
+    assert_eq!(
+        runs[0].1.exit_code, 143,
+        "the fake agent's shell died of SIGTERM"
+    );
+}

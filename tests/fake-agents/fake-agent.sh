@@ -1,0 +1,34 @@
+#!/bin/sh
+# A fake agent CLI for tests. Installed under the names claude/codex/gemini (or used as a
+# `command` agent); its behaviour is driven by environment variables:
+#   FAKE_STDIN_COPY=FILE     copy stdin (the prompt) to FILE
+#   FAKE_ENV_DUMP=FILE       write the environment to FILE
+#   FAKE_STDOUT=TEXT         print TEXT on stdout     FAKE_STDERR=TEXT  print TEXT on stderr
+#   FAKE_WRITE_OUTPUT=TEXT   write TEXT to $JRUN_RUN_FOLDER/output.md
+#   FAKE_IGNORE_TERM=1       ignore SIGTERM (also in the children started below)
+#   FAKE_GRANDCHILD=FILE     start a background `sleep 30` and write its pid to FILE
+#   FAKE_SLEEP=SECONDS       sleep that long
+#   FAKE_DONE_AFTER=N        create $JRUN_TASK_FOLDER/DONE on the N-th run of the task
+#   FAKE_EXIT=CODE           exit with CODE (default 0)
+if [ "$1" = "--version" ]; then
+    echo "fake-agent 1.2.3"
+    exit 0
+fi
+if [ -n "$FAKE_STDIN_COPY" ]; then cat > "$FAKE_STDIN_COPY"; fi
+if [ -n "$FAKE_ENV_DUMP" ]; then env > "$FAKE_ENV_DUMP"; fi
+if [ -n "$FAKE_STDOUT" ]; then printf '%s\n' "$FAKE_STDOUT"; fi
+if [ -n "$FAKE_STDERR" ]; then printf '%s\n' "$FAKE_STDERR" >&2; fi
+if [ -n "$FAKE_WRITE_OUTPUT" ]; then printf '%s\n' "$FAKE_WRITE_OUTPUT" > "$JRUN_RUN_FOLDER/output.md"; fi
+if [ "$FAKE_IGNORE_TERM" = "1" ]; then trap '' TERM; fi
+if [ -n "$FAKE_GRANDCHILD" ]; then
+    sleep 30 &
+    echo $! > "$FAKE_GRANDCHILD.tmp" && mv "$FAKE_GRANDCHILD.tmp" "$FAKE_GRANDCHILD"
+fi
+if [ -n "$FAKE_SLEEP" ]; then sleep "$FAKE_SLEEP"; fi
+if [ -n "$FAKE_DONE_AFTER" ]; then
+    count_file="$JRUN_TASK_FOLDER/fake-run-count"
+    count=$(( $(cat "$count_file" 2>/dev/null || echo 0) + 1 ))
+    echo "$count" > "$count_file"
+    if [ "$count" -ge "$FAKE_DONE_AFTER" ]; then touch "$JRUN_TASK_FOLDER/DONE"; fi
+fi
+exit "${FAKE_EXIT:-0}"
