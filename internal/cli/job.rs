@@ -10,6 +10,7 @@ use anyhow::{anyhow, bail, Context};
 use crate::config::{self, Config};
 use crate::runner::agent::{self, AgentSpec};
 use crate::runner::duration::parse_duration;
+use crate::runner::interrupt;
 use crate::runner::{run_job, JobRequest};
 use crate::storage::ids::{ProjectId, TaskId};
 use crate::storage::paths::OUTPUT_FILE;
@@ -221,11 +222,15 @@ pub fn run(args: JobArgs) -> anyhow::Result<ExitCode> {
     if let Some(parent) = &req.parent_run_id {
         crate::storage::RunId::parse(parent).context("--parent-run-id / JRUN_ID")?;
     }
+    let foreground = interrupt::install(None)?;
     let mut run_dir = PathBuf::new();
     let info = run_job(&req, |run| {
+        foreground.set_current(run.run_dir.clone());
         eprintln!("run {} started in {}", run.run_id, run.run_dir.display());
         run_dir = run.run_dir.clone();
-    })?;
+    });
+    foreground.finish();
+    let info = info?;
     print_result(&info, &run_dir);
     Ok(if info.status == RunStatus::Completed {
         ExitCode::SUCCESS

@@ -10,6 +10,7 @@ use anyhow::{anyhow, Context};
 use chrono::Utc;
 
 use crate::runner::duration::parse_duration;
+use crate::runner::interrupt;
 use crate::runner::{run_task, TaskEnd, TaskRequest};
 use crate::storage::ids::{generate_task_id, ProjectId, TaskId};
 use crate::storage::paths::TASK_FILE;
@@ -118,14 +119,20 @@ pub fn run(args: TaskArgs) -> anyhow::Result<ExitCode> {
         child_wait: duration("--child-wait", &args.child_wait)?,
     };
     eprintln!("task {task}");
+    let foreground = interrupt::install(Some(
+        task_md.parent().map(PathBuf::from).unwrap_or_default(),
+    ))?;
     let end = run_task(&req, |run, attempt| {
+        foreground.set_current(run.run_dir.clone());
         eprintln!(
             "run {} started (attempt {}) in {}",
             run.run_id,
             attempt + 1,
             run.run_dir.display()
         );
-    })?;
+    });
+    foreground.finish();
+    let end = end?;
     let (state, last, code) = match &end {
         TaskEnd::Done { last } => ("done", last, 0),
         TaskEnd::Stopped { last } => ("stopped", last, 1),

@@ -1,6 +1,7 @@
 //! The runner (SPEC §5): one run of an agent ([`job`]), owned from spawn to final record by a
 //! detached supervisor process ([`supervise`]); the Ralph restart loop of a task ([`ralph`]);
-//! and stopping a run's whole process group ([`stop`]).
+//! stopping a run's whole process group ([`stop`]), also on Ctrl-C
+//! ([`interrupt`]).
 //!
 //! Supporting pieces: agent selection and command lines ([`agent`]), the agent's env
 //! ([`env`]), prompt.md ([`prompt`]), exit classification ([`classify`]), output.md
@@ -12,6 +13,7 @@ pub mod duration;
 pub mod env;
 pub mod error;
 pub mod events;
+pub mod interrupt;
 pub mod job;
 pub mod output;
 pub mod process;

@@ -6,17 +6,22 @@ use std::os::unix::process::CommandExt;
 use std::process::Command;
 
 use nix::errno::Errno;
-use nix::sys::signal::{kill, Signal};
+use nix::sys::signal::{kill, SigSet, Signal};
 use nix::unistd::Pid;
 
 /// Makes `cmd` call `setsid()` in the child before exec: the child becomes the leader of a
 /// new session and process group (pgid = its pid), detached from the caller's terminal.
+/// The child's signal mask is also cleared: a foreground `job`/`task` blocks SIGINT/SIGTERM
+/// for its signal thread, and a blocked mask would otherwise be inherited by the agent.
 pub fn new_session(cmd: &mut Command) -> &mut Command {
-    // SAFETY: the closure runs between fork and exec and only calls `setsid`, which is
-    // async-signal-safe; it allocates nothing and touches no locks.
+    // SAFETY: the closure runs between fork and exec and only calls `setsid` and
+    // `pthread_sigmask`, which are async-signal-safe; it allocates nothing and takes no locks.
     unsafe {
         cmd.pre_exec(|| {
             nix::unistd::setsid().map_err(std::io::Error::from)?;
+            SigSet::empty()
+                .thread_set_mask()
+                .map_err(std::io::Error::from)?;
             Ok(())
         })
     }

@@ -732,3 +732,169 @@ fn a_stopped_run_ends_the_task_loop() {
         "the fake agent's shell died of SIGTERM"
     );
 }
+
+#[test]
+fn ctrl_c_on_a_foreground_task_stops_its_agent_without_restart() {
+    let w = World::new();
+    let grandchild_file = w.sb.path().join("grandchild.pid");
+    let child = w
+        .cmd(&[
+            "task",
+            "--project",
+            "demo",
+            "--task",
+            "ctrl-c",
+            "--agent",
+            "codex",
+            "--prompt",
+            "x",
+        ])
+        .args(["--restart-delay", "10ms", "--max-restarts", "5"])
+        .env("FAKE_GRANDCHILD", &grandchild_file)
+        .env("FAKE_SLEEP", "30")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut guard = ChildGuard(Some(child));
+    let grandchild: i32 = wait_for("the grandchild", || {
+        std::fs::read_to_string(&grandchild_file)
+            .ok()?
+            .trim()
+            .parse()
+            .ok()
+    });
+    let info = wait_for("the recorded pid", || {
+        w.runs("demo", "ctrl-c")
+            .pop()
+            .map(|(_, i)| i)
+            .filter(|i| i.pid > 0)
+    });
+    let task = guard.0.take().unwrap();
+    let task_pid = nix::unistd::Pid::from_raw(task.id() as i32);
+    nix::sys::signal::kill(task_pid, nix::sys::signal::Signal::SIGINT).unwrap();
+    let out = task.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stdout(&out).contains("status: stopped"), "{}", stdout(&out));
+    assert!(!alive(info.pid as i32) && !alive(grandchild));
+    let runs = w.runs("demo", "ctrl-c");
+    assert_eq!(runs.len(), 1, "no restart after Ctrl-C");
+    assert_eq!(runs[0].1.status, RunStatus::Stopped);
+}
+
+#[test]
+fn task_waits_for_running_children_before_completing() {
+    let w = World::new();
+    let config = w.command_config();
+    let script = w.sb.write(
+        "agent.sh",
+        r#"#!/bin/sh
+if [ -z "$JRUN_PARENT_ID" ]; then
+    # Start a child in the background and finish at once.
+    run-agent job --agent script --prompt "slow child" > /dev/null 2>&1 &
+    while [ "$(ls "$JRUN_RUNS_DIR" | wc -l)" -lt 2 ]; do sleep 0.05; done
+    touch "$JRUN_TASK_FOLDER/DONE"
+else
+    sleep 1
+    echo "child finished"
+fi
+"#,
+    );
+    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    std::fs::write(
+        &config,
+        format!(
+            "agents:\n  script:\n    type: command\n    command: [\"{}\"]\n",
+            script.display()
+        ),
+    )
+    .unwrap();
+    let out = run(w
+        .cmd(&[
+            "task",
+            "--project",
+            "demo",
+            "--task",
+            "kids",
+            "--agent",
+            "script",
+            "--prompt",
+            "go",
+        ])
+        .arg("--config")
+        .arg(&config));
+    assert!(out.status.success(), "{}", text(&out));
+    let runs = w.runs("demo", "kids");
+    assert_eq!(runs.len(), 2);
+    assert!(
+        runs.iter().all(|(_, i)| i.status == RunStatus::Completed),
+        "{runs:?}"
+    );
+    let bus = w.task_bus("demo", "kids");
+    let infos: Vec<&str> = bus
+        .iter()
+        .filter(|m| m.msg_type == "INFO")
+        .map(|m| m.body.as_str())
+        .collect();
+    assert!(
+        infos
+            .iter()
+            .any(|b| b.starts_with("waiting for 1 children to complete")),
+        "{infos:?}"
+    );
+    assert_eq!(
+        infos.last(),
+        Some(&"task completed (all children finished)")
+    );
+}
+
+#[test]
+fn second_ctrl_c_on_a_job_kills_an_agent_that_ignores_sigterm() {
+    let w = World::new();
+    let grandchild_file = w.sb.path().join("grandchild.pid");
+    let child = w
+        .cmd(&[
+            "job",
+            "--project",
+            "demo",
+            "--task",
+            "stubborn",
+            "--agent",
+            "claude",
+            "--prompt",
+            "x",
+        ])
+        .env("FAKE_GRANDCHILD", &grandchild_file)
+        .env("FAKE_IGNORE_TERM", "1")
+        .env("FAKE_SLEEP", "30")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut guard = ChildGuard(Some(child));
+    let grandchild: i32 = wait_for("the grandchild", || {
+        std::fs::read_to_string(&grandchild_file)
+            .ok()?
+            .trim()
+            .parse()
+            .ok()
+    });
+    let (dir, info) = wait_for("the recorded pid", || {
+        w.runs("demo", "stubborn").pop().filter(|(_, i)| i.pid > 0)
+    });
+    let job = guard.0.take().unwrap();
+    let job_pid = nix::unistd::Pid::from_raw(job.id() as i32);
+    nix::sys::signal::kill(job_pid, nix::sys::signal::Signal::SIGINT).unwrap();
+    wait_for("the stop marker", || {
+        dir.join("STOP-REQUESTED").exists().then_some(())
+    });
+    assert!(
+        alive(info.pid as i32),
+        "SIGTERM is ignored, the grace period is 30 s"
+    );
+    nix::sys::signal::kill(job_pid, nix::sys::signal::Signal::SIGINT).unwrap();
+    let out = job.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stdout(&out).contains("status: stopped"), "{}", stdout(&out));
+    assert!(!alive(info.pid as i32) && !alive(grandchild));
+}

@@ -1,0 +1,93 @@
+//! Ctrl-C for foreground `run-agent job`/`task`: SIGINT, SIGTERM or SIGHUP stops the run this
+//! process is waiting for the same way `run-agent stop` does (SIGTERM to its group, grace,
+//! SIGKILL), and marks the task stopped so its loop does not restart. A second signal
+//! SIGKILLs the group at once. The caller then sees the run end as `stopped`.
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use chrono::Utc;
+use nix::sys::signal::{SigSet, Signal};
+
+use crate::storage::atomic::write_atomic;
+use crate::storage::time::format_rfc3339_nano;
+
+use super::error::RunnerError;
+use super::stop::{stop_run, StopOptions, DEFAULT_GRACE, STOP_MARKER};
+
+/// The run a foreground command currently waits for.
+#[derive(Debug, Clone, Default)]
+pub struct Foreground {
+    current: Arc<Mutex<Option<PathBuf>>>,
+    stops: Arc<Mutex<Vec<std::thread::JoinHandle<()>>>>,
+}
+
+impl Foreground {
+    /// Records the run dir that a signal should stop.
+    pub fn set_current(&self, run_dir: PathBuf) {
+        if let Ok(mut current) = self.current.lock() {
+            *current = Some(run_dir);
+        }
+    }
+
+    fn current(&self) -> Option<PathBuf> {
+        self.current.lock().ok().and_then(|c| c.clone())
+    }
+
+    /// Waits for stops started by a signal to finish (the run's record can be final before
+    /// the last member of its process group is gone).
+    pub fn finish(&self) {
+        let stops = match self.stops.lock() {
+            Ok(mut stops) => std::mem::take(&mut *stops),
+            Err(_) => return,
+        };
+        for stop in stops {
+            let _ = stop.join();
+        }
+    }
+}
+
+/// Blocks SIGINT/SIGTERM/SIGHUP in this thread (and every thread started later) and starts
+/// the thread that handles them. Call before starting any other thread. `task_dir`, when
+/// given, gets the task's stop marker so a Ralph loop ends.
+pub fn install(task_dir: Option<PathBuf>) -> Result<Foreground, RunnerError> {
+    let mut set = SigSet::empty();
+    for signal in [Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP] {
+        set.add(signal);
+    }
+    set.thread_block()
+        .map_err(|e| RunnerError::invalid("signal mask", e.to_string()))?;
+    let foreground = Foreground::default();
+    let handle = foreground.clone();
+    std::thread::Builder::new()
+        .name("interrupt".into())
+        .spawn(move || {
+            let mut count = 0u32;
+            while let Ok(signal) = set.wait() {
+                count += 1;
+                eprintln!("{signal}: stopping the run (again to kill it at once)");
+                if let Some(task_dir) = &task_dir {
+                    let stamp = format!("{}\n", format_rfc3339_nano(&Utc::now()));
+                    if let Err(err) = write_atomic(&task_dir.join(STOP_MARKER), stamp.as_bytes()) {
+                        tracing::warn!("cannot mark the task stopped: {err}");
+                    }
+                }
+                if let Some(run_dir) = handle.current() {
+                    let opts = StopOptions {
+                        grace: DEFAULT_GRACE,
+                        force: count > 1,
+                    };
+                    let stop = std::thread::spawn(move || {
+                        if let Err(err) = stop_run(&run_dir, opts) {
+                            tracing::warn!("stop: {err}");
+                        }
+                    });
+                    if let Ok(mut stops) = handle.stops.lock() {
+                        stops.push(stop);
+                    }
+                }
+            }
+        })
+        .map_err(|e| RunnerError::io("start the signal thread for", "run-agent", e))?;
+    Ok(foreground)
+}
