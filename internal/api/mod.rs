@@ -2,16 +2,18 @@
 //! already-bound listener and a shutdown future; nothing binds inside the router, so tests
 //! and socket hand-over can pass their own socket.
 
+pub mod audit;
 pub mod browse;
 pub mod error;
 pub mod listen;
 pub mod lookup;
+pub mod security;
 pub mod state;
 pub mod status;
 
 use std::future::Future;
 
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::Router;
 
 pub use error::ApiError;
@@ -34,6 +36,12 @@ pub fn router(state: AppState) -> Router {
         .route("/ui", get(crate::ui::redirect_root))
         .route("/ui/", get(crate::ui::index))
         .route("/ui/{*path}", get(crate::ui::file))
+        .route("/api/v1/auth/login", post(security::login))
+        .route("/api/v1/auth/logout", post(security::logout))
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            security::authenticate,
+        ))
         .fallback(error::fallback)
         .with_state(state)
 }
@@ -44,7 +52,8 @@ pub async fn serve(
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(state))
+    let app = router(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
+    axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await
 }

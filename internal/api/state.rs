@@ -6,6 +6,8 @@ use std::time::Instant;
 
 use chrono::{DateTime, Utc};
 
+use super::audit::AuditLog;
+use super::security::SecurityState;
 use crate::config::ServerSettings;
 use crate::storage::Root;
 
@@ -22,6 +24,10 @@ pub struct ServerState {
     pub started_at: DateTime<Utc>,
     /// The running executable and its sha256 (hex), when readable.
     pub executable: Option<(PathBuf, String)>,
+    /// The audit log of mutations.
+    pub audit: AuditLog,
+    /// Login sessions and failed-auth counters.
+    pub security: SecurityState,
 }
 
 /// Cheap-to-clone handle used as axum state.
@@ -32,6 +38,8 @@ impl ServerState {
     pub fn new(settings: ServerSettings) -> Self {
         let root = Root::new(settings.root.value.clone());
         Self {
+            audit: AuditLog::new(root.path()),
+            security: SecurityState::default(),
             settings,
             root,
             started: Instant::now(),
@@ -39,6 +47,26 @@ impl ServerState {
             executable: executable_digest(),
         }
     }
+}
+
+impl ServerState {
+    /// True when the server has no API key, listens beyond loopback, and the config does not
+    /// allow remote changes without a key: then only loopback clients may mutate.
+    pub fn remote_mutations_blocked(&self) -> bool {
+        let no_key = !self.settings.auth_enabled || self.settings.api_key.value.is_none();
+        no_key
+            && !is_loopback_host(&self.settings.host.value)
+            && !self.settings.config.api.allow_remote_without_key
+    }
+}
+
+/// Whether `host` names only the loopback interface.
+pub fn is_loopback_host(host: &str) -> bool {
+    host == "localhost"
+        || host
+            .trim_matches(['[', ']'])
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }
 
 /// Path and sha256 of the running executable (what a self-update swaps).

@@ -98,6 +98,22 @@ pub fn run(args: ServeArgs, flavor: Flavor) -> anyhow::Result<ExitCode> {
     tracing::info!("Web UI available at {base}/ui/");
 
     let state = Arc::new(ServerState::new(settings));
+    if state.remote_mutations_blocked() {
+        tracing::warn!(
+            "NO API KEY on a non-loopback address ({}): anyone who can reach this port can read \
+             all runs; changes are accepted only from this machine. Set api.api_key or \
+             CONDUCTOR_API_KEY (or api.allow_remote_without_key: true to accept remote changes)",
+            state.settings.host.value
+        );
+    } else if !state.settings.auth_enabled
+        && !crate::api::state::is_loopback_host(&state.settings.host.value)
+    {
+        tracing::warn!(
+            "NO API KEY on a non-loopback address ({}) and api.allow_remote_without_key is set: \
+             anyone who can reach this port can read and change runs",
+            state.settings.host.value
+        );
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

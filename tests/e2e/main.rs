@@ -8,5 +8,6 @@ mod bus;
 mod config;
 mod gc;
 mod runner;
+mod security;
 mod serve;
 mod storage;

@@ -1,0 +1,484 @@
+//! Request security (SPEC §6): request ids, API-key auth (bearer header or login cookie,
+//! constant-time compare), admin key, failed-auth rate limiting, loopback-only mutations
+//! without a key on a non-loopback bind, Origin checks, and the audit of every mutation.
+
+use std::collections::{HashMap, HashSet};
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use axum::extract::{ConnectInfo, MatchedPath, Request, State};
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
+
+use super::audit::{client_label, key_fingerprint, AuditRecord};
+use super::error::ApiError;
+use super::state::AppState;
+
+/// Name of the browser session cookie set by `POST /api/v1/auth/login`.
+pub const SESSION_COOKIE: &str = "conductor_session";
+/// Failed attempts allowed per client within [`FAILURE_WINDOW`] before 429.
+const MAX_FAILURES: usize = 10;
+const FAILURE_WINDOW: Duration = Duration::from_secs(60);
+/// Query parameters that look like a credential and are refused.
+const KEY_QUERY_PARAMS: &[&str] = &["api_key", "apikey", "key", "token", "access_token"];
+
+/// Who made a request, as established by [`authenticate`]; handlers read it from the
+/// request extensions.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    /// Client address.
+    pub addr: Option<SocketAddr>,
+    /// The key that authenticated the request, if any (never logged; fingerprinted).
+    pub key: Option<String>,
+    /// The request id.
+    pub request_id: String,
+}
+
+/// Mutable security state: login sessions and failed-auth counters.
+#[derive(Debug, Default)]
+pub struct SecurityState {
+    sessions: Mutex<HashSet<String>>,
+    failures: Mutex<HashMap<IpAddr, Vec<Instant>>>,
+}
+
+impl SecurityState {
+    fn new_session(&self) -> String {
+        let token: String = (0..4)
+            .map(|_| format!("{:016x}", fastrand::u64(..)))
+            .collect();
+        self.lock_sessions().insert(token.clone());
+        token
+    }
+
+    fn has_session(&self, token: &str) -> bool {
+        // Sessions are random 256-bit tokens; lookup by hash does not leak a usable prefix.
+        self.lock_sessions().contains(token)
+    }
+
+    fn end_session(&self, token: &str) {
+        self.lock_sessions().remove(token);
+    }
+
+    fn lock_sessions(&self) -> std::sync::MutexGuard<'_, HashSet<String>> {
+        self.sessions.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Seconds until `ip` may try again, when it is over the failure limit.
+    fn retry_after(&self, ip: IpAddr) -> Option<u64> {
+        let mut failures = self.failures.lock().unwrap_or_else(|p| p.into_inner());
+        let list = failures.entry(ip).or_default();
+        list.retain(|t| t.elapsed() < FAILURE_WINDOW);
+        (list.len() >= MAX_FAILURES).then(|| {
+            let oldest = list.first().map(|t| t.elapsed()).unwrap_or_default();
+            FAILURE_WINDOW.saturating_sub(oldest).as_secs().max(1)
+        })
+    }
+
+    fn record_failure(&self, ip: IpAddr) {
+        let mut failures = self.failures.lock().unwrap_or_else(|p| p.into_inner());
+        failures.entry(ip).or_default().push(Instant::now());
+    }
+}
+
+/// Constant-time equality of two secrets (length is not hidden).
+pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+fn is_public(path: &str) -> bool {
+    matches!(
+        path,
+        "/" | "/ui" | "/healthz" | "/api/v1/health" | "/api/v1/version" | "/api/v1/auth/login"
+    ) || path.starts_with("/ui/")
+}
+
+fn is_mutation(method: &Method) -> bool {
+    !matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS)
+}
+
+fn bearer(headers: &HeaderMap) -> Option<&str> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    value
+        .strip_prefix("Bearer ")
+        .or_else(|| value.strip_prefix("bearer "))
+        .map(str::trim)
+}
+
+fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|kv| kv.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v)
+}
+
+fn request_id(headers: &HeaderMap) -> String {
+    headers
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| {
+            !v.is_empty()
+                && v.len() <= 128
+                && v.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+        })
+        .map(str::to_string)
+        .unwrap_or_else(|| format!("{:016x}", fastrand::u64(..)))
+}
+
+fn denied(status: StatusCode, code: &'static str, message: impl Into<String>) -> ApiError {
+    ApiError {
+        status,
+        code,
+        message: message.into(),
+        retry_after: None,
+    }
+}
+
+/// The security middleware wrapped around every route.
+pub async fn authenticate(
+    State(state): State<AppState>,
+    mut request: Request,
+    next: Next,
+) -> Response {
+    let addr = request
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0);
+    let headers = request.headers().clone();
+    let method = request.method().clone();
+    let path = request.uri().path().to_string();
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|m| m.as_str().to_string())
+        .unwrap_or_else(|| path.clone());
+    let id = request_id(&headers);
+
+    let verdict = check(
+        &state,
+        addr,
+        &headers,
+        &method,
+        &path,
+        request.uri().query(),
+    );
+    let mut response = match verdict {
+        Err(err) => err.into_response(),
+        Ok(key) => {
+            request.extensions_mut().insert(Caller {
+                addr,
+                key: key.clone(),
+                request_id: id.clone(),
+            });
+            next.run(request).await
+        }
+    };
+    if is_mutation(&method) {
+        let status = response.status().as_u16();
+        let key = match bearer(&headers) {
+            Some(k) => Some(k.to_string()),
+            None => cookie(&headers, SESSION_COOKIE).map(|_| "session".to_string()),
+        };
+        state.audit.append(&AuditRecord {
+            time: crate::storage::time::format_rfc3339_nano(&chrono::Utc::now()),
+            request_id: &id,
+            client: client_label(addr),
+            key_fingerprint: key_fingerprint(key.as_deref()),
+            action: format!("{method} {route}"),
+            target: &path,
+            status,
+            result: if status < 400 { "ok" } else { "error" },
+        });
+    }
+    if let Ok(value) = HeaderValue::from_str(&id) {
+        response.headers_mut().insert("x-request-id", value);
+    }
+    response
+}
+
+/// Decides whether a request may proceed; `Ok(key)` carries the key that authenticated it.
+fn check(
+    state: &AppState,
+    addr: Option<SocketAddr>,
+    headers: &HeaderMap,
+    method: &Method,
+    path: &str,
+    query: Option<&str>,
+) -> Result<Option<String>, ApiError> {
+    if let Some(query) = query {
+        let has_key = query
+            .split('&')
+            .filter_map(|kv| kv.split('=').next())
+            .any(|k| KEY_QUERY_PARAMS.contains(&k.to_ascii_lowercase().as_str()));
+        if has_key {
+            return Err(ApiError::bad_request(
+                "credentials are never accepted in a URL; send `Authorization: Bearer <key>`",
+            ));
+        }
+    }
+    if is_mutation(method) {
+        check_origin(state, headers)?;
+    }
+    if is_public(path) {
+        return Ok(None);
+    }
+    let settings = &state.settings;
+    let ip = addr.map(|a| a.ip());
+    let admin = path.starts_with("/api/v1/admin/");
+    let required = match (&settings.admin_key, admin) {
+        (Some(admin_key), true) => Some(admin_key.as_str()),
+        _ if settings.auth_enabled => settings.api_key.value.as_deref(),
+        _ => None,
+    };
+    let Some(required) = required else {
+        return check_open_mutation(state, ip, method).map(|()| None);
+    };
+    if let Some(retry) = ip.and_then(|ip| state.security.retry_after(ip)) {
+        let mut err = denied(
+            StatusCode::TOO_MANY_REQUESTS,
+            "rate_limited",
+            format!("too many failed authentication attempts; retry in {retry} s"),
+        );
+        err.retry_after = Some(retry);
+        return Err(err);
+    }
+    if let Some(given) = bearer(headers) {
+        if constant_time_eq(given.as_bytes(), required.as_bytes()) {
+            return Ok(Some(given.to_string()));
+        }
+    } else if let Some(token) = cookie(headers, SESSION_COOKIE) {
+        if !admin && state.security.has_session(token) {
+            return Ok(Some("session".to_string()));
+        }
+    }
+    if let Some(ip) = ip {
+        state.security.record_failure(ip);
+    }
+    let what = if admin && settings.admin_key.is_some() {
+        "the admin key"
+    } else {
+        "the API key"
+    };
+    Err(denied(
+        StatusCode::UNAUTHORIZED,
+        "unauthorized",
+        format!("this route needs {what}: send `Authorization: Bearer <key>`"),
+    ))
+}
+
+/// Without any key, a non-loopback bind answers mutations only for loopback clients.
+fn check_open_mutation(
+    state: &AppState,
+    ip: Option<IpAddr>,
+    method: &Method,
+) -> Result<(), ApiError> {
+    if !is_mutation(method) || !state.remote_mutations_blocked() {
+        return Ok(());
+    }
+    match ip {
+        Some(ip) if ip.is_loopback() => Ok(()),
+        _ => Err(denied(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            "this server has no API key and listens on a non-loopback address, so changes are \
+             accepted only from this machine; set api.api_key (or CONDUCTOR_API_KEY), or set \
+             api.allow_remote_without_key: true",
+        )),
+    }
+}
+
+/// A mutation from a browser must come from this server's own origin or a configured one.
+fn check_origin(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
+    let Some(origin) = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) else {
+        return Ok(());
+    };
+    let host = headers
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let same_origin = origin
+        .split_once("://")
+        .is_some_and(|(_, rest)| rest.trim_end_matches('/') == host);
+    let configured = state
+        .settings
+        .config
+        .api
+        .cors_origins
+        .iter()
+        .any(|o| o.trim_end_matches('/') == origin.trim_end_matches('/'));
+    if same_origin || configured {
+        Ok(())
+    } else {
+        Err(denied(
+            StatusCode::FORBIDDEN,
+            "forbidden_origin",
+            format!("origin {origin:?} may not change this server; add it to api.cors_origins"),
+        ))
+    }
+}
+
+/// Body of `POST /api/v1/auth/login`.
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LoginBody {
+    /// The API key.
+    pub api_key: String,
+}
+
+/// `POST /api/v1/auth/login`: exchanges the API key for an HttpOnly SameSite=Strict cookie.
+pub async fn login(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    body: Result<Json<LoginBody>, axum::extract::rejection::JsonRejection>,
+) -> Result<Response, ApiError> {
+    let Json(body) = body.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let ip = caller.addr.map(|a| a.ip());
+    if let Some(retry) = ip.and_then(|ip| state.security.retry_after(ip)) {
+        let mut err = denied(
+            StatusCode::TOO_MANY_REQUESTS,
+            "rate_limited",
+            format!("too many failed authentication attempts; retry in {retry} s"),
+        );
+        err.retry_after = Some(retry);
+        return Err(err);
+    }
+    let Some(required) = state
+        .settings
+        .api_key
+        .value
+        .as_deref()
+        .filter(|_| state.settings.auth_enabled)
+    else {
+        return Err(ApiError::bad_request(
+            "authentication is not enabled on this server",
+        ));
+    };
+    if !constant_time_eq(body.api_key.as_bytes(), required.as_bytes()) {
+        if let Some(ip) = ip {
+            state.security.record_failure(ip);
+        }
+        return Err(denied(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "wrong API key",
+        ));
+    }
+    let token = state.security.new_session();
+    let cookie = format!("{SESSION_COOKIE}={token}; HttpOnly; SameSite=Strict; Path=/");
+    Ok((
+        [(header::SET_COOKIE, cookie)],
+        Json(serde_json::json!({ "ok": true })),
+    )
+        .into_response())
+}
+
+/// `POST /api/v1/auth/logout`: forgets the session cookie.
+pub async fn logout(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    if let Some(token) = cookie(&headers, SESSION_COOKIE) {
+        state.security.end_session(token);
+    }
+    let expired = format!("{SESSION_COOKIE}=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0");
+    (
+        [(header::SET_COOKIE, expired)],
+        Json(serde_json::json!({ "ok": true })),
+    )
+        .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn constant_time_compare() {
+        assert!(constant_time_eq(b"secret", b"secret"));
+        assert!(!constant_time_eq(b"secret", b"secreT"));
+        assert!(!constant_time_eq(b"secret", b"secret2"));
+    }
+
+    #[test]
+    fn failure_limit() {
+        let s = SecurityState::default();
+        let ip: IpAddr = "127.0.0.1".parse().unwrap();
+        for _ in 0..MAX_FAILURES {
+            assert!(s.retry_after(ip).is_none());
+            s.record_failure(ip);
+        }
+        assert!(s.retry_after(ip).is_some());
+    }
+}
+
+#[cfg(test)]
+mod remote_tests {
+    use super::*;
+    use crate::api::ServerState;
+    use crate::config::{resolve_server, ConfigMode, ServerFlags};
+    use std::sync::Arc;
+
+    fn state(host: &str, key: Option<&str>, allow_remote: bool) -> AppState {
+        let dir = tempfile::tempdir().unwrap();
+        let flags = ServerFlags {
+            root: Some(dir.path().to_path_buf()),
+            host: Some(host.to_string()),
+            api_key: key.map(str::to_string),
+            ..ServerFlags::default()
+        };
+        let env = |k: &str| (k == "HOME").then(|| "/nonexistent".to_string());
+        let mut settings = resolve_server(&flags, ConfigMode::Optional, &env, dir.path()).unwrap();
+        settings.config.api.allow_remote_without_key = allow_remote;
+        Arc::new(ServerState::new(settings))
+    }
+
+    fn post_from(state: &AppState, ip: &str) -> Result<Option<String>, ApiError> {
+        let addr: SocketAddr = format!("{ip}:5000").parse().unwrap();
+        check(
+            state,
+            Some(addr),
+            &HeaderMap::new(),
+            &Method::POST,
+            "/api/v1/tasks",
+            None,
+        )
+    }
+
+    #[test]
+    fn open_non_loopback_server_accepts_changes_only_from_loopback() {
+        let open = state("0.0.0.0", None, false);
+        assert!(open.remote_mutations_blocked());
+        assert_eq!(
+            post_from(&open, "10.1.2.3").unwrap_err().status,
+            StatusCode::FORBIDDEN
+        );
+        assert!(post_from(&open, "127.0.0.1").is_ok());
+        let addr: SocketAddr = "10.1.2.3:5000".parse().unwrap();
+        let get = check(
+            &open,
+            Some(addr),
+            &HeaderMap::new(),
+            &Method::GET,
+            "/api/v1/runs",
+            None,
+        );
+        assert!(get.is_ok(), "reads stay open");
+
+        let allowed = state("0.0.0.0", None, true);
+        assert!(post_from(&allowed, "10.1.2.3").is_ok());
+        let loopback = state("127.0.0.1", None, false);
+        assert!(post_from(&loopback, "10.1.2.3").is_ok());
+        let keyed = state("0.0.0.0", Some("k"), false);
+        assert_eq!(
+            post_from(&keyed, "10.1.2.3").unwrap_err().status,
+            StatusCode::UNAUTHORIZED
+        );
+    }
+}

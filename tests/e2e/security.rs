@@ -1,0 +1,151 @@
+//! API security through the real server: bearer key, login cookie, failed-auth rate limit,
+//! keys refused in URLs, Origin checks, request ids and the audit log.
+
+use std::time::Duration;
+
+use crate::support::{Sandbox, Server};
+
+const KEY: &str = "s3cret-key-for-tests-0123";
+
+fn agent() -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(Duration::from_secs(10)))
+        .build()
+        .into()
+}
+
+fn start_with_key(sb: &Sandbox) -> Server {
+    let mut cmd = sb.run_agent();
+    cmd.args(["serve", "--host", "127.0.0.1", "--api-key", KEY]);
+    Server::start(cmd, sb.path())
+}
+
+#[test]
+fn bearer_key_cookie_login_and_public_routes() {
+    let sb = Sandbox::new();
+    let server = start_with_key(&sb);
+    let url = |p: &str| format!("{}{p}", server.base);
+    let a = agent();
+
+    let resp = a.get(&url("/api/v1/status")).call().unwrap();
+    assert_eq!(resp.status().as_u16(), 401);
+    let resp = a
+        .get(&url("/api/v1/status"))
+        .header("Authorization", &format!("Bearer {KEY}"))
+        .call()
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+    assert!(resp.headers().get("x-request-id").is_some());
+    for public in ["/healthz", "/api/v1/health", "/api/v1/version", "/ui/"] {
+        assert_eq!(
+            a.get(&url(public)).call().unwrap().status().as_u16(),
+            200,
+            "{public}"
+        );
+    }
+    // A key in the URL is refused even when it is right.
+    let resp = a
+        .get(&url(&format!("/api/v1/status?api_key={KEY}")))
+        .call()
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 400);
+
+    // Login gives an HttpOnly SameSite=Strict cookie that authenticates GETs.
+    let resp = a
+        .post(&url("/api/v1/auth/login"))
+        .header("Content-Type", "application/json")
+        .send(format!("{{\"api_key\":\"{KEY}\"}}"))
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+    let cookie = resp
+        .headers()
+        .get("set-cookie")
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"),
+        "{cookie}"
+    );
+    let pair = cookie.split(';').next().unwrap();
+    let resp = a
+        .get(&url("/api/v1/status"))
+        .header("Cookie", pair)
+        .call()
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+    let resp = a
+        .get(&url("/api/v1/status"))
+        .header("Cookie", "conductor_session=forged")
+        .call()
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 401);
+
+    // The request id a client sends is echoed.
+    let resp = a
+        .get(&url("/healthz"))
+        .header("X-Request-Id", "abc-123")
+        .call()
+        .unwrap();
+    assert_eq!(resp.headers().get("x-request-id").unwrap(), "abc-123");
+}
+
+#[test]
+fn failed_auth_is_rate_limited() {
+    let sb = Sandbox::new();
+    let server = start_with_key(&sb);
+    let a = agent();
+    let mut statuses = Vec::new();
+    for _ in 0..12 {
+        let resp = a
+            .get(&format!("{}/api/v1/status", server.base))
+            .header("Authorization", "Bearer wrong")
+            .call()
+            .unwrap();
+        statuses.push(resp.status().as_u16());
+        if resp.status().as_u16() == 429 {
+            assert!(resp.headers().get("retry-after").is_some());
+        }
+    }
+    assert_eq!(&statuses[..10], &[401; 10]);
+    assert_eq!(statuses[10], 429);
+}
+
+#[test]
+fn mutations_are_audited_without_secrets_and_foreign_origins_refused() {
+    let sb = Sandbox::new();
+    let root = sb.path().join("root");
+    let mut cmd = sb.run_agent();
+    cmd.args(["serve", "--host", "127.0.0.1", "--api-key", KEY, "--root"])
+        .arg(&root);
+    let server = Server::start(cmd, sb.path());
+    let a = agent();
+    let login = |origin: Option<&str>| {
+        let mut req = a
+            .post(&format!("{}/api/v1/auth/login", server.base))
+            .header("Content-Type", "application/json");
+        if let Some(origin) = origin {
+            req = req.header("Origin", origin);
+        }
+        req.send(format!("{{\"api_key\":\"{KEY}\"}}"))
+            .unwrap()
+            .status()
+            .as_u16()
+    };
+    assert_eq!(login(Some("http://evil.example")), 403);
+    assert_eq!(login(Some(&server.base)), 200);
+    assert_eq!(login(None), 200);
+    let audit = std::fs::read_to_string(root.join("_audit/audit.jsonl")).unwrap();
+    let lines: Vec<serde_json::Value> = audit
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 3, "{audit}");
+    assert_eq!(lines[0]["status"], 403);
+    assert_eq!(lines[1]["action"], "POST /api/v1/auth/login");
+    assert_eq!(lines[1]["result"], "ok");
+    assert_eq!(lines[1]["client"], "127.0.0.1");
+    assert!(!audit.contains(KEY), "audit log leaked the key");
+}
