@@ -29,6 +29,8 @@ pub const DEFAULT_GRACE: Duration = Duration::from_secs(30);
 const KILL_WAIT: Duration = Duration::from_secs(5);
 /// How long to wait for the supervisor to record the final status.
 const RECORD_WAIT: Duration = Duration::from_secs(10);
+/// How long to wait for a just-created run to record its process group.
+const START_WAIT: Duration = Duration::from_secs(10);
 const POLL: Duration = Duration::from_millis(50);
 
 /// Whether a stop was requested for the run (or task) in `dir`.
@@ -48,19 +50,27 @@ pub struct StopOptions {
 /// Stops the running run in `run_dir` and returns its final run-info.
 pub fn stop_run(run_dir: &Path, opts: StopOptions) -> Result<RunInfo, RunnerError> {
     let info_path = run_dir.join(RUN_INFO_FILE);
-    let info = read_reconciled(&info_path)?;
-    if info.status != RunStatus::Running {
-        return Err(RunnerError::NotRunning(format!(
-            "run {} is not running (status {})",
-            info.run_id, info.status
-        )));
-    }
-    if info.pgid <= 1 {
-        return Err(RunnerError::NotRunning(format!(
-            "run {} has no process group yet; try again in a moment",
-            info.run_id
-        )));
-    }
+    let start = Instant::now();
+    let info = loop {
+        let info = read_reconciled(&info_path)?;
+        if info.status != RunStatus::Running {
+            return Err(RunnerError::NotRunning(format!(
+                "run {} is not running (status {})",
+                info.run_id, info.status
+            )));
+        }
+        // A run whose supervisor is still starting the agent has no pid yet.
+        if info.pgid > 1 {
+            break info;
+        }
+        if start.elapsed() >= START_WAIT {
+            return Err(RunnerError::NotRunning(format!(
+                "run {} has no process group after {START_WAIT:?}; its supervisor did not start the agent",
+                info.run_id
+            )));
+        }
+        std::thread::sleep(POLL);
+    };
     let stamp = format!("{}\n", format_rfc3339_nano(&Utc::now()));
     write_atomic(&run_dir.join(STOP_MARKER), stamp.as_bytes())
         .map_err(|e| RunnerError::io("write", run_dir.join(STOP_MARKER), e))?;

@@ -76,16 +76,42 @@ impl World {
             .map(|rd| rd.flatten().map(|e| e.path()).collect())
             .unwrap_or_default();
         dirs.sort();
+        // A run dir exists a moment before its run-info.yaml: skip it until then.
         dirs.into_iter()
-            .map(|d| {
-                let info = RunInfo::read(&d.join("run-info.yaml")).unwrap();
-                (d, info)
+            .filter_map(|d| {
+                let info = RunInfo::read(&d.join("run-info.yaml")).ok()?;
+                Some((d, info))
             })
             .collect()
     }
 
     fn task_bus(&self, project: &str, task: &str) -> Vec<Message> {
         read_all(&self.task_dir(project, task).join("TASK-MESSAGE-BUS.md")).unwrap()
+    }
+}
+
+/// Agents run detached from the test: kill the process group of every run still running,
+/// so a failing test leaves no process behind.
+impl Drop for World {
+    fn drop(&mut self) {
+        let Ok(projects) = std::fs::read_dir(self.root()) else {
+            return;
+        };
+        for project in projects.flatten() {
+            for task in std::fs::read_dir(project.path())
+                .into_iter()
+                .flatten()
+                .flatten()
+            {
+                let name = task.file_name().to_string_lossy().into_owned();
+                for (_, info) in self.runs(&project.file_name().to_string_lossy(), &name) {
+                    if info.status == RunStatus::Running && info.pgid > 1 {
+                        let pgid = nix::unistd::Pid::from_raw(-(info.pgid as i32));
+                        let _ = nix::sys::signal::kill(pgid, nix::sys::signal::Signal::SIGKILL);
+                    }
+                }
+            }
+        }
     }
 }
 
@@ -897,4 +923,81 @@ fn second_ctrl_c_on_a_job_kills_an_agent_that_ignores_sigterm() {
     assert_eq!(out.status.code(), Some(1));
     assert!(stdout(&out).contains("status: stopped"), "{}", stdout(&out));
     assert!(!alive(info.pid as i32) && !alive(grandchild));
+}
+
+/// docs/running-agents.md: the files it shows are written and the commands it shows are run,
+/// in order, in an empty directory; each block must succeed.
+#[test]
+fn running_agents_doc_example_works() {
+    let doc = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/docs/running-agents.md"
+    ))
+    .unwrap();
+    let sb = Sandbox::new();
+    let exe_dir = crate::support::run_agent_bin()
+        .parent()
+        .unwrap()
+        .to_path_buf();
+    let path = format!("{}:{}", exe_dir.display(), std::env::var("PATH").unwrap());
+    let mut lines = doc.lines();
+    let mut ran = 0;
+    while let Some(line) = lines.next() {
+        let marker = line.trim();
+        let file = marker
+            .strip_prefix("<!-- file: ")
+            .and_then(|m| m.strip_suffix(" -->"));
+        if file.is_none() && marker != "<!-- run -->" {
+            continue;
+        }
+        assert!(
+            lines.next().unwrap().starts_with("```"),
+            "a fence follows {marker}"
+        );
+        let block: Vec<&str> = lines
+            .by_ref()
+            .take_while(|l| !l.starts_with("```"))
+            .collect();
+        let body = format!("{}\n", block.join("\n"));
+        match file {
+            Some(name) => {
+                sb.write(name, &body);
+            }
+            None => {
+                let out = run(sb
+                    .command(Path::new("/bin/sh"))
+                    .args(["-e", "-c", &body])
+                    .env("PATH", &path));
+                assert!(
+                    out.status.success(),
+                    "block failed:\n{body}\n{}",
+                    text(&out)
+                );
+                ran += 1;
+            }
+        }
+    }
+    assert_eq!(ran, 4, "every run block was found");
+    let root = sb.path().join("runs/demo");
+    let hello = std::fs::read_dir(root.join("hello/runs"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    assert_eq!(
+        std::fs::read_to_string(hello.join("output.md")).unwrap(),
+        "You asked: Say hello\n"
+    );
+    assert!(root.join("greet/DONE").exists());
+    assert_eq!(
+        std::fs::read_dir(root.join("forever/runs"))
+            .unwrap()
+            .count(),
+        2
+    );
+    let project_bus = read_all(&root.join("PROJECT-MESSAGE-BUS.md")).unwrap();
+    assert!(project_bus
+        .iter()
+        .any(|m| m.body.starts_with("task greet completed")));
 }
