@@ -14,6 +14,18 @@ use super::stream;
 /// Largest stdout parsed for a final answer; bigger streams are copied as they are.
 const MAX_PARSED_STDOUT: u64 = 64 * 1024 * 1024;
 
+/// The agent's session id found in its stdout (CLI agents only).
+pub fn session_id(run_dir: &Path, agent_type: AgentType) -> Option<String> {
+    agent_type.cli_binary()?;
+    let stdout = run_dir.join(STDOUT_FILE);
+    let size = std::fs::metadata(&stdout).ok()?.len();
+    if size > MAX_PARSED_STDOUT {
+        return None;
+    }
+    let bytes = std::fs::read(&stdout).ok()?;
+    stream::session_id(agent_type, &String::from_utf8_lossy(&bytes))
+}
+
 /// Makes sure `<run_dir>/output.md` exists. Returns whether it was written here.
 pub fn ensure(run_dir: &Path, agent_type: AgentType) -> Result<bool, RunnerError> {
     let output = run_dir.join(OUTPUT_FILE);

@@ -24,6 +24,27 @@ pub fn final_answer(agent_type: AgentType, stdout: &str) -> Option<String> {
     (!answer.trim().is_empty()).then_some(answer)
 }
 
+/// The agent's own session id in `stdout`: `session_id` of a claude or gemini event, the
+/// `thread_id` of codex's `thread.started`. Used to resume the same conversation later.
+pub fn session_id(agent_type: AgentType, stdout: &str) -> Option<String> {
+    let key = match agent_type {
+        AgentType::Claude | AgentType::Gemini => "session_id",
+        AgentType::Codex => "thread_id",
+        _ => return None,
+    };
+    stdout
+        .lines()
+        .filter(|l| l.len() <= MAX_LINE && l.contains(key))
+        .filter_map(|l| serde_json::from_str::<Value>(l.trim()).ok())
+        .find_map(|event| {
+            event
+                .get(key)
+                .and_then(Value::as_str)
+                .filter(|id| !id.trim().is_empty())
+                .map(|id| id.trim().to_string())
+        })
+}
+
 fn kind(event: &Value) -> &str {
     event.get("type").and_then(Value::as_str).unwrap_or("")
 }
@@ -180,6 +201,22 @@ not json
 {"type":"assistant","message":{"content":[{"type":"text","text":"b"}]}}"#;
         assert_eq!(final_answer(AgentType::Claude, s).as_deref(), Some("a\nb"));
         assert_eq!(final_answer(AgentType::Claude, "plain text"), None);
+    }
+
+    #[test]
+    fn session_ids() {
+        let claude = r#"{"type":"system","subtype":"init","session_id":"abc-123"}"#;
+        assert_eq!(
+            session_id(AgentType::Claude, claude).as_deref(),
+            Some("abc-123")
+        );
+        let codex = r#"{"type":"thread.started","thread_id":"th_9"}"#;
+        assert_eq!(session_id(AgentType::Codex, codex).as_deref(), Some("th_9"));
+        assert_eq!(session_id(AgentType::Command, claude), None);
+        assert_eq!(
+            session_id(AgentType::Gemini, "session_id but not json"),
+            None
+        );
     }
 
     #[test]

@@ -128,7 +128,12 @@ pub fn supervise(plan: &SupervisorPlan) -> Result<RunInfo, RunnerError> {
     let stopped = stop::requested(&plan.run_dir);
     let outcome = classify(exit_code(&status), timed_out, stopped);
     output::ensure(&plan.run_dir, plan.agent_type)?;
-    let final_info = finish(&info_path, &outcome, |_| {})?;
+    let session = output::session_id(&plan.run_dir, plan.agent_type);
+    let final_info = finish(&info_path, &outcome, |i| {
+        if session.is_some() {
+            i.agent_session_id = session;
+        }
+    })?;
     report(events.finished(&outcome));
     tracing::info!(run = %run, status = %outcome.status, exit_code = outcome.exit_code, "run finished");
     Ok(final_info)

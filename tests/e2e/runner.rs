@@ -156,7 +156,8 @@ fn job_with_cli_agent_writes_every_file_and_event() {
     let w = World::new();
     let stdin_copy = w.sb.path().join("stdin.txt");
     let env_dump = w.sb.path().join("env.txt");
-    let stream = r#"{"type":"assistant","message":{"content":[{"type":"text","text":"working"}]}}
+    let stream = r#"{"type":"system","subtype":"init","session_id":"sess-42"}
+{"type":"assistant","message":{"content":[{"type":"text","text":"working"}]}}
 {"type":"result","is_error":false,"result":"The answer is 42."}"#;
     let out = run(w
         .cmd(&[
@@ -198,6 +199,7 @@ fn job_with_cli_agent_writes_every_file_and_event() {
         .unwrap()
         .starts_with("claude -p --input-format text --output-format stream-json --verbose"));
     assert_eq!(info.error_summary, None);
+    assert_eq!(info.agent_session_id.as_deref(), Some("sess-42"));
 
     // prompt.md = preamble + separator + trimmed prompt, and it was the agent's stdin.
     let prompt = std::fs::read_to_string(dir.join("prompt.md")).unwrap();
@@ -1000,4 +1002,70 @@ fn running_agents_doc_example_works() {
     assert!(project_bus
         .iter()
         .any(|m| m.body.starts_with("task greet completed")));
+}
+
+#[test]
+fn config_token_goes_to_the_provider_variable_and_config_to_children() {
+    let w = World::new();
+    let config = w.sb.write(
+        "config.yaml",
+        "agents:\n  mine:\n    type: claude\n    token: secret-token\n  broken:\n    type: command\n    command: [\"no-such-program-for-conductor\"]\n",
+    );
+    let env_dump = w.sb.path().join("env.txt");
+    let out = run(w
+        .cmd(&[
+            "job",
+            "--project",
+            "demo",
+            "--task",
+            "tok",
+            "--agent",
+            "mine",
+            "--prompt",
+            "x",
+        ])
+        .arg("--config")
+        .arg(&config)
+        .env("FAKE_ENV_DUMP", &env_dump)
+        .env("ANTHROPIC_API_KEY", "from-the-shell")
+        .env("XAI_API_KEY", "other-provider"));
+    assert!(out.status.success(), "{}", text(&out));
+    let env = std::fs::read_to_string(&env_dump).unwrap();
+    assert!(
+        env.lines().any(|l| l == "ANTHROPIC_API_KEY=secret-token"),
+        "{env}"
+    );
+    assert!(!env.contains("XAI_API_KEY"), "{env}");
+    assert!(
+        env.lines()
+            .any(|l| l == format!("CONDUCTOR_CONFIG={}", config.display())),
+        "{env}"
+    );
+    let (_, info) = w.runs("demo", "tok").remove(0);
+    assert_eq!(info.agent, "claude");
+
+    // A program that cannot be started: the run fails and says why.
+    let out = run(w
+        .cmd(&[
+            "job",
+            "--project",
+            "demo",
+            "--task",
+            "nostart",
+            "--agent",
+            "broken",
+            "--prompt",
+            "x",
+        ])
+        .arg("--config")
+        .arg(&config));
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let (_, info) = w.runs("demo", "nostart").remove(0);
+    assert_eq!(info.status, RunStatus::Failed);
+    let summary = info.error_summary.unwrap();
+    assert!(
+        summary.contains("cannot start no-such-program-for-conductor"),
+        "{summary}"
+    );
+    assert_eq!(types(&w.task_bus("demo", "nostart")), ["RUN_CRASH"]);
 }
