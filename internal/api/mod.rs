@@ -10,6 +10,7 @@ pub mod lookup;
 pub mod security;
 pub mod state;
 pub mod status;
+pub mod tasks;
 
 use std::future::Future;
 
@@ -26,11 +27,23 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/health", get(status::healthz))
         .route("/api/v1/version", get(status::version))
         .route("/api/v1/status", get(status::status))
-        .route("/api/v1/projects", get(browse::projects))
+        .route(
+            "/api/v1/projects",
+            get(browse::projects).post(tasks::create_project),
+        )
         .route("/api/v1/projects/{project}/tasks", get(browse::tasks))
-        .route("/api/v1/projects/{project}/tasks/{task}", get(browse::task))
+        .route(
+            "/api/v1/projects/{project}/tasks/{task}",
+            get(browse::task).delete(tasks::delete_task),
+        )
+        .route(
+            "/api/v1/projects/{project}/tasks/{task}/stop",
+            post(tasks::stop_task),
+        )
+        .route("/api/v1/tasks", post(tasks::start_task))
         .route("/api/v1/runs", get(browse::runs))
         .route("/api/v1/runs/{run}", get(browse::run))
+        .route("/api/v1/runs/{run}/stop", post(tasks::stop_run))
         .route("/api/v1/runs/{run}/files/{name}", get(browse::run_file))
         .route("/", get(crate::ui::redirect_root))
         .route("/ui", get(crate::ui::redirect_root))

@@ -28,6 +28,8 @@ pub struct ServerState {
     pub audit: AuditLog,
     /// Login sessions and failed-auth counters.
     pub security: SecurityState,
+    /// Task loops started by this server.
+    pub task_loops: super::tasks::TaskLoops,
 }
 
 /// Cheap-to-clone handle used as axum state.
@@ -40,6 +42,7 @@ impl ServerState {
         Self {
             audit: AuditLog::new(root.path()),
             security: SecurityState::default(),
+            task_loops: Default::default(),
             settings,
             root,
             started: Instant::now(),

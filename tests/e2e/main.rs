@@ -11,3 +11,4 @@ mod runner;
 mod security;
 mod serve;
 mod storage;
+mod tasks_api;

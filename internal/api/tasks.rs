@@ -1,0 +1,434 @@
+//! Starting and controlling tasks through the API: `POST /api/v1/tasks` runs the task's Ralph
+//! loop inside the server (sync-then-async with `wait_seconds`), `POST /api/v1/projects`
+//! creates a project bound to a working directory, and stop / resume / delete of a task.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::{Deserialize, Serialize};
+use tokio::sync::watch;
+
+use super::error::ApiError;
+use super::lookup;
+use super::state::AppState;
+use crate::runner::{self, JobRequest, StopOptions, TaskEnd, TaskRequest};
+use crate::storage::scan::{list_runs, Reconcile};
+use crate::storage::{ids, paths, ProjectId, RunStatus, TaskId};
+
+/// Longest `wait_seconds` a client may ask for.
+const MAX_WAIT_SECONDS: u64 = 3600;
+/// How long `POST /api/v1/tasks` waits for the first run to be created.
+const FIRST_RUN_WAIT: Duration = Duration::from_secs(15);
+
+/// Progress of a task loop running in this server.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum LoopState {
+    /// The loop thread is preparing the first run.
+    Starting,
+    /// A run of the loop is active.
+    Running {
+        /// The current run.
+        run_id: String,
+    },
+    /// The loop ended.
+    Ended {
+        /// `done`, `stopped`, `gave_up` or `error`.
+        outcome: String,
+        /// The last run, if any.
+        run_id: Option<String>,
+        /// Error text when the loop itself failed.
+        error: Option<String>,
+    },
+}
+
+/// Task loops started by this server, keyed by `project/task`.
+#[derive(Debug, Default)]
+pub struct TaskLoops {
+    loops: Mutex<HashMap<String, watch::Receiver<LoopState>>>,
+}
+
+impl TaskLoops {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, watch::Receiver<LoopState>>> {
+        self.loops.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Number of loops that have not ended.
+    pub fn active(&self) -> usize {
+        self.lock()
+            .values()
+            .filter(|rx| !matches!(*rx.borrow(), LoopState::Ended { .. }))
+            .count()
+    }
+
+    fn is_active(&self, key: &str) -> bool {
+        self.lock()
+            .get(key)
+            .is_some_and(|rx| !matches!(*rx.borrow(), LoopState::Ended { .. }))
+    }
+}
+
+/// Body of `POST /api/v1/tasks`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StartTaskBody {
+    /// Project id (created if missing).
+    pub project_id: String,
+    /// Task id (generated when absent).
+    pub task_id: Option<String>,
+    /// The task prompt.
+    pub prompt: String,
+    /// Agent name or type (default: `defaults.agent`).
+    pub agent: Option<String>,
+    /// Extra environment for the agent (JRUN_* cannot be overridden).
+    #[serde(default)]
+    pub env: HashMap<String, String>,
+    /// Answer with the result if the task ends within this many seconds.
+    pub wait_seconds: Option<u64>,
+    /// Restarts after the first attempt (default: `defaults.max_restarts`).
+    pub max_restarts: Option<u32>,
+}
+
+fn json_body<T>(body: Result<Json<T>, JsonRejection>) -> Result<T, ApiError> {
+    body.map(|Json(b)| b)
+        .map_err(|e| ApiError::bad_request(format!("invalid request body: {}", e.body_text())))
+}
+
+fn unavailable(message: impl Into<String>) -> ApiError {
+    ApiError {
+        status: StatusCode::SERVICE_UNAVAILABLE,
+        code: "task_start_disabled",
+        message: message.into(),
+        retry_after: None,
+    }
+}
+
+/// Refuses task starts on a read-only server.
+fn check_task_start(state: &AppState) -> Result<(), ApiError> {
+    if state.settings.task_start_disabled.value {
+        let why = match &state.settings.config_error {
+            Some(err) => format!("task start is disabled because the config failed to load: {err}"),
+            None => "task start is disabled on this server (read-only; see CONDUCTOR_DISABLE_TASK_START / --disable-task-start)".to_string(),
+        };
+        return Err(unavailable(why));
+    }
+    Ok(())
+}
+
+/// `POST /api/v1/tasks`
+pub async fn start_task(
+    State(state): State<AppState>,
+    body: Result<Json<StartTaskBody>, JsonRejection>,
+) -> Result<Response, ApiError> {
+    check_task_start(&state)?;
+    let body = json_body(body)?;
+    let project = lookup::project_id(&body.project_id)?;
+    let task = match body.task_id.as_deref() {
+        Some(raw) => lookup::task_id(raw)?,
+        None => ids::generate_task_id(chrono::Utc::now(), Some(&body.prompt)),
+    };
+    if body.prompt.trim().is_empty() {
+        return Err(ApiError::bad_request("prompt must not be empty"));
+    }
+    let wait = body.wait_seconds.unwrap_or(0);
+    if wait > MAX_WAIT_SECONDS {
+        return Err(ApiError::bad_request(format!(
+            "invalid wait_seconds {wait}; allowed: 0..={MAX_WAIT_SECONDS}"
+        )));
+    }
+    for key in body.env.keys() {
+        if key.is_empty() || key.contains('=') || key.contains('\0') {
+            return Err(ApiError::bad_request(format!(
+                "invalid env variable name {key:?}"
+            )));
+        }
+    }
+    let config = &state.settings.config;
+    let agent_name = body
+        .agent
+        .clone()
+        .or_else(|| config.defaults.agent.clone())
+        .ok_or_else(|| {
+            ApiError::bad_request("agent is required (no defaults.agent is configured)")
+        })?;
+    let agent = runner::agent::select(&agent_name, Some(config))
+        .map_err(|e| ApiError::bad_request(e.to_string()))?;
+    let key = format!("{project}/{task}");
+    if state.task_loops.is_active(&key) || task_has_running_run(&state, &project, &task) {
+        return Err(ApiError::conflict(format!("task {key} is already running")));
+    }
+    let exe = std::env::current_exe()
+        .map_err(|e| ApiError::internal(format!("cannot locate the server executable: {e}")))?;
+    let request = TaskRequest {
+        job: JobRequest {
+            root: state.root.path().to_path_buf(),
+            project: project.clone(),
+            task: task.clone(),
+            agent,
+            prompt: body.prompt.clone(),
+            parent_run_id: None,
+            previous_run_id: None,
+            restart_index: None,
+            cwd: None,
+            idle_timeout: (config.defaults.timeout > 0)
+                .then(|| Duration::from_secs(config.defaults.timeout)),
+            extra_env: body.env.into_iter().collect(),
+            exe,
+        },
+        max_restarts: body.max_restarts.unwrap_or(config.defaults.max_restarts),
+        restart_delay: Duration::from_secs(1),
+        restart_delay_max: Duration::from_secs(60),
+        child_wait: Duration::from_secs(300),
+    };
+    let mut rx = spawn_loop(&state, key.clone(), request);
+    let first_run =
+        tokio::time::timeout(FIRST_RUN_WAIT, rx.wait_for(|s| *s != LoopState::Starting))
+            .await
+            .ok()
+            .and_then(Result::ok)
+            .map(|s| s.clone());
+    let status_url = format!("/api/v1/projects/{project}/tasks/{task}");
+    let run_id = match &first_run {
+        Some(LoopState::Running { run_id }) => Some(run_id.clone()),
+        Some(LoopState::Ended { run_id, .. }) => run_id.clone(),
+        _ => None,
+    };
+    if wait > 0 {
+        let ended = tokio::time::timeout(
+            Duration::from_secs(wait),
+            rx.wait_for(|s| matches!(s, LoopState::Ended { .. })),
+        )
+        .await
+        .ok()
+        .and_then(Result::ok)
+        .map(|s| s.clone());
+        if let Some(LoopState::Ended {
+            outcome,
+            run_id,
+            error,
+        }) = ended
+        {
+            let output = run_id
+                .as_deref()
+                .and_then(|r| read_output(&state, &project, &task, r));
+            return Ok((
+                StatusCode::OK,
+                Json(serde_json::json!({
+                    "project_id": project, "task_id": task, "run_id": run_id,
+                    "outcome": outcome, "error": error, "output": output,
+                    "status_url": status_url,
+                })),
+            )
+                .into_response());
+        }
+        return Ok((
+            StatusCode::ACCEPTED,
+            Json(serde_json::json!({
+                "project_id": project, "task_id": task, "run_id": run_id,
+                "status_url": status_url,
+            })),
+        )
+            .into_response());
+    }
+    Ok((
+        StatusCode::CREATED,
+        Json(serde_json::json!({
+            "project_id": project, "task_id": task, "run_id": run_id,
+            "status_url": status_url,
+        })),
+    )
+        .into_response())
+}
+
+/// Runs the task loop on its own thread and registers it; the receiver tracks its progress.
+fn spawn_loop(state: &AppState, key: String, request: TaskRequest) -> watch::Receiver<LoopState> {
+    let (tx, rx) = watch::channel(LoopState::Starting);
+    state.task_loops.lock().insert(key.clone(), rx.clone());
+    std::thread::spawn(move || {
+        let result = runner::run_task(&request, |run, _attempt| {
+            tx.send_replace(LoopState::Running {
+                run_id: run.run_id.to_string(),
+            });
+        });
+        let end = match result {
+            Ok(TaskEnd::Done { last }) => ("done", last.map(|r| r.run_id), None),
+            Ok(TaskEnd::Stopped { last }) => ("stopped", last.map(|r| r.run_id), None),
+            Ok(TaskEnd::GaveUp { last, .. }) => ("gave_up", last.map(|r| r.run_id), None),
+            Err(err) => ("error", None, Some(err.to_string())),
+        };
+        let run_id = end.1.or_else(|| match &*tx.borrow() {
+            LoopState::Running { run_id } => Some(run_id.clone()),
+            _ => None,
+        });
+        tracing::info!(task = %key, outcome = end.0, "task loop ended");
+        tx.send_replace(LoopState::Ended {
+            outcome: end.0.to_string(),
+            run_id,
+            error: end.2,
+        });
+    });
+    rx
+}
+
+fn task_has_running_run(state: &AppState, project: &ProjectId, task: &TaskId) -> bool {
+    list_runs(&state.root.task_dir(project, task), Reconcile::Yes)
+        .iter()
+        .any(|r| r.status() == RunStatus::Running)
+}
+
+fn read_output(state: &AppState, project: &ProjectId, task: &TaskId, run: &str) -> Option<String> {
+    let run = ids::RunId::parse(run).ok()?;
+    let path = state
+        .root
+        .run_dir(project, task, &run)
+        .join(paths::OUTPUT_FILE);
+    std::fs::read_to_string(path).ok()
+}
+
+/// Body of `POST /api/v1/projects`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateProjectBody {
+    /// The new project's id.
+    pub project_id: String,
+    /// Existing directory its agents work in.
+    pub project_root: PathBuf,
+}
+
+/// `POST /api/v1/projects`
+pub async fn create_project(
+    State(state): State<AppState>,
+    body: Result<Json<CreateProjectBody>, JsonRejection>,
+) -> Result<Response, ApiError> {
+    let body = json_body(body)?;
+    let project = lookup::project_id(&body.project_id)?;
+    if !body.project_root.is_absolute() {
+        return Err(ApiError::bad_request(format!(
+            "project_root {:?} must be an absolute path",
+            body.project_root
+        )));
+    }
+    if !body.project_root.is_dir() {
+        return Err(ApiError::bad_request(format!(
+            "project_root {} is not an existing directory",
+            body.project_root.display()
+        )));
+    }
+    let dir = state.root.project_dir(&project);
+    if std::fs::symlink_metadata(&dir).is_ok() {
+        return Err(ApiError::conflict(format!(
+            "project {project} already exists"
+        )));
+    }
+    std::fs::create_dir_all(&dir)
+        .map_err(|e| ApiError::internal(format!("cannot create {}: {e}", dir.display())))?;
+    let text = format!("{}\n", body.project_root.display());
+    crate::storage::atomic::write_atomic(&dir.join(paths::PROJECT_ROOT_FILE), text.as_bytes())
+        .map_err(|e| ApiError::internal(format!("cannot write PROJECT-ROOT.txt: {e}")))?;
+    Ok((
+        StatusCode::CREATED,
+        Json(serde_json::json!({ "project_id": project, "project_root": body.project_root })),
+    )
+        .into_response())
+}
+
+/// `POST /api/v1/projects/{p}/tasks/{t}/stop`: stops the task's running runs and its loop.
+pub async fn stop_task(
+    State(state): State<AppState>,
+    Path((project, task)): Path<(String, String)>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let project = lookup::project_id(&project)?;
+    let task = lookup::task_id(&task)?;
+    let dir = lookup::task_dir(&state.root, &project, &task)?;
+    let running: Vec<PathBuf> = list_runs(&dir, Reconcile::Yes)
+        .into_iter()
+        .filter(|r| r.status() == RunStatus::Running)
+        .map(|r| r.dir)
+        .collect();
+    // Even with no run active right now, the loop must not start another one.
+    let stamp = format!(
+        "{}\n",
+        crate::storage::time::format_rfc3339_nano(&chrono::Utc::now())
+    );
+    crate::storage::atomic::write_atomic(&dir.join(runner::stop::STOP_MARKER), stamp.as_bytes())
+        .map_err(|e| ApiError::internal(format!("cannot write the stop marker: {e}")))?;
+    let stopped = tokio::task::spawn_blocking(move || {
+        running
+            .iter()
+            .map(|run_dir| {
+                runner::stop_run(
+                    run_dir,
+                    StopOptions {
+                        grace: Duration::from_secs(10),
+                        force: false,
+                    },
+                )
+                .map(|i| i.run_id)
+                .map_err(|e| e.to_string())
+            })
+            .collect::<Vec<_>>()
+    })
+    .await
+    .map_err(|e| ApiError::internal(format!("stop failed: {e}")))?;
+    let (ok, errors): (Vec<_>, Vec<_>) = stopped.into_iter().partition(Result::is_ok);
+    Ok(Json(serde_json::json!({
+        "project_id": project, "task_id": task,
+        "stopped_runs": ok.into_iter().flatten().collect::<Vec<_>>(),
+        "errors": errors.into_iter().filter_map(Result::err).collect::<Vec<_>>(),
+    })))
+}
+
+/// `POST /api/v1/runs/{run}/stop`
+pub async fn stop_run(
+    State(state): State<AppState>,
+    Path(run): Path<String>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let run = lookup::run_id(&run)?;
+    let dir = lookup::run_dir(&state.root, &run)?;
+    let info = tokio::task::spawn_blocking(move || {
+        runner::stop_run(
+            &dir,
+            StopOptions {
+                grace: Duration::from_secs(10),
+                force: false,
+            },
+        )
+    })
+    .await
+    .map_err(|e| ApiError::internal(format!("stop failed: {e}")))?
+    .map_err(|e| match e {
+        runner::RunnerError::NotRunning(msg) => ApiError::conflict(msg),
+        other => ApiError::internal(other.to_string()),
+    })?;
+    Ok(Json(
+        serde_json::json!({ "run_id": info.run_id, "status": info.status }),
+    ))
+}
+
+/// `DELETE /api/v1/projects/{p}/tasks/{t}`: removes a task that has no running run.
+pub async fn delete_task(
+    State(state): State<AppState>,
+    Path((project, task)): Path<(String, String)>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let project = lookup::project_id(&project)?;
+    let task = lookup::task_id(&task)?;
+    let dir = lookup::task_dir(&state.root, &project, &task)?;
+    let key = format!("{project}/{task}");
+    if state.task_loops.is_active(&key) || task_has_running_run(&state, &project, &task) {
+        return Err(ApiError::conflict(format!(
+            "task {key} is running; stop it before deleting it"
+        )));
+    }
+    std::fs::remove_dir_all(&dir)
+        .map_err(|e| ApiError::internal(format!("cannot delete {}: {e}", dir.display())))?;
+    Ok(Json(
+        serde_json::json!({ "project_id": project, "task_id": task, "deleted": true }),
+    ))
+}

@@ -1,0 +1,257 @@
+//! Starting and controlling tasks through the API with a fake `command` agent: sync-then-async
+//! `POST /api/v1/tasks`, project creation, stop, delete, and read-only servers.
+
+use std::path::Path;
+use std::time::Duration;
+
+use crate::support::{Sandbox, Server};
+
+const FAKE_AGENT: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/tests/fake-agents/fake-agent.sh"
+);
+
+fn agent() -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(Duration::from_secs(60)))
+        .build()
+        .into()
+}
+
+fn post(server: &Server, path: &str, body: serde_json::Value) -> (u16, serde_json::Value) {
+    let mut resp = agent()
+        .post(&format!("{}{path}", server.base))
+        .header("Content-Type", "application/json")
+        .send(body.to_string())
+        .unwrap();
+    let status = resp.status().as_u16();
+    let text = resp.body_mut().read_to_string().unwrap();
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text)),
+    )
+}
+
+/// A server whose config has a `command` agent `script` running the fake agent; `env` is
+/// given to the server (and so to its agents).
+fn start(sb: &Sandbox, env: &[(&str, &str)], extra_args: &[&str]) -> Server {
+    let config = sb.write(
+        "config.yaml",
+        &format!(
+            "agents:\n  script:\n    type: command\n    command: [\"{FAKE_AGENT}\"]\ndefaults:\n  agent: script\n  max_restarts: 2\n"
+        ),
+    );
+    let mut cmd = sb.run_agent();
+    cmd.args(["serve", "--host", "127.0.0.1", "--root"])
+        .arg(sb.path().join("root"))
+        .arg("--config")
+        .arg(&config)
+        .args(extra_args);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    Server::start(cmd, sb.path())
+}
+
+#[test]
+fn start_task_and_wait_for_its_result() {
+    let sb = Sandbox::new();
+    let server = start(
+        &sb,
+        &[
+            ("FAKE_DONE_AFTER", "1"),
+            ("FAKE_WRITE_OUTPUT", "the answer"),
+        ],
+        &[],
+    );
+    let (code, body) = post(
+        &server,
+        "/api/v1/tasks",
+        serde_json::json!({"project_id": "demo", "task_id": "task-1", "prompt": "answer", "wait_seconds": 60}),
+    );
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(body["outcome"], "done");
+    assert_eq!(body["output"], "the answer\n");
+    let run_id = body["run_id"].as_str().unwrap();
+    let (_, run) = server.get_json(&format!("/api/v1/runs/{run_id}"));
+    assert_eq!(run["status"], "completed");
+    let (_, task) = server.get_json("/api/v1/projects/demo/tasks/task-1");
+    assert_eq!(task["status"], "done");
+    assert_eq!(task["task_md"], "answer\n");
+}
+
+#[test]
+fn start_without_wait_answers_201_and_slow_task_answers_202() {
+    let sb = Sandbox::new();
+    let server = start(&sb, &[("FAKE_SLEEP", "2"), ("FAKE_DONE_AFTER", "1")], &[]);
+    let (code, body) = post(
+        &server,
+        "/api/v1/tasks",
+        serde_json::json!({"project_id": "demo", "prompt": "slow work"}),
+    );
+    assert_eq!(code, 201, "{body}");
+    assert!(body["run_id"].is_string(), "{body}");
+    let task_id = body["task_id"].as_str().unwrap().to_string();
+    assert!(
+        task_id.starts_with("task-") && task_id.ends_with("-slow-work"),
+        "{task_id}"
+    );
+    // Starting the same task again while it runs is a conflict.
+    let (code, _) = post(
+        &server,
+        "/api/v1/tasks",
+        serde_json::json!({"project_id": "demo", "task_id": task_id, "prompt": "again"}),
+    );
+    assert_eq!(code, 409);
+    let (code, body) = post(
+        &server,
+        "/api/v1/tasks",
+        serde_json::json!({"project_id": "demo", "task_id": "task-2", "prompt": "x", "wait_seconds": 1}),
+    );
+    assert_eq!(code, 202, "{body}");
+    assert_eq!(body["status_url"], "/api/v1/projects/demo/tasks/task-2");
+}
+
+#[test]
+fn bad_task_requests_are_rejected() {
+    let sb = Sandbox::new();
+    let server = start(&sb, &[], &[]);
+    for (body, want) in [
+        (
+            serde_json::json!({"project_id": "demo", "prompt": "x", "bogus": 1}),
+            "bogus",
+        ),
+        (
+            serde_json::json!({"project_id": "../x", "prompt": "x"}),
+            "project_id",
+        ),
+        (
+            serde_json::json!({"project_id": "demo", "task_id": "a/b", "prompt": "x"}),
+            "task_id",
+        ),
+        (
+            serde_json::json!({"project_id": "demo", "prompt": "  "}),
+            "prompt",
+        ),
+        (
+            serde_json::json!({"project_id": "demo", "prompt": "x", "agent": "nope"}),
+            "nope",
+        ),
+    ] {
+        let (code, resp) = post(&server, "/api/v1/tasks", body.clone());
+        assert_eq!(code, 400, "{body}: {resp}");
+        assert!(
+            resp["error"]["message"].as_str().unwrap().contains(want),
+            "{resp}"
+        );
+    }
+    assert!(!sb.path().join("x").exists());
+}
+
+#[test]
+fn read_only_server_refuses_task_start() {
+    let sb = Sandbox::new();
+    let server = start(&sb, &[], &["--disable-task-start"]);
+    let (code, body) = post(
+        &server,
+        "/api/v1/tasks",
+        serde_json::json!({"project_id": "demo", "prompt": "x"}),
+    );
+    assert_eq!(code, 503, "{body}");
+    assert_eq!(body["error"]["code"], "task_start_disabled");
+}
+
+#[test]
+fn create_project_then_runs_use_its_directory() {
+    let sb = Sandbox::new();
+    let workdir = sb.path().join("repo");
+    std::fs::create_dir_all(&workdir).unwrap();
+    let pwd_file = sb.path().join("pwd.txt");
+    let server = start(
+        &sb,
+        &[
+            ("FAKE_DONE_AFTER", "1"),
+            ("FAKE_ENV_DUMP", pwd_file.to_str().unwrap()),
+        ],
+        &[],
+    );
+    let (code, body) = post(
+        &server,
+        "/api/v1/projects",
+        serde_json::json!({"project_id": "web", "project_root": workdir}),
+    );
+    assert_eq!(code, 201, "{body}");
+    let (code, _) = post(
+        &server,
+        "/api/v1/projects",
+        serde_json::json!({"project_id": "web", "project_root": workdir}),
+    );
+    assert_eq!(code, 409);
+    let (code, _) = post(
+        &server,
+        "/api/v1/projects",
+        serde_json::json!({"project_id": "other", "project_root": sb.path().join("missing")}),
+    );
+    assert_eq!(code, 400);
+    let (code, body) = post(
+        &server,
+        "/api/v1/tasks",
+        serde_json::json!({"project_id": "web", "task_id": "t1", "prompt": "x", "wait_seconds": 60}),
+    );
+    assert_eq!(code, 200, "{body}");
+    let env = std::fs::read_to_string(&pwd_file).unwrap();
+    assert!(
+        env.lines()
+            .any(|l| l == format!("PWD={}", workdir.display())),
+        "agent did not run in the project root: {env}"
+    );
+}
+
+#[test]
+fn stop_then_delete_a_task() {
+    let sb = Sandbox::new();
+    let server = start(&sb, &[("FAKE_SLEEP", "30")], &[]);
+    let (code, body) = post(
+        &server,
+        "/api/v1/tasks",
+        serde_json::json!({"project_id": "demo", "task_id": "long", "prompt": "x"}),
+    );
+    assert_eq!(code, 201, "{body}");
+    let run_id = body["run_id"].as_str().unwrap().to_string();
+    let del = agent()
+        .delete(&format!("{}/api/v1/projects/demo/tasks/long", server.base))
+        .call()
+        .unwrap();
+    assert_eq!(del.status().as_u16(), 409);
+    let (code, body) = post(
+        &server,
+        "/api/v1/projects/demo/tasks/long/stop",
+        serde_json::json!({}),
+    );
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(body["stopped_runs"][0], run_id.as_str());
+    let (_, run) = server.get_json(&format!("/api/v1/runs/{run_id}"));
+    assert_eq!(run["status"], "stopped");
+    // The loop notices the stop and ends without restarting; then the task can be deleted.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let del = agent()
+            .delete(&format!("{}/api/v1/projects/demo/tasks/long", server.base))
+            .call()
+            .unwrap();
+        if del.status().as_u16() == 200 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "task never became deletable"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(!Path::new(&sb.path().join("root/demo/long")).exists());
+    let runs = std::fs::read_dir(sb.path().join("root/demo"))
+        .unwrap()
+        .count();
+    assert_eq!(runs, 0);
+}
