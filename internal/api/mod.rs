@@ -4,6 +4,7 @@
 
 pub mod audit;
 pub mod browse;
+pub mod bus;
 pub mod error;
 pub mod listen;
 pub mod lookup;
@@ -40,6 +41,27 @@ pub fn router(state: AppState) -> Router {
             "/api/v1/projects/{project}/tasks/{task}/stop",
             post(tasks::stop_task),
         )
+        .route(
+            "/api/v1/projects/{project}/bus",
+            get(bus::read_project_bus).post(bus::post_project_bus),
+        )
+        .route(
+            "/api/v1/projects/{project}/bus/stream",
+            get(bus::stream_project_bus),
+        )
+        .route(
+            "/api/v1/projects/{project}/tasks/{task}/bus",
+            get(bus::read_task_bus).post(bus::post_task_bus),
+        )
+        .route(
+            "/api/v1/projects/{project}/tasks/{task}/bus/stream",
+            get(bus::stream_task_bus),
+        )
+        .route(
+            "/api/v1/messages",
+            get(bus::compat_read).post(bus::compat_post),
+        )
+        .route("/api/v1/messages/stream", get(bus::compat_stream))
         .route("/api/v1/tasks", post(tasks::start_task))
         .route("/api/v1/runs", get(browse::runs))
         .route("/api/v1/runs/{run}", get(browse::run))

@@ -180,6 +180,7 @@ pub async fn start_task(
             idle_timeout: (config.defaults.timeout > 0)
                 .then(|| Duration::from_secs(config.defaults.timeout)),
             extra_env: body.env.into_iter().collect(),
+            max_concurrent_runs: config.defaults.max_concurrent_runs,
             exe,
         },
         max_restarts: body.max_restarts.unwrap_or(config.defaults.max_restarts),

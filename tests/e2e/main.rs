@@ -5,6 +5,7 @@ mod support;
 
 mod browse;
 mod bus;
+mod bus_api;
 mod config;
 mod gc;
 mod runner;

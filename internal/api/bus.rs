@@ -1,0 +1,351 @@
+//! The message buses over HTTP: read (since / tail / type), post, and follow as Server-Sent
+//! Events that resume from a msg_id (`Last-Event-ID`). Also the reference's
+//! `/api/v1/messages` routes for its clients.
+
+use std::convert::Infallible;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::Deserialize;
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+use tokio_stream::StreamExt;
+
+use super::error::ApiError;
+use super::lookup;
+use super::state::AppState;
+use crate::bus::{
+    self, AppendOptions, BusError, FollowFrom, Follower, NewMessage, Parent, ReadQuery,
+};
+use crate::storage::{ProjectId, TaskId};
+
+/// Messages buffered per SSE client before the client is told to resync.
+const SSE_BUFFER: usize = 256;
+/// Heartbeat interval of SSE streams.
+pub const HEARTBEAT: Duration = Duration::from_secs(15);
+
+/// Query of bus reads.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BusQuery {
+    /// Only messages after this msg_id.
+    pub since: Option<String>,
+    /// Only the last N.
+    pub tail: Option<usize>,
+    /// Only messages of this type.
+    #[serde(rename = "type")]
+    pub msg_type: Option<String>,
+}
+
+/// Body of a bus post.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PostBody {
+    /// Message type (`FACT`, `PROGRESS`, …).
+    #[serde(rename = "type")]
+    pub msg_type: String,
+    /// Message body.
+    #[serde(default)]
+    pub body: String,
+    /// Run the message is about.
+    pub run_id: Option<String>,
+    /// Parent msg_ids.
+    #[serde(default)]
+    pub parents: Vec<String>,
+}
+
+/// Which bus a route addresses.
+struct BusTarget {
+    project: ProjectId,
+    task: Option<TaskId>,
+    path: PathBuf,
+}
+
+fn target(state: &AppState, project: &str, task: Option<&str>) -> Result<BusTarget, ApiError> {
+    let project = lookup::project_id(project)?;
+    let task = task.map(lookup::task_id).transpose()?;
+    let path = match &task {
+        Some(task) => lookup::task_dir(&state.root, &project, task)?
+            .join(crate::storage::paths::TASK_BUS_FILE),
+        None => lookup::project_dir(&state.root, &project)?
+            .join(crate::storage::paths::PROJECT_BUS_FILE),
+    };
+    Ok(BusTarget {
+        project,
+        task,
+        path,
+    })
+}
+
+fn bus_error(err: BusError) -> ApiError {
+    match err {
+        BusError::SinceNotFound { .. } | BusError::InvalidMessage { .. } => {
+            ApiError::bad_request(err.to_string())
+        }
+        other => ApiError::internal(other.to_string()),
+    }
+}
+
+fn read_messages(target: &BusTarget, query: BusQuery) -> Result<Json<serde_json::Value>, ApiError> {
+    let query = ReadQuery {
+        since: query.since,
+        tail: query.tail,
+        msg_type: query.msg_type,
+    };
+    let messages = bus::read(&target.path, &query).map_err(bus_error)?;
+    Ok(Json(serde_json::json!({ "messages": messages })))
+}
+
+fn post_message(
+    state: &AppState,
+    target: BusTarget,
+    body: Result<Json<PostBody>, JsonRejection>,
+) -> Result<Response, ApiError> {
+    let Json(body) = body
+        .map_err(|e| ApiError::bad_request(format!("invalid request body: {}", e.body_text())))?;
+    let mut msg = NewMessage::new(body.msg_type, target.project).body(body.body);
+    msg.task_id = target.task;
+    msg.run_id = body.run_id.as_deref().map(lookup::run_id).transpose()?;
+    msg.parents = body.parents.into_iter().map(Parent::new).collect();
+    let opts = AppendOptions {
+        fsync: state.settings.config.bus.fsync,
+        ..AppendOptions::default()
+    };
+    let msg_id = bus::append(&target.path, &msg, &opts).map_err(bus_error)?;
+    Ok((
+        StatusCode::CREATED,
+        Json(serde_json::json!({ "msg_id": msg_id })),
+    )
+        .into_response())
+}
+
+/// `GET /api/v1/projects/{p}/bus`
+pub async fn read_project_bus(
+    State(state): State<AppState>,
+    Path(project): Path<String>,
+    Query(query): Query<BusQuery>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    read_messages(&target(&state, &project, None)?, query)
+}
+
+/// `GET /api/v1/projects/{p}/tasks/{t}/bus`
+pub async fn read_task_bus(
+    State(state): State<AppState>,
+    Path((project, task)): Path<(String, String)>,
+    Query(query): Query<BusQuery>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    read_messages(&target(&state, &project, Some(&task))?, query)
+}
+
+/// `POST /api/v1/projects/{p}/bus`
+pub async fn post_project_bus(
+    State(state): State<AppState>,
+    Path(project): Path<String>,
+    body: Result<Json<PostBody>, JsonRejection>,
+) -> Result<Response, ApiError> {
+    let target = target(&state, &project, None)?;
+    post_message(&state, target, body)
+}
+
+/// `POST /api/v1/projects/{p}/tasks/{t}/bus`
+pub async fn post_task_bus(
+    State(state): State<AppState>,
+    Path((project, task)): Path<(String, String)>,
+    body: Result<Json<PostBody>, JsonRejection>,
+) -> Result<Response, ApiError> {
+    let target = target(&state, &project, Some(&task))?;
+    post_message(&state, target, body)
+}
+
+/// Query of bus streams.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StreamQuery {
+    /// Resume after this msg_id (the `Last-Event-ID` header wins).
+    pub since: Option<String>,
+    /// Only messages of this type.
+    #[serde(rename = "type")]
+    pub msg_type: Option<String>,
+}
+
+/// `GET /api/v1/projects/{p}/bus/stream`
+pub async fn stream_project_bus(
+    State(state): State<AppState>,
+    Path(project): Path<String>,
+    Query(query): Query<StreamQuery>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let target = target(&state, &project, None)?;
+    stream(target.path, query, &headers)
+}
+
+/// `GET /api/v1/projects/{p}/tasks/{t}/bus/stream`
+pub async fn stream_task_bus(
+    State(state): State<AppState>,
+    Path((project, task)): Path<(String, String)>,
+    Query(query): Query<StreamQuery>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let target = target(&state, &project, Some(&task))?;
+    stream(target.path, query, &headers)
+}
+
+/// The `Last-Event-ID` header, when present and non-empty.
+pub fn last_event_id(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get("last-event-id")
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
+        .map(str::to_string)
+}
+
+/// Follows the bus at `path` as SSE: every message is an event `message` with `id: msg_id`.
+/// An unknown resume id answers a `resync` event (then the whole bus) instead of failing.
+fn stream(path: PathBuf, query: StreamQuery, headers: &HeaderMap) -> Result<Response, ApiError> {
+    let resume = last_event_id(headers).or(query.since);
+    let from = match &resume {
+        Some(id) => FollowFrom::Since(id.clone()),
+        None => FollowFrom::Start,
+    };
+    let (mut follower, resync) = match Follower::open(&path, from, query.msg_type.clone()) {
+        Ok(f) => (f, false),
+        Err(BusError::SinceNotFound { .. }) => (
+            Follower::open(&path, FollowFrom::Start, query.msg_type).map_err(bus_error)?,
+            true,
+        ),
+        Err(err) => return Err(bus_error(err)),
+    };
+    let (tx, rx) = mpsc::channel::<Event>(SSE_BUFFER);
+    std::thread::spawn(move || {
+        if resync {
+            let event = Event::default()
+                .event("resync")
+                .data("unknown Last-Event-ID; replaying the whole bus");
+            if tx.blocking_send(event).is_err() {
+                return;
+            }
+        }
+        while !tx.is_closed() {
+            let batch = match follower.next_batch(Duration::from_secs(1)) {
+                Ok(batch) => batch,
+                Err(err) => {
+                    let _ = tx.blocking_send(Event::default().event("error").data(err.to_string()));
+                    return;
+                }
+            };
+            for msg in batch {
+                let Ok(data) = serde_json::to_string(&msg) else {
+                    continue;
+                };
+                let event = Event::default()
+                    .event("message")
+                    .id(msg.msg_id.clone())
+                    .data(data);
+                // A full buffer means a slow client: it waits on its own thread only.
+                if tx.blocking_send(event).is_err() {
+                    return;
+                }
+            }
+        }
+    });
+    let stream = ReceiverStream::new(rx).map(Ok::<Event, Infallible>);
+    Ok(Sse::new(stream)
+        .keep_alive(KeepAlive::new().interval(HEARTBEAT).text("heartbeat"))
+        .into_response())
+}
+
+/// Query of the reference's `/api/v1/messages`.
+#[derive(Debug, Deserialize)]
+pub struct CompatQuery {
+    /// Project id (required).
+    pub project_id: Option<String>,
+    /// Task id (task bus when given).
+    pub task_id: Option<String>,
+    /// Only messages after this msg_id.
+    pub since: Option<String>,
+}
+
+fn compat_target(state: &AppState, q: &CompatQuery) -> Result<BusTarget, ApiError> {
+    let project = q
+        .project_id
+        .as_deref()
+        .ok_or_else(|| ApiError::bad_request("project_id is required"))?;
+    target(state, project, q.task_id.as_deref())
+}
+
+/// `GET /api/v1/messages?project_id=&task_id=&since=` (reference compatibility).
+pub async fn compat_read(
+    State(state): State<AppState>,
+    Query(q): Query<CompatQuery>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let target = compat_target(&state, &q)?;
+    read_messages(
+        &target,
+        BusQuery {
+            since: q.since,
+            tail: None,
+            msg_type: None,
+        },
+    )
+}
+
+/// Body of the reference's `POST /api/v1/messages`.
+#[derive(Debug, Deserialize)]
+pub struct CompatPost {
+    /// Project id.
+    pub project_id: String,
+    /// Task id (task bus when given).
+    #[serde(default)]
+    pub task_id: Option<String>,
+    /// Run id.
+    #[serde(default)]
+    pub run_id: Option<String>,
+    /// Message type.
+    #[serde(rename = "type")]
+    pub msg_type: String,
+    /// Body.
+    #[serde(default)]
+    pub body: String,
+}
+
+/// `POST /api/v1/messages` (reference compatibility).
+pub async fn compat_post(
+    State(state): State<AppState>,
+    body: Result<Json<CompatPost>, JsonRejection>,
+) -> Result<Response, ApiError> {
+    let Json(body) = body
+        .map_err(|e| ApiError::bad_request(format!("invalid request body: {}", e.body_text())))?;
+    let task = body.task_id.as_deref().filter(|t| !t.is_empty());
+    let target = target(&state, &body.project_id, task)?;
+    let post = PostBody {
+        msg_type: body.msg_type,
+        body: body.body,
+        run_id: body.run_id.filter(|r| !r.is_empty()),
+        parents: Vec::new(),
+    };
+    post_message(&state, target, Ok(Json(post)))
+}
+
+/// `GET /api/v1/messages/stream?project_id=&task_id=` (reference compatibility).
+pub async fn compat_stream(
+    State(state): State<AppState>,
+    Query(q): Query<CompatQuery>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let target = compat_target(&state, &q)?;
+    stream(
+        target.path,
+        StreamQuery {
+            since: q.since,
+            msg_type: None,
+        },
+        &headers,
+    )
+}

@@ -1,0 +1,194 @@
+//! The bus over HTTP: post and read (since / tail / type), SSE follow with resume from
+//! `Last-Event-ID`, and the reference's `/api/v1/messages` routes.
+
+use std::io::{BufRead, BufReader};
+use std::time::Duration;
+
+use crate::support::{Sandbox, Server};
+
+fn agent() -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(Duration::from_secs(30)))
+        .build()
+        .into()
+}
+
+fn post(server: &Server, path: &str, body: serde_json::Value) -> (u16, serde_json::Value) {
+    let mut resp = agent()
+        .post(&format!("{}{path}", server.base))
+        .header("Content-Type", "application/json")
+        .send(body.to_string())
+        .unwrap();
+    let code = resp.status().as_u16();
+    (
+        code,
+        serde_json::from_str(&resp.body_mut().read_to_string().unwrap()).unwrap(),
+    )
+}
+
+fn start(sb: &Sandbox) -> Server {
+    let root = sb.path().join("root");
+    std::fs::create_dir_all(root.join("demo/task-1")).unwrap();
+    let mut cmd = sb.run_agent();
+    cmd.args(["serve", "--host", "127.0.0.1", "--root"])
+        .arg(&root);
+    Server::start(cmd, sb.path())
+}
+
+/// Reads SSE events (`event`, `id`, `data`) until `count` `message` events arrived.
+fn read_events(
+    server: &Server,
+    path: &str,
+    last_id: Option<&str>,
+    count: usize,
+) -> Vec<(String, String, String)> {
+    let mut req = agent().get(&format!("{}{path}", server.base));
+    if let Some(id) = last_id {
+        req = req.header("Last-Event-ID", id);
+    }
+    let resp = req.call().unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+    let reader = BufReader::new(resp.into_body().into_reader());
+    let (mut events, mut cur) = (Vec::new(), (String::new(), String::new(), String::new()));
+    for line in reader.lines() {
+        let line = line.unwrap();
+        if line.is_empty() {
+            if !cur.0.is_empty() {
+                events.push(std::mem::take(&mut cur));
+                if events.iter().filter(|e| e.0 == "message").count() == count {
+                    break;
+                }
+            }
+            continue;
+        }
+        if let Some(v) = line.strip_prefix("event:") {
+            cur.0 = v.trim().to_string();
+        } else if let Some(v) = line.strip_prefix("id:") {
+            cur.1 = v.trim().to_string();
+        } else if let Some(v) = line.strip_prefix("data:") {
+            cur.2 = v.trim_start().to_string();
+        }
+    }
+    events
+}
+
+#[test]
+fn post_read_and_filter() {
+    let sb = Sandbox::new();
+    let server = start(&sb);
+    let mut ids = Vec::new();
+    for (t, body) in [
+        ("FACT", "one"),
+        ("PROGRESS", "two\n---\nthree"),
+        ("FACT", "four"),
+    ] {
+        let (code, resp) = post(
+            &server,
+            "/api/v1/projects/demo/tasks/task-1/bus",
+            serde_json::json!({"type": t, "body": body}),
+        );
+        assert_eq!(code, 201, "{resp}");
+        ids.push(resp["msg_id"].as_str().unwrap().to_string());
+    }
+    let (_, all) = server.get_json("/api/v1/projects/demo/tasks/task-1/bus");
+    let bodies: Vec<&str> = all["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["body"].as_str().unwrap())
+        .collect();
+    assert_eq!(bodies, ["one", "two\n---\nthree", "four"]);
+    let (_, since) = server.get_json(&format!(
+        "/api/v1/projects/demo/tasks/task-1/bus?since={}",
+        ids[0]
+    ));
+    assert_eq!(since["messages"].as_array().unwrap().len(), 2);
+    let (_, tail) = server.get_json("/api/v1/projects/demo/tasks/task-1/bus?tail=1");
+    assert_eq!(tail["messages"][0]["msg_id"], ids[2].as_str());
+    let (_, facts) = server.get_json("/api/v1/projects/demo/tasks/task-1/bus?type=FACT");
+    assert_eq!(facts["messages"].as_array().unwrap().len(), 2);
+    let (code, err) = server.get_json("/api/v1/projects/demo/tasks/task-1/bus?since=MSG-nope");
+    assert_eq!(code, 400, "{err}");
+    let (code, _) = post(
+        &server,
+        "/api/v1/projects/demo/bus",
+        serde_json::json!({"type": "", "body": "x"}),
+    );
+    assert_eq!(code, 400);
+    let (code, _) = post(
+        &server,
+        "/api/v1/projects/demo/bus",
+        serde_json::json!({"type": "FACT", "extra": 1}),
+    );
+    assert_eq!(code, 400);
+    let (code, _) = post(
+        &server,
+        "/api/v1/projects/nope/bus",
+        serde_json::json!({"type": "FACT"}),
+    );
+    assert_eq!(code, 404);
+    // The reference's routes see the same bus.
+    let (code, _) = post(
+        &server,
+        "/api/v1/messages",
+        serde_json::json!({"project_id": "demo", "task_id": "task-1", "type": "INFO", "body": "compat"}),
+    );
+    assert_eq!(code, 201);
+    let (_, compat) = server.get_json("/api/v1/messages?project_id=demo&task_id=task-1");
+    assert_eq!(compat["messages"].as_array().unwrap().len(), 4);
+}
+
+#[test]
+fn sse_follow_resumes_from_last_event_id() {
+    let sb = Sandbox::new();
+    let server = start(&sb);
+    let path = "/api/v1/projects/demo/bus/stream";
+    for body in ["a", "b"] {
+        post(
+            &server,
+            "/api/v1/projects/demo/bus",
+            serde_json::json!({"type": "FACT", "body": body}),
+        );
+    }
+    let first = read_events(&server, path, None, 2);
+    let msgs: Vec<_> = first.iter().filter(|e| e.0 == "message").collect();
+    assert_eq!(msgs.len(), 2);
+    let last_id = msgs[1].1.clone();
+    // Messages posted while disconnected arrive after a resume, without duplicates.
+    for body in ["c", "d"] {
+        post(
+            &server,
+            "/api/v1/projects/demo/bus",
+            serde_json::json!({"type": "FACT", "body": body}),
+        );
+    }
+    let handle = {
+        let base = server.base.clone();
+        std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(300));
+            let body = serde_json::json!({"type": "FACT", "body": "e"}).to_string();
+            agent()
+                .post(&format!("{base}/api/v1/projects/demo/bus"))
+                .header("Content-Type", "application/json")
+                .send(body)
+                .unwrap();
+        })
+    };
+    let resumed = read_events(&server, path, Some(&last_id), 3);
+    handle.join().unwrap();
+    let bodies: Vec<String> = resumed
+        .iter()
+        .filter(|e| e.0 == "message")
+        .map(|e| {
+            serde_json::from_str::<serde_json::Value>(&e.2).unwrap()["body"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    assert_eq!(bodies, ["c", "d", "e"]);
+    // An unknown resume id gets a resync notice and the whole bus.
+    let events = read_events(&server, path, Some("MSG-unknown"), 5);
+    assert_eq!(events[0].0, "resync");
+}
