@@ -40,7 +40,7 @@ pub struct JobArgs {
     /// Working directory of the agent (default: the project's PROJECT-ROOT.txt, else the task dir).
     #[arg(long, value_name = "DIR")]
     pub cwd: Option<PathBuf>,
-    /// Kill the agent after this long without output, e.g. 30m (default: no limit).
+    /// Kill the agent after this long without output, e.g. 30m (default: defaults.timeout, else no limit).
     #[arg(long, value_name = "DURATION")]
     pub timeout: Option<String>,
     /// Runs root (default: the root of $JRUN_TASK_FOLDER, CONDUCTOR_ROOT, storage.runs_dir, ~/run-agent).
@@ -149,10 +149,12 @@ pub(crate) fn job_request(
     cwd: Option<&Path>,
     timeout: Option<&str>,
 ) -> anyhow::Result<JobRequest> {
+    let defaults = setup.config.as_ref().map(|c| &c.defaults);
     let idle_timeout = match timeout {
-        Some(text) => Some(parse_duration("--timeout", text)?).filter(|d| !d.is_zero()),
-        None => None,
-    };
+        Some(text) => Some(parse_duration("--timeout", text)?),
+        None => defaults.map(|d| std::time::Duration::from_secs(d.timeout)),
+    }
+    .filter(|d| !d.is_zero());
     let mut extra_env = Vec::new();
     if let Some(path) = &setup.config_path {
         extra_env.push((config::ENV_CONFIG.to_string(), path.display().to_string()));
@@ -169,6 +171,7 @@ pub(crate) fn job_request(
         cwd: cwd.map(|c| std::path::absolute(c).unwrap_or_else(|_| c.to_path_buf())),
         idle_timeout,
         extra_env,
+        max_concurrent_runs: defaults.map_or(0, |d| d.max_concurrent_runs),
         exe: std::env::current_exe().context("cannot find the run-agent executable")?,
     })
 }

@@ -25,6 +25,9 @@ pub struct SuperviseArgs {
     /// Idle-output timeout in milliseconds.
     #[arg(long)]
     pub idle_timeout_ms: Option<u64>,
+    /// Wait for one of this many run slots before starting the agent.
+    #[arg(long, default_value_t = 0)]
+    pub max_concurrent_runs: u32,
     /// The agent's program and arguments.
     #[arg(last = true, required = true)]
     pub argv: Vec<String>,
@@ -45,6 +48,7 @@ pub fn run(args: SuperviseArgs) -> anyhow::Result<ExitCode> {
         agent_type,
         argv: args.argv,
         idle_timeout: args.idle_timeout_ms.map(Duration::from_millis),
+        max_concurrent_runs: args.max_concurrent_runs,
     };
     supervise(&plan)?;
     Ok(ExitCode::SUCCESS)

@@ -49,7 +49,7 @@ pub struct TaskArgs {
     /// Working directory of the agent (default: the project's PROJECT-ROOT.txt, else the task dir).
     #[arg(long, value_name = "DIR")]
     pub cwd: Option<PathBuf>,
-    /// Kill a run after this long without output, e.g. 30m (default: no limit).
+    /// Kill a run after this long without output, e.g. 30m (default: defaults.timeout, else no limit).
     #[arg(long, value_name = "DURATION")]
     pub timeout: Option<String>,
     /// Runs root.

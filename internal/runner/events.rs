@@ -56,6 +56,14 @@ impl RunEvents<'_> {
         )
     }
 
+    /// Posts an `INFO` that the run waits for a free run slot.
+    pub fn queued(&self, limit: u32) -> Result<String, RunnerError> {
+        self.post(
+            "INFO",
+            format!("run queued: waiting for a free run slot (max_concurrent_runs = {limit})"),
+        )
+    }
+
     /// Posts `RUN_STOP` (completed or stopped) or `RUN_CRASH` (failed).
     pub fn finished(&self, outcome: &Outcome) -> Result<String, RunnerError> {
         let d = self.run_dir;

@@ -48,6 +48,9 @@ pub struct JobRequest {
     pub idle_timeout: Option<Duration>,
     /// Extra variables for the agent (applied before JRUN_*).
     pub extra_env: Vec<(String, String)>,
+    /// `defaults.max_concurrent_runs` (0 = unlimited). Child runs (with a parent) do not
+    /// wait for a slot: their parent holds one while it waits for them.
+    pub max_concurrent_runs: u32,
     /// The `run-agent` binary that hosts the supervisor.
     pub exe: PathBuf,
 }
@@ -189,6 +192,11 @@ pub fn start_supervisor(req: &JobRequest, run: &PreparedRun) -> Result<Child, Ru
         .arg(&run.cwd)
         .arg("--agent-type")
         .arg(req.agent.agent_type.as_str());
+    let parentless = req.parent_run_id.as_deref().is_none_or(str::is_empty);
+    if req.max_concurrent_runs > 0 && parentless {
+        cmd.arg("--max-concurrent-runs")
+            .arg(req.max_concurrent_runs.to_string());
+    }
     if let Some(timeout) = req.idle_timeout {
         cmd.arg("--idle-timeout-ms")
             .arg(timeout.as_millis().to_string());

@@ -5,7 +5,8 @@
 //!
 //! Supporting pieces: agent selection and command lines ([`agent`]), the agent's env
 //! ([`env`]), prompt.md ([`prompt`]), exit classification ([`classify`]), output.md
-//! ([`output`], [`stream`]), bus events ([`events`]) and process-group plumbing ([`process`]).
+//! ([`output`], [`stream`]), bus events ([`events`]), the cross-process run limit ([`slots`]) and process-group
+//! plumbing ([`process`]).
 
 pub mod agent;
 pub mod classify;
@@ -19,6 +20,7 @@ pub mod output;
 pub mod process;
 pub mod prompt;
 pub mod ralph;
+pub mod slots;
 pub mod stop;
 pub mod stream;
 pub mod supervise;

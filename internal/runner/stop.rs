@@ -50,16 +50,27 @@ pub struct StopOptions {
 /// Stops the running run in `run_dir` and returns its final run-info.
 pub fn stop_run(run_dir: &Path, opts: StopOptions) -> Result<RunInfo, RunnerError> {
     let info_path = run_dir.join(RUN_INFO_FILE);
+    let info = read_reconciled(&info_path)?;
+    if info.status != RunStatus::Running {
+        return Err(RunnerError::NotRunning(format!(
+            "run {} is not running (status {})",
+            info.run_id, info.status
+        )));
+    }
+    // Mark first: a run still queued for a slot (or starting) ends as stopped by itself.
+    let stamp = format!("{}\n", format_rfc3339_nano(&Utc::now()));
+    write_atomic(&run_dir.join(STOP_MARKER), stamp.as_bytes())
+        .map_err(|e| RunnerError::io("write", run_dir.join(STOP_MARKER), e))?;
+    if let Some(task_dir) = run_dir.parent().and_then(Path::parent) {
+        write_atomic(&task_dir.join(STOP_MARKER), stamp.as_bytes())
+            .map_err(|e| RunnerError::io("write", task_dir.join(STOP_MARKER), e))?;
+    }
     let start = Instant::now();
     let info = loop {
         let info = read_reconciled(&info_path)?;
-        if info.status != RunStatus::Running {
-            return Err(RunnerError::NotRunning(format!(
-                "run {} is not running (status {})",
-                info.run_id, info.status
-            )));
+        if info.status.is_terminal() {
+            return Ok(info);
         }
-        // A run whose supervisor is still starting the agent has no pid yet.
         if info.pgid > 1 {
             break info;
         }
@@ -71,13 +82,6 @@ pub fn stop_run(run_dir: &Path, opts: StopOptions) -> Result<RunInfo, RunnerErro
         }
         std::thread::sleep(POLL);
     };
-    let stamp = format!("{}\n", format_rfc3339_nano(&Utc::now()));
-    write_atomic(&run_dir.join(STOP_MARKER), stamp.as_bytes())
-        .map_err(|e| RunnerError::io("write", run_dir.join(STOP_MARKER), e))?;
-    if let Some(task_dir) = run_dir.parent().and_then(Path::parent) {
-        write_atomic(&task_dir.join(STOP_MARKER), stamp.as_bytes())
-            .map_err(|e| RunnerError::io("write", task_dir.join(STOP_MARKER), e))?;
-    }
     let pgid = info.pgid;
     let first = if opts.force {
         Signal::SIGKILL

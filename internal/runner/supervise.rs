@@ -18,7 +18,8 @@ use crate::config::AgentType;
 use crate::storage::ids::{ProjectId, RunId, TaskId};
 use crate::storage::liveness::process_start_time;
 use crate::storage::paths::{
-    OUTPUT_FILE, PROMPT_FILE, RUN_INFO_FILE, STDERR_FILE, STDOUT_FILE, TASK_BUS_FILE,
+    CONDUCTOR_STATE_DIR, OUTPUT_FILE, PROMPT_FILE, RUN_INFO_FILE, STDERR_FILE, STDOUT_FILE,
+    TASK_BUS_FILE,
 };
 use crate::storage::run_info::UPDATE_LOCK_TIMEOUT;
 use crate::storage::RunInfo;
@@ -27,7 +28,7 @@ use super::classify::{classify, exit_code, Outcome};
 use super::error::RunnerError;
 use super::events::RunEvents;
 use super::process::{new_session, signal_group};
-use super::{output, stop};
+use super::{output, slots, stop};
 
 /// How long `<cli> --version` may take.
 const VERSION_TIMEOUT: Duration = Duration::from_secs(5);
@@ -47,6 +48,8 @@ pub struct SupervisorPlan {
     pub argv: Vec<String>,
     /// Kill the agent's group after this long without output growth.
     pub idle_timeout: Option<Duration>,
+    /// Wait for one of this many run slots of the runs root before starting (0 = no limit).
+    pub max_concurrent_runs: u32,
 }
 
 /// Runs the plan to the end and returns the final run-info.
@@ -87,22 +90,48 @@ pub fn supervise(plan: &SupervisorPlan) -> Result<RunInfo, RunnerError> {
     };
     let commandline = shell_join(&plan.argv);
 
-    let child = spawn_agent(plan);
-    let mut child = match child {
+    // Ends the run without an agent process (stopped while queued, or not startable).
+    let end_early = |outcome: Outcome| -> Result<RunInfo, RunnerError> {
+        output::ensure(&plan.run_dir, plan.agent_type)?;
+        let final_info = finish(&info_path, &outcome, |i| {
+            i.agent_version = version.clone();
+            i.commandline = Some(commandline.clone());
+        })?;
+        report(events.finished(&outcome));
+        Ok(final_info)
+    };
+    let _slot = match plan.max_concurrent_runs {
+        0 => None,
+        limit => {
+            let state_dir = plan
+                .run_dir
+                .ancestors()
+                .nth(4)
+                .map(|root| root.join(CONDUCTOR_STATE_DIR))
+                .unwrap_or_default();
+            let slot = slots::acquire(
+                &state_dir,
+                limit,
+                || !stop::requested(&plan.run_dir),
+                || report(events.queued(limit)),
+            )?;
+            match slot {
+                Some(slot) => Some(slot),
+                None => return end_early(classify(-1, false, true)),
+            }
+        }
+    };
+    if stop::requested(&plan.run_dir) {
+        return end_early(classify(-1, false, true));
+    }
+    let mut child = match spawn_agent(plan) {
         Ok(child) => child,
         Err(err) => {
-            let outcome = Outcome {
+            return end_early(Outcome {
                 status: crate::storage::RunStatus::Failed,
                 exit_code: -1,
                 error_summary: Some(err.to_string()),
-            };
-            let final_info = finish(&info_path, &outcome, |i| {
-                i.agent_version = version.clone();
-                i.commandline = Some(commandline.clone());
-            })?;
-            output::ensure(&plan.run_dir, plan.agent_type)?;
-            report(events.finished(&outcome));
-            return Ok(final_info);
+            })
         }
     };
     let pid = i64::from(child.id());

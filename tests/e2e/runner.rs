@@ -1069,3 +1069,96 @@ fn config_token_goes_to_the_provider_variable_and_config_to_children() {
     );
     assert_eq!(types(&w.task_bus("demo", "nostart")), ["RUN_CRASH"]);
 }
+
+#[test]
+fn max_concurrent_runs_queues_runs_and_a_queued_run_can_be_stopped() {
+    let w = World::new();
+    let log = w.sb.path().join("log.txt");
+    let script = w.sb.write(
+        "agent.sh",
+        &format!(
+            "#!/bin/sh\necho \"start $JRUN_TASK_ID\" >> {log}\nsleep \"${{NAP:-0.3}}\"\necho \"end $JRUN_TASK_ID\" >> {log}\n",
+            log = log.display()
+        ),
+    );
+    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let config = w.sb.write(
+        "config.yaml",
+        &format!(
+            "defaults:\n  max_concurrent_runs: 1\nagents:\n  script:\n    type: command\n    command: [\"{}\"]\n",
+            script.display()
+        ),
+    );
+    let start = |task: &str, nap: &str| {
+        let child = w
+            .cmd(&[
+                "job",
+                "--project",
+                "demo",
+                "--task",
+                task,
+                "--agent",
+                "script",
+                "--prompt",
+                "x",
+            ])
+            .arg("--config")
+            .arg(&config)
+            .env("NAP", nap)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        ChildGuard(Some(child))
+    };
+    // Three runs with one slot: they never overlap.
+    let mut jobs: Vec<ChildGuard> = ["q1", "q2", "q3"].iter().map(|t| start(t, "0.3")).collect();
+    for job in &mut jobs {
+        let out = job.0.take().unwrap().wait_with_output().unwrap();
+        assert!(out.status.success(), "{}", stdout(&out));
+    }
+    let lines: Vec<String> = std::fs::read_to_string(&log)
+        .unwrap()
+        .lines()
+        .map(str::to_string)
+        .collect();
+    assert_eq!(lines.len(), 6, "{lines:?}");
+    for pair in lines.chunks(2) {
+        let task = pair[0].strip_prefix("start ").unwrap();
+        assert_eq!(pair[1], format!("end {task}"), "runs overlapped: {lines:?}");
+    }
+    let queued = ["q1", "q2", "q3"]
+        .iter()
+        .filter(|t| {
+            w.task_bus("demo", t)
+                .iter()
+                .any(|m| m.body.starts_with("run queued"))
+        })
+        .count();
+    assert!(queued >= 1, "at least one run waited for the slot");
+
+    // A run queued behind a long one is stopped without ever starting its agent.
+    let mut holder = start("holder", "30");
+    wait_for("the slot holder to start", || {
+        w.runs("demo", "holder").pop().filter(|(_, i)| i.pid > 0)
+    });
+    let mut waiting = start("waiting", "0");
+    wait_for("the queued run", || {
+        w.task_bus("demo", "waiting")
+            .iter()
+            .any(|m| m.body.starts_with("run queued"))
+            .then_some(())
+    });
+    let out = run(&mut w.cmd(&["stop", "--project", "demo", "--task", "waiting"]));
+    assert!(out.status.success(), "{}", text(&out));
+    let out = waiting.0.take().unwrap().wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let (_, info) = w.runs("demo", "waiting").remove(0);
+    assert_eq!((info.status, info.pid), (RunStatus::Stopped, 0));
+    assert!(!std::fs::read_to_string(&log)
+        .unwrap()
+        .contains("start waiting"));
+    let out = run(&mut w.cmd(&["stop", "--project", "demo", "--task", "holder", "--force"]));
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(holder.0.take().unwrap().wait().unwrap().code(), Some(1));
+}

@@ -1,0 +1,85 @@
+//! `defaults.max_concurrent_runs` across processes: N lock files under
+//! `<root>/.conductor/run-slots/`; a run's supervisor holds one (an exclusive `flock`) while
+//! its agent runs, and waits — never gives up — while all are taken. The kernel releases a
+//! slot when its holder exits, even by SIGKILL, so a crashed supervisor never leaks one.
+
+use std::fs::{File, OpenOptions};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use fs2::FileExt;
+
+use super::error::RunnerError;
+
+/// Directory of the slot lock files, under the runs root's state dir.
+pub const SLOTS_DIR: &str = "run-slots";
+const POLL: Duration = Duration::from_millis(100);
+
+/// A held slot; released on drop.
+#[derive(Debug)]
+pub struct Slot {
+    file: File,
+    /// The slot's lock file.
+    pub path: PathBuf,
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        let _ = FileExt::unlock(&self.file);
+    }
+}
+
+/// Takes one of `limit` slots under `state_dir`, waiting while all are held. `keep_waiting`
+/// is asked before each wait; when it says no, `Ok(None)` is returned (e.g. the run was
+/// stopped while queued). `on_queue` is called once if the run has to wait.
+pub fn acquire(
+    state_dir: &Path,
+    limit: u32,
+    mut keep_waiting: impl FnMut() -> bool,
+    on_queue: impl FnOnce(),
+) -> Result<Option<Slot>, RunnerError> {
+    let dir = state_dir.join(SLOTS_DIR);
+    std::fs::create_dir_all(&dir).map_err(|e| RunnerError::io("create directory", &dir, e))?;
+    let mut on_queue = Some(on_queue);
+    loop {
+        for n in 0..limit.max(1) {
+            let path = dir.join(format!("slot-{n}.lock"));
+            let file = OpenOptions::new()
+                .create(true)
+                .truncate(false)
+                .write(true)
+                .open(&path)
+                .map_err(|e| RunnerError::io("open", &path, e))?;
+            if file.try_lock_exclusive().is_ok() {
+                return Ok(Some(Slot { file, path }));
+            }
+        }
+        if !keep_waiting() {
+            return Ok(None);
+        }
+        if let Some(notify) = on_queue.take() {
+            notify();
+        }
+        std::thread::sleep(POLL);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slots_are_exclusive_and_released_on_drop() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = acquire(dir.path(), 2, || false, || {}).unwrap().unwrap();
+        let b = acquire(dir.path(), 2, || false, || {}).unwrap().unwrap();
+        assert_ne!(a.path, b.path);
+        let mut queued = false;
+        assert!(acquire(dir.path(), 2, || false, || queued = true)
+            .unwrap()
+            .is_none());
+        assert!(!queued, "a caller that does not wait is not queued");
+        drop(a);
+        assert!(acquire(dir.path(), 2, || false, || {}).unwrap().is_some());
+    }
+}
