@@ -8,7 +8,9 @@ pub mod bus;
 pub mod error;
 pub mod listen;
 pub mod lookup;
+pub mod run_stream;
 pub mod security;
+pub mod self_update;
 pub mod state;
 pub mod status;
 pub mod tasks;
@@ -66,11 +68,17 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/runs", get(browse::runs))
         .route("/api/v1/runs/{run}", get(browse::run))
         .route("/api/v1/runs/{run}/stop", post(tasks::stop_run))
+        .route("/api/v1/runs/{run}/stream", get(run_stream::run_stream))
+        .route("/api/v1/runs/stream/all", get(run_stream::all_runs_stream))
         .route("/api/v1/runs/{run}/files/{name}", get(browse::run_file))
         .route("/", get(crate::ui::redirect_root))
         .route("/ui", get(crate::ui::redirect_root))
         .route("/ui/", get(crate::ui::index))
         .route("/ui/{*path}", get(crate::ui::file))
+        .route(
+            "/api/v1/admin/self-update",
+            get(self_update::status).post(self_update::start),
+        )
         .route("/api/v1/auth/login", post(security::login))
         .route("/api/v1/auth/logout", post(security::logout))
         .route_layer(axum::middleware::from_fn_with_state(

@@ -30,6 +30,8 @@ pub struct ServerState {
     pub security: SecurityState,
     /// Task loops started by this server.
     pub task_loops: super::tasks::TaskLoops,
+    /// Self-update manager; task starts consult `update.drain_in_progress()`.
+    pub update: Arc<crate::update::UpdateManager>,
 }
 
 /// Cheap-to-clone handle used as axum state.
@@ -39,7 +41,14 @@ impl ServerState {
     /// Builds the state for `settings`, hashing the running executable.
     pub fn new(settings: ServerSettings) -> Self {
         let root = Root::new(settings.root.value.clone());
+        let executable = executable_digest();
+        let update = Arc::new(crate::update::UpdateManager::new(
+            root.path(),
+            settings.config.storage.extra_roots.clone(),
+            executable.clone(),
+        ));
         Self {
+            update,
             audit: AuditLog::new(root.path()),
             security: SecurityState::default(),
             task_loops: Default::default(),
@@ -47,7 +56,7 @@ impl ServerState {
             root,
             started: Instant::now(),
             started_at: Utc::now(),
-            executable: executable_digest(),
+            executable,
         }
     }
 }

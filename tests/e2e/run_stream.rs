@@ -1,0 +1,161 @@
+//! SSE of one run's output and status, resumed by byte offsets, and of all runs.
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::Path;
+use std::time::Duration;
+
+use chrono::Utc;
+use conductor::storage::liveness::process_start_time;
+use conductor::storage::{RunInfo, RunStatus};
+
+use crate::support::{ChildGuard, Sandbox, Server};
+
+fn agent() -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(Duration::from_secs(30)))
+        .build()
+        .into()
+}
+
+/// Opens an SSE stream and returns an iterator of (event, id, data).
+fn events(url: &str, last_id: Option<&str>) -> impl Iterator<Item = (String, String, String)> {
+    let mut req = agent().get(url);
+    if let Some(id) = last_id {
+        req = req.header("Last-Event-ID", id);
+    }
+    let resp = req.call().unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+    let mut lines = BufReader::new(resp.into_body().into_reader()).lines();
+    std::iter::from_fn(move || {
+        let mut cur = (String::new(), String::new(), String::new());
+        loop {
+            let line = lines.next()?.ok()?;
+            if line.is_empty() {
+                if cur.0.is_empty() {
+                    continue;
+                }
+                return Some(cur);
+            }
+            if let Some(v) = line.strip_prefix("event:") {
+                cur.0 = v.trim().to_string();
+            } else if let Some(v) = line.strip_prefix("id:") {
+                cur.1 = v.trim().to_string();
+            } else if let Some(v) = line.strip_prefix("data:") {
+                cur.2 = v.trim_start().to_string();
+            }
+        }
+    })
+}
+
+fn append(path: &Path, text: &str) {
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .unwrap();
+    f.write_all(text.as_bytes()).unwrap();
+}
+
+#[test]
+fn run_stream_sends_lines_and_status_and_resumes_by_offset() {
+    let sb = Sandbox::new();
+    let root = sb.path().join("root");
+    let dir = root.join("demo/task-1/runs/r1");
+    std::fs::create_dir_all(&dir).unwrap();
+    // A live process stands in for the agent so the run stays `running`.
+    let sleeper = ChildGuard(Some(
+        std::process::Command::new("sleep")
+            .arg("60")
+            .spawn()
+            .unwrap(),
+    ));
+    let pid = i64::from(sleeper.0.as_ref().unwrap().id());
+    let mut info = RunInfo::new_running("r1", "demo", "task-1", "command", Utc::now());
+    info.pid = pid;
+    info.pgid = pid;
+    info.pid_start_time = process_start_time(pid);
+    info.write(&dir.join("run-info.yaml")).unwrap();
+    append(&dir.join("agent-stdout.txt"), "one\ntwo\n");
+    append(&dir.join("agent-stderr.txt"), "warn\n");
+
+    let mut cmd = sb.run_agent();
+    cmd.args(["serve", "--host", "127.0.0.1", "--root"])
+        .arg(&root);
+    let server = Server::start(cmd, sb.path());
+    let url = format!("{}/api/v1/runs/r1/stream", server.base);
+
+    let mut stream = events(&url, None);
+    let mut seen = Vec::new();
+    while seen.len() < 4 {
+        seen.push(stream.next().unwrap());
+    }
+    drop(stream);
+    let kinds: Vec<(&str, &str)> = seen.iter().map(|e| (e.0.as_str(), e.2.as_str())).collect();
+    assert_eq!(kinds[0], ("stdout", "one"));
+    assert_eq!(kinds[1], ("stdout", "two"));
+    assert_eq!(kinds[2], ("stderr", "warn"));
+    assert_eq!(kinds[3].0, "status");
+    assert_eq!(seen[1].1, "8:0");
+    assert_eq!(seen[2].1, "8:5");
+
+    // Output written while disconnected arrives after a resume from the last id, once.
+    append(&dir.join("agent-stdout.txt"), "three\n");
+    let mut stream = events(&url, Some("8:5"));
+    let next = stream.next().unwrap();
+    assert_eq!(
+        (next.0.as_str(), next.2.as_str(), next.1.as_str()),
+        ("stdout", "three", "14:5")
+    );
+    let status = stream.next().unwrap();
+    assert_eq!(status.0, "status");
+    // Live: a line appended now is pushed (notification driven), then the run ends.
+    append(&dir.join("agent-stdout.txt"), "four\n");
+    let live = stream.next().unwrap();
+    assert_eq!((live.0.as_str(), live.2.as_str()), ("stdout", "four"));
+    RunInfo::update(&dir.join("run-info.yaml"), Duration::from_secs(5), |i| {
+        i.status = RunStatus::Completed;
+        i.exit_code = 0;
+        i.end_time = Utc::now();
+        Ok::<(), ()>(())
+    })
+    .unwrap()
+    .unwrap();
+    let rest: Vec<_> = stream.collect();
+    assert!(
+        rest.iter()
+            .any(|e| e.0 == "status" && e.2.contains("completed")),
+        "{rest:?}"
+    );
+    assert_eq!(rest.last().unwrap().0, "end");
+
+    let (code, _) =
+        crate::support::http_get(&format!("{}/api/v1/runs/r1/stream?from=x", server.base)).unwrap();
+    assert_eq!(code, 400);
+}
+
+#[test]
+fn all_runs_stream_reports_new_runs_and_status_changes() {
+    let sb = Sandbox::new();
+    let root = sb.path().join("root");
+    std::fs::create_dir_all(&root).unwrap();
+    let mut cmd = sb.run_agent();
+    cmd.args(["serve", "--host", "127.0.0.1", "--root"])
+        .arg(&root);
+    let server = Server::start(cmd, sb.path());
+    let mut stream = events(&format!("{}/api/v1/runs/stream/all", server.base), None);
+    assert_eq!(stream.next().unwrap().0, "ready");
+    let dir = root.join("demo/task-1/runs/r9");
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut info = RunInfo::new_running("r9", "demo", "task-1", "command", Utc::now());
+    info.status = RunStatus::Failed;
+    info.write(&dir.join("run-info.yaml")).unwrap();
+    let created = stream.next().unwrap();
+    assert_eq!(created.0, "run_created", "{created:?}");
+    assert!(created.2.contains("\"r9\""));
+    info.status = RunStatus::Completed;
+    info.write(&dir.join("run-info.yaml")).unwrap();
+    let changed = stream.next().unwrap();
+    assert_eq!(changed.0, "run_status");
+    assert!(changed.2.contains("completed"));
+}
