@@ -9,8 +9,11 @@ use std::time::Duration;
 use anyhow::{anyhow, Context};
 use chrono::Utc;
 
+use crate::bus::{self, AppendOptions, NewMessage};
+use crate::runner::deps::{self, DepsWait};
 use crate::runner::duration::parse_duration;
 use crate::runner::interrupt;
+use crate::runner::stop::{self, STOP_MARKER};
 use crate::runner::{run_task, TaskEnd, TaskRequest};
 use crate::storage::ids::{generate_task_id, ProjectId, TaskId};
 use crate::storage::paths::TASK_FILE;
@@ -46,6 +49,13 @@ pub struct TaskArgs {
     /// How long to wait for still-running child runs once DONE exists.
     #[arg(long, value_name = "DURATION", default_value = "300s")]
     pub child_wait: String,
+    /// Tasks of the project that must be DONE before this one starts (repeatable, or
+    /// comma-separated; saved in TASK-CONFIG.yaml; an empty value clears the list).
+    #[arg(long, value_name = "TASKS")]
+    pub depends_on: Vec<String>,
+    /// How often to check the dependencies while blocked.
+    #[arg(long, value_name = "DURATION", default_value = "2s")]
+    pub dependency_poll: String,
     /// Working directory of the agent (default: the project's PROJECT-ROOT.txt, else the task dir).
     #[arg(long, value_name = "DIR")]
     pub cwd: Option<PathBuf>,
@@ -119,9 +129,41 @@ pub fn run(args: TaskArgs) -> anyhow::Result<ExitCode> {
         child_wait: duration("--child-wait", &args.child_wait)?,
     };
     eprintln!("task {task}");
-    let foreground = interrupt::install(Some(
-        task_md.parent().map(PathBuf::from).unwrap_or_default(),
-    ))?;
+    let root = Root::new(&setup.root);
+    let task_dir = root.task_dir(&req.job.project, &task);
+    std::fs::create_dir_all(&task_dir)
+        .with_context(|| format!("cannot create directory {}", task_dir.display()))?;
+    let deps = if args.depends_on.is_empty() {
+        deps::read(&task_dir)?
+    } else {
+        let deps = deps::parse_list(&args.depends_on, &task)?;
+        deps::check(&root, &req.job.project, &task, &deps)?;
+        deps::write(&task_dir, &deps)?;
+        deps
+    };
+    let foreground = interrupt::install(Some(task_dir.clone()))?;
+    let _ = std::fs::remove_file(task_dir.join(STOP_MARKER));
+    if !deps.is_empty() {
+        let poll = duration("--dependency-poll", &args.dependency_poll)?;
+        let bus_path = root.task_bus(&req.job.project, &task);
+        let post = |msg_type: &str, body: String| {
+            eprintln!("{body}");
+            let msg = NewMessage::new(msg_type, req.job.project.clone())
+                .task(task.clone())
+                .body(body);
+            if let Err(err) = bus::append(&bus_path, &msg, &AppendOptions::default()) {
+                tracing::warn!("cannot post to {}: {err}", bus_path.display());
+            }
+        };
+        let waited = deps::wait(&root, &req.job.project, &task, &deps, poll, &post, || {
+            !stop::requested(&task_dir)
+        });
+        if waited == DepsWait::Cancelled {
+            println!("task_id: {task}");
+            println!("status: stopped");
+            return Ok(ExitCode::from(1));
+        }
+    }
     let end = run_task(&req, |run, attempt| {
         foreground.set_current(run.run_dir.clone());
         eprintln!(

@@ -1,5 +1,5 @@
 //! The runner (SPEC §5): one run of an agent ([`job`]), owned from spawn to final record by a
-//! detached supervisor process ([`supervise`]); the Ralph restart loop of a task ([`ralph`]);
+//! detached supervisor process ([`supervise`]); the Ralph restart loop of a task ([`ralph`]) and its dependencies ([`deps`]);
 //! stopping a run's whole process group ([`stop`]), also on Ctrl-C
 //! ([`interrupt`]).
 //!
@@ -10,6 +10,7 @@
 
 pub mod agent;
 pub mod classify;
+pub mod deps;
 pub mod duration;
 pub mod env;
 pub mod error;

@@ -1162,3 +1162,90 @@ fn max_concurrent_runs_queues_runs_and_a_queued_run_can_be_stopped() {
     assert!(out.status.success(), "{}", text(&out));
     assert_eq!(holder.0.take().unwrap().wait().unwrap().code(), Some(1));
 }
+
+#[test]
+fn task_waits_for_its_dependencies_and_rejects_unknown_ids_and_cycles() {
+    let w = World::new();
+    let task = |name: &str, deps: &str| {
+        let mut cmd = w.cmd(&[
+            "task",
+            "--project",
+            "demo",
+            "--task",
+            name,
+            "--agent",
+            "claude",
+        ]);
+        cmd.args([
+            "--prompt",
+            "x",
+            "--depends-on",
+            deps,
+            "--dependency-poll",
+            "50ms",
+        ])
+        .args(["--restart-delay", "10ms"])
+        .env("FAKE_DONE_AFTER", "1");
+        cmd
+    };
+    let out = run(&mut task("b", "a"));
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("task a does not exist in project demo"),
+        "{err}"
+    );
+
+    // Task a exists (one run, not done yet); b waits for its DONE.
+    let out = run(&mut w.cmd(&[
+        "job",
+        "--project",
+        "demo",
+        "--task",
+        "a",
+        "--agent",
+        "claude",
+        "--prompt",
+        "x",
+    ]));
+    assert!(out.status.success(), "{}", text(&out));
+    let child = task("b", "a")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut guard = ChildGuard(Some(child));
+    wait_for("b to report it is blocked", || {
+        let bus = w.task_dir("demo", "b").join("TASK-MESSAGE-BUS.md");
+        read_all(&bus)
+            .ok()?
+            .iter()
+            .any(|m| m.msg_type == "PROGRESS" && m.body == "task blocked by dependencies: a")
+            .then_some(())
+    });
+    assert!(
+        w.runs("demo", "b").is_empty(),
+        "b must not start before a is done"
+    );
+    assert_eq!(
+        std::fs::read_to_string(w.task_dir("demo", "b").join("TASK-CONFIG.yaml")).unwrap(),
+        "depends_on:\n- a\n"
+    );
+    // A cycle through the saved dependency is refused.
+    let out = run(&mut task("a", "b"));
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("dependency cycle detected: a -> b -> a"),
+        "{err}"
+    );
+
+    std::fs::write(w.task_dir("demo", "a").join("DONE"), "").unwrap();
+    let out = guard.0.take().unwrap().wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", stdout(&out));
+    let bus = w.task_bus("demo", "b");
+    assert!(bus
+        .iter()
+        .any(|m| m.msg_type == "FACT" && m.body == "dependencies satisfied; starting task"));
+    assert_eq!(w.runs("demo", "b").len(), 1);
+}
