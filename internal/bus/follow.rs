@@ -1,0 +1,362 @@
+//! Following a bus as it grows: a blocking, pull-style [`Follower`] woken by inotify (the
+//! `notify` crate, watching the bus's directory), with a coarse periodic re-check in case an
+//! event is missed. Rotation is handled: when the path starts naming a new file (the old one was
+//! renamed to `.archived`), the old file is drained, then the new one is read from its start.
+//! A file truncated in place is re-read from the start.
+//!
+//! No async runtime is needed: a server can run a follower on a blocking thread and call
+//! [`Follower::next_batch`] with a short timeout, checking its own stop flag between calls.
+
+use std::collections::VecDeque;
+use std::fs::File;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
+use std::time::{Duration, Instant};
+
+use notify::{RecommendedWatcher, RecursiveMode, Watcher};
+
+use super::error::BusError;
+use super::message::Message;
+use super::parse::Parser;
+use super::path;
+use super::read::{self, ReadQuery};
+
+/// How often the file is re-checked even without a change notification.
+pub const DEFAULT_RECHECK: Duration = Duration::from_secs(1);
+/// Re-check interval while a writer holds the bus lock.
+const BUSY_RECHECK: Duration = Duration::from_millis(5);
+
+/// Where a follower starts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FollowFrom {
+    /// Every message already in the bus, then new ones.
+    Start,
+    /// Only messages appended after the follower was opened.
+    End,
+    /// The last N existing messages (read from a tail window), then new ones.
+    Tail(usize),
+    /// The messages after this msg_id (an unknown id is an error), then new ones.
+    Since(String),
+}
+
+/// A blocking follower of one bus file.
+pub struct Follower {
+    path: PathBuf,
+    msg_type: Option<String>,
+    current: Option<Current>,
+    ready: VecDeque<Message>,
+    events: Receiver<notify::Result<notify::Event>>,
+    watcher: Option<RecommendedWatcher>,
+    watching: bool,
+    recheck: Duration,
+    /// The last read could not settle (bus lock busy): re-check soon instead of waiting.
+    busy: bool,
+}
+
+/// The open file being followed and how far it has been parsed.
+struct Current {
+    file: File,
+    dev: u64,
+    ino: u64,
+    pos: u64,
+    parser: Parser,
+}
+
+impl Follower {
+    /// Opens a follower on `path` (which need not exist yet), optionally only for messages of
+    /// `msg_type`. Existing messages selected by `from` are returned by the first
+    /// [`next_batch`](Self::next_batch).
+    pub fn open(path: &Path, from: FollowFrom, msg_type: Option<String>) -> Result<Self, BusError> {
+        let (tx, events) = mpsc::channel();
+        let watcher = match notify::recommended_watcher(tx) {
+            Ok(w) => Some(w),
+            Err(err) => {
+                tracing::warn!(path = %path.display(), error = %err, "no file notifications; following by periodic re-check");
+                None
+            }
+        };
+        let mut follower = Self {
+            path: path.to_path_buf(),
+            msg_type,
+            current: None,
+            ready: VecDeque::new(),
+            events,
+            watcher,
+            watching: false,
+            recheck: DEFAULT_RECHECK,
+            busy: false,
+        };
+        // Watch before the first read so no append between the two goes unnoticed.
+        follower.ensure_watch();
+        follower.load_initial(from)?;
+        Ok(follower)
+    }
+
+    /// Sets the periodic re-check interval (default 1 s).
+    pub fn with_recheck(mut self, every: Duration) -> Self {
+        self.recheck = every.max(Duration::from_millis(1));
+        self
+    }
+
+    /// The followed path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Waits up to `timeout` for messages; returns them as soon as there are any, or an empty
+    /// batch when the time is up.
+    pub fn next_batch(&mut self, timeout: Duration) -> Result<Vec<Message>, BusError> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if self.ready.is_empty() {
+                self.busy = false;
+                self.poll()?;
+            }
+            if !self.ready.is_empty() {
+                return Ok(self.ready.drain(..).collect());
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return Ok(Vec::new());
+            }
+            let recheck = if self.busy {
+                BUSY_RECHECK
+            } else {
+                self.recheck
+            };
+            let wait = (deadline - now).min(recheck);
+            match self.events.recv_timeout(wait) {
+                Ok(_) | Err(RecvTimeoutError::Timeout) => {
+                    // Coalesce a burst of events into one re-read.
+                    while self.events.try_recv().is_ok() {}
+                }
+                Err(RecvTimeoutError::Disconnected) => std::thread::sleep(wait),
+            }
+            if !self.watching {
+                self.ensure_watch();
+            }
+        }
+    }
+
+    fn ensure_watch(&mut self) {
+        let Some(watcher) = self.watcher.as_mut() else {
+            return;
+        };
+        let dir = match self.path.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        match watcher.watch(&dir, RecursiveMode::NonRecursive) {
+            Ok(()) => self.watching = true,
+            Err(err) => {
+                tracing::debug!(dir = %dir.display(), error = %err, "cannot watch bus directory yet");
+            }
+        }
+    }
+
+    fn load_initial(&mut self, from: FollowFrom) -> Result<(), BusError> {
+        let Some(file) = path::open_read(&self.path)? else {
+            if let FollowFrom::Since(id) = &from {
+                return Err(read::since_not_found(id, &self.path));
+            }
+            return Ok(());
+        };
+        let meta = file
+            .metadata()
+            .map_err(|e| BusError::io("inspect", &self.path, e))?;
+        let (size, _) = read::settled_len(&file, &self.path)?;
+        let query = ReadQuery {
+            since: match &from {
+                FollowFrom::Since(id) => Some(id.clone()),
+                _ => None,
+            },
+            tail: match from {
+                FollowFrom::Tail(n) => Some(n),
+                _ => None,
+            },
+            msg_type: self.msg_type.clone(),
+        };
+        let parser = if from == FollowFrom::End {
+            Parser::mid_file()
+        } else {
+            let (collector, parser) = read::load(&file, &self.path, size, &query)?;
+            self.ready.extend(collector.into_messages(&self.path)?);
+            parser
+        };
+        self.current = Some(Current {
+            dev: meta.dev(),
+            ino: meta.ino(),
+            pos: size,
+            parser,
+            file,
+        });
+        Ok(())
+    }
+
+    /// Reads what was appended; switches files on rotation.
+    fn poll(&mut self) -> Result<(), BusError> {
+        // Bounded: each round either stays on the same file or moves to a newer one.
+        for _ in 0..4 {
+            if self.current.is_some() {
+                self.drain_current()?;
+            }
+            let Some(meta) = path::check(&self.path)? else {
+                return Ok(()); // rotated away and not recreated yet: keep what we have
+            };
+            if let Some(cur) = &self.current {
+                if cur.dev == meta.dev() && cur.ino == meta.ino() {
+                    return Ok(());
+                }
+                // A new file took the path: drain the old one once more (a late writer may
+                // still have appended to it), emit its last record, then switch.
+                self.drain_current()?;
+                if let Some(old) = self.current.take() {
+                    let mut out = Vec::new();
+                    old.parser.finish(&mut out);
+                    self.queue(out);
+                }
+                tracing::debug!(path = %self.path.display(), "bus rotated; following the new file");
+            }
+            let Some(file) = path::open_read(&self.path)? else {
+                return Ok(());
+            };
+            let meta = file
+                .metadata()
+                .map_err(|e| BusError::io("inspect", &self.path, e))?;
+            self.current = Some(Current {
+                dev: meta.dev(),
+                ino: meta.ino(),
+                pos: 0,
+                parser: Parser::new(),
+                file,
+            });
+        }
+        Ok(())
+    }
+
+    /// Reads the current file up to a settled length (see [`read::settled_len`]) and emits the
+    /// records completed by it.
+    fn drain_current(&mut self) -> Result<(), BusError> {
+        let Some(cur) = self.current.as_mut() else {
+            return Ok(());
+        };
+        let (len, settled) = read::settled_len(&cur.file, &self.path)?;
+        if len < cur.pos {
+            tracing::debug!(path = %self.path.display(), "bus truncated; re-reading from the start");
+            cur.pos = 0;
+            cur.parser = Parser::new();
+        }
+        let mut out = Vec::new();
+        if len > cur.pos {
+            let parser = &mut cur.parser;
+            read::stream(&cur.file, &self.path, cur.pos, len, |chunk| {
+                parser.feed(chunk, &mut out);
+            })?;
+            cur.pos = len;
+        }
+        if settled {
+            cur.parser.flush(&mut out);
+        } else {
+            // A writer holds the lock: the last record may be half-written. Look again soon.
+            self.busy = true;
+        }
+        self.queue(out);
+        Ok(())
+    }
+
+    fn queue(&mut self, msgs: Vec<Message>) {
+        let wanted = |m: &Message| self.msg_type.as_deref().is_none_or(|t| t == m.msg_type);
+        let keep: Vec<Message> = msgs.into_iter().filter(wanted).collect();
+        self.ready.extend(keep);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bus::append::{AppendOptions, BusWriter};
+    use crate::bus::message::NewMessage;
+    use crate::storage::ids::ProjectId;
+
+    const WAIT: Duration = Duration::from_secs(20);
+
+    fn post(writer: &mut BusWriter, ty: &str, body: &str) -> String {
+        let msg = NewMessage::new(ty, ProjectId::parse("p").unwrap()).body(body);
+        writer.append(&msg).unwrap()
+    }
+
+    /// Collects bodies until `n` arrived (bounded by a generous overall deadline).
+    fn collect(f: &mut Follower, n: usize) -> Vec<String> {
+        let deadline = Instant::now() + WAIT;
+        let mut got = Vec::new();
+        while got.len() < n && Instant::now() < deadline {
+            got.extend(
+                f.next_batch(Duration::from_millis(200))
+                    .unwrap()
+                    .into_iter()
+                    .map(|m| m.body),
+            );
+        }
+        got
+    }
+
+    #[test]
+    fn follows_appends_and_rotation() {
+        let dir = tempfile::tempdir().unwrap();
+        let bus = dir.path().join("TASK-MESSAGE-BUS.md");
+        let mut writer = BusWriter::new(&bus, AppendOptions::default());
+        post(&mut writer, "INFO", "old-1");
+        post(&mut writer, "INFO", "old-2");
+        let mut f = Follower::open(&bus, FollowFrom::Tail(1), None).unwrap();
+        assert_eq!(collect(&mut f, 1), ["old-2"]);
+        post(&mut writer, "INFO", "new-1");
+        assert_eq!(collect(&mut f, 1), ["new-1"]);
+        // Rotate: the rest of the old file, then the new file from its start.
+        post(&mut writer, "INFO", "before-rotate");
+        std::fs::rename(
+            &bus,
+            dir.path()
+                .join("TASK-MESSAGE-BUS.md.20260101-000000.archived"),
+        )
+        .unwrap();
+        post(&mut writer, "INFO", "after-rotate-1");
+        post(&mut writer, "INFO", "after-rotate-2");
+        assert_eq!(
+            collect(&mut f, 3),
+            ["before-rotate", "after-rotate-1", "after-rotate-2"]
+        );
+        assert!(f.next_batch(Duration::from_millis(50)).unwrap().is_empty());
+    }
+
+    #[test]
+    fn starts_before_the_file_exists_and_filters_by_type() {
+        let dir = tempfile::tempdir().unwrap();
+        let bus = dir.path().join("b.md");
+        let mut f = Follower::open(&bus, FollowFrom::Start, Some("FACT".into())).unwrap();
+        assert!(f.next_batch(Duration::from_millis(10)).unwrap().is_empty());
+        let mut writer = BusWriter::new(&bus, AppendOptions::default());
+        post(&mut writer, "INFO", "skip");
+        post(&mut writer, "FACT", "keep");
+        assert_eq!(collect(&mut f, 1), ["keep"]);
+    }
+
+    #[test]
+    fn since_and_end() {
+        let dir = tempfile::tempdir().unwrap();
+        let bus = dir.path().join("b.md");
+        let mut writer = BusWriter::new(&bus, AppendOptions::default());
+        let first = post(&mut writer, "INFO", "a");
+        post(&mut writer, "INFO", "b");
+        let mut since = Follower::open(&bus, FollowFrom::Since(first), None).unwrap();
+        let mut end = Follower::open(&bus, FollowFrom::End, None).unwrap();
+        assert_eq!(collect(&mut since, 1), ["b"]);
+        post(&mut writer, "INFO", "c");
+        assert_eq!(collect(&mut since, 1), ["c"]);
+        assert_eq!(collect(&mut end, 1), ["c"]);
+        let err = Follower::open(&bus, FollowFrom::Since("MSG-unknown".into()), None)
+            .err()
+            .unwrap();
+        assert!(matches!(err, BusError::SinceNotFound { .. }), "{err}");
+    }
+}
