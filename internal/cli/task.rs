@@ -19,12 +19,18 @@ use crate::storage::ids::{generate_task_id, ProjectId, TaskId};
 use crate::storage::paths::TASK_FILE;
 use crate::storage::{Root, RunInfo};
 
+mod resume;
+
 /// `task` flags.
 #[derive(Debug, Clone, clap::Args)]
+#[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
 pub struct TaskArgs {
+    /// Continue an existing task instead of starting one.
+    #[command(subcommand)]
+    pub action: Option<TaskAction>,
     /// Project id.
-    #[arg(long)]
-    pub project: String,
+    #[arg(long, required = true)]
+    pub project: Option<String>,
     /// Task id (default: a new `task-<date>-<time>-<slug>` id).
     #[arg(long)]
     pub task: Option<String>,
@@ -70,9 +76,29 @@ pub struct TaskArgs {
     pub config: Option<PathBuf>,
 }
 
+/// `task` subcommands.
+#[derive(Debug, Clone, clap::Subcommand)]
+pub enum TaskAction {
+    /// Continue a task from its latest run (the agent's session is resumed where supported).
+    Resume(resume::ResumeArgs),
+}
+
+/// How the loop is run, shared by `task` and `task resume`.
+pub(crate) struct LoopFlags<'a> {
+    pub depends_on: &'a [String],
+    pub dependency_poll: &'a str,
+}
+
 /// Runs `task`.
 pub fn run(args: TaskArgs) -> anyhow::Result<ExitCode> {
-    let project = ProjectId::parse(&args.project).context("--project")?;
+    if let Some(TaskAction::Resume(resume_args)) = args.action {
+        return resume::run(resume_args);
+    }
+    let project_text = args
+        .project
+        .as_deref()
+        .ok_or_else(|| anyhow!("--project is required"))?;
+    let project = ProjectId::parse(project_text).context("--project")?;
     let prompt = super::job::read_prompt(args.prompt.as_deref(), args.prompt_file.as_deref())?;
     let task = match &args.task {
         Some(t) => TaskId::parse(t).context("--task")?,
@@ -128,15 +154,35 @@ pub fn run(args: TaskArgs) -> anyhow::Result<ExitCode> {
         restart_delay_max: duration("--restart-delay-max", &args.restart_delay_max)?,
         child_wait: duration("--child-wait", &args.child_wait)?,
     };
+    drive(
+        &setup,
+        req,
+        LoopFlags {
+            depends_on: &args.depends_on,
+            dependency_poll: &args.dependency_poll,
+        },
+    )
+}
+
+/// Waits for the task's dependencies, runs the loop with Ctrl-C handling, and prints the end.
+pub(crate) fn drive(
+    setup: &super::job::Setup,
+    req: TaskRequest,
+    flags: LoopFlags<'_>,
+) -> anyhow::Result<ExitCode> {
+    let task = req.job.task.clone();
+    let max_restarts = req.max_restarts;
+    let duration =
+        |flag: &str, text: &str| -> anyhow::Result<Duration> { Ok(parse_duration(flag, text)?) };
     eprintln!("task {task}");
     let root = Root::new(&setup.root);
     let task_dir = root.task_dir(&req.job.project, &task);
     std::fs::create_dir_all(&task_dir)
         .with_context(|| format!("cannot create directory {}", task_dir.display()))?;
-    let deps = if args.depends_on.is_empty() {
+    let deps = if flags.depends_on.is_empty() {
         deps::read(&task_dir)?
     } else {
-        let deps = deps::parse_list(&args.depends_on, &task)?;
+        let deps = deps::parse_list(flags.depends_on, &task)?;
         deps::check(&root, &req.job.project, &task, &deps)?;
         deps::write(&task_dir, &deps)?;
         deps
@@ -144,7 +190,7 @@ pub fn run(args: TaskArgs) -> anyhow::Result<ExitCode> {
     let foreground = interrupt::install(Some(task_dir.clone()))?;
     let _ = std::fs::remove_file(task_dir.join(STOP_MARKER));
     if !deps.is_empty() {
-        let poll = duration("--dependency-poll", &args.dependency_poll)?;
+        let poll = duration("--dependency-poll", flags.dependency_poll)?;
         let bus_path = root.task_bus(&req.job.project, &task);
         let post = |msg_type: &str, body: String| {
             eprintln!("{body}");

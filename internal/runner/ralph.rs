@@ -20,7 +20,9 @@ use super::stop::{self, STOP_MARKER};
 /// How a task is run.
 #[derive(Debug, Clone)]
 pub struct TaskRequest {
-    /// The template of every attempt; its `prompt` is the task prompt without prefix.
+    /// The template of every attempt; its `prompt` is the task prompt without prefix. A
+    /// template with `previous_run_id` set resumes the task after that run: the first attempt
+    /// links to it and already gets the restart prefix.
     pub job: JobRequest,
     /// Restarts allowed after the first attempt (0 = one attempt).
     pub max_restarts: u32,
@@ -69,6 +71,7 @@ pub fn run_task(
     let mut delay = req.restart_delay;
     let mut last: Option<RunInfo> = None;
     let mut attempt: u32 = 0;
+    let resuming = req.job.previous_run_id.is_some();
     loop {
         if done(&task_dir)? {
             break;
@@ -86,8 +89,11 @@ pub fn run_task(
         }
         post("INFO", format!("starting root agent (restart #{attempt})"));
         let mut job = req.job.clone();
-        job.prompt = task_prompt(&req.job.prompt, attempt > 0);
-        job.previous_run_id = last.as_ref().map(|r| r.run_id.clone());
+        job.prompt = task_prompt(&req.job.prompt, attempt > 0 || resuming);
+        job.previous_run_id = last
+            .as_ref()
+            .map(|r| r.run_id.clone())
+            .or_else(|| req.job.previous_run_id.clone());
         job.restart_index = Some(u64::from(attempt));
         let this_attempt = attempt;
         match run_job(&job, |run| on_start(run, this_attempt)) {

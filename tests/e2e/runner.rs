@@ -1249,3 +1249,61 @@ fn task_waits_for_its_dependencies_and_rejects_unknown_ids_and_cycles() {
         .any(|m| m.msg_type == "FACT" && m.body == "dependencies satisfied; starting task"));
     assert_eq!(w.runs("demo", "b").len(), 1);
 }
+
+#[test]
+fn task_resume_continues_from_the_latest_run_and_its_session() {
+    let w = World::new();
+    let stream = r#"{"type":"system","subtype":"init","session_id":"sess-1"}"#;
+    let out = run(w
+        .cmd(&[
+            "task",
+            "--project",
+            "demo",
+            "--task",
+            "again",
+            "--agent",
+            "claude",
+        ])
+        .args(["--prompt", "keep going", "--max-restarts", "0"])
+        .env("FAKE_STDOUT", stream));
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let first = w.runs("demo", "again").remove(0).1;
+    assert_eq!(first.agent_session_id.as_deref(), Some("sess-1"));
+
+    let resume = |extra: &[&str]| {
+        let mut cmd = w.cmd(&["task", "resume", "--project", "demo", "--task", "again"]);
+        cmd.args(["--max-restarts", "0"])
+            .args(extra)
+            .env("FAKE_DONE_AFTER", "1");
+        run(&mut cmd)
+    };
+    let out = resume(&[]);
+    assert!(out.status.success(), "{}", text(&out));
+    let runs = w.runs("demo", "again");
+    assert_eq!(runs.len(), 2);
+    let (dir, second) = &runs[1];
+    assert_eq!(second.agent, "claude");
+    assert_eq!(
+        second.previous_run_id.as_deref(),
+        Some(first.run_id.as_str())
+    );
+    assert!(second
+        .commandline
+        .as_deref()
+        .unwrap()
+        .ends_with(" --resume sess-1"));
+    let prompt = std::fs::read_to_string(dir.join("prompt.md")).unwrap();
+    assert!(prompt.ends_with("---\n\nContinue working on the following:\n\nkeep going\n"));
+
+    let out = resume(&[]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("--reset-done"),
+        "{}",
+        text(&out)
+    );
+    let out = resume(&["--reset-done"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(w.runs("demo", "again").len(), 3);
+    assert!(w.task_dir("demo", "again").join("DONE").exists());
+}

@@ -1,0 +1,175 @@
+//! `run-agent task resume`: continue an existing task from its latest run. The loop starts
+//! again with the restart prefix, `previous_run_id` pointing at the latest run, and — for
+//! claude — the latest run's conversation (`claude --resume <agent_session_id>`). A task that
+//! is DONE is only resumed with `--reset-done`, which removes DONE.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{anyhow, bail, Context};
+
+use crate::config::AgentType;
+use crate::runner::duration::parse_duration;
+use crate::runner::TaskRequest;
+use crate::storage::ids::{ProjectId, TaskId};
+use crate::storage::liveness::read_reconciled;
+use crate::storage::paths::{DONE_FILE, RUN_INFO_FILE, TASK_FILE};
+use crate::storage::{Root, RunInfo, RunStatus};
+
+use super::{drive, LoopFlags};
+
+/// Restarts allowed by default when resuming (as the reference).
+const DEFAULT_RESUME_RESTARTS: u32 = 3;
+
+/// `task resume` flags.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ResumeArgs {
+    /// Project id.
+    #[arg(long)]
+    pub project: String,
+    /// Task id.
+    #[arg(long)]
+    pub task: String,
+    /// Agent (default: the type of the latest run).
+    #[arg(long)]
+    pub agent: Option<String>,
+    /// The prompt text (default: the task's TASK.md).
+    #[arg(long, conflicts_with = "prompt_file")]
+    pub prompt: Option<String>,
+    /// Read the prompt from a file.
+    #[arg(long, value_name = "FILE")]
+    pub prompt_file: Option<PathBuf>,
+    /// Remove the task's DONE file and continue anyway.
+    #[arg(long)]
+    pub reset_done: bool,
+    /// Restarts after the first attempt.
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_RESUME_RESTARTS)]
+    pub max_restarts: u32,
+    /// Delay before the first restart; doubled after each restart.
+    #[arg(long, value_name = "DURATION", default_value = "1s")]
+    pub restart_delay: String,
+    /// Upper bound of the restart delay.
+    #[arg(long, value_name = "DURATION", default_value = "60s")]
+    pub restart_delay_max: String,
+    /// How long to wait for still-running child runs once DONE exists.
+    #[arg(long, value_name = "DURATION", default_value = "300s")]
+    pub child_wait: String,
+    /// Working directory of the agent.
+    #[arg(long, value_name = "DIR")]
+    pub cwd: Option<PathBuf>,
+    /// Kill a run after this long without output.
+    #[arg(long, value_name = "DURATION")]
+    pub timeout: Option<String>,
+    /// Runs root.
+    #[arg(long, value_name = "DIR")]
+    pub root: Option<PathBuf>,
+    /// Config file.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+}
+
+/// Runs `task resume`.
+pub fn run(args: ResumeArgs) -> anyhow::Result<ExitCode> {
+    let project = ProjectId::parse(&args.project).context("--project")?;
+    let task = TaskId::parse(&args.task).context("--task")?;
+    let setup = crate::cli::job::setup(args.root.as_deref(), args.config.as_deref())?;
+    let root = Root::new(&setup.root);
+    let task_dir = root.task_dir(&project, &task);
+    if !task_dir.is_dir() {
+        bail!(
+            "task {task} of project {project} does not exist ({})",
+            task_dir.display()
+        );
+    }
+    let latest = latest_run(&root, &project, &task)?;
+    if let Some(run) = latest.as_ref().filter(|r| r.status == RunStatus::Running) {
+        bail!(
+            "task {task} has a running run {}; stop it first (run-agent stop)",
+            run.run_id
+        );
+    }
+    let done = task_dir.join(DONE_FILE);
+    if done.exists() {
+        if !args.reset_done {
+            bail!(
+                "task {task} is done ({} exists); pass --reset-done to remove it and continue",
+                done.display()
+            );
+        }
+        std::fs::remove_file(&done).with_context(|| format!("cannot remove {}", done.display()))?;
+    }
+    let prompt =
+        match crate::cli::job::read_prompt(args.prompt.as_deref(), args.prompt_file.as_deref())? {
+            Some(p) => p,
+            None => {
+                let task_md = task_dir.join(TASK_FILE);
+                std::fs::read_to_string(&task_md)
+                    .ok()
+                    .filter(|t| !t.trim().is_empty())
+                    .map(|t| t.trim().to_string())
+                    .ok_or_else(|| {
+                        anyhow!(
+                            "{} not found and no prompt provided: pass --prompt or --prompt-file",
+                            task_md.display()
+                        )
+                    })?
+            }
+        };
+    let agent_name = args
+        .agent
+        .clone()
+        .or_else(|| latest.as_ref().map(|r| r.agent.clone()))
+        .filter(|a| !a.is_empty());
+    let mut agent = crate::cli::job::select_agent(agent_name.as_deref(), &setup)?;
+    if let Some(session) = latest
+        .as_ref()
+        .filter(|r| r.agent == agent.agent_type.as_str())
+        .and_then(|r| r.agent_session_id.clone())
+    {
+        if agent.agent_type == AgentType::Claude {
+            agent.argv.extend(["--resume".to_string(), session]);
+        }
+    }
+    let mut job = crate::cli::job::job_request(
+        &setup,
+        project,
+        task,
+        agent,
+        prompt,
+        args.cwd.as_deref(),
+        args.timeout.as_deref(),
+    )?;
+    job.previous_run_id = latest.map(|r| r.run_id);
+    let duration =
+        |flag: &str, text: &str| -> anyhow::Result<Duration> { Ok(parse_duration(flag, text)?) };
+    let req = TaskRequest {
+        job,
+        max_restarts: args.max_restarts,
+        restart_delay: duration("--restart-delay", &args.restart_delay)?,
+        restart_delay_max: duration("--restart-delay-max", &args.restart_delay_max)?,
+        child_wait: duration("--child-wait", &args.child_wait)?,
+    };
+    drive(
+        &setup,
+        req,
+        LoopFlags {
+            depends_on: &[],
+            dependency_poll: "2s",
+        },
+    )
+}
+
+/// The task's latest run (by run id order) with a readable record.
+fn latest_run(root: &Root, project: &ProjectId, task: &TaskId) -> anyhow::Result<Option<RunInfo>> {
+    let runs_dir = root.runs_dir(project, task);
+    let mut dirs: Vec<PathBuf> = match std::fs::read_dir(&runs_dir) {
+        Ok(rd) => rd.flatten().map(|e| e.path()).collect(),
+        Err(_) => return Ok(None),
+    };
+    dirs.sort();
+    Ok(dirs
+        .iter()
+        .rev()
+        .find_map(|d| read_reconciled(&d.join(RUN_INFO_FILE)).ok()))
+}
