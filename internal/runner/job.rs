@@ -222,7 +222,8 @@ pub fn start_supervisor(req: &JobRequest, run: &PreparedRun) -> Result<Child, Ru
 }
 
 /// Waits for the supervisor and returns the final run-info. If the supervisor died without
-/// finishing the record, the run is recorded as failed with the reason.
+/// finishing the record, the run is recorded as failed with the reason — unless its agent is
+/// still alive, then the record stays `running` (and is returned as such).
 pub fn wait(mut supervisor: Child, run: &PreparedRun) -> Result<RunInfo, RunnerError> {
     let status = supervisor
         .wait()
@@ -230,6 +231,16 @@ pub fn wait(mut supervisor: Child, run: &PreparedRun) -> Result<RunInfo, RunnerE
     let info_path = run.run_dir.join(RUN_INFO_FILE);
     let info = RunInfo::read(&info_path)?;
     if info.status != RunStatus::Running {
+        return Ok(info);
+    }
+    if info.pid > 0 && crate::storage::liveness::is_alive(&info) {
+        // The agent outlived its supervisor: leave the record running; readers reconcile it
+        // (`process vanished`) once the agent is gone.
+        tracing::warn!(
+            run = %info.run_id,
+            pid = info.pid,
+            "the run's supervisor exited ({status}) while its agent still runs"
+        );
         return Ok(info);
     }
     let summary = format!("run supervisor exited ({status}) before recording the result");

@@ -6,13 +6,39 @@ use std::path::Path;
 
 use crate::config::AgentType;
 use crate::storage::atomic::write_atomic;
-use crate::storage::paths::{OUTPUT_FILE, STDOUT_FILE};
+use crate::storage::paths::{OUTPUT_FILE, STDERR_FILE, STDOUT_FILE};
 
 use super::error::RunnerError;
 use super::stream;
 
 /// Largest stdout parsed for a final answer; bigger streams are copied as they are.
 const MAX_PARSED_STDOUT: u64 = 64 * 1024 * 1024;
+
+/// Summary of a gemini run whose CLI does not know the stream flags.
+pub const GEMINI_FLAGS_REJECTED: &str =
+    "gemini CLI rejected --output-format stream-json; update your Gemini CLI";
+
+/// Whether a gemini run failed because its CLI rejected the stream flags: no answer in its
+/// stream, and stderr complains about an unknown flag (reference §3.7).
+pub fn gemini_rejected_flags(run_dir: &Path) -> bool {
+    let stdout = std::fs::read(run_dir.join(STDOUT_FILE)).unwrap_or_default();
+    if stream::final_answer(AgentType::Gemini, &String::from_utf8_lossy(&stdout)).is_some() {
+        return false;
+    }
+    let stderr = std::fs::read(run_dir.join(STDERR_FILE))
+        .map(|b| String::from_utf8_lossy(&b).to_lowercase())
+        .unwrap_or_default();
+    [
+        "unknown flag",
+        "unknown argument",
+        "unrecognized option",
+        "output-format",
+        "stream-json",
+        "invalid flag",
+    ]
+    .iter()
+    .any(|p| stderr.contains(p))
+}
 
 /// The agent's session id found in its stdout (CLI agents only).
 pub fn session_id(run_dir: &Path, agent_type: AgentType) -> Option<String> {

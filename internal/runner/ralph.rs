@@ -96,7 +96,12 @@ pub fn run_task(
             .or_else(|| req.job.previous_run_id.clone());
         job.restart_index = Some(u64::from(attempt));
         let this_attempt = attempt;
-        match run_job(&job, |run| on_start(run, this_attempt)) {
+        let mut run_dir = None;
+        let result = run_job(&job, |run| {
+            run_dir = Some(run.run_dir.clone());
+            on_start(run, this_attempt)
+        });
+        match result.and_then(|info| wait_orphan(info, run_dir.as_deref())) {
             Ok(info) => {
                 let status = info.status;
                 if status == RunStatus::Failed {
@@ -134,6 +139,22 @@ pub fn run_task(
         );
     }
     Ok(TaskEnd::Done { last })
+}
+
+/// A run whose supervisor died while its agent lives is still `running`: wait (reading with
+/// liveness reconciliation) until it ends, so two root agents never run at once.
+fn wait_orphan(info: RunInfo, run_dir: Option<&Path>) -> Result<RunInfo, RunnerError> {
+    let Some(run_dir) = run_dir.filter(|_| info.status == RunStatus::Running) else {
+        return Ok(info);
+    };
+    let path = run_dir.join(RUN_INFO_FILE);
+    loop {
+        let current = read_reconciled(&path)?;
+        if current.status != RunStatus::Running {
+            return Ok(current);
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
 }
 
 fn done(task_dir: &Path) -> Result<bool, RunnerError> {

@@ -155,7 +155,18 @@ pub fn supervise(plan: &SupervisorPlan) -> Result<RunInfo, RunnerError> {
 
     let (status, timed_out) = wait(&mut child, pid, &plan.run_dir, plan.idle_timeout)?;
     let stopped = stop::requested(&plan.run_dir);
-    let outcome = classify(exit_code(&status), timed_out, stopped);
+    let mut outcome = classify(exit_code(&status), timed_out, stopped);
+    if plan.agent_type == AgentType::Gemini
+        && !stopped
+        && !timed_out
+        && output::gemini_rejected_flags(&plan.run_dir)
+    {
+        outcome.status = crate::storage::RunStatus::Failed;
+        outcome.error_summary = Some(output::GEMINI_FLAGS_REJECTED.to_string());
+        if outcome.exit_code == 0 {
+            outcome.exit_code = 1;
+        }
+    }
     output::ensure(&plan.run_dir, plan.agent_type)?;
     let session = output::session_id(&plan.run_dir, plan.agent_type);
     let final_info = finish(&info_path, &outcome, |i| {

@@ -1307,3 +1307,79 @@ fn task_resume_continues_from_the_latest_run_and_its_session() {
     assert_eq!(w.runs("demo", "again").len(), 3);
     assert!(w.task_dir("demo", "again").join("DONE").exists());
 }
+
+#[test]
+fn an_old_gemini_cli_that_rejects_the_stream_flags_fails_with_advice() {
+    let w = World::new();
+    let out = run(w
+        .cmd(&[
+            "job",
+            "--project",
+            "demo",
+            "--task",
+            "old-gemini",
+            "--agent",
+            "gemini",
+            "--prompt",
+            "x",
+        ])
+        .env("FAKE_STDOUT", "Usage: gemini [options]")
+        .env("FAKE_STDERR", "Unknown argument: output-format"));
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let (_, info) = w.runs("demo", "old-gemini").remove(0);
+    assert_eq!(info.status, RunStatus::Failed);
+    assert_eq!(info.exit_code, 1);
+    assert!(info
+        .error_summary
+        .unwrap()
+        .contains("update your Gemini CLI"));
+}
+
+#[test]
+fn a_killed_supervisor_leaves_the_run_to_liveness_reconciliation() {
+    let w = World::new();
+    let child = w
+        .cmd(&[
+            "job",
+            "--project",
+            "demo",
+            "--task",
+            "no-shim",
+            "--agent",
+            "claude",
+            "--prompt",
+            "x",
+        ])
+        .env("FAKE_SLEEP", "1")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut guard = ChildGuard(Some(child));
+    let (dir, info) = wait_for("the agent to start", || {
+        w.runs("demo", "no-shim").pop().filter(|(_, i)| i.pid > 0)
+    });
+    let stat = std::fs::read_to_string(format!("/proc/{}/stat", info.pid)).unwrap();
+    let supervisor: i32 = stat[stat.rfind(')').unwrap() + 1..]
+        .split_whitespace()
+        .nth(1)
+        .unwrap()
+        .parse()
+        .unwrap();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(supervisor),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    let out = guard.0.take().unwrap().wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stdout(&out).contains("status: running"), "{}", stdout(&out));
+    // Once the orphaned agent exits, a reader reconciles the record.
+    let info = wait_for("the agent to exit", || {
+        let info =
+            conductor::storage::liveness::read_reconciled(&dir.join("run-info.yaml")).unwrap();
+        info.status.is_terminal().then_some(info)
+    });
+    assert_eq!(info.status, RunStatus::Failed);
+    assert_eq!(info.error_summary.as_deref(), Some("process vanished"));
+}
