@@ -7,9 +7,11 @@
 pub mod api;
 pub mod bus;
 pub mod cli;
+pub mod client;
 pub mod config;
 pub mod gc;
 pub mod runner;
 pub mod storage;
 pub mod ui;
+pub mod update;
 pub mod version;

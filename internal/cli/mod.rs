@@ -6,6 +6,7 @@ pub mod gc;
 pub mod job;
 pub mod logging;
 pub mod serve;
+pub mod server;
 pub mod stop;
 pub mod supervise;
 pub mod task;
@@ -51,6 +52,9 @@ pub enum RunAgentCommand {
     Task(task::TaskArgs),
     /// Stop a running run: SIGTERM its process group, then SIGKILL after a grace period.
     Stop(stop::StopArgs),
+    /// Commands for a running server (self-update).
+    #[command(subcommand)]
+    Server(server::ServerCommand),
     /// Supervise one run (internal; started by job and task).
     #[command(hide = true)]
     Supervise(supervise::SuperviseArgs),
@@ -73,6 +77,9 @@ pub struct ConductorCli {
 pub enum ConductorCommand {
     /// Check a config file and print the effective settings with their sources.
     Validate(validate::ValidateArgs),
+    /// Update this server's binary in place (self-update status and start).
+    #[command(subcommand)]
+    Update(server::UpdateCommand),
 }
 
 /// Entry point of the `run-agent` binary.
@@ -87,6 +94,7 @@ pub fn run_agent_main() -> ExitCode {
         RunAgentCommand::Job(args) => job::run(args),
         RunAgentCommand::Task(args) => task::run(args),
         RunAgentCommand::Stop(args) => stop::run(args),
+        RunAgentCommand::Server(cmd) => server::run(cmd),
         RunAgentCommand::Supervise(args) => supervise::run(args),
     };
     finish(result)
@@ -99,6 +107,7 @@ pub fn conductor_main() -> ExitCode {
     let result = match cli.command {
         None => serve::run(cli.serve, serve::Flavor::Conductor),
         Some(ConductorCommand::Validate(args)) => validate::run(args),
+        Some(ConductorCommand::Update(cmd)) => server::run_update(cmd),
     };
     finish(result)
 }

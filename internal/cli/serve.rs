@@ -7,8 +7,9 @@ use std::sync::Arc;
 
 use anyhow::Context;
 
-use crate::api::{self, listen, ServerState};
+use crate::api::{listen, ServerState};
 use crate::config::{self, ConfigMode, ServerFlags};
+use crate::update;
 
 /// Server flags. Each counts only when given: a missing flag never overrides the config.
 #[derive(Debug, Clone, Default, clap::Args)]
@@ -44,6 +45,17 @@ pub enum Flavor {
     Conductor,
 }
 
+impl Flavor {
+    /// The arguments that run this binary's self-update watchdog.
+    fn watchdog_args(self) -> Vec<String> {
+        let words: &[&str] = match self {
+            Flavor::RunAgent => &["server", "update", "watchdog"],
+            Flavor::Conductor => &["update", "watchdog"],
+        };
+        words.iter().map(|w| w.to_string()).collect()
+    }
+}
+
 /// Runs the server until a shutdown signal.
 pub fn run(args: ServeArgs, flavor: Flavor) -> anyhow::Result<ExitCode> {
     let cwd = std::env::current_dir().context("cannot read the current directory")?;
@@ -75,11 +87,16 @@ pub fn run(args: ServeArgs, flavor: Flavor) -> anyhow::Result<ExitCode> {
     std::fs::create_dir_all(&root)
         .with_context(|| format!("cannot create the runs root {}", root.display()))?;
 
-    let listener = listen::bind(
-        &settings.host.value,
-        settings.port.value,
-        settings.port_explicit,
-    )?;
+    // A socket handed over by a self-update (or systemd) is adopted instead of binding.
+    let pending_marker = update::handoff::take_pending_marker();
+    let listener = match update::handoff::inherited_listener()? {
+        Some(listener) => listener,
+        None => listen::bind(
+            &settings.host.value,
+            settings.port.value,
+            settings.port_explicit,
+        )?,
+    };
     let addr = listener
         .local_addr()
         .context("cannot read the bound address")?;
@@ -119,9 +136,12 @@ pub fn run(args: ServeArgs, flavor: Flavor) -> anyhow::Result<ExitCode> {
         .build()
         .context("cannot start the async runtime")?;
     runtime.block_on(async move {
-        let listener = tokio::net::TcpListener::from_std(listener)
-            .context("cannot register the listening socket")?;
-        api::serve(listener, state, shutdown_signal())
+        let start = update::server::StartInfo {
+            argv: std::env::args_os().collect(),
+            watchdog_args: flavor.watchdog_args(),
+            pending_marker,
+        };
+        update::server::serve(listener, state, start, shutdown_signal())
             .await
             .context("server failed")
     })?;

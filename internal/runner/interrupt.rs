@@ -1,7 +1,9 @@
-//! Ctrl-C for foreground `run-agent job`/`task`: SIGINT, SIGTERM or SIGHUP stops the run this
+//! Ctrl-C for foreground `run-agent job`/`task`: SIGINT or SIGTERM stops the run this
 //! process is waiting for the same way `run-agent stop` does (SIGTERM to its group, grace,
 //! SIGKILL), and marks the task stopped so its loop does not restart. A second signal
-//! SIGKILLs the group at once. The caller then sees the run end as `stopped`.
+//! SIGKILLs the group at once. The caller then sees the run end as `stopped`. SIGHUP (the
+//! terminal went away) is left alone: it ends the caller, and the run goes on under its
+//! supervisor.
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -47,12 +49,12 @@ impl Foreground {
     }
 }
 
-/// Blocks SIGINT/SIGTERM/SIGHUP in this thread (and every thread started later) and starts
+/// Blocks SIGINT/SIGTERM in this thread (and every thread started later) and starts
 /// the thread that handles them. Call before starting any other thread. `task_dir`, when
 /// given, gets the task's stop marker so a Ralph loop ends.
 pub fn install(task_dir: Option<PathBuf>) -> Result<Foreground, RunnerError> {
     let mut set = SigSet::empty();
-    for signal in [Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP] {
+    for signal in [Signal::SIGINT, Signal::SIGTERM] {
         set.add(signal);
     }
     set.thread_block()

@@ -129,8 +129,10 @@ fn wait_recorded(run_dir: &Path, before: &RunInfo) -> Result<RunInfo, RunnerErro
         std::thread::sleep(POLL);
     }
     let outcome: Outcome = classify(-1, false, true);
+    let mut changed = false;
     let info = RunInfo::update(&info_path, UPDATE_LOCK_TIMEOUT, |i| {
         if i.status == RunStatus::Running {
+            changed = true;
             i.status = outcome.status;
             i.exit_code = outcome.exit_code;
             i.end_time = Utc::now();
@@ -146,6 +148,9 @@ fn wait_recorded(run_dir: &Path, before: &RunInfo) -> Result<RunInfo, RunnerErro
     ) else {
         return Ok(info);
     };
+    if !changed {
+        return Ok(info);
+    }
     if let Some(task_dir) = run_dir.parent().and_then(Path::parent) {
         let bus = task_dir.join(TASK_BUS_FILE);
         let events = RunEvents {

@@ -93,12 +93,11 @@ pub fn supervise(plan: &SupervisorPlan) -> Result<RunInfo, RunnerError> {
     // Ends the run without an agent process (stopped while queued, or not startable).
     let end_early = |outcome: Outcome| -> Result<RunInfo, RunnerError> {
         output::ensure(&plan.run_dir, plan.agent_type)?;
-        let final_info = finish(&info_path, &outcome, |i| {
+        report(events.finished(&outcome));
+        finish(&info_path, &outcome, |i| {
             i.agent_version = version.clone();
             i.commandline = Some(commandline.clone());
-        })?;
-        report(events.finished(&outcome));
-        Ok(final_info)
+        })
     };
     let _slot = match plan.max_concurrent_runs {
         0 => None,
@@ -169,12 +168,14 @@ pub fn supervise(plan: &SupervisorPlan) -> Result<RunInfo, RunnerError> {
     }
     output::ensure(&plan.run_dir, plan.agent_type)?;
     let session = output::session_id(&plan.run_dir, plan.agent_type);
+    // The final record comes last: once it says the run ended, output.md and the bus event
+    // are already there.
+    report(events.finished(&outcome));
     let final_info = finish(&info_path, &outcome, |i| {
         if session.is_some() {
             i.agent_session_id = session;
         }
     })?;
-    report(events.finished(&outcome));
     tracing::info!(run = %run, status = %outcome.status, exit_code = outcome.exit_code, "run finished");
     Ok(final_info)
 }

@@ -505,49 +505,59 @@ fn idle_timeout_kills_the_run() {
 #[test]
 fn supervisor_records_the_real_exit_code_after_the_caller_is_killed() {
     let w = World::new();
-    let child = w
-        .cmd(&[
-            "job",
-            "--project",
-            "demo",
-            "--task",
-            "orphan",
-            "--agent",
-            "claude",
-            "--prompt",
-            "x",
-        ])
-        .env("FAKE_SLEEP", "1")
-        .env("FAKE_EXIT", "7")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut guard = ChildGuard(Some(child));
-    let info = wait_for("the agent to start", || {
-        w.runs("demo", "orphan")
-            .pop()
-            .map(|(_, i)| i)
-            .filter(|i| i.pid > 0)
-    });
-    // SIGKILL the `run-agent job` process while the agent runs.
-    let mut job = guard.0.take().unwrap();
-    job.kill().unwrap();
-    job.wait().unwrap();
-    assert_eq!(info.status, RunStatus::Running);
-    let done = wait_for("the final record", || {
-        w.runs("demo", "orphan")
-            .pop()
-            .map(|(_, i)| i)
-            .filter(|i| i.status.is_terminal())
-    });
-    assert_eq!(done.status, RunStatus::Failed);
-    assert_eq!(done.exit_code, 7);
-    assert_eq!(
-        done.error_summary.as_deref(),
-        Some("agent exited with code 7")
-    );
-    assert!(types(&w.task_bus("demo", "orphan")).contains(&"RUN_CRASH"));
+    // SIGKILL, or SIGHUP (its terminal went away), ends the `run-agent job` process while
+    // the agent runs; the run's supervisor still records the agent's real exit code.
+    for (task, signal) in [
+        ("orphan-kill", nix::sys::signal::Signal::SIGKILL),
+        ("orphan-hup", nix::sys::signal::Signal::SIGHUP),
+    ] {
+        let child = w
+            .cmd(&[
+                "job",
+                "--project",
+                "demo",
+                "--task",
+                task,
+                "--agent",
+                "claude",
+            ])
+            .args(["--prompt", "x"])
+            .env("FAKE_SLEEP", "1")
+            .env("FAKE_EXIT", "7")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut guard = ChildGuard(Some(child));
+        let info = wait_for("the agent to start", || {
+            w.runs("demo", task)
+                .pop()
+                .map(|(_, i)| i)
+                .filter(|i| i.pid > 0)
+        });
+        let mut job = guard.0.take().unwrap();
+        let job_pid = nix::unistd::Pid::from_raw(job.id() as i32);
+        nix::sys::signal::kill(job_pid, signal).unwrap();
+        let status = job.wait().unwrap();
+        assert_eq!(
+            std::os::unix::process::ExitStatusExt::signal(&status),
+            Some(signal as i32)
+        );
+        assert_eq!(info.status, RunStatus::Running);
+        let done = wait_for("the final record", || {
+            w.runs("demo", task)
+                .pop()
+                .map(|(_, i)| i)
+                .filter(|i| i.status.is_terminal())
+        });
+        assert_eq!(done.status, RunStatus::Failed);
+        assert_eq!(done.exit_code, 7);
+        assert_eq!(
+            done.error_summary.as_deref(),
+            Some("agent exited with code 7")
+        );
+        assert!(types(&w.task_bus("demo", task)).contains(&"RUN_CRASH"));
+    }
 }
 
 #[test]

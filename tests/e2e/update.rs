@@ -1,0 +1,679 @@
+//! e2e: self-update — a copy of the built `run-agent` serves from a temp dir and is updated
+//! to a second, distinguishable build (the same bytes plus a suffix, so its sha256 differs):
+//! idle update under a `/healthz` hammer (zero connection errors, same pid, backup kept),
+//! drain behind an active root run, handoff with a real run in flight, every rollback path,
+//! request errors (400/409/429), the CLI with `--wait`, and the offline status.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use conductor::storage::{RunInfo, RunStatus};
+use serde_json::{json, Value};
+
+use crate::support::{free_port, run, text, ChildGuard, Sandbox, Server};
+
+const FAKE_AGENT: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/tests/fake-agents/fake-agent.sh"
+);
+const ROUTE: &str = "/api/v1/admin/self-update";
+/// Generous bound for one update (copies and fsyncs a ~50 MB debug binary).
+const UPDATE_LIMIT: Duration = Duration::from_secs(90);
+
+/// Kills a pid on drop (the server may end up under another pid after a rollback).
+struct PidGuard(i32);
+
+impl Drop for PidGuard {
+    fn drop(&mut self) {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(self.0),
+            nix::sys::signal::Signal::SIGKILL,
+        );
+    }
+}
+
+/// A sandbox with `bin/run-agent` (a copy of the built binary) and a runs root.
+struct World {
+    sb: Sandbox,
+}
+
+impl World {
+    fn new() -> World {
+        let sb = Sandbox::new();
+        std::fs::create_dir_all(sb.path().join("bin")).unwrap();
+        std::fs::create_dir_all(sb.path().join("root")).unwrap();
+        std::fs::copy(
+            crate::support::run_agent_bin(),
+            sb.path().join("bin/run-agent"),
+        )
+        .unwrap();
+        World { sb }
+    }
+
+    fn exe(&self) -> PathBuf {
+        self.sb.path().join("bin/run-agent")
+    }
+
+    fn root(&self) -> PathBuf {
+        self.sb.path().join("root")
+    }
+
+    /// A second build: the binary with `suffix` appended (runs the same, hashes differently).
+    fn candidate(&self, name: &str, suffix: &str) -> PathBuf {
+        let path = self.sb.path().join(name);
+        let mut bytes = std::fs::read(crate::support::run_agent_bin()).unwrap();
+        bytes.extend_from_slice(suffix.as_bytes());
+        write_exe(&path, &bytes, 0o755);
+        path
+    }
+
+    /// A shell script candidate.
+    fn script(&self, name: &str, body: &str, mode: u32) -> PathBuf {
+        let path = self.sb.path().join(name);
+        write_exe(&path, body.as_bytes(), mode);
+        path
+    }
+
+    /// Starts the copied binary as a server on a free loopback port.
+    fn serve(&self, extra: &[&str]) -> Server {
+        let port = free_port().to_string();
+        let mut cmd = self.sb.command(&self.exe());
+        cmd.args(["serve", "--host", "127.0.0.1", "--port", &port, "--root"])
+            .arg(self.root())
+            .args(extra);
+        Server::start(cmd, self.sb.path())
+    }
+
+    fn backups(&self) -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(self.sb.path().join("bin"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.starts_with("run-agent.rollback-"))
+            .collect();
+        names.sort();
+        names
+    }
+}
+
+fn write_exe(path: &Path, bytes: &[u8], mode: u32) {
+    let mut file = std::fs::File::create(path).unwrap();
+    file.write_all(bytes).unwrap();
+    file.sync_all().unwrap();
+    drop(file);
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
+}
+
+fn sha256(path: &Path) -> String {
+    use sha2::{Digest, Sha256};
+    hex::encode(Sha256::digest(std::fs::read(path).unwrap()))
+}
+
+/// POST `body` to the self-update route: status, JSON body, Retry-After header.
+fn post(server: &Server, body: &Value, key: Option<&str>) -> (u16, Value, Option<String>) {
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(Duration::from_secs(60)))
+        .build()
+        .into();
+    let mut req = agent
+        .post(format!("{}{ROUTE}", server.base))
+        .content_type("application/json");
+    if let Some(key) = key {
+        req = req.header("Authorization", format!("Bearer {key}"));
+    }
+    let mut resp = req.send(body.to_string()).unwrap();
+    let status = resp.status().as_u16();
+    let retry = resp
+        .headers()
+        .get("retry-after")
+        .map(|v| v.to_str().unwrap().to_string());
+    let text = resp.body_mut().read_to_string().unwrap();
+    let value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"));
+    (status, value, retry)
+}
+
+fn update_status(server: &Server) -> Value {
+    let (code, body) = server.get_json(ROUTE);
+    assert_eq!(code, 200, "{body}");
+    body
+}
+
+fn running_sha(server: &Server) -> String {
+    server.get_json("/api/v1/status").1["executable_sha256"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+fn wait_for<T>(what: &str, limit: Duration, mut check: impl FnMut() -> Option<T>) -> T {
+    let start = Instant::now();
+    loop {
+        if let Some(v) = check() {
+            return v;
+        }
+        assert!(start.elapsed() < limit, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Waits until the update started at `started_at` is finished (idle or failed).
+fn wait_finished(server: &Server, started_at: &Value) -> Value {
+    wait_for("the update to finish", UPDATE_LIMIT, || {
+        let s = update_status(server);
+        let done = matches!(s["state"].as_str(), Some("idle" | "failed"));
+        (done && s["started_at"] == *started_at && !s["history"].as_array()?.is_empty())
+            .then_some(s)
+    })
+}
+
+/// Hammers `/healthz` with fresh connections until stopped: (successes, errors).
+fn hammer(addr: SocketAddr, stop: Arc<AtomicBool>) -> std::thread::JoinHandle<(u64, Vec<String>)> {
+    std::thread::spawn(move || {
+        let mut ok = 0u64;
+        let mut errors = Vec::new();
+        while !stop.load(Ordering::Relaxed) {
+            match healthz_once(addr) {
+                Ok(()) => ok += 1,
+                Err(e) => errors.push(e),
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        (ok, errors)
+    })
+}
+
+fn healthz_once(addr: SocketAddr) -> Result<(), String> {
+    let mut stream =
+        TcpStream::connect_timeout(&addr, Duration::from_secs(10)).map_err(|e| e.to_string())?;
+    stream
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .map_err(|e| e.to_string())?;
+    stream
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+        .map_err(|e| format!("write: {e}"))?;
+    let mut answer = String::new();
+    stream
+        .read_to_string(&mut answer)
+        .map_err(|e| format!("read: {e}"))?;
+    if answer.starts_with("HTTP/1.1 200") {
+        Ok(())
+    } else {
+        Err(format!("unexpected answer: {answer:?}"))
+    }
+}
+
+fn server_pid(server: &Server) -> i32 {
+    server.get_json("/api/v1/status").1["pid"].as_i64().unwrap() as i32
+}
+
+#[test]
+fn idle_update_swaps_the_binary_in_place_without_refusing_a_connection() {
+    let w = World::new();
+    let cand = w.candidate("cand", "build-2");
+    let server = w.serve(&[]);
+    let pid = server_pid(&server);
+    let old_sha = running_sha(&server);
+    assert_eq!(old_sha, sha256(&w.exe()));
+    let addr: SocketAddr = format!("127.0.0.1:{}", server.port()).parse().unwrap();
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let hammering = hammer(addr, stop.clone());
+    let (code, accepted, _) = post(&server, &json!({ "binary_path": cand }), None);
+    assert_eq!(code, 202, "{accepted}");
+    assert_eq!(accepted["state"], "applying");
+    assert_eq!(accepted["mode"], "drain");
+    assert_eq!(accepted["sha256"], sha256(&cand));
+    let done = wait_finished(&server, &accepted["started_at"]);
+    // Keep hammering the new image for a moment too.
+    let after = Instant::now();
+    while after.elapsed() < Duration::from_millis(300) {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    stop.store(true, Ordering::Relaxed);
+    let (ok, errors) = hammering.join().unwrap();
+
+    assert_eq!(done["state"], "idle", "{done}");
+    let last = done["history"].as_array().unwrap().last().unwrap().clone();
+    assert_eq!(last["result"], "ok", "{done}");
+    assert_eq!(last["from_sha256"], old_sha);
+    assert_eq!(last["to_sha256"], sha256(&cand));
+    assert!(last["to_version"]
+        .as_str()
+        .unwrap()
+        .starts_with("run-agent "));
+    assert_eq!(running_sha(&server), sha256(&cand), "{}", server.log());
+    assert_eq!(server_pid(&server), pid, "exec keeps the pid");
+    assert_eq!(sha256(&w.exe()), sha256(&cand));
+    let backups = w.backups();
+    assert_eq!(backups.len(), 1, "{backups:?}");
+    assert_eq!(sha256(&w.sb.path().join("bin").join(&backups[0])), old_sha);
+    assert!(
+        errors.is_empty(),
+        "{} of {} health checks failed during the update: {:?}",
+        errors.len(),
+        ok + errors.len() as u64,
+        &errors[..errors.len().min(5)]
+    );
+    assert!(ok > 0);
+    let audit = std::fs::read_to_string(w.root().join("_audit/audit.jsonl")).unwrap();
+    for action in [
+        "self-update.accepted",
+        "self-update.applying",
+        "self-update.applied",
+    ] {
+        assert!(
+            audit.contains(action),
+            "{action} missing from the audit log:\n{audit}"
+        );
+    }
+    assert!(audit.contains("POST /api/v1/admin/self-update"), "{audit}");
+    let status = server.terminate();
+    assert!(status.success(), "{status}");
+}
+
+#[test]
+fn bad_requests_are_refused_and_rate_limited() {
+    let w = World::new();
+    let plain = w.script("plain", "#!/bin/sh\necho v\n", 0o644);
+    let cand = w.candidate("cand", "x");
+    let server = w.serve(&[]);
+    let cases = [
+        (
+            json!({ "binary_path": w.sb.path().join("missing") }),
+            "does not exist",
+        ),
+        (json!({ "binary_path": w.sb.path() }), "not a regular file"),
+        (json!({ "binary_path": plain }), "not executable"),
+        (
+            json!({ "binary_path": cand, "sha256": "0".repeat(64) }),
+            "checksum mismatch",
+        ),
+        (json!({ "binary_path": cand, "bogus": 1 }), "unknown field"),
+        (
+            json!({ "binary_path": cand, "mode": "fast" }),
+            "unknown variant",
+        ),
+    ];
+    for (body, needle) in &cases {
+        let (code, answer, _) = post(&server, body, None);
+        assert_eq!(code, 400, "{body}: {answer}");
+        assert_eq!(answer["error"]["code"], "bad_request");
+        let message = answer["error"]["message"].as_str().unwrap();
+        assert!(message.contains(needle), "{needle:?} not in {message:?}");
+    }
+    // Quick requests spend the burst: then one is refused until a token is back.
+    let missing = json!({ "binary_path": w.sb.path().join("missing") });
+    let (code, answer, retry) = (0..20)
+        .map(|_| post(&server, &missing, None))
+        .find(|(code, _, _)| *code != 400)
+        .expect("rate limited within 20 requests");
+    assert_eq!(code, 429, "{answer}");
+    assert_eq!(answer["error"]["code"], "rate_limited");
+    assert!(retry.unwrap().parse::<u64>().unwrap() >= 1);
+    // Nothing changed.
+    assert_eq!(update_status(&server)["state"], "idle");
+    assert_eq!(running_sha(&server), sha256(&w.exe()));
+    assert!(w.backups().is_empty());
+}
+
+/// A run-info.yaml saying `running` with `pid` = a live `sleep` (an active root run).
+fn fake_active_run(root: &Path, sleep: &Child) {
+    let run_id = "20260101-0000000000-1-1";
+    let dir = root.join("demo/task-1/runs").join(run_id);
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut info = RunInfo::new_running(run_id, "demo", "task-1", "claude", chrono::Utc::now());
+    info.pid = i64::from(sleep.id());
+    info.pgid = info.pid;
+    info.pid_start_time = conductor::storage::liveness::process_start_time(info.pid);
+    info.write(&dir.join("run-info.yaml")).unwrap();
+}
+
+#[test]
+fn drain_defers_while_a_root_run_is_active_then_applies() {
+    let w = World::new();
+    let cand = w.candidate("cand", "drained");
+    let sleep = Command::new("sleep").arg("120").spawn().unwrap();
+    let mut sleep = ChildGuard(Some(sleep));
+    fake_active_run(&w.root(), sleep.0.as_ref().unwrap());
+    let server = w.serve(&[]);
+    let old_sha = running_sha(&server);
+
+    let (code, accepted, _) = post(
+        &server,
+        &json!({ "binary_path": cand, "mode": "drain" }),
+        None,
+    );
+    assert_eq!(code, 202, "{accepted}");
+    assert_eq!(accepted["state"], "deferred");
+    assert_eq!(accepted["active_root_runs"], 1);
+    let (code, conflict, _) = post(&server, &json!({ "binary_path": cand }), None);
+    assert_eq!(code, 409, "{conflict}");
+    assert_eq!(conflict["error"]["code"], "conflict");
+    // Several re-checks later it is still deferred and nothing was swapped.
+    std::thread::sleep(Duration::from_millis(2500));
+    let status = update_status(&server);
+    assert_eq!(status["state"], "deferred", "{status}");
+    assert_eq!(status["active_root_runs"], 1);
+    assert_eq!(running_sha(&server), old_sha);
+    assert!(w.backups().is_empty());
+    let offline = run(w
+        .sb
+        .command(&w.exe())
+        .args([
+            "server",
+            "update",
+            "status",
+            "--offline",
+            "--json",
+            "--root",
+        ])
+        .arg(w.root()));
+    assert!(offline.status.success(), "{}", text(&offline));
+    let view: Value = serde_json::from_slice(&offline.stdout).unwrap();
+    assert_eq!(view["state"], "deferred");
+    assert_eq!(view["active_root_runs"], 1);
+
+    // The run ends: the update applies.
+    let mut child = sleep.0.take().unwrap();
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let done = wait_finished(&server, &accepted["started_at"]);
+    assert_eq!(done["state"], "idle", "{done}");
+    assert_eq!(
+        done["history"].as_array().unwrap().last().unwrap()["mode"],
+        "drain"
+    );
+    assert_eq!(running_sha(&server), sha256(&cand));
+}
+
+#[test]
+fn candidate_failing_its_version_check_leaves_the_server_as_it_was() {
+    let w = World::new();
+    let failing = w.script("failing", "#!/bin/sh\necho 'nope' >&2\nexit 3\n", 0o755);
+    let silent = w.script("silent", "#!/bin/sh\nexit 0\n", 0o755);
+    let server = w.serve(&[]);
+    let pid = server_pid(&server);
+    let old_sha = running_sha(&server);
+    for (cand, needle) in [(&failing, "exited with"), (&silent, "printed nothing")] {
+        let (code, accepted, _) = post(&server, &json!({ "binary_path": cand }), None);
+        assert_eq!(code, 202, "{accepted}");
+        let done = wait_finished(&server, &accepted["started_at"]);
+        assert_eq!(done["state"], "failed", "{done}");
+        let error = done["last_error"].as_str().unwrap();
+        assert!(
+            error.contains("--version") && error.contains(needle),
+            "{error}"
+        );
+        assert_eq!(running_sha(&server), old_sha);
+        assert_eq!(sha256(&w.exe()), old_sha);
+        assert_eq!(server_pid(&server), pid);
+    }
+    assert!(w.backups().is_empty(), "no swap, no backup");
+    let history = update_status(&server)["history"]
+        .as_array()
+        .unwrap()
+        .clone();
+    assert_eq!(history.len(), 2);
+    assert!(history.iter().all(|h| h["result"] == "failed"));
+}
+
+#[test]
+fn new_image_that_exits_at_startup_is_rolled_back_on_the_same_socket() {
+    let w = World::new();
+    let bad = w.script(
+        "bad",
+        "#!/bin/sh\nif [ \"$1\" = --version ]; then echo 'bad 9.9'; exit 0; fi\necho 'bad image: exiting' >&2\nexit 1\n",
+        0o755,
+    );
+    let server = w.serve(&[]);
+    let old_sha = running_sha(&server);
+    let addr: SocketAddr = format!("127.0.0.1:{}", server.port()).parse().unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let hammering = hammer(addr, stop.clone());
+
+    let (code, accepted, _) = post(
+        &server,
+        &json!({ "binary_path": bad, "mode": "handoff" }),
+        None,
+    );
+    assert_eq!(code, 202, "{accepted}");
+    let done = wait_finished(&server, &accepted["started_at"]);
+    // The previous binary serves again (under the watchdog's pid) on the same port.
+    let new_pid = server_pid(&server);
+    let _guard = PidGuard(new_pid);
+    stop.store(true, Ordering::Relaxed);
+    let (ok, errors) = hammering.join().unwrap();
+
+    assert_eq!(done["state"], "failed", "{done}");
+    let error = done["last_error"].as_str().unwrap();
+    assert!(
+        error.contains("exited before it reported healthy"),
+        "{error}"
+    );
+    assert!(error.contains("restored"), "{error}");
+    assert_eq!(running_sha(&server), old_sha);
+    assert_eq!(
+        sha256(&w.exe()),
+        old_sha,
+        "the previous binary is back on disk"
+    );
+    assert!(server.log().contains("bad image: exiting"));
+    assert!(
+        errors.is_empty(),
+        "{} failed of {}: {:?}",
+        errors.len(),
+        ok,
+        &errors[..errors.len().min(5)]
+    );
+    let history = done["history"].as_array().unwrap();
+    assert_eq!(history.last().unwrap()["result"], "failed");
+    assert_eq!(history.last().unwrap()["to_version"], "bad 9.9");
+}
+
+#[test]
+fn handoff_does_not_wait_and_a_run_in_flight_finishes_with_its_real_exit_code() {
+    let w = World::new();
+    let bin = w.sb.path().join("fake-bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    std::os::unix::fs::symlink(FAKE_AGENT, bin.join("claude")).unwrap();
+    let cand = w.candidate("cand", "handoff");
+    let server = w.serve(&[]);
+    let path = format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let job =
+        w.sb.command(&w.exe())
+            .args([
+                "job",
+                "--project",
+                "demo",
+                "--task",
+                "long",
+                "--agent",
+                "claude",
+                "--prompt",
+                "x",
+                "--root",
+            ])
+            .arg(w.root())
+            .env("PATH", path)
+            .env("FAKE_SLEEP", "4")
+            .env("FAKE_EXIT", "5")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+    let _job = ChildGuard(Some(job));
+    let runs_dir = w.root().join("demo/long/runs");
+    let info_path = wait_for("the run to start", Duration::from_secs(30), || {
+        let dir = std::fs::read_dir(&runs_dir).ok()?.flatten().next()?.path();
+        let info = RunInfo::read(&dir.join("run-info.yaml")).ok()?;
+        (info.status == RunStatus::Running && info.pid > 0).then(|| dir.join("run-info.yaml"))
+    });
+    let _agent = PidGuard(-(RunInfo::read(&info_path).unwrap().pgid as i32));
+
+    let (code, accepted, _) = post(
+        &server,
+        &json!({ "binary_path": cand, "mode": "handoff" }),
+        None,
+    );
+    assert_eq!(code, 202, "{accepted}");
+    assert_eq!(accepted["state"], "applying", "handoff does not drain");
+    let done = wait_finished(&server, &accepted["started_at"]);
+    assert_eq!(done["state"], "idle", "{done}");
+    assert_eq!(running_sha(&server), sha256(&cand));
+    let info = wait_for("the run to finish", Duration::from_secs(60), || {
+        let info = RunInfo::read(&info_path).ok()?;
+        info.status.is_terminal().then_some(info)
+    });
+    assert_eq!(info.exit_code, 5, "{info:?}");
+    assert_eq!(info.status, RunStatus::Failed);
+}
+
+#[test]
+fn cli_start_wait_status_and_errors() {
+    let w = World::new();
+    let cand = w.candidate("cand", "cli");
+    let server = w.serve(&[]);
+    let cli = |args: &[&str]| {
+        let mut cmd = w.sb.command(&w.exe());
+        cmd.args(args);
+        cmd
+    };
+    let out = run(cli(&[
+        "server",
+        "update",
+        "start",
+        "--wait",
+        "--server",
+        &server.base,
+        "--binary",
+    ])
+    .arg(&cand)
+    .args(["--sha256", &sha256(&cand)]));
+    assert!(out.status.success(), "{}", text(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("update accepted"), "{stdout}");
+    assert!(
+        stdout.contains(&"updated: the server now runs run-agent"),
+        "{stdout}"
+    );
+    assert_eq!(running_sha(&server), sha256(&cand));
+
+    let out = run(&mut cli(&[
+        "server",
+        "update",
+        "status",
+        "--server",
+        &server.base,
+    ]));
+    assert!(out.status.success(), "{}", text(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("state:            idle"), "{stdout}");
+    assert!(stdout.contains(" ok "), "{stdout}");
+
+    // The same through `conductor update`, offline.
+    let out = run(w
+        .sb
+        .conductor()
+        .args(["update", "status", "--offline", "--json", "--root"])
+        .arg(w.root()));
+    assert!(out.status.success(), "{}", text(&out));
+    let view: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(view["history"][0]["result"], "ok");
+
+    // A failing update with --wait exits non-zero with the reason.
+    let failing = w.script("failing", "#!/bin/sh\nexit 2\n", 0o755);
+    let out = run(cli(&[
+        "server",
+        "update",
+        "start",
+        "--wait",
+        "--server",
+        &server.base,
+        "--binary",
+    ])
+    .arg(&failing));
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("update failed"),
+        "{}",
+        text(&out)
+    );
+
+    // HTTP errors and an unreachable server are clear, non-zero exits.
+    let out = run(&mut cli(&[
+        "server",
+        "update",
+        "start",
+        "--server",
+        &server.base,
+        "--binary",
+        "/nonexistent/x",
+    ]));
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("does not exist"),
+        "{}",
+        text(&out)
+    );
+    let dead = format!("http://127.0.0.1:{}", free_port());
+    let out = run(&mut cli(&["server", "update", "status", "--server", &dead]));
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("cannot reach the server"),
+        "{}",
+        text(&out)
+    );
+}
+
+#[test]
+fn admin_key_guards_the_route() {
+    let w = World::new();
+    let config = w.sb.write(
+        "config.yaml",
+        "api:\n  admin_key: admin-secret-0123456789\n",
+    );
+    let server = w.serve(&["--config", config.to_str().unwrap()]);
+    let body = json!({ "binary_path": "/nonexistent/candidate" });
+    let (code, answer, _) = post(&server, &body, None);
+    assert_eq!(code, 401, "{answer}");
+    let (code, answer, _) = post(&server, &body, Some("wrong-key"));
+    assert_eq!(code, 401, "{answer}");
+    let (code, answer, _) = post(&server, &body, Some("admin-secret-0123456789"));
+    assert_eq!(code, 400, "authenticated, then validated: {answer}");
+    let out =
+        run(w
+            .sb
+            .command(&w.exe())
+            .args(["server", "update", "status", "--server", &server.base]));
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("401"),
+        "{}",
+        text(&out)
+    );
+    let out = run(w.sb.command(&w.exe()).args([
+        "server",
+        "update",
+        "status",
+        "--server",
+        &server.base,
+        "--api-key",
+        "admin-secret-0123456789",
+    ]));
+    assert!(out.status.success(), "{}", text(&out));
+    let audit = std::fs::read_to_string(w.root().join("_audit/audit.jsonl")).unwrap();
+    assert!(
+        !audit.contains("admin-secret"),
+        "the audit log never holds a key"
+    );
+}
