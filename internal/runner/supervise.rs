@@ -32,8 +32,6 @@ use super::{output, slots, stop};
 
 /// How long `<cli> --version` may take.
 const VERSION_TIMEOUT: Duration = Duration::from_secs(5);
-/// How often the supervisor looks at the agent when no idle timeout is set.
-const POLL: Duration = Duration::from_millis(100);
 
 /// What the supervisor runs; the agent's env is the supervisor's own env.
 #[derive(Debug, Clone)]
@@ -221,9 +219,13 @@ fn wait(
     run_dir: &Path,
     idle_timeout: Option<Duration>,
 ) -> Result<(std::process::ExitStatus, bool), RunnerError> {
-    let tick = idle_timeout
-        .map(|t| (t / 4).clamp(Duration::from_millis(50), Duration::from_millis(250)))
-        .unwrap_or(POLL);
+    let Some(limit) = idle_timeout else {
+        let status = child
+            .wait()
+            .map_err(|e| RunnerError::io("wait for the agent of", run_dir, e))?;
+        return Ok((status, false));
+    };
+    let tick = (limit / 4).clamp(Duration::from_millis(50), Duration::from_millis(250));
     let size = || {
         [STDOUT_FILE, STDERR_FILE]
             .iter()
@@ -241,7 +243,6 @@ fn wait(
             return Ok((status, timed_out));
         }
         std::thread::sleep(tick);
-        let Some(limit) = idle_timeout else { continue };
         if timed_out {
             continue;
         }
