@@ -20,6 +20,10 @@ use super::env::{self, RunEnv};
 use super::error::RunnerError;
 use super::prompt::{self, PromptContext};
 
+/// The variable (settable through [`JobRequest::extra_env`]) that tells agents where the
+/// Conductor server is; it is also shown in the prompt preamble.
+pub const CONDUCTOR_URL_VAR: &str = "JRUN_CONDUCTOR_URL";
+
 /// The hidden subcommand that runs a supervisor.
 pub const SUPERVISE_COMMAND: &str = "supervise";
 
@@ -79,12 +83,12 @@ pub fn prepare(req: &JobRequest) -> Result<PreparedRun, RunnerError> {
     let runs_dir = root.runs_dir(&req.project, &req.task);
     std::fs::create_dir_all(&runs_dir)
         .map_err(|e| RunnerError::io("create directory", &runs_dir, e))?;
+    let cwd = working_dir(req, &root, &task_dir)?;
     let task_md = task_dir.join(TASK_FILE);
     if !task_md.exists() {
         write_atomic(&task_md, format!("{}\n", req.prompt.trim()).as_bytes())
             .map_err(|e| RunnerError::io("write", &task_md, e))?;
     }
-    let cwd = working_dir(req, &root, &task_dir)?;
     let (run_id, run_dir) = create_run_dir(&root, req)?;
     let task_bus = root.task_bus(&req.project, &req.task);
     let text = prompt::build(
@@ -97,6 +101,11 @@ pub fn prepare(req: &JobRequest) -> Result<PreparedRun, RunnerError> {
             parent_run_id: req.parent_run_id.as_deref(),
             task_bus: &task_bus,
             agent_name: &req.agent.name,
+            conductor_url: req
+                .extra_env
+                .iter()
+                .find(|(k, _)| k == CONDUCTOR_URL_VAR)
+                .map(|(_, v)| v.as_str()),
         },
         &req.prompt,
     );

@@ -27,6 +27,8 @@ pub struct PromptContext<'a> {
     pub task_bus: &'a Path,
     /// Agent name to use in the child-spawn example.
     pub agent_name: &'a str,
+    /// The Conductor server's URL, when the caller knows it.
+    pub conductor_url: Option<&'a str>,
 }
 
 /// The task prompt with the restart prefix applied when `restarted`.
@@ -57,6 +59,9 @@ pub fn build(ctx: &PromptContext<'_>, task_prompt: &str) -> String {
         line("JRUN_PARENT_ID", parent);
     }
     line("JRUN_MESSAGE_BUS", &ctx.task_bus.display().to_string());
+    if let Some(url) = ctx.conductor_url.filter(|u| !u.is_empty()) {
+        line("JRUN_CONDUCTOR_URL", url);
+    }
     out.push_str(&format!(
         "Write output.md to {}\n",
         ctx.run_dir.join("output.md").display()
@@ -114,10 +119,12 @@ mod tests {
             parent_run_id: None,
             task_bus: Path::new("/r/p/t/TASK-MESSAGE-BUS.md"),
             agent_name: "my agent",
+            conductor_url: Some("http://127.0.0.1:14355"),
         };
         let text = build(&ctx, &task_prompt("  do it \n", true));
         assert!(text.starts_with("JRUN_TASK_FOLDER=/r/p/t\nJRUN_RUN_FOLDER=/r/p/t/runs/x\n"));
         assert!(!text.contains("JRUN_PARENT_ID"));
+        assert!(text.contains("JRUN_MESSAGE_BUS=/r/p/t/TASK-MESSAGE-BUS.md\nJRUN_CONDUCTOR_URL=http://127.0.0.1:14355\n"));
         assert!(text.contains("run-agent job --agent 'my agent' --prompt"));
         assert!(text.contains("When done, create: /r/p/t/DONE\n"));
         assert!(text.ends_with("\n---\n\nContinue working on the following:\n\ndo it\n"));

@@ -129,7 +129,7 @@ pub fn run_task(
             continue;
         }
         std::thread::sleep(delay);
-        delay = (delay * 2).min(req.restart_delay_max);
+        delay = next_delay(delay, req.restart_delay_max);
     }
     wait_for_children(req, &post)?;
     if let Err(err) = post_completion(req, last.as_ref()) {
@@ -155,6 +155,11 @@ fn wait_orphan(info: RunInfo, run_dir: Option<&Path>) -> Result<RunInfo, RunnerE
         }
         std::thread::sleep(Duration::from_millis(200));
     }
+}
+
+/// Exponential backoff: the delay doubles after each restart, up to `max`.
+fn next_delay(delay: Duration, max: Duration) -> Duration {
+    delay.saturating_mul(2).min(max)
 }
 
 fn done(task_dir: &Path) -> Result<bool, RunnerError> {
@@ -290,4 +295,23 @@ fn post_completion(req: &TaskRequest, last: Option<&RunInfo>) -> Result<String, 
         &msg,
         &AppendOptions::default(),
     )?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn restart_delay_doubles_up_to_the_cap() {
+        let max = Duration::from_secs(5);
+        let mut delay = Duration::from_secs(1);
+        let mut seen = Vec::new();
+        for _ in 0..5 {
+            seen.push(delay.as_secs());
+            delay = next_delay(delay, max);
+        }
+        assert_eq!(seen, [1, 2, 4, 5, 5]);
+        assert_eq!(next_delay(Duration::ZERO, max), Duration::ZERO);
+        assert_eq!(next_delay(Duration::MAX, max), max);
+    }
 }
