@@ -7,6 +7,7 @@ use axum::Json;
 use serde::{Deserialize, Serialize};
 
 use super::error::ApiError;
+use super::index::{RunFilter, RunRecord};
 use super::lookup;
 use super::state::AppState;
 use crate::storage::scan::{self, list_projects, list_runs, list_tasks, Reconcile, RunEntry};
@@ -57,6 +58,17 @@ pub struct RunSummary {
 }
 
 impl RunSummary {
+    fn from_record(record: &RunRecord) -> Self {
+        RunSummary {
+            run_id: record.run_id.clone(),
+            project_id: record.project_id.clone(),
+            task_id: record.task_id.clone(),
+            status: record.status,
+            info: record.info.clone(),
+            error: record.error.clone(),
+        }
+    }
+
     fn from_entry(entry: RunEntry, project_id: &str, task_id: &str) -> Self {
         let run_id = entry.run_id();
         let status = entry.status();
@@ -200,42 +212,20 @@ pub async fn runs(
         )));
     }
     let cursor = query.cursor.as_deref().map(lookup::run_id).transpose()?;
-
-    let mut all: Vec<RunSummary> = Vec::new();
-    for p in list_projects(state.root.path()) {
-        if project.as_ref().is_some_and(|want| *want != p.id) {
-            continue;
-        }
-        for t in list_tasks(&p) {
-            if task.as_ref().is_some_and(|want| *want != t.id) {
-                continue;
-            }
-            all.extend(task_runs(&t.dir, p.id.as_str(), t.id.as_str()));
-        }
-    }
-    let extra = &state.settings.config.storage.extra_roots;
-    if project.is_none() && task.is_none() {
-        for entry in scan::scan_flat_roots(extra, Reconcile::Yes) {
-            let (p, t) = entry
-                .info
-                .as_ref()
-                .map(|i| (i.project_id.clone(), i.task_id.clone()))
-                .unwrap_or_default();
-            all.push(RunSummary::from_entry(entry, &p, &t));
-        }
-    }
-    all.retain(|r| status.is_none_or(|s| r.status == s));
-    all.sort_by(|a, b| b.run_id.cmp(&a.run_id));
-    if let Some(cursor) = &cursor {
-        all.retain(|r| r.run_id.as_str() < cursor.as_str());
-    }
-    let total_after_cursor = all.len();
-    all.truncate(limit);
-    let next_cursor = (total_after_cursor > limit)
-        .then(|| all.last().map(|r| r.run_id.clone()))
-        .flatten();
+    let filter = RunFilter {
+        project: project.map(|p| p.to_string()),
+        task: task.map(|t| t.to_string()),
+        status,
+    };
+    let index = state.index.clone();
+    let (page, next_cursor) = tokio::task::spawn_blocking(move || {
+        index.page(&filter, cursor.as_ref().map(|c| c.as_str()), limit)
+    })
+    .await
+    .map_err(|e| ApiError::internal(format!("listing failed: {e}")))?;
+    let runs: Vec<RunSummary> = page.iter().map(|r| RunSummary::from_record(r)).collect();
     Ok(Json(
-        serde_json::json!({ "runs": all, "next_cursor": next_cursor }),
+        serde_json::json!({ "runs": runs, "next_cursor": next_cursor }),
     ))
 }
 
@@ -254,7 +244,7 @@ pub async fn run(
     Query(query): Query<RunQuery>,
 ) -> Result<Response, ApiError> {
     let run = lookup::run_id(&run)?;
-    let dir = lookup::run_dir(&state.root, &run)?;
+    let dir = lookup::run_dir(&state, &run)?;
     let entry = scan::read_entry(dir.clone(), Reconcile::Yes);
     match query.format.as_deref() {
         Some("yaml") => {
@@ -294,7 +284,7 @@ pub async fn run_file(
         }
     };
     let run = lookup::run_id(&run)?;
-    let path = lookup::run_dir(&state.root, &run)?.join(file_name);
+    let path = lookup::run_dir(&state, &run)?.join(file_name);
     let meta = std::fs::symlink_metadata(&path)
         .ok()
         .filter(|m| m.is_file())

@@ -5,6 +5,7 @@
 use std::path::{Path, PathBuf};
 
 use super::error::ApiError;
+use super::state::ServerState;
 use crate::storage::scan::{list_projects, list_tasks};
 use crate::storage::{paths, ProjectId, Root, RunId, TaskId};
 
@@ -45,8 +46,17 @@ pub fn task_dir(root: &Root, project: &ProjectId, task: &TaskId) -> Result<PathB
         .ok_or_else(|| ApiError::not_found(format!("task {project}/{task} not found")))
 }
 
-/// Finds the directory of run `run` anywhere under the root (404 when absent).
-pub fn run_dir(root: &Root, run: &RunId) -> Result<PathBuf, ApiError> {
+/// Finds the directory of run `run`: from the index, else (a run too new to be indexed) by
+/// walking the tree (404 when absent).
+pub fn run_dir(state: &ServerState, run: &RunId) -> Result<PathBuf, ApiError> {
+    if let Some(dir) = state
+        .index
+        .find(run.as_str())
+        .and_then(|d| real_dir(d.as_path()))
+    {
+        return Ok(dir);
+    }
+    let root = &state.root;
     for project in list_projects(root.path()) {
         for task in list_tasks(&project) {
             if let Some(dir) = real_dir(&task.dir.join(paths::RUNS_DIR).join(run)) {

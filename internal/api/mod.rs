@@ -6,6 +6,7 @@ pub mod audit;
 pub mod browse;
 pub mod bus;
 pub mod error;
+pub mod index;
 pub mod listen;
 pub mod lookup;
 pub mod run_stream;

@@ -5,7 +5,6 @@
 //!   `Last-Event-ID` resumes exactly where the client stopped: no loss, no duplicates.
 //! - `/api/v1/runs/stream/all`: runs created and status changes under the root.
 
-use std::collections::HashMap;
 use std::convert::Infallible;
 use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
@@ -18,16 +17,16 @@ use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use notify::{RecursiveMode, Watcher};
 use serde::Deserialize;
-use tokio::sync::mpsc;
+use tokio::sync::{broadcast, mpsc};
 use tokio_stream::wrappers::ReceiverStream;
 use tokio_stream::StreamExt;
 
 use super::bus::{last_event_id, HEARTBEAT};
 use super::error::ApiError;
+use super::index::{IndexChange, RunRecord};
 use super::lookup;
 use super::state::AppState;
 use crate::storage::paths::{RUN_INFO_FILE, STDERR_FILE, STDOUT_FILE};
-use crate::storage::scan::{scan_all_runs, Reconcile};
 use crate::storage::{liveness, RunStatus};
 
 /// Events buffered per client; a slower client only waits on its own thread.
@@ -120,7 +119,7 @@ pub async fn run_stream(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let run = lookup::run_id(&run)?;
-    let dir = lookup::run_dir(&state.root, &run)?;
+    let dir = lookup::run_dir(&state, &run)?;
     let resume = last_event_id(&headers).or(query.from);
     let (out_off, err_off) = match resume.as_deref() {
         None => (0, 0),
@@ -209,67 +208,49 @@ fn follow_run(dir: PathBuf, out_off: u64, err_off: u64, tx: mpsc::Sender<Event>)
     }
 }
 
-/// `GET /api/v1/runs/stream/all`: `run_created` and `run_status` events.
+/// `GET /api/v1/runs/stream/all`: `ready` (with the number of known runs), then
+/// `run_created` and `run_status` events from the run index. A client too slow to keep up
+/// gets a `resync` event (re-list with `GET /api/v1/runs`) and the stream continues.
 pub async fn all_runs_stream(State(state): State<AppState>) -> Result<Response, ApiError> {
-    let root = state.root.path().to_path_buf();
-    let extra = state.settings.config.storage.extra_roots.clone();
+    let mut changes = state.index.subscribe();
+    let known = state.index.len();
     let (tx, rx) = mpsc::channel::<Event>(BUFFER);
-    std::thread::spawn(move || follow_all(root, extra, tx));
+    tokio::spawn(async move {
+        if tx
+            .send(Event::default().event("ready").data(known.to_string()))
+            .await
+            .is_err()
+        {
+            return;
+        }
+        loop {
+            let event = match changes.recv().await {
+                Ok(IndexChange::Created(r)) => change_event("run_created", &r),
+                Ok(IndexChange::Status(r)) => change_event("run_status", &r),
+                Err(broadcast::error::RecvError::Lagged(missed)) => {
+                    Event::default().event("resync").data(format!(
+                        "{missed} changes were dropped; re-list with GET /api/v1/runs"
+                    ))
+                }
+                Err(broadcast::error::RecvError::Closed) => return,
+            };
+            if tx.send(event).await.is_err() {
+                return;
+            }
+        }
+    });
     let stream = ReceiverStream::new(rx).map(Ok::<Event, Infallible>);
     Ok(Sse::new(stream)
         .keep_alive(KeepAlive::new().interval(HEARTBEAT).text("heartbeat"))
         .into_response())
 }
 
-fn follow_all(root: PathBuf, extra: Vec<PathBuf>, tx: mpsc::Sender<Event>) {
-    let (_watcher, changes) = watch(&root, RecursiveMode::Recursive);
-    let mut known: HashMap<PathBuf, RunStatus> = HashMap::new();
-    let mut first = true;
-    loop {
-        for entry in scan_all_runs(&root, &extra, Reconcile::No) {
-            // A run dir whose run-info.yaml is not written yet is not a run yet.
-            if !entry.dir.join(RUN_INFO_FILE).exists() {
-                continue;
-            }
-            let status = entry.status();
-            let previous = known.insert(entry.dir.clone(), status);
-            let kind = match previous {
-                None if first => continue,
-                None => "run_created",
-                Some(old) if old != status => "run_status",
-                Some(_) => continue,
-            };
-            let (project, task) = entry
-                .info
-                .as_ref()
-                .map(|i| (i.project_id.clone(), i.task_id.clone()))
-                .unwrap_or_default();
-            let data = serde_json::json!({
-                "run_id": entry.run_id(), "project_id": project, "task_id": task, "status": status,
-            });
-            if tx
-                .blocking_send(Event::default().event(kind).data(data.to_string()))
-                .is_err()
-            {
-                return;
-            }
-        }
-        if first {
-            first = false;
-            if tx
-                .blocking_send(
-                    Event::default()
-                        .event("ready")
-                        .data(known.len().to_string()),
-                )
-                .is_err()
-            {
-                return;
-            }
-        }
-        if tx.is_closed() {
-            return;
-        }
-        wait_change(&changes);
-    }
+fn change_event(kind: &str, record: &RunRecord) -> Event {
+    let data = serde_json::json!({
+        "run_id": record.run_id,
+        "project_id": record.project_id,
+        "task_id": record.task_id,
+        "status": record.status,
+    });
+    Event::default().event(kind).data(data.to_string())
 }

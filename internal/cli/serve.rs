@@ -115,6 +115,8 @@ pub fn run(args: ServeArgs, flavor: Flavor) -> anyhow::Result<ExitCode> {
     tracing::info!("Web UI available at {base}/ui/");
 
     let state = Arc::new(ServerState::new(settings));
+    state.index.watch();
+    tracing::info!(runs = state.index.len(), "run index built");
     if state.remote_mutations_blocked() {
         tracing::warn!(
             "NO API KEY on a non-loopback address ({}): anyone who can reach this port can read \

@@ -22,7 +22,9 @@ use super::yaml_scalar;
 pub const UPDATE_LOCK_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The life-cycle state of a run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum RunStatus {
     /// The agent process is running (`end_time` zero, `exit_code` -1).

@@ -169,3 +169,46 @@ fn hostile_path_parameters_are_rejected() {
     let (_, projects) = server.get_json("/api/v1/projects");
     assert_eq!(projects["projects"].as_array().unwrap().len(), 1);
 }
+
+#[test]
+fn index_follows_runs_created_and_deleted_after_start() {
+    let sb = Sandbox::new();
+    let root = sb.path().join("root");
+    make_run(
+        &root,
+        "alpha",
+        "task-1",
+        "20260101-0000000000-1-1",
+        RunStatus::Completed,
+    );
+    let server = start(&sb, &root);
+    let count = |server: &Server| {
+        server.get_json("/api/v1/runs").1["runs"]
+            .as_array()
+            .unwrap()
+            .len()
+    };
+    assert_eq!(count(&server), 1);
+    make_run(
+        &root,
+        "alpha",
+        "task-2",
+        "20260101-0000000000-1-2",
+        RunStatus::Failed,
+    );
+    let wait = |want: usize| {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while count(&server) != want {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "index never reached {want} runs"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    };
+    wait(2);
+    let (_, run) = server.get_json("/api/v1/runs/20260101-0000000000-1-2");
+    assert_eq!(run["status"], "failed");
+    std::fs::remove_dir_all(root.join("alpha/task-2")).unwrap();
+    wait(1);
+}
