@@ -392,7 +392,7 @@ pub async fn stop_run(
     Path(run): Path<String>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let run = lookup::run_id(&run)?;
-    let dir = lookup::run_dir(&state.root, &run)?;
+    let dir = lookup::run_dir(&state, &run)?;
     let info = tokio::task::spawn_blocking(move || {
         runner::stop_run(
             &dir,
