@@ -8,7 +8,6 @@ use std::process::ExitCode;
 use anyhow::{anyhow, Context};
 
 use crate::runner::duration::parse_duration;
-use crate::runner::stop::DEFAULT_GRACE;
 use crate::runner::{stop_run, StopOptions};
 use crate::storage::ids::{ProjectId, RunId, TaskId};
 use crate::storage::liveness::read_reconciled;
@@ -42,11 +41,7 @@ pub struct StopArgs {
 pub fn run(args: StopArgs) -> anyhow::Result<ExitCode> {
     let project = ProjectId::parse(&args.project).context("--project")?;
     let task = TaskId::parse(&args.task).context("--task")?;
-    let grace = if args.grace == "30s" {
-        DEFAULT_GRACE
-    } else {
-        parse_duration("--grace", &args.grace)?
-    };
+    let grace = parse_duration("--grace", &args.grace)?;
     let setup = super::job::setup(args.root.as_deref(), None)?;
     let root = Root::new(&setup.root);
     let run_dir = match &args.run {

@@ -133,6 +133,12 @@ pub fn select(name: &str, config: Option<&Config>) -> Result<AgentSpec, RunnerEr
             ),
         });
     }
+    if let Some(rest) = AgentType::parse(&name.to_ascii_lowercase()).filter(|t| t.is_rest()) {
+        return Err(RunnerError::UnsupportedAgent {
+            name: name.to_string(),
+            agent_type: rest.as_str().to_string(),
+        });
+    }
     match builtin() {
         Some(agent_type) => Ok(AgentSpec {
             name: agent_type.as_str().to_string(),
@@ -196,6 +202,8 @@ mod tests {
         assert_eq!(spec.argv[0], "claude");
         assert!(spec.argv.contains(&"stream-json".to_string()));
         assert_eq!(select("codex", None).unwrap().argv.last().unwrap(), "-");
+        let err = select("xai", None).unwrap_err().to_string();
+        assert!(err.contains("cannot start yet"), "{err}");
         let err = select("fast", None).unwrap_err().to_string();
         assert!(
             err.contains("`fast`") && err.contains("claude, codex, gemini"),
