@@ -118,6 +118,7 @@ fn post_message(
         ..AppendOptions::default()
     };
     let msg_id = bus::append(&target.path, &msg, &opts).map_err(bus_error)?;
+    state.metrics.bus_append();
     Ok((
         StatusCode::CREATED,
         Json(serde_json::json!({ "msg_id": msg_id })),
@@ -182,7 +183,7 @@ pub async fn stream_project_bus(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let target = target(&state, &project, None)?;
-    stream(target.path, query, &headers)
+    stream(&state, target.path, query, &headers)
 }
 
 /// `GET /api/v1/projects/{p}/tasks/{t}/bus/stream`
@@ -193,7 +194,7 @@ pub async fn stream_task_bus(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let target = target(&state, &project, Some(&task))?;
-    stream(target.path, query, &headers)
+    stream(&state, target.path, query, &headers)
 }
 
 /// The `Last-Event-ID` header, when present and non-empty.
@@ -208,7 +209,13 @@ pub fn last_event_id(headers: &HeaderMap) -> Option<String> {
 
 /// Follows the bus at `path` as SSE: every message is an event `message` with `id: msg_id`.
 /// An unknown resume id answers a `resync` event (then the whole bus) instead of failing.
-fn stream(path: PathBuf, query: StreamQuery, headers: &HeaderMap) -> Result<Response, ApiError> {
+fn stream(
+    state: &AppState,
+    path: PathBuf,
+    query: StreamQuery,
+    headers: &HeaderMap,
+) -> Result<Response, ApiError> {
+    let guard = state.metrics.sse_guard();
     let resume = last_event_id(headers).or(query.since);
     let from = match &resume {
         Some(id) => FollowFrom::Since(id.clone()),
@@ -224,6 +231,7 @@ fn stream(path: PathBuf, query: StreamQuery, headers: &HeaderMap) -> Result<Resp
     };
     let (tx, rx) = mpsc::channel::<Event>(SSE_BUFFER);
     std::thread::spawn(move || {
+        let _guard = guard;
         if resync {
             let event = Event::default()
                 .event("resync")
@@ -341,6 +349,7 @@ pub async fn compat_stream(
 ) -> Result<Response, ApiError> {
     let target = compat_target(&state, &q)?;
     stream(
+        &state,
         target.path,
         StreamQuery {
             since: q.since,

@@ -9,6 +9,7 @@ pub mod error;
 pub mod index;
 pub mod listen;
 pub mod lookup;
+pub mod metrics;
 pub mod run_stream;
 pub mod security;
 pub mod self_update;
@@ -31,6 +32,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/health", get(status::healthz))
         .route("/api/v1/version", get(status::version))
         .route("/api/v1/status", get(status::status))
+        .route("/metrics", get(metrics::metrics))
         .route(
             "/api/v1/projects",
             get(browse::projects).post(tasks::create_project),
@@ -85,6 +87,10 @@ pub fn router(state: AppState) -> Router {
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             security::authenticate,
+        ))
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            metrics::track,
         ))
         .fallback(error::fallback)
         .with_state(state)

@@ -130,7 +130,11 @@ pub async fn run_stream(
         })?,
     };
     let (tx, rx) = mpsc::channel::<Event>(BUFFER);
-    std::thread::spawn(move || follow_run(dir, out_off, err_off, tx));
+    let guard = state.metrics.sse_guard();
+    std::thread::spawn(move || {
+        let _guard = guard;
+        follow_run(dir, out_off, err_off, tx)
+    });
     let stream = ReceiverStream::new(rx).map(Ok::<Event, Infallible>);
     Ok(Sse::new(stream)
         .keep_alive(KeepAlive::new().interval(HEARTBEAT).text("heartbeat"))
@@ -215,7 +219,9 @@ pub async fn all_runs_stream(State(state): State<AppState>) -> Result<Response, 
     let mut changes = state.index.subscribe();
     let known = state.index.len();
     let (tx, rx) = mpsc::channel::<Event>(BUFFER);
+    let guard = state.metrics.sse_guard();
     tokio::spawn(async move {
+        let _guard = guard;
         if tx
             .send(Event::default().event("ready").data(known.to_string()))
             .await

@@ -30,6 +30,8 @@ pub struct ServerState {
     pub security: SecurityState,
     /// Task loops started by this server.
     pub task_loops: super::tasks::TaskLoops,
+    /// Prometheus metrics.
+    pub metrics: Arc<super::metrics::Metrics>,
     /// In-memory index of runs (call [`super::index::RunIndex::watch`] to keep it current).
     pub index: Arc<super::index::RunIndex>,
     /// Self-update manager; task starts consult `update.drain_in_progress()`.
@@ -54,6 +56,7 @@ impl ServerState {
             audit: AuditLog::new(root.path()),
             security: SecurityState::default(),
             task_loops: Default::default(),
+            metrics: Default::default(),
             index: super::index::RunIndex::build(
                 &settings.root.value,
                 &settings.config.storage.extra_roots,

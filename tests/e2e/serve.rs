@@ -254,3 +254,41 @@ fn ui_is_served_and_root_redirects() {
     assert_eq!(code, 200);
     assert!(body.contains("<title>Conductor</title>"));
 }
+
+#[test]
+fn metrics_are_prometheus_text_labelled_by_route_template() {
+    let sb = Sandbox::new();
+    let server = Server::start(serve(&sb), sb.path());
+    for _ in 0..3 {
+        crate::support::http_get(&format!("{}/api/v1/runs/r-123", server.base)).unwrap();
+    }
+    let (code, text) = crate::support::http_get(&format!("{}/metrics", server.base)).unwrap();
+    assert_eq!(code, 200);
+    assert!(
+        text.contains(r#"conductor_http_requests_total{method="GET",route="/api/v1/runs/{run}",status="404"} 3"#),
+        "{text}"
+    );
+    assert!(
+        !text.contains("r-123"),
+        "raw paths must not become labels: {text}"
+    );
+    assert!(
+        text.contains(r#"conductor_runs{status="running"} 0"#),
+        "{text}"
+    );
+    assert!(text.contains("conductor_sse_clients 0"), "{text}");
+    assert!(
+        text.contains(r#"conductor_update_state{state="idle"} 1"#),
+        "{text}"
+    );
+}
+
+#[test]
+fn metrics_need_the_key_when_auth_is_on() {
+    let sb = Sandbox::new();
+    let mut cmd = serve(&sb);
+    cmd.args(["--api-key", "metrics-key-123456"]);
+    let server = Server::start(cmd, sb.path());
+    let (code, _) = crate::support::http_get(&format!("{}/metrics", server.base)).unwrap();
+    assert_eq!(code, 401);
+}
