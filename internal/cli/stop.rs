@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use anyhow::{anyhow, Context};
 
 use crate::runner::duration::parse_duration;
-use crate::runner::{stop_run, StopOptions};
+use crate::runner::{stop, stop_run, StopOptions};
 use crate::storage::ids::{ProjectId, RunId, TaskId};
 use crate::storage::liveness::read_reconciled;
 use crate::storage::paths::RUN_INFO_FILE;
@@ -56,7 +56,18 @@ pub fn run(args: StopArgs) -> anyhow::Result<ExitCode> {
             }
             dir
         }
-        None => latest_running(&root, &project, &task)?,
+        None => match latest_running(&root, &project, &task)? {
+            Some(dir) => dir,
+            None => {
+                // A task loop may be between two runs: make sure it starts no new one.
+                let task_dir = root.task_dir(&project, &task);
+                stop::request(&task_dir)?;
+                return Err(anyhow!(
+                    "task {task} of project {project} has no running run; marked the task \
+                     stopped, so a task loop waiting to restart it starts no new run"
+                ));
+            }
+        },
     };
     let info = stop_run(
         &run_dir,
@@ -71,7 +82,11 @@ pub fn run(args: StopArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn latest_running(root: &Root, project: &ProjectId, task: &TaskId) -> anyhow::Result<PathBuf> {
+fn latest_running(
+    root: &Root,
+    project: &ProjectId,
+    task: &TaskId,
+) -> anyhow::Result<Option<PathBuf>> {
     let runs_dir = root.runs_dir(project, task);
     let mut dirs: Vec<PathBuf> = std::fs::read_dir(&runs_dir)
         .with_context(|| {
@@ -84,11 +99,8 @@ fn latest_running(root: &Root, project: &ProjectId, task: &TaskId) -> anyhow::Re
         .map(|e| e.path())
         .collect();
     dirs.sort();
-    dirs.into_iter()
-        .rev()
-        .find(|dir| {
-            read_reconciled(&dir.join(RUN_INFO_FILE))
-                .is_ok_and(|info| info.status == RunStatus::Running)
-        })
-        .ok_or_else(|| anyhow!("task {task} of project {project} has no running run"))
+    Ok(dirs.into_iter().rev().find(|dir| {
+        read_reconciled(&dir.join(RUN_INFO_FILE))
+            .is_ok_and(|info| info.status == RunStatus::Running)
+    }))
 }

@@ -8,14 +8,10 @@
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
-use chrono::Utc;
 use nix::sys::signal::{SigSet, Signal};
 
-use crate::storage::atomic::write_atomic;
-use crate::storage::time::format_rfc3339_nano;
-
 use super::error::RunnerError;
-use super::stop::{stop_run, StopOptions, DEFAULT_GRACE, STOP_MARKER};
+use super::stop::{self, stop_run, StopOptions, DEFAULT_GRACE};
 
 /// The run a foreground command currently waits for.
 #[derive(Debug, Clone, Default)]
@@ -69,8 +65,7 @@ pub fn install(task_dir: Option<PathBuf>) -> Result<Foreground, RunnerError> {
                 count += 1;
                 eprintln!("{signal}: stopping the run (again to kill it at once)");
                 if let Some(task_dir) = &task_dir {
-                    let stamp = format!("{}\n", format_rfc3339_nano(&Utc::now()));
-                    if let Err(err) = write_atomic(&task_dir.join(STOP_MARKER), stamp.as_bytes()) {
+                    if let Err(err) = stop::request(task_dir) {
                         tracing::warn!("cannot mark the task stopped: {err}");
                     }
                 }

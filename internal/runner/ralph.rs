@@ -128,7 +128,11 @@ pub fn run_task(
         if done(&task_dir)? || attempt >= attempts {
             continue;
         }
-        std::thread::sleep(delay);
+        // Sleep in steps so a stop during the delay ends the loop at once.
+        let until = Instant::now() + delay;
+        while Instant::now() < until && !stop::requested(&task_dir) {
+            std::thread::sleep((until - Instant::now()).min(Duration::from_millis(50)));
+        }
         delay = next_delay(delay, req.restart_delay_max);
     }
     wait_for_children(req, &post)?;

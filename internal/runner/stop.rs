@@ -38,6 +38,14 @@ pub fn requested(dir: &Path) -> bool {
     dir.join(STOP_MARKER).exists()
 }
 
+/// Writes the stop marker (a timestamp) into `dir`: a run dir (read by its supervisor) or a
+/// task dir (read by the task's loop, which then starts no new run).
+pub fn request(dir: &Path) -> Result<(), RunnerError> {
+    let stamp = format!("{}\n", format_rfc3339_nano(&Utc::now()));
+    write_atomic(&dir.join(STOP_MARKER), stamp.as_bytes())
+        .map_err(|e| RunnerError::io("write", dir.join(STOP_MARKER), e))
+}
+
 /// How to stop.
 #[derive(Debug, Clone, Copy)]
 pub struct StopOptions {
@@ -58,12 +66,9 @@ pub fn stop_run(run_dir: &Path, opts: StopOptions) -> Result<RunInfo, RunnerErro
         )));
     }
     // Mark first: a run still queued for a slot (or starting) ends as stopped by itself.
-    let stamp = format!("{}\n", format_rfc3339_nano(&Utc::now()));
-    write_atomic(&run_dir.join(STOP_MARKER), stamp.as_bytes())
-        .map_err(|e| RunnerError::io("write", run_dir.join(STOP_MARKER), e))?;
+    request(run_dir)?;
     if let Some(task_dir) = run_dir.parent().and_then(Path::parent) {
-        write_atomic(&task_dir.join(STOP_MARKER), stamp.as_bytes())
-            .map_err(|e| RunnerError::io("write", task_dir.join(STOP_MARKER), e))?;
+        request(task_dir)?;
     }
     let start = Instant::now();
     let info = loop {

@@ -1393,3 +1393,53 @@ fn a_killed_supervisor_leaves_the_run_to_liveness_reconciliation() {
     assert_eq!(info.status, RunStatus::Failed);
     assert_eq!(info.error_summary.as_deref(), Some("process vanished"));
 }
+
+#[test]
+fn stop_between_two_runs_ends_the_task_loop() {
+    let w = World::new();
+    let child = w
+        .cmd(&[
+            "task",
+            "--project",
+            "demo",
+            "--task",
+            "between",
+            "--agent",
+            "claude",
+        ])
+        .args([
+            "--prompt",
+            "x",
+            "--max-restarts",
+            "5",
+            "--restart-delay",
+            "60s",
+        ])
+        .env("FAKE_EXIT", "1")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut guard = ChildGuard(Some(child));
+    wait_for("the first run to fail", || {
+        w.runs("demo", "between")
+            .pop()
+            .filter(|(_, i)| i.status == RunStatus::Failed)
+    });
+    // The loop now waits 60 s before the restart.
+    let out = run(&mut w.cmd(&["stop", "--project", "demo", "--task", "between"]));
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("no running run; marked the task stopped"),
+        "{err}"
+    );
+    let task = guard.0.take().unwrap().wait_with_output().unwrap();
+    assert_eq!(task.status.code(), Some(1));
+    assert!(
+        stdout(&task).contains("status: stopped"),
+        "{}",
+        stdout(&task)
+    );
+    assert_eq!(w.runs("demo", "between").len(), 1);
+}
