@@ -20,7 +20,7 @@ use super::handoff::place_at_fd3;
 use super::ratelimit::TokenBucket;
 use super::record::{HistoryEntry, Pending, StateStore, UpdateMode, UpdateRecord, UpdateState};
 use super::swap::{self, KEEP_BACKUPS};
-use super::{HEALTH_DEADLINE, PENDING_ENV};
+use super::{health_deadline, PENDING_ENV};
 
 /// How often a deferred update re-counts active root runs.
 pub const DRAIN_POLL: Duration = Duration::from_secs(1);
@@ -370,7 +370,7 @@ impl UpdateManager {
                     .collect(),
                 server_pid: std::process::id(),
                 watchdog_pid: None,
-                deadline_secs: HEALTH_DEADLINE.as_secs(),
+                deadline_secs: health_deadline().as_secs(),
             };
             self.set(|r| r.pending = Some(pending))?;
             let pid = spawn_watchdog(&backup, ctx, self.store.path(), &id)?;

@@ -27,5 +27,17 @@ pub use record::{StateStore, UpdateMode, UpdateRecord, UpdateState};
 pub const PENDING_ENV: &str = "CONDUCTOR_UPDATE_PENDING";
 /// How long the new image has to report healthy before the watchdog rolls back.
 pub const HEALTH_DEADLINE: Duration = Duration::from_secs(30);
+/// Overrides [`HEALTH_DEADLINE`] (whole seconds, at least 1) for slow machines.
+pub const HEALTH_TIMEOUT_ENV: &str = "CONDUCTOR_UPDATE_HEALTH_TIMEOUT";
+
+/// The health deadline: [`HEALTH_TIMEOUT_ENV`] when set to a positive number, else
+/// [`HEALTH_DEADLINE`].
+pub fn health_deadline() -> Duration {
+    std::env::var(HEALTH_TIMEOUT_ENV)
+        .ok()
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .filter(|s| *s > 0)
+        .map_or(HEALTH_DEADLINE, Duration::from_secs)
+}
 /// The 409 message for root-task starts during a drain.
 pub const DRAIN_MESSAGE: &str = "self-update drain in progress";

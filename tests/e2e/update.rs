@@ -38,26 +38,28 @@ impl Drop for PidGuard {
     }
 }
 
-/// A sandbox with `bin/run-agent` (a copy of the built binary) and a runs root.
+/// A sandbox with `bin/<name>` (a copy of a built binary) and a runs root.
 struct World {
     sb: Sandbox,
+    name: &'static str,
 }
 
 impl World {
     fn new() -> World {
+        World::of("run-agent", crate::support::run_agent_bin())
+    }
+
+    /// The sandbox with `bin/<name>` a copy of `built`.
+    fn of(name: &'static str, built: PathBuf) -> World {
         let sb = Sandbox::new();
         std::fs::create_dir_all(sb.path().join("bin")).unwrap();
         std::fs::create_dir_all(sb.path().join("root")).unwrap();
-        std::fs::copy(
-            crate::support::run_agent_bin(),
-            sb.path().join("bin/run-agent"),
-        )
-        .unwrap();
-        World { sb }
+        std::fs::copy(&built, sb.path().join("bin").join(name)).unwrap();
+        World { sb, name }
     }
 
     fn exe(&self) -> PathBuf {
-        self.sb.path().join("bin/run-agent")
+        self.sb.path().join("bin").join(self.name)
     }
 
     fn root(&self) -> PathBuf {
@@ -67,7 +69,11 @@ impl World {
     /// A second build: the binary with `suffix` appended (runs the same, hashes differently).
     fn candidate(&self, name: &str, suffix: &str) -> PathBuf {
         let path = self.sb.path().join(name);
-        let mut bytes = std::fs::read(crate::support::run_agent_bin()).unwrap();
+        let built = match self.name {
+            "conductor" => crate::support::conductor_bin(),
+            _ => crate::support::run_agent_bin(),
+        };
+        let mut bytes = std::fs::read(built).unwrap();
         bytes.extend_from_slice(suffix.as_bytes());
         write_exe(&path, &bytes, 0o755);
         path
@@ -94,7 +100,7 @@ impl World {
         let mut names: Vec<String> = std::fs::read_dir(self.sb.path().join("bin"))
             .unwrap()
             .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-            .filter(|n| n.starts_with("run-agent.rollback-"))
+            .filter(|n| n.starts_with(&format!("{}.rollback-", self.name)))
             .collect();
         names.sort();
         names
@@ -676,4 +682,73 @@ fn admin_key_guards_the_route() {
         !audit.contains("admin-secret"),
         "the audit log never holds a key"
     );
+}
+
+const BAD_VERSION_OK: &str =
+    "#!/bin/sh\nif [ \"$1\" = --version ]; then echo 'bad 9.9'; exit 0; fi\n";
+
+#[test]
+fn new_image_that_never_reports_healthy_is_killed_and_rolled_back() {
+    let w = World::new();
+    let hang = w.script("hang", &format!("{BAD_VERSION_OK}exec sleep 60\n"), 0o755);
+    let port = free_port().to_string();
+    let mut cmd = w.sb.command(&w.exe());
+    cmd.args(["serve", "--host", "127.0.0.1", "--port", &port, "--root"])
+        .arg(w.root())
+        .env("CONDUCTOR_UPDATE_HEALTH_TIMEOUT", "2");
+    let server = Server::start(cmd, w.sb.path());
+    let old_sha = running_sha(&server);
+    let (code, accepted, _) = post(&server, &json!({ "binary_path": hang }), None);
+    assert_eq!(code, 202, "{accepted}");
+    let done = wait_finished(&server, &accepted["started_at"]);
+    let _guard = PidGuard(server_pid(&server));
+    assert_eq!(done["state"], "failed", "{done}");
+    let error = done["last_error"].as_str().unwrap();
+    assert!(
+        error.contains("did not report healthy within 2s"),
+        "{error}"
+    );
+    assert_eq!(running_sha(&server), old_sha);
+    assert_eq!(sha256(&w.exe()), old_sha);
+}
+
+#[test]
+fn conductor_binary_updates_and_rolls_back_through_its_own_watchdog() {
+    let w = World::of("conductor", crate::support::conductor_bin());
+    let config = w.sb.write("config.yaml", "api:\n  host: 127.0.0.1\n");
+    let port = free_port().to_string();
+    let mut cmd = w.sb.command(&w.exe());
+    cmd.args([
+        "--config",
+        config.to_str().unwrap(),
+        "--port",
+        &port,
+        "--root",
+    ])
+    .arg(w.root());
+    let server = Server::start(cmd, w.sb.path());
+    let pid = server_pid(&server);
+
+    let bad = w.script("bad", &format!("{BAD_VERSION_OK}exit 1\n"), 0o755);
+    let (code, accepted, _) = post(&server, &json!({ "binary_path": bad }), None);
+    assert_eq!(code, 202, "{accepted}");
+    let done = wait_finished(&server, &accepted["started_at"]);
+    let restored = server_pid(&server);
+    let _guard = PidGuard(restored);
+    assert_eq!(done["state"], "failed", "{done}");
+    assert_ne!(restored, pid, "the watchdog restarted the previous binary");
+
+    let cand = w.candidate("cand", "conductor-2");
+    let (code, accepted, _) = post(&server, &json!({ "binary_path": cand }), None);
+    assert_eq!(code, 202, "{accepted}");
+    let done = wait_finished(&server, &accepted["started_at"]);
+    assert_eq!(done["state"], "idle", "{done}");
+    assert_eq!(running_sha(&server), sha256(&cand));
+    assert_eq!(server_pid(&server), restored);
+    let out = run(w
+        .sb
+        .command(&w.exe())
+        .args(["update", "status", "--server", &server.base]));
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("state:            idle"));
 }
