@@ -38,3 +38,15 @@ awk -v n="$n" -v ns="$elapsed_ns" 'BEGIN {
   s = ns / 1e9
   printf "%d sequential `run-agent bus post` runs in %.2f s: %.0f posts/s (%.2f ms per post)\n", n, s, n / s, 1000 * s / n
 }'
+
+# Baseline: the cost of starting the binary at all (`--version`), to separate process start-up
+# from the work of a post.
+m=$(( n / 10 > 0 ? n / 10 : 1 ))
+start=$(date +%s%N)
+for ((i = 0; i < m; i++)); do
+  "$bin" --version >/dev/null </dev/null
+done
+end=$(date +%s%N)
+awk -v n="$m" -v ns="$((end - start))" 'BEGIN {
+  printf "baseline: `run-agent --version` takes %.2f ms per process (%d runs)\n", ns / 1e6 / n, n
+}'
