@@ -74,7 +74,20 @@ fn env_var(key: &str) -> Option<String> {
 pub(crate) fn setup(root: Option<&Path>, config_flag: Option<&Path>) -> anyhow::Result<Setup> {
     let cwd = std::env::current_dir().context("cannot read the current directory")?;
     let env = &config::process_env;
-    let discovery = config::discover(config_flag, env, &cwd);
+    // Inside a run (JRUN_RUN_FOLDER set) only an explicit config counts: the agent's working
+    // directory is some project's repo, whose own config.yaml is not ours. A run started
+    // with a config passes it on as CONDUCTOR_CONFIG.
+    let inside_run = env_var("JRUN_RUN_FOLDER").is_some();
+    let discovery = if inside_run && config_flag.is_none() && env_var(config::ENV_CONFIG).is_none()
+    {
+        config::Discovery {
+            path: None,
+            source: config::Source::Default,
+            searched: Vec::new(),
+        }
+    } else {
+        config::discover(config_flag, env, &cwd)
+    };
     if let Some(missing) = discovery.missing_explicit() {
         bail!(
             "config file {} (from {}) does not exist",

@@ -1443,3 +1443,46 @@ fn stop_between_two_runs_ends_the_task_loop() {
     );
     assert_eq!(w.runs("demo", "between").len(), 1);
 }
+
+#[test]
+fn a_child_run_ignores_a_config_yaml_in_the_agents_working_directory() {
+    let w = World::new();
+    // The agent works in a repo that has an unrelated config.yaml.
+    let repo = w.sb.path().join("repo");
+    w.sb.write("repo/config.yaml", "database: postgres\n");
+    let out = run(w
+        .cmd(&[
+            "job",
+            "--project",
+            "demo",
+            "--task",
+            "nested",
+            "--agent",
+            "claude",
+            "--prompt",
+            "x",
+        ])
+        .arg("--cwd")
+        .arg(&repo)
+        .env("FAKE_SPAWN_CHILD", "claude"));
+    assert!(out.status.success(), "{}", text(&out));
+    let runs = w.runs("demo", "nested");
+    assert_eq!(runs.len(), 2);
+    let parent = runs
+        .iter()
+        .find(|(_, i)| i.parent_run_id.is_none())
+        .unwrap();
+    let child = runs
+        .iter()
+        .find(|(_, i)| i.parent_run_id.is_some())
+        .unwrap();
+    assert_eq!(
+        child.1.parent_run_id.as_deref(),
+        Some(parent.1.run_id.as_str())
+    );
+    assert_eq!(child.1.status, RunStatus::Completed);
+    assert_eq!(
+        child.1.cwd.as_deref(),
+        Some(w.task_dir("demo", "nested").to_str().unwrap())
+    );
+}

@@ -7,6 +7,7 @@
 #   FAKE_WRITE_OUTPUT=TEXT   write TEXT to $JRUN_RUN_FOLDER/output.md
 #   FAKE_IGNORE_TERM=1       ignore SIGTERM (also in the children started below)
 #   FAKE_GRANDCHILD=FILE     start a background `sleep 30` and write its pid to FILE
+#   FAKE_SPAWN_CHILD=AGENT   start a child run: run-agent job --agent AGENT --prompt …
 #   FAKE_SLEEP=SECONDS       sleep that long
 #   FAKE_DONE_AFTER=N        create $JRUN_TASK_FOLDER/DONE on the N-th run of the task
 #   FAKE_EXIT=CODE           exit with CODE (default 0)
@@ -23,6 +24,10 @@ if [ "$FAKE_IGNORE_TERM" = "1" ]; then trap '' TERM; fi
 if [ -n "$FAKE_GRANDCHILD" ]; then
     sleep 30 &
     echo $! > "$FAKE_GRANDCHILD.tmp" && mv "$FAKE_GRANDCHILD.tmp" "$FAKE_GRANDCHILD"
+fi
+if [ -n "$FAKE_SPAWN_CHILD" ]; then
+    # Start a child run the way the prompt preamble says (same agent, JRUN_* defaults).
+    FAKE_SPAWN_CHILD= run-agent job --agent "$FAKE_SPAWN_CHILD" --prompt "child task" || exit 12
 fi
 if [ -n "$FAKE_SLEEP" ]; then sleep "$FAKE_SLEEP"; fi
 if [ -n "$FAKE_DONE_AFTER" ]; then
