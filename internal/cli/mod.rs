@@ -80,6 +80,9 @@ pub enum ConductorCommand {
     /// Update this server's binary in place (self-update status and start).
     #[command(subcommand)]
     Update(server::UpdateCommand),
+    /// Supervise one run (internal; started when the server runs a task).
+    #[command(hide = true)]
+    Supervise(supervise::SuperviseArgs),
 }
 
 /// Entry point of the `run-agent` binary.
@@ -108,6 +111,7 @@ pub fn conductor_main() -> ExitCode {
         None => serve::run(cli.serve, serve::Flavor::Conductor),
         Some(ConductorCommand::Validate(args)) => validate::run(args),
         Some(ConductorCommand::Update(cmd)) => server::run_update(cmd),
+        Some(ConductorCommand::Supervise(args)) => supervise::run(args),
     };
     finish(result)
 }

@@ -1486,3 +1486,39 @@ fn a_child_run_ignores_a_config_yaml_in_the_agents_working_directory() {
         Some(w.task_dir("demo", "nested").to_str().unwrap())
     );
 }
+
+/// The server binary hosts supervisors too: a run started by the library with
+/// `exe = conductor` (as the server does) completes like one started by `run-agent`.
+#[test]
+fn the_conductor_binary_can_supervise_runs() {
+    use conductor::runner::{run_job, AgentSpec, JobRequest};
+    use conductor::storage::{ProjectId, TaskId};
+    let w = World::new();
+    let req = JobRequest {
+        root: w.root(),
+        project: ProjectId::parse("demo").unwrap(),
+        task: TaskId::parse("served").unwrap(),
+        agent: AgentSpec {
+            name: "fake".into(),
+            agent_type: conductor::config::AgentType::Command,
+            argv: vec![FAKE_AGENT.to_string()],
+            token: None,
+        },
+        prompt: "hello".into(),
+        parent_run_id: None,
+        previous_run_id: None,
+        restart_index: None,
+        cwd: None,
+        idle_timeout: None,
+        extra_env: vec![("FAKE_STDOUT".into(), "served answer".into())],
+        max_concurrent_runs: 0,
+        exe: crate::support::conductor_bin(),
+    };
+    let info = run_job(&req, |_| {}).unwrap();
+    assert_eq!(info.status, RunStatus::Completed, "{info:?}");
+    let (dir, _) = w.runs("demo", "served").remove(0);
+    assert_eq!(
+        std::fs::read_to_string(dir.join("output.md")).unwrap(),
+        "served answer\n"
+    );
+}
