@@ -18,6 +18,9 @@ pub enum UpdateError {
     /// This process cannot self-update (answered 400 with the reason).
     #[error("this server cannot self-update: {0}")]
     Unsupported(String),
+    /// The update ended (was interrupted) before the worker got to apply it.
+    #[error("the self-update was cancelled")]
+    Cancelled,
     /// The candidate failed its `--version` check.
     #[error("candidate {path} failed its --version check: {reason}")]
     Verify {

@@ -128,6 +128,9 @@ pub struct UpdateManager {
     limiter: Mutex<TokenBucket>,
     serve: OnceLock<ServeContext>,
     handoff: watch::Sender<Option<Handoff>>,
+    /// Held while the executable is swapped and the watchdog started; true once the server
+    /// is shutting down (then no swap starts).
+    swapping: Mutex<bool>,
 }
 
 impl UpdateManager {
@@ -153,6 +156,7 @@ impl UpdateManager {
             limiter: Mutex::new(TokenBucket::default()),
             serve: OnceLock::new(),
             handoff: watch::channel(None).0,
+            swapping: Mutex::new(false),
         }
     }
 
@@ -305,17 +309,22 @@ impl UpdateManager {
                 if active == 0 {
                     break;
                 }
-                if self.lock_cache().state != UpdateState::Deferred {
-                    if let Err(e) = self.set(|r| r.state = UpdateState::Deferred) {
-                        tracing::error!("self-update: {e}");
+                match self.advance(&who, UpdateState::Deferred) {
+                    Ok(true) => {}
+                    Ok(false) => {
+                        tracing::info!("self-update ended while deferred; worker stops");
+                        return;
                     }
-                    self.audit(&who, "deferred", "ok", None);
+                    Err(e) => tracing::error!("self-update: {e}"),
                 }
                 tracing::debug!(active, "self-update deferred: root runs still active");
                 std::thread::sleep(DRAIN_POLL);
             }
         }
         match self.apply(&who) {
+            Err(UpdateError::Cancelled) => {
+                tracing::info!("self-update ended before it was applied; worker stops");
+            }
             Ok(plan) => {
                 tracing::info!(exe = %plan.exe.display(), "self-update staged; handing over");
                 self.audit(&who, "handoff", "ok", Some(&plan.exe.display().to_string()));
@@ -341,12 +350,20 @@ impl UpdateManager {
             .executable
             .clone()
             .ok_or_else(|| UpdateError::Unsupported("no executable".to_string()))?;
-        let record = self.set(|r| r.state = UpdateState::Applying)?;
-        self.audit(who, "applying", "ok", None);
+        if !self.advance(who, UpdateState::Applying)? {
+            return Err(UpdateError::Cancelled);
+        }
+        let record = self.lock_cache().clone();
         let candidate = PathBuf::from(record.candidate.clone().unwrap_or_default());
         let sha256 = record.sha256.clone().unwrap_or_default();
         let version = check_version(&candidate, VERSION_TIMEOUT)?;
         self.set(|r| r.to_version = Some(version.clone()))?;
+        let shutting_down = self.swapping.lock().unwrap_or_else(|p| p.into_inner());
+        if *shutting_down {
+            return Err(UpdateError::Unsupported(
+                "the server is shutting down".to_string(),
+            ));
+        }
         let ts = swap::file_timestamp();
         let backup = swap::backup(&exe, &ts)?;
         if let Err(err) = swap::install(&candidate, &exe, &ts, &sha256) {
@@ -387,6 +404,7 @@ impl UpdateManager {
                 watchdog_pid: Some(pid),
             })
         })();
+        drop(shutting_down);
         if staged.is_err() {
             if let Err(e) = swap::restore(&backup, &exe) {
                 tracing::error!("self-update: cannot restore {}: {e}", exe.display());
@@ -444,6 +462,43 @@ impl UpdateManager {
         }
     }
 
+    /// Called when the server stops on a signal: no swap starts any more, an update in
+    /// progress is recorded as interrupted, and a staged hand-over is undone (the backup is
+    /// restored; the watchdog sees the hand-over resolved and exits without restarting
+    /// anything).
+    pub fn begin_shutdown(&self) {
+        let mut shutting_down = self.swapping.lock().unwrap_or_else(|p| p.into_inner());
+        *shutting_down = true;
+        let me = std::process::id();
+        let undone = self.set_with(|r| match r.pending.clone() {
+            Some(p) if p.server_pid == me => {
+                r.finish(Some(
+                    "interrupted: the server was stopped during the hand-over; previous binary \
+                     restored"
+                        .to_string(),
+                ));
+                Some(p)
+            }
+            _ if r.state.in_progress() => {
+                r.finish(Some(
+                    "interrupted: the server was stopped before the update was applied".to_string(),
+                ));
+                None
+            }
+            _ => None,
+        });
+        match undone {
+            Ok(Some(pending)) => {
+                if let Err(e) = swap::restore(&pending.backup, &pending.exe) {
+                    tracing::error!("self-update: cannot restore {}: {e}", pending.exe.display());
+                }
+                self.audit(&Requester::server(), "interrupted", "failed", None);
+            }
+            Ok(None) => {}
+            Err(e) => tracing::error!("self-update: {e}"),
+        }
+    }
+
     /// After a failed exec of the new image: restore the backup and record the failure.
     pub fn exec_failed(&self, plan: &Handoff, error: &UpdateError) {
         let restored = swap::restore(&plan.backup, &plan.exe);
@@ -459,6 +514,23 @@ impl UpdateManager {
         if let Some(pid) = plan.watchdog_pid {
             reap_within(pid, Duration::from_secs(3));
         }
+    }
+
+    /// Moves an update still in progress to `next` (audited when it changes); `false` when
+    /// the update already ended (e.g. the server is stopping).
+    fn advance(&self, who: &Requester, next: UpdateState) -> Result<bool, UpdateError> {
+        let (going, changed) = self.set_with(|r| {
+            if !r.state.in_progress() {
+                return (false, false);
+            }
+            let changed = r.state != next;
+            r.state = next;
+            (true, changed)
+        })?;
+        if changed {
+            self.audit(who, next.as_str(), "ok", None);
+        }
+        Ok(going)
     }
 
     fn set(&self, change: impl FnOnce(&mut UpdateRecord)) -> Result<UpdateRecord, UpdateError> {

@@ -83,6 +83,8 @@ pub async fn serve(
         plan = next_plan(&mut plans) => plan,
     };
     let Some(plan) = plan else {
+        let manager = std::sync::Arc::clone(&state.update);
+        let _ = tokio::task::spawn_blocking(move || manager.begin_shutdown()).await;
         let _ = close_tx.send(());
         return server.await;
     };

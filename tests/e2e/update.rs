@@ -752,3 +752,40 @@ fn conductor_binary_updates_and_rolls_back_through_its_own_watchdog() {
     assert!(out.status.success(), "{}", text(&out));
     assert!(String::from_utf8_lossy(&out.stdout).contains("state:            idle"));
 }
+
+#[test]
+fn stopping_the_server_cancels_a_deferred_update() {
+    let w = World::new();
+    let cand = w.candidate("cand", "never");
+    let sleep = Command::new("sleep").arg("120").spawn().unwrap();
+    let _sleep = ChildGuard(Some(sleep));
+    fake_active_run(&w.root(), _sleep.0.as_ref().unwrap());
+    let server = w.serve(&[]);
+    let old_sha = running_sha(&server);
+    let (code, accepted, _) = post(&server, &json!({ "binary_path": cand }), None);
+    assert_eq!(code, 202, "{accepted}");
+    assert_eq!(accepted["state"], "deferred");
+    let status = server.terminate();
+    assert!(status.success(), "{status}");
+    let out = run(w
+        .sb
+        .command(&w.exe())
+        .args([
+            "server",
+            "update",
+            "status",
+            "--offline",
+            "--json",
+            "--root",
+        ])
+        .arg(w.root()));
+    assert!(out.status.success(), "{}", text(&out));
+    let view: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(view["state"], "failed", "{view}");
+    assert!(
+        view["last_error"].as_str().unwrap().contains("interrupted"),
+        "{view}"
+    );
+    assert_eq!(sha256(&w.exe()), old_sha);
+    assert!(w.backups().is_empty());
+}
