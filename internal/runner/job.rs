@@ -2,7 +2,6 @@
 //! TASK.md (if absent), prompt.md and the initial run-info.yaml, start the run's supervisor
 //! in its own session, and wait for it to finish the record.
 
-use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -214,10 +213,6 @@ pub fn start_supervisor(req: &JobRequest, run: &PreparedRun) -> Result<Child, Ru
         .args(&req.agent.argv)
         .env_clear()
         .envs(agent_env.iter().map(|(k, v)| (k.clone(), v.clone())))
-        .env(
-            "RUST_LOG",
-            std::env::var_os("RUST_LOG").unwrap_or(OsString::from("warn")),
-        )
         .current_dir(&run.run_dir)
         .stdin(Stdio::null())
         .stdout(Stdio::null())

@@ -148,7 +148,7 @@ pub fn supervise(plan: &SupervisorPlan) -> Result<RunInfo, RunnerError> {
     })?
     .unwrap_or_else(|never| match never {});
     report(events.started());
-    tracing::info!(run = %run, pid, "agent started");
+    tracing::debug!(run = %run, pid, "agent started");
 
     let (status, timed_out) = wait(&mut child, pid, &plan.run_dir, plan.idle_timeout)?;
     let stopped = stop::requested(&plan.run_dir);
@@ -174,7 +174,7 @@ pub fn supervise(plan: &SupervisorPlan) -> Result<RunInfo, RunnerError> {
             i.agent_session_id = session;
         }
     })?;
-    tracing::info!(run = %run, status = %outcome.status, exit_code = outcome.exit_code, "run finished");
+    tracing::debug!(run = %run, status = %outcome.status, exit_code = outcome.exit_code, "run finished");
     Ok(final_info)
 }
 
