@@ -80,9 +80,9 @@ pub fn prepare(req: &JobRequest) -> Result<PreparedRun, RunnerError> {
     let root = Root::new(&req.root);
     let task_dir = root.task_dir(&req.project, &req.task);
     let runs_dir = root.runs_dir(&req.project, &req.task);
+    let cwd = working_dir(req, &root, &task_dir)?;
     std::fs::create_dir_all(&runs_dir)
         .map_err(|e| RunnerError::io("create directory", &runs_dir, e))?;
-    let cwd = working_dir(req, &root, &task_dir)?;
     let task_md = task_dir.join(TASK_FILE);
     if !task_md.exists() {
         write_atomic(&task_md, format!("{}\n", req.prompt.trim()).as_bytes())
@@ -154,7 +154,8 @@ fn working_dir(req: &JobRequest, root: &Root, task_dir: &Path) -> Result<PathBuf
             Ok(text) if !text.trim().is_empty() => {
                 (PathBuf::from(text.trim()), file.display().to_string())
             }
-            _ => (task_dir.to_path_buf(), "the task dir".to_string()),
+            // The task dir is created with the run.
+            _ => return Ok(std::path::absolute(task_dir).unwrap_or(task_dir.to_path_buf())),
         }
     };
     let dir = std::path::absolute(&dir).unwrap_or(dir);

@@ -382,10 +382,49 @@ fn bad_input_is_rejected_with_clear_errors() {
         "{}",
         text(&out)
     );
+    let out = run(w
+        .cmd(&[
+            "job",
+            "--project",
+            "demo",
+            "--task",
+            "t",
+            "--agent",
+            "claude",
+            "--prompt",
+            "x",
+        ])
+        .args(["--cwd", "/no/such/dir"]));
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("--cwd") && err.contains("/no/such/dir is not an existing directory"),
+        "{err}"
+    );
     assert!(
         !w.root().join("demo").exists(),
         "nothing is created for rejected input"
     );
+    // A PROJECT-ROOT.txt naming a missing directory is named in the error.
+    w.sb.write("root/demo/PROJECT-ROOT.txt", "/no/such/repo\n");
+    let out = run(&mut w.cmd(&[
+        "job",
+        "--project",
+        "demo",
+        "--task",
+        "t",
+        "--agent",
+        "claude",
+        "--prompt",
+        "x",
+    ]));
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("PROJECT-ROOT.txt") && err.contains("/no/such/repo"),
+        "{err}"
+    );
+    assert!(!w.root().join("demo/t").exists());
 }
 
 #[test]
