@@ -519,6 +519,7 @@ fi
 #[test]
 fn idle_timeout_kills_the_run() {
     let w = World::new();
+    let grandchild_file = w.sb.path().join("grandchild.pid");
     let out = run(w
         .cmd(&[
             "job",
@@ -533,12 +534,22 @@ fn idle_timeout_kills_the_run() {
             "--timeout",
             "300ms",
         ])
+        .env("FAKE_GRANDCHILD", &grandchild_file)
         .env("FAKE_SLEEP", "20"));
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     let (_, info) = w.runs("demo", "slow").remove(0);
     assert_eq!(info.status, RunStatus::Failed);
     assert_eq!(info.error_summary.as_deref(), Some("timed out"));
-    assert!(!alive(info.pid as i32));
+    assert_eq!(info.exit_code, 137);
+    let grandchild: i32 = std::fs::read_to_string(&grandchild_file)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    // The whole process group was killed, not only the agent.
+    wait_for("the group to die", || {
+        (!alive(info.pid as i32) && !alive(grandchild)).then_some(())
+    });
 }
 
 #[test]
