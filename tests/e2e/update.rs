@@ -789,3 +789,62 @@ fn stopping_the_server_cancels_a_deferred_update() {
     assert_eq!(sha256(&w.exe()), old_sha);
     assert!(w.backups().is_empty());
 }
+
+#[test]
+fn drain_waits_for_a_task_started_through_the_api() {
+    let w = World::new();
+    let cand = w.candidate("cand", "after-task");
+    let config = w.sb.write(
+        "config.yaml",
+        &format!(
+            "agents:\n  script:\n    type: command\n    command: [\"{FAKE_AGENT}\"]\ndefaults:\n  agent: script\n"
+        ),
+    );
+    let port = free_port().to_string();
+    let mut cmd = w.sb.command(&w.exe());
+    cmd.args(["serve", "--host", "127.0.0.1", "--port", &port, "--root"])
+        .arg(w.root())
+        .arg("--config")
+        .arg(&config)
+        .env("FAKE_SLEEP", "3")
+        .env("FAKE_DONE_AFTER", "1");
+    let server = Server::start(cmd, w.sb.path());
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .into();
+    let mut resp = agent
+        .post(format!("{}/api/v1/tasks", server.base))
+        .content_type("application/json")
+        .send(json!({ "project_id": "demo", "task_id": "t1", "prompt": "work" }).to_string())
+        .unwrap();
+    let body = resp.body_mut().read_to_string().unwrap();
+    assert_eq!(resp.status().as_u16(), 201, "{body}");
+    let task: Value = serde_json::from_str(&body).unwrap();
+    let run_id = task["run_id"].as_str().unwrap().to_string();
+
+    let (code, accepted, _) = post(&server, &json!({ "binary_path": cand }), None);
+    assert_eq!(code, 202, "{accepted}");
+    assert_eq!(accepted["state"], "deferred", "{accepted}");
+    assert!(accepted["active_root_runs"].as_u64().unwrap() >= 1);
+    let done = wait_finished(&server, &accepted["started_at"]);
+    assert_eq!(done["state"], "idle", "{done}");
+    assert_eq!(running_sha(&server), sha256(&cand));
+    let info = RunInfo::read(
+        &w.root()
+            .join("demo/t1/runs")
+            .join(&run_id)
+            .join("run-info.yaml"),
+    )
+    .unwrap();
+    assert_eq!(info.status, RunStatus::Completed, "{info:?}");
+    let applied = done["history"].as_array().unwrap().last().unwrap()["time"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let applied = chrono::DateTime::parse_from_rfc3339(&applied).unwrap();
+    assert!(
+        info.end_time <= applied,
+        "the swap waited for the task's run to end"
+    );
+}
