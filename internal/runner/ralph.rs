@@ -10,12 +10,18 @@ use std::time::{Duration, Instant};
 use crate::bus::{self, AppendOptions, NewMessage};
 use crate::storage::liveness::read_reconciled;
 use crate::storage::paths::{DONE_FILE, OUTPUT_FILE, RUN_INFO_FILE};
+use crate::storage::time::format_rfc3339_nano;
 use crate::storage::{Root, RunInfo, RunStatus};
 
 use super::error::RunnerError;
 use super::job::{run_job, JobRequest, PreparedRun};
 use super::prompt::task_prompt;
 use super::stop::{self, STOP_MARKER};
+
+/// `meta.kind` of the completion FACT on the project bus.
+pub const COMPLETION_KIND: &str = "task_completion";
+/// Project-bus messages searched for an earlier completion FACT of the same DONE.
+const COMPLETION_LOOKBACK: usize = 500;
 
 /// How a task is run.
 #[derive(Debug, Clone)]
@@ -136,11 +142,16 @@ pub fn run_task(
         delay = next_delay(delay, req.restart_delay_max);
     }
     wait_for_children(req, &post)?;
-    if let Err(err) = post_completion(req, last.as_ref()) {
-        post(
+    match post_completion(req, last.as_ref()) {
+        Ok(Some(_)) => {}
+        Ok(None) => post(
+            "INFO",
+            "task completion fact already posted for this DONE".to_string(),
+        ),
+        Err(err) => post(
             "ERROR",
             format!("task completion fact propagation failed: {err}"),
-        );
+        ),
     }
     Ok(TaskEnd::Done { last })
 }
@@ -253,8 +264,33 @@ fn wait_for_children(req: &TaskRequest, post: &dyn Fn(&str, String)) -> Result<(
 }
 
 /// Posts the completion FACT to the project bus.
-fn post_completion(req: &TaskRequest, last: Option<&RunInfo>) -> Result<String, RunnerError> {
+/// Posts the completion FACT to the project bus, once per DONE file: a FACT of this task that
+/// names the same DONE modification time is not posted again (`Ok(None)`).
+fn post_completion(
+    req: &TaskRequest,
+    last: Option<&RunInfo>,
+) -> Result<Option<String>, RunnerError> {
     let root = Root::new(&req.job.root);
+    let done_path = root
+        .task_dir(&req.job.project, &req.job.task)
+        .join(DONE_FILE);
+    let done_mtime = std::fs::metadata(&done_path)
+        .and_then(|m| m.modified())
+        .map(|t| format_rfc3339_nano(&chrono::DateTime::<chrono::Utc>::from(t)))
+        .unwrap_or_default();
+    let project_bus = root.project_bus(&req.job.project);
+    let already = bus::read_tail(&project_bus, COMPLETION_LOOKBACK)
+        .unwrap_or_default()
+        .iter()
+        .any(|m| {
+            m.msg_type == "FACT"
+                && m.meta.get("kind").map(String::as_str) == Some(COMPLETION_KIND)
+                && m.meta.get("source_task_id").map(String::as_str) == Some(req.job.task.as_str())
+                && m.meta.get("source_done_mtime") == Some(&done_mtime)
+        });
+    if already && !done_mtime.is_empty() {
+        return Ok(None);
+    }
     let runs = task_runs(req);
     let count = |s: RunStatus| runs.iter().filter(|r| r.status == s).count();
     let latest = last.or(runs.last());
@@ -270,7 +306,8 @@ fn post_completion(req: &TaskRequest, last: Option<&RunInfo>) -> Result<String, 
         count(RunStatus::Running),
     );
     let mut msg = NewMessage::new("FACT", req.job.project.clone()).task(req.job.task.clone());
-    msg.meta.insert("kind".into(), "task_completion".into());
+    msg.meta.insert("kind".into(), COMPLETION_KIND.into());
+    msg.meta.insert("source_done_mtime".into(), done_mtime);
     msg.meta
         .insert("source_task_id".into(), req.job.task.to_string());
     msg.meta.insert("run_count".into(), runs.len().to_string());
@@ -294,11 +331,11 @@ fn post_completion(req: &TaskRequest, last: Option<&RunInfo>) -> Result<String, 
             .insert("source_latest_status".into(), latest.status.to_string());
     }
     msg.body = body;
-    Ok(bus::append(
-        &root.project_bus(&req.job.project),
+    Ok(Some(bus::append(
+        &project_bus,
         &msg,
         &AppendOptions::default(),
-    )?)
+    )?))
 }
 
 #[cfg(test)]

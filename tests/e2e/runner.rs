@@ -744,6 +744,25 @@ fn task_restarts_until_done_then_posts_the_completion_fact() {
         project_bus[0].meta.get("kind").map(String::as_str),
         Some("task_completion")
     );
+    // Running the done task again starts no run and posts no second FACT for the same DONE.
+    let out = run(&mut w.cmd(&[
+        "task",
+        "--project",
+        "demo",
+        "--task",
+        "ralph",
+        "--agent",
+        "claude",
+    ]));
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(w.runs("demo", "ralph").len(), 3);
+    let project_bus = read_all(&w.root().join("demo/PROJECT-MESSAGE-BUS.md")).unwrap();
+    assert_eq!(types(&project_bus), ["FACT"]);
+    let last = w.task_bus("demo", "ralph").pop().unwrap();
+    assert_eq!(
+        last.body,
+        "task completion fact already posted for this DONE"
+    );
 }
 
 #[test]
