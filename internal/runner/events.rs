@@ -64,6 +64,14 @@ impl RunEvents<'_> {
         )
     }
 
+    /// Posts the `WARN` of a run killed by the idle-output timeout (after its `RUN_CRASH`).
+    pub fn timed_out(&self, limit: std::time::Duration) -> Result<String, RunnerError> {
+        self.post(
+            "WARN",
+            format!("agent job timed out after {limit:?} of idle output"),
+        )
+    }
+
     /// Posts `RUN_STOP` (completed or stopped) or `RUN_CRASH` (failed).
     pub fn finished(&self, outcome: &Outcome) -> Result<String, RunnerError> {
         let d = self.run_dir;

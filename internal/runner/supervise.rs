@@ -22,7 +22,7 @@ use crate::storage::paths::{
     TASK_BUS_FILE,
 };
 use crate::storage::run_info::UPDATE_LOCK_TIMEOUT;
-use crate::storage::RunInfo;
+use crate::storage::{RunInfo, RunStatus};
 
 use super::classify::{classify, exit_code, Outcome};
 use super::error::RunnerError;
@@ -125,7 +125,7 @@ pub fn supervise(plan: &SupervisorPlan) -> Result<RunInfo, RunnerError> {
         Ok(child) => child,
         Err(err) => {
             return end_early(Outcome {
-                status: crate::storage::RunStatus::Failed,
+                status: RunStatus::Failed,
                 exit_code: -1,
                 error_summary: Some(err.to_string()),
             })
@@ -158,7 +158,7 @@ pub fn supervise(plan: &SupervisorPlan) -> Result<RunInfo, RunnerError> {
         && !timed_out
         && output::gemini_rejected_flags(&plan.run_dir)
     {
-        outcome.status = crate::storage::RunStatus::Failed;
+        outcome.status = RunStatus::Failed;
         outcome.error_summary = Some(output::GEMINI_FLAGS_REJECTED.to_string());
         if outcome.exit_code == 0 {
             outcome.exit_code = 1;
@@ -169,6 +169,9 @@ pub fn supervise(plan: &SupervisorPlan) -> Result<RunInfo, RunnerError> {
     // The final record comes last: once it says the run ended, output.md and the bus event
     // are already there.
     report(events.finished(&outcome));
+    if let (true, Some(limit)) = (timed_out && !stopped, plan.idle_timeout) {
+        report(events.timed_out(limit));
+    }
     let final_info = finish(&info_path, &outcome, |i| {
         if session.is_some() {
             i.agent_session_id = session;

@@ -541,6 +541,12 @@ fn idle_timeout_kills_the_run() {
     assert_eq!(info.status, RunStatus::Failed);
     assert_eq!(info.error_summary.as_deref(), Some("timed out"));
     assert_eq!(info.exit_code, 137);
+    let bus = w.task_bus("demo", "slow");
+    assert_eq!(types(&bus), ["RUN_START", "RUN_CRASH", "WARN"]);
+    assert_eq!(
+        bus[2].body,
+        "agent job timed out after 300ms of idle output"
+    );
     let grandchild: i32 = std::fs::read_to_string(&grandchild_file)
         .unwrap()
         .trim()
