@@ -178,19 +178,42 @@ fn wait_finished(server: &Server, started_at: &Value) -> Value {
     })
 }
 
-/// Hammers `/healthz` with fresh connections until stopped: (successes, errors).
-fn hammer(addr: SocketAddr, stop: Arc<AtomicBool>) -> std::thread::JoinHandle<(u64, Vec<String>)> {
+/// Hammers `/healthz` from `threads` threads, each with fresh connections, until stopped:
+/// (successes, errors, slowest answer).
+fn hammer(
+    addr: SocketAddr,
+    stop: Arc<AtomicBool>,
+    threads: usize,
+) -> std::thread::JoinHandle<(u64, Vec<String>, Duration)> {
     std::thread::spawn(move || {
-        let mut ok = 0u64;
-        let mut errors = Vec::new();
-        while !stop.load(Ordering::Relaxed) {
-            match healthz_once(addr) {
-                Ok(()) => ok += 1,
-                Err(e) => errors.push(e),
-            }
-            std::thread::sleep(Duration::from_millis(5));
+        let workers: Vec<_> = (0..threads)
+            .map(|_| {
+                let stop = stop.clone();
+                std::thread::spawn(move || {
+                    let mut ok = 0u64;
+                    let mut errors = Vec::new();
+                    let mut slowest = Duration::ZERO;
+                    while !stop.load(Ordering::Relaxed) {
+                        let start = Instant::now();
+                        match healthz_once(addr) {
+                            Ok(()) => ok += 1,
+                            Err(e) => errors.push(e),
+                        }
+                        slowest = slowest.max(start.elapsed());
+                        std::thread::sleep(Duration::from_millis(5));
+                    }
+                    (ok, errors, slowest)
+                })
+            })
+            .collect();
+        let mut total = (0u64, Vec::new(), Duration::ZERO);
+        for worker in workers {
+            let (ok, errors, slowest) = worker.join().unwrap();
+            total.0 += ok;
+            total.1.extend(errors);
+            total.2 = total.2.max(slowest);
         }
-        (ok, errors)
+        total
     })
 }
 
@@ -229,7 +252,7 @@ fn idle_update_swaps_the_binary_in_place_without_refusing_a_connection() {
     let addr: SocketAddr = format!("127.0.0.1:{}", server.port()).parse().unwrap();
 
     let stop = Arc::new(AtomicBool::new(false));
-    let hammering = hammer(addr, stop.clone());
+    let hammering = hammer(addr, stop.clone(), 4);
     let (code, accepted, _) = post(&server, &json!({ "binary_path": cand }), None);
     assert_eq!(code, 202, "{accepted}");
     assert_eq!(accepted["state"], "applying");
@@ -242,7 +265,11 @@ fn idle_update_swaps_the_binary_in_place_without_refusing_a_connection() {
         std::thread::sleep(Duration::from_millis(50));
     }
     stop.store(true, Ordering::Relaxed);
-    let (ok, errors) = hammering.join().unwrap();
+    let (ok, errors, slowest) = hammering.join().unwrap();
+    eprintln!(
+        "health checks during the update: {ok} ok, {} failed, slowest {slowest:?}",
+        errors.len()
+    );
 
     assert_eq!(done["state"], "idle", "{done}");
     let last = done["history"].as_array().unwrap().last().unwrap().clone();
@@ -441,7 +468,7 @@ fn new_image_that_exits_at_startup_is_rolled_back_on_the_same_socket() {
     let old_sha = running_sha(&server);
     let addr: SocketAddr = format!("127.0.0.1:{}", server.port()).parse().unwrap();
     let stop = Arc::new(AtomicBool::new(false));
-    let hammering = hammer(addr, stop.clone());
+    let hammering = hammer(addr, stop.clone(), 2);
 
     let (code, accepted, _) = post(
         &server,
@@ -454,7 +481,7 @@ fn new_image_that_exits_at_startup_is_rolled_back_on_the_same_socket() {
     let new_pid = server_pid(&server);
     let _guard = PidGuard(new_pid);
     stop.store(true, Ordering::Relaxed);
-    let (ok, errors) = hammering.join().unwrap();
+    let (ok, errors, _) = hammering.join().unwrap();
 
     assert_eq!(done["state"], "failed", "{done}");
     let error = done["last_error"].as_str().unwrap();
