@@ -19,6 +19,7 @@ use crate::storage::ids::{generate_task_id, ProjectId, TaskId};
 use crate::storage::paths::TASK_FILE;
 use crate::storage::{Root, RunInfo};
 
+mod delete;
 mod resume;
 
 /// `task` flags.
@@ -81,6 +82,8 @@ pub struct TaskArgs {
 pub enum TaskAction {
     /// Continue a task from its latest run (the agent's session is resumed where supported).
     Resume(resume::ResumeArgs),
+    /// Delete a task that has no running run (its runs, bus and files).
+    Delete(delete::DeleteArgs),
 }
 
 /// How the loop is run, shared by `task` and `task resume`.
@@ -91,8 +94,10 @@ pub(crate) struct LoopFlags<'a> {
 
 /// Runs `task`.
 pub fn run(args: TaskArgs) -> anyhow::Result<ExitCode> {
-    if let Some(TaskAction::Resume(resume_args)) = args.action {
-        return resume::run(resume_args);
+    match args.action {
+        Some(TaskAction::Resume(resume_args)) => return resume::run(resume_args),
+        Some(TaskAction::Delete(delete_args)) => return delete::run(delete_args),
+        None => {}
     }
     let project_text = args
         .project

@@ -1597,3 +1597,68 @@ fn the_conductor_binary_can_supervise_runs() {
         "served answer\n"
     );
 }
+
+#[test]
+fn task_delete_refuses_running_tasks_and_removes_finished_ones() {
+    let w = World::new();
+    let out = run(&mut w.cmd(&[
+        "job",
+        "--project",
+        "demo",
+        "--task",
+        "old",
+        "--agent",
+        "claude",
+        "--prompt",
+        "x",
+    ]));
+    assert!(out.status.success(), "{}", text(&out));
+    let child = w
+        .cmd(&[
+            "job",
+            "--project",
+            "demo",
+            "--task",
+            "busy",
+            "--agent",
+            "claude",
+            "--prompt",
+            "x",
+        ])
+        .env("FAKE_SLEEP", "30")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut guard = ChildGuard(Some(child));
+    wait_for("the busy run", || {
+        w.runs("demo", "busy").pop().filter(|(_, i)| i.pid > 0)
+    });
+    let delete =
+        |task: &str| run(&mut w.cmd(&["task", "delete", "--project", "demo", "--task", task]));
+    let out = delete("busy");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("has a running run"),
+        "{}",
+        text(&out)
+    );
+    assert!(w.task_dir("demo", "busy").exists());
+    let out = delete("old");
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(!w.task_dir("demo", "old").exists());
+    let out = delete("old");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("does not exist"),
+        "{}",
+        text(&out)
+    );
+    let out = delete("..");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(w.root().join("demo").exists());
+    let out = run(&mut w.cmd(&["stop", "--project", "demo", "--task", "busy", "--force"]));
+    assert!(out.status.success(), "{}", text(&out));
+    guard.0.take().unwrap().wait().unwrap();
+    assert!(delete("busy").status.success());
+}
