@@ -234,6 +234,14 @@ impl UpdateManager {
                 exe.display()
             )));
         }
+        let dir = exe.parent().unwrap_or(Path::new("/"));
+        if nix::unistd::access(dir, nix::unistd::AccessFlags::W_OK).is_err() {
+            return Err(UpdateError::Unsupported(format!(
+                "the directory of its executable {} is not writable by the server, so the \
+                 binary cannot be replaced there",
+                exe.display()
+            )));
+        }
         let current = self.lock_cache().state;
         if current.in_progress() {
             return Err(UpdateError::InProgress {
