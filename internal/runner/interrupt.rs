@@ -13,23 +13,66 @@ use nix::sys::signal::{SigSet, Signal};
 use super::error::RunnerError;
 use super::stop::{self, stop_run, StopOptions, DEFAULT_GRACE};
 
-/// The run a foreground command currently waits for.
+/// The run a foreground command currently waits for, and the signals received so far.
 #[derive(Debug, Clone, Default)]
 pub struct Foreground {
-    current: Arc<Mutex<Option<PathBuf>>>,
+    state: Arc<Mutex<State>>,
     stops: Arc<Mutex<Vec<std::thread::JoinHandle<()>>>>,
 }
 
+#[derive(Debug, Default)]
+struct State {
+    current: Option<PathBuf>,
+    signals: u32,
+}
+
 impl Foreground {
-    /// Records the run dir that a signal should stop.
+    /// Records the run dir that a signal should stop. A signal that came before the run
+    /// started stops it now.
     pub fn set_current(&self, run_dir: PathBuf) {
-        if let Ok(mut current) = self.current.lock() {
-            *current = Some(run_dir);
+        let signals = match self.state.lock() {
+            Ok(mut state) => {
+                state.current = Some(run_dir.clone());
+                state.signals
+            }
+            Err(_) => return,
+        };
+        if signals > 0 {
+            self.stop(run_dir, signals > 1);
         }
     }
 
-    fn current(&self) -> Option<PathBuf> {
-        self.current.lock().ok().and_then(|c| c.clone())
+    /// Handles one signal: stops the current run (forcefully from the second signal on).
+    /// With no run yet, the stop waits for [`Foreground::set_current`]; a second signal then
+    /// ends the process.
+    fn on_signal(&self) {
+        let (current, signals) = match self.state.lock() {
+            Ok(mut state) => {
+                state.signals += 1;
+                (state.current.clone(), state.signals)
+            }
+            Err(_) => return,
+        };
+        match current {
+            Some(run_dir) => self.stop(run_dir, signals > 1),
+            None if signals > 1 => std::process::exit(130),
+            None => {}
+        }
+    }
+
+    fn stop(&self, run_dir: PathBuf, force: bool) {
+        let opts = StopOptions {
+            grace: DEFAULT_GRACE,
+            force,
+        };
+        let stop = std::thread::spawn(move || {
+            if let Err(err) = stop_run(&run_dir, opts) {
+                tracing::warn!("stop: {err}");
+            }
+        });
+        if let Ok(mut stops) = self.stops.lock() {
+            stops.push(stop);
+        }
     }
 
     /// Waits for stops started by a signal to finish (the run's record can be final before
@@ -60,29 +103,14 @@ pub fn install(task_dir: Option<PathBuf>) -> Result<Foreground, RunnerError> {
     std::thread::Builder::new()
         .name("interrupt".into())
         .spawn(move || {
-            let mut count = 0u32;
             while let Ok(signal) = set.wait() {
-                count += 1;
                 eprintln!("{signal}: stopping the run (again to kill it at once)");
                 if let Some(task_dir) = &task_dir {
                     if let Err(err) = stop::request(task_dir) {
                         tracing::warn!("cannot mark the task stopped: {err}");
                     }
                 }
-                if let Some(run_dir) = handle.current() {
-                    let opts = StopOptions {
-                        grace: DEFAULT_GRACE,
-                        force: count > 1,
-                    };
-                    let stop = std::thread::spawn(move || {
-                        if let Err(err) = stop_run(&run_dir, opts) {
-                            tracing::warn!("stop: {err}");
-                        }
-                    });
-                    if let Ok(mut stops) = handle.stops.lock() {
-                        stops.push(stop);
-                    }
-                }
+                handle.on_signal();
             }
         })
         .map_err(|e| RunnerError::io("start the signal thread for", "run-agent", e))?;
