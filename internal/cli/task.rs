@@ -13,6 +13,7 @@ use crate::bus::{self, AppendOptions, NewMessage};
 use crate::runner::deps::{self, DepsWait};
 use crate::runner::duration::parse_duration;
 use crate::runner::interrupt;
+use crate::runner::slots;
 use crate::runner::stop::{self, STOP_MARKER};
 use crate::runner::{run_task, TaskEnd, TaskRequest};
 use crate::storage::ids::{generate_task_id, ProjectId, TaskId};
@@ -215,6 +216,39 @@ pub(crate) fn drive(
             return Ok(ExitCode::from(1));
         }
     }
+    let limit = setup
+        .config
+        .as_ref()
+        .map_or(0, |c| c.defaults.max_concurrent_root_tasks);
+    let _task_slot = if limit > 0 {
+        let bus_path = root.task_bus(&req.job.project, &task);
+        let queued = || {
+            let body = format!(
+                "task queued: waiting for a free task slot (max_concurrent_root_tasks = {limit})"
+            );
+            eprintln!("{body}");
+            let msg = NewMessage::new("INFO", req.job.project.clone())
+                .task(task.clone())
+                .body(body);
+            if let Err(err) = bus::append(&bus_path, &msg, &AppendOptions::default()) {
+                tracing::warn!("cannot post to {}: {err}", bus_path.display());
+            }
+        };
+        let slot = slots::acquire_in(
+            &root.state_dir().join(slots::TASK_SLOTS_DIR),
+            limit,
+            || !stop::requested(&task_dir),
+            queued,
+        )?;
+        if slot.is_none() {
+            println!("task_id: {task}");
+            println!("status: stopped");
+            return Ok(ExitCode::from(1));
+        }
+        slot
+    } else {
+        None
+    };
     let end = run_task(&req, |run, attempt| {
         foreground.set_current(run.run_dir.clone());
         eprintln!(

@@ -1,7 +1,9 @@
-//! `defaults.max_concurrent_runs` across processes: N lock files under
-//! `<root>/.conductor/run-slots/`; a run's supervisor holds one (an exclusive `flock`) while
-//! its agent runs, and waits — never gives up — while all are taken. The kernel releases a
-//! slot when its holder exits, even by SIGKILL, so a crashed supervisor never leaks one.
+//! Counting semaphores across processes, for `defaults.max_concurrent_runs` (N lock files
+//! under `<root>/.conductor/run-slots/`, one held by a run's supervisor while its agent runs)
+//! and `defaults.max_concurrent_root_tasks` (`…/root-task-slots/`, one held by a task's loop).
+//! A holder takes an exclusive `flock` on one file and waits — never gives up — while all are
+//! taken. The kernel releases a slot when its holder exits, even by SIGKILL, so a crashed
+//! holder never leaks one.
 
 use std::fs::{File, OpenOptions};
 use std::path::{Path, PathBuf};
@@ -11,8 +13,10 @@ use fs2::FileExt;
 
 use super::error::RunnerError;
 
-/// Directory of the slot lock files, under the runs root's state dir.
+/// Directory of the run slot lock files, under the runs root's state dir.
 pub const SLOTS_DIR: &str = "run-slots";
+/// Directory of the root-task slot lock files, under the runs root's state dir.
+pub const TASK_SLOTS_DIR: &str = "root-task-slots";
 const POLL: Duration = Duration::from_millis(100);
 
 /// A held slot; released on drop.
@@ -29,16 +33,26 @@ impl Drop for Slot {
     }
 }
 
-/// Takes one of `limit` slots under `state_dir`, waiting while all are held. `keep_waiting`
-/// is asked before each wait; when it says no, `Ok(None)` is returned (e.g. the run was
-/// stopped while queued). `on_queue` is called once if the run has to wait.
+/// Takes one of `limit` run slots under `state_dir`, waiting while all are held.
+/// `keep_waiting` is asked before each wait; when it says no, `Ok(None)` is returned (e.g. the
+/// run was stopped while queued). `on_queue` is called once if the caller has to wait.
 pub fn acquire(
     state_dir: &Path,
+    limit: u32,
+    keep_waiting: impl FnMut() -> bool,
+    on_queue: impl FnOnce(),
+) -> Result<Option<Slot>, RunnerError> {
+    acquire_in(&state_dir.join(SLOTS_DIR), limit, keep_waiting, on_queue)
+}
+
+/// [`acquire`] on the slot files of `dir` (e.g. `<state dir>/root-task-slots`).
+pub fn acquire_in(
+    dir: &Path,
     limit: u32,
     mut keep_waiting: impl FnMut() -> bool,
     on_queue: impl FnOnce(),
 ) -> Result<Option<Slot>, RunnerError> {
-    let dir = state_dir.join(SLOTS_DIR);
+    let dir = dir.to_path_buf();
     std::fs::create_dir_all(&dir).map_err(|e| RunnerError::io("create directory", &dir, e))?;
     let mut on_queue = Some(on_queue);
     loop {

@@ -1669,3 +1669,70 @@ fn task_delete_refuses_running_tasks_and_removes_finished_ones() {
     guard.0.take().unwrap().wait().unwrap();
     assert!(delete("busy").status.success());
 }
+
+#[test]
+fn max_concurrent_root_tasks_queues_whole_tasks() {
+    let w = World::new();
+    let script = w.sb.write(
+        "agent.sh",
+        "#!/bin/sh\nwhile [ ! -e \"$JRUN_TASK_FOLDER/release\" ]; do sleep 0.05; done\ntouch \"$JRUN_TASK_FOLDER/DONE\"\n",
+    );
+    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let config = w.sb.write(
+        "config.yaml",
+        &format!(
+            "defaults:\n  max_concurrent_root_tasks: 1\nagents:\n  script:\n    type: command\n    command: [\"{}\"]\n",
+            script.display()
+        ),
+    );
+    let start = |task: &str| {
+        let child = w
+            .cmd(&[
+                "task",
+                "--project",
+                "demo",
+                "--task",
+                task,
+                "--agent",
+                "script",
+                "--prompt",
+                "x",
+            ])
+            .arg("--config")
+            .arg(&config)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        ChildGuard(Some(child))
+    };
+    let mut first = start("first");
+    wait_for("the first task's run", || {
+        w.runs("demo", "first").pop().filter(|(_, i)| i.pid > 0)
+    });
+    let mut second = start("second");
+    wait_for("the second task to queue", || {
+        let bus = w.task_dir("demo", "second").join("TASK-MESSAGE-BUS.md");
+        read_all(&bus)
+            .ok()?
+            .iter()
+            .any(|m| {
+                m.body
+                    .starts_with("task queued: waiting for a free task slot")
+            })
+            .then_some(())
+    });
+    assert!(
+        w.runs("demo", "second").is_empty(),
+        "the second task waits for a slot"
+    );
+    std::fs::write(w.task_dir("demo", "first").join("release"), "").unwrap();
+    let out = first.0.take().unwrap().wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", stdout(&out));
+    wait_for("the second task's run", || {
+        w.runs("demo", "second").pop().filter(|(_, i)| i.pid > 0)
+    });
+    std::fs::write(w.task_dir("demo", "second").join("release"), "").unwrap();
+    let out = second.0.take().unwrap().wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", stdout(&out));
+}
