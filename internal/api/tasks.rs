@@ -112,6 +112,9 @@ fn unavailable(message: impl Into<String>) -> ApiError {
 
 /// Refuses task starts on a read-only server.
 fn check_task_start(state: &AppState) -> Result<(), ApiError> {
+    if state.update.drain_in_progress() {
+        return Err(ApiError::conflict(crate::update::DRAIN_MESSAGE));
+    }
     if state.settings.task_start_disabled.value {
         let why = match &state.settings.config_error {
             Some(err) => format!("task start is disabled because the config failed to load: {err}"),

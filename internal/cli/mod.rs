@@ -49,7 +49,7 @@ pub enum RunAgentCommand {
     /// Run an agent once (one run) and wait for it.
     Job(job::JobArgs),
     /// Run a task: restart its root agent until the task's DONE file exists.
-    Task(task::TaskArgs),
+    Task(Box<task::TaskArgs>),
     /// Stop a running run: SIGTERM its process group, then SIGKILL after a grace period.
     Stop(stop::StopArgs),
     /// Commands for a running server (self-update).
@@ -95,7 +95,7 @@ pub fn run_agent_main() -> ExitCode {
         RunAgentCommand::Bus(cmd) => bus::run(cmd),
         RunAgentCommand::Gc(args) => gc::run(args),
         RunAgentCommand::Job(args) => job::run(args),
-        RunAgentCommand::Task(args) => task::run(args),
+        RunAgentCommand::Task(args) => task::run(*args),
         RunAgentCommand::Stop(args) => stop::run(args),
         RunAgentCommand::Server(cmd) => server::run(cmd),
         RunAgentCommand::Supervise(args) => supervise::run(args),

@@ -82,7 +82,7 @@ pub struct TaskArgs {
 #[derive(Debug, Clone, clap::Subcommand)]
 pub enum TaskAction {
     /// Continue a task from its latest run (the agent's session is resumed where supported).
-    Resume(resume::ResumeArgs),
+    Resume(Box<resume::ResumeArgs>),
     /// Delete a task that has no running run (its runs, bus and files).
     Delete(delete::DeleteArgs),
 }
@@ -96,7 +96,7 @@ pub(crate) struct LoopFlags<'a> {
 /// Runs `task`.
 pub fn run(args: TaskArgs) -> anyhow::Result<ExitCode> {
     match args.action {
-        Some(TaskAction::Resume(resume_args)) => return resume::run(resume_args),
+        Some(TaskAction::Resume(resume_args)) => return resume::run(*resume_args),
         Some(TaskAction::Delete(delete_args)) => return delete::run(delete_args),
         None => {}
     }

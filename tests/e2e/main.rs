@@ -13,5 +13,5 @@ mod runner;
 mod security;
 mod serve;
 mod storage;
-mod update;
 mod tasks_api;
+mod update;

@@ -388,6 +388,19 @@ fn drain_defers_while_a_root_run_is_active_then_applies() {
     let (code, conflict, _) = post(&server, &json!({ "binary_path": cand }), None);
     assert_eq!(code, 409, "{conflict}");
     assert_eq!(conflict["error"]["code"], "conflict");
+    // New root tasks are refused while the drain is in progress.
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .into();
+    let mut resp = agent
+        .post(&format!("{}/api/v1/tasks", server.base))
+        .header("Content-Type", "application/json")
+        .send(json!({ "project_id": "demo", "prompt": "x", "agent": "claude" }).to_string())
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 409);
+    let body = resp.body_mut().read_to_string().unwrap();
+    assert!(body.contains("self-update drain in progress"), "{body}");
     // Several re-checks later it is still deferred and nothing was swapped.
     std::thread::sleep(Duration::from_millis(2500));
     let status = update_status(&server);
@@ -596,7 +609,7 @@ fn cli_start_wait_status_and_errors() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.contains("update accepted"), "{stdout}");
     assert!(
-        stdout.contains(&"updated: the server now runs run-agent"),
+        stdout.contains("updated: the server now runs run-agent"),
         "{stdout}"
     );
     assert_eq!(running_sha(&server), sha256(&cand));
