@@ -15,6 +15,7 @@ pub mod security;
 pub mod self_update;
 pub mod state;
 pub mod status;
+pub mod task_loops;
 pub mod tasks;
 
 use std::future::Future;
@@ -45,6 +46,10 @@ pub fn router(state: AppState) -> Router {
         .route(
             "/api/v1/projects/{project}/tasks/{task}/stop",
             post(tasks::stop_task),
+        )
+        .route(
+            "/api/v1/projects/{project}/tasks/{task}/resume",
+            post(tasks::resume_task),
         )
         .route(
             "/api/v1/projects/{project}/bus",

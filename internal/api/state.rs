@@ -29,7 +29,7 @@ pub struct ServerState {
     /// Login sessions and failed-auth counters.
     pub security: SecurityState,
     /// Task loops started by this server.
-    pub task_loops: super::tasks::TaskLoops,
+    pub task_loops: super::task_loops::TaskLoops,
     /// Prometheus metrics.
     pub metrics: Arc<super::metrics::Metrics>,
     /// In-memory index of runs (call [`super::index::RunIndex::watch`] to keep it current).

@@ -4,7 +4,6 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::Mutex;
 use std::time::Duration;
 
 use axum::extract::rejection::JsonRejection;
@@ -12,13 +11,13 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use serde::{Deserialize, Serialize};
-use tokio::sync::watch;
+use serde::Deserialize;
 
 use super::error::ApiError;
 use super::lookup;
 use super::state::AppState;
-use crate::runner::{self, JobRequest, StopOptions, TaskEnd, TaskRequest};
+use super::task_loops::{spawn_loop, LoopRecord, LoopState};
+use crate::runner::{self, JobRequest, StopOptions, TaskRequest};
 use crate::storage::scan::{list_runs, Reconcile};
 use crate::storage::{ids, paths, ProjectId, RunStatus, TaskId};
 
@@ -26,54 +25,6 @@ use crate::storage::{ids, paths, ProjectId, RunStatus, TaskId};
 const MAX_WAIT_SECONDS: u64 = 3600;
 /// How long `POST /api/v1/tasks` waits for the first run to be created.
 const FIRST_RUN_WAIT: Duration = Duration::from_secs(15);
-
-/// Progress of a task loop running in this server.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(tag = "state", rename_all = "snake_case")]
-pub enum LoopState {
-    /// The loop thread is preparing the first run.
-    Starting,
-    /// A run of the loop is active.
-    Running {
-        /// The current run.
-        run_id: String,
-    },
-    /// The loop ended.
-    Ended {
-        /// `done`, `stopped`, `gave_up` or `error`.
-        outcome: String,
-        /// The last run, if any.
-        run_id: Option<String>,
-        /// Error text when the loop itself failed.
-        error: Option<String>,
-    },
-}
-
-/// Task loops started by this server, keyed by `project/task`.
-#[derive(Debug, Default)]
-pub struct TaskLoops {
-    loops: Mutex<HashMap<String, watch::Receiver<LoopState>>>,
-}
-
-impl TaskLoops {
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, watch::Receiver<LoopState>>> {
-        self.loops.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// Number of loops that have not ended.
-    pub fn active(&self) -> usize {
-        self.lock()
-            .values()
-            .filter(|rx| !matches!(*rx.borrow(), LoopState::Ended { .. }))
-            .count()
-    }
-
-    fn is_active(&self, key: &str) -> bool {
-        self.lock()
-            .get(key)
-            .is_some_and(|rx| !matches!(*rx.borrow(), LoopState::Ended { .. }))
-    }
-}
 
 /// Body of `POST /api/v1/tasks`.
 #[derive(Debug, Deserialize)]
@@ -167,31 +118,20 @@ pub async fn start_task(
     if state.task_loops.is_active(&key) || task_has_running_run(&state, &project, &task) {
         return Err(ApiError::conflict(format!("task {key} is already running")));
     }
-    let exe = std::env::current_exe()
-        .map_err(|e| ApiError::internal(format!("cannot locate the server executable: {e}")))?;
-    let request = TaskRequest {
-        job: JobRequest {
-            root: state.root.path().to_path_buf(),
-            project: project.clone(),
-            task: task.clone(),
-            agent,
-            prompt: body.prompt.clone(),
-            parent_run_id: None,
-            previous_run_id: None,
-            restart_index: None,
-            cwd: None,
-            idle_timeout: (config.defaults.timeout > 0)
-                .then(|| Duration::from_secs(config.defaults.timeout)),
-            extra_env: body.env.into_iter().collect(),
-            max_concurrent_runs: config.defaults.max_concurrent_runs,
-            exe,
-        },
-        max_restarts: body.max_restarts.unwrap_or(config.defaults.max_restarts),
-        restart_delay: Duration::from_secs(1),
-        restart_delay_max: Duration::from_secs(60),
-        child_wait: Duration::from_secs(300),
-    };
-    let mut rx = spawn_loop(&state, key.clone(), request);
+    let mut request = task_request(
+        &state,
+        project.clone(),
+        task.clone(),
+        agent,
+        body.prompt.clone(),
+        body.env.into_iter().collect(),
+    )
+    .map_err(ApiError::internal)?;
+    if let Some(max) = body.max_restarts {
+        request.max_restarts = max;
+    }
+    let record = LoopRecord::new(&request, &agent_name);
+    let mut rx = spawn_loop(&state, key.clone(), request, record);
     let first_run =
         tokio::time::timeout(FIRST_RUN_WAIT, rx.wait_for(|s| *s != LoopState::Starting))
             .await
@@ -251,34 +191,114 @@ pub async fn start_task(
         .into_response())
 }
 
-/// Runs the task loop on its own thread and registers it; the receiver tracks its progress.
-fn spawn_loop(state: &AppState, key: String, request: TaskRequest) -> watch::Receiver<LoopState> {
-    let (tx, rx) = watch::channel(LoopState::Starting);
-    state.task_loops.lock().insert(key.clone(), rx.clone());
-    std::thread::spawn(move || {
-        let result = runner::run_task(&request, |run, _attempt| {
-            tx.send_replace(LoopState::Running {
-                run_id: run.run_id.to_string(),
-            });
-        });
-        let end = match result {
-            Ok(TaskEnd::Done { last }) => ("done", last.map(|r| r.run_id), None),
-            Ok(TaskEnd::Stopped { last }) => ("stopped", last.map(|r| r.run_id), None),
-            Ok(TaskEnd::GaveUp { last, .. }) => ("gave_up", last.map(|r| r.run_id), None),
-            Err(err) => ("error", None, Some(err.to_string())),
-        };
-        let run_id = end.1.or_else(|| match &*tx.borrow() {
-            LoopState::Running { run_id } => Some(run_id.clone()),
-            _ => None,
-        });
-        tracing::info!(task = %key, outcome = end.0, "task loop ended");
-        tx.send_replace(LoopState::Ended {
-            outcome: end.0.to_string(),
-            run_id,
-            error: end.2,
-        });
-    });
-    rx
+/// The loop request for a task of this server, with the config's defaults.
+pub fn task_request(
+    state: &AppState,
+    project: ProjectId,
+    task: TaskId,
+    agent: runner::AgentSpec,
+    prompt: String,
+    env: Vec<(String, String)>,
+) -> Result<TaskRequest, String> {
+    let config = &state.settings.config;
+    let exe =
+        std::env::current_exe().map_err(|e| format!("cannot locate the server executable: {e}"))?;
+    Ok(TaskRequest {
+        job: JobRequest {
+            root: state.root.path().to_path_buf(),
+            project,
+            task,
+            agent,
+            prompt,
+            parent_run_id: None,
+            previous_run_id: None,
+            restart_index: None,
+            cwd: None,
+            idle_timeout: (config.defaults.timeout > 0)
+                .then(|| Duration::from_secs(config.defaults.timeout)),
+            extra_env: env,
+            max_concurrent_runs: config.defaults.max_concurrent_runs,
+            exe,
+        },
+        max_restarts: config.defaults.max_restarts,
+        restart_delay: Duration::from_secs(1),
+        restart_delay_max: Duration::from_secs(60),
+        child_wait: Duration::from_secs(300),
+    })
+}
+
+/// Body of `POST /api/v1/projects/{p}/tasks/{t}/resume` (all optional).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ResumeBody {
+    /// Remove DONE and continue a finished task.
+    #[serde(default)]
+    pub reset_done: bool,
+    /// Agent (default: the latest run's agent type).
+    pub agent: Option<String>,
+    /// Restarts after the first attempt (default: `defaults.max_restarts`).
+    pub max_restarts: Option<u32>,
+}
+
+/// `POST /api/v1/projects/{p}/tasks/{t}/resume`: continues a task's loop after its latest run.
+pub async fn resume_task(
+    State(state): State<AppState>,
+    Path((project, task)): Path<(String, String)>,
+    body: Option<Json<ResumeBody>>,
+) -> Result<Response, ApiError> {
+    check_task_start(&state)?;
+    let body = body.map(|Json(b)| b).unwrap_or_default();
+    let project = lookup::project_id(&project)?;
+    let task = lookup::task_id(&task)?;
+    let dir = lookup::task_dir(&state.root, &project, &task)?;
+    let key = format!("{project}/{task}");
+    if state.task_loops.is_active(&key) || task_has_running_run(&state, &project, &task) {
+        return Err(ApiError::conflict(format!("task {key} is already running")));
+    }
+    let done = dir.join(paths::DONE_FILE);
+    if done.exists() {
+        if !body.reset_done {
+            return Err(ApiError::conflict(format!(
+                "task {key} is done; pass \"reset_done\": true to remove DONE and continue"
+            )));
+        }
+        std::fs::remove_file(&done)
+            .map_err(|e| ApiError::internal(format!("cannot remove {}: {e}", done.display())))?;
+    }
+    let latest = super::task_loops::latest_run(&dir);
+    let agent_name = body
+        .agent
+        .clone()
+        .or_else(|| {
+            latest
+                .as_ref()
+                .map(|r| r.agent.clone())
+                .filter(|a| !a.is_empty())
+        })
+        .or_else(|| state.settings.config.defaults.agent.clone())
+        .ok_or_else(|| ApiError::bad_request("agent is required (the task has no runs)"))?;
+    let record = LoopRecord {
+        project_id: project.to_string(),
+        task_id: task.to_string(),
+        agent: agent_name,
+        max_restarts: body
+            .max_restarts
+            .unwrap_or(state.settings.config.defaults.max_restarts),
+        env: Vec::new(),
+    };
+    let (key, mut request) =
+        super::task_loops::continue_request(&state, &record).map_err(ApiError::bad_request)?;
+    request.max_restarts = record.max_restarts;
+    let _ = std::fs::remove_file(dir.join(runner::stop::STOP_MARKER));
+    spawn_loop(&state, key, request, record);
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(serde_json::json!({
+            "project_id": project, "task_id": task,
+            "status_url": format!("/api/v1/projects/{project}/tasks/{task}"),
+        })),
+    )
+        .into_response())
 }
 
 fn task_has_running_run(state: &AppState, project: &ProjectId, task: &TaskId) -> bool {

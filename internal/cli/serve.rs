@@ -117,6 +117,9 @@ pub fn run(args: ServeArgs, flavor: Flavor) -> anyhow::Result<ExitCode> {
     let state = Arc::new(ServerState::new(settings));
     state.index.watch();
     tracing::info!(runs = state.index.len(), "run index built");
+    if !state.settings.task_start_disabled.value {
+        crate::api::task_loops::resume_recorded(&state);
+    }
     if state.remote_mutations_blocked() {
         tracing::warn!(
             "NO API KEY on a non-loopback address ({}): anyone who can reach this port can read \

@@ -255,3 +255,111 @@ fn stop_then_delete_a_task() {
         .count();
     assert_eq!(runs, 0);
 }
+
+fn runs_of(root: &Path, project: &str, task: &str) -> Vec<conductor::storage::RunInfo> {
+    let mut dirs: Vec<_> = std::fs::read_dir(root.join(project).join(task).join("runs"))
+        .map(|rd| rd.flatten().map(|e| e.path()).collect())
+        .unwrap_or_default();
+    dirs.sort();
+    dirs.iter()
+        .filter_map(|d| conductor::storage::RunInfo::read(&d.join("run-info.yaml")).ok())
+        .collect()
+}
+
+fn wait_until(what: &str, mut check: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while !check() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn resume_continues_the_chain_and_respects_done() {
+    let sb = Sandbox::new();
+    let root = sb.path().join("root");
+    let server = start(&sb, &[("FAKE_DONE_AFTER", "2")], &[]);
+    let (code, body) = post(
+        &server,
+        "/api/v1/tasks",
+        serde_json::json!({"project_id": "demo", "task_id": "t", "prompt": "x", "max_restarts": 0, "wait_seconds": 60}),
+    );
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(body["outcome"], "gave_up");
+    let (code, body) = post(
+        &server,
+        "/api/v1/projects/demo/tasks/t/resume",
+        serde_json::json!({}),
+    );
+    assert_eq!(code, 202, "{body}");
+    wait_until("DONE", || root.join("demo/t/DONE").exists());
+    wait_until("the loop to end", || {
+        let (_, t) = server.get_json("/api/v1/projects/demo/tasks/t");
+        t["status"] == "done"
+            && runs_of(&root, "demo", "t")
+                .iter()
+                .all(|r| r.status != conductor::storage::RunStatus::Running)
+    });
+    let runs = runs_of(&root, "demo", "t");
+    assert_eq!(runs.len(), 2);
+    assert_eq!(
+        runs[1].previous_run_id.as_deref(),
+        Some(runs[0].run_id.as_str())
+    );
+    // A done task resumes only when asked to reset DONE.
+    std::thread::sleep(Duration::from_millis(300));
+    let (code, _) = post(
+        &server,
+        "/api/v1/projects/demo/tasks/t/resume",
+        serde_json::json!({}),
+    );
+    assert_eq!(code, 409);
+    let (code, _) = post(
+        &server,
+        "/api/v1/projects/demo/tasks/nope/resume",
+        serde_json::json!({}),
+    );
+    assert_eq!(code, 404);
+}
+
+#[test]
+fn a_restarted_server_resumes_its_unfinished_task_loops() {
+    let sb = Sandbox::new();
+    let root = sb.path().join("root");
+    let env = [("FAKE_SLEEP", "2"), ("FAKE_DONE_AFTER", "2")];
+    let server = start(&sb, &env, &[]);
+    let (code, body) = post(
+        &server,
+        "/api/v1/tasks",
+        serde_json::json!({"project_id": "demo", "task_id": "t", "prompt": "x", "max_restarts": 3}),
+    );
+    assert_eq!(code, 201, "{body}");
+    // The server dies while the first run is in progress; the run's supervisor keeps it.
+    drop(server);
+    let second = start(&sb, &env, &[]);
+    wait_until("DONE after the resumed loop", || {
+        root.join("demo/t/DONE").exists()
+    });
+    wait_until("all runs to end", || {
+        runs_of(&root, "demo", "t")
+            .iter()
+            .all(|r| r.status != conductor::storage::RunStatus::Running)
+    });
+    let runs = runs_of(&root, "demo", "t");
+    assert_eq!(runs.len(), 2, "{runs:?}");
+    assert_eq!(runs[0].status, conductor::storage::RunStatus::Completed);
+    assert_eq!(runs[0].exit_code, 0);
+    assert_eq!(
+        runs[1].previous_run_id.as_deref(),
+        Some(runs[0].run_id.as_str())
+    );
+    wait_until("the loop record to be removed", || {
+        std::fs::read_dir(root.join(".conductor/task-loops"))
+            .map(|d| d.count() == 0)
+            .unwrap_or(true)
+    });
+    drop(second);
+}
