@@ -17,6 +17,7 @@ pub mod state;
 pub mod status;
 pub mod task_loops;
 pub mod tasks;
+pub mod webhook;
 
 use std::future::Future;
 

@@ -117,6 +117,11 @@ pub fn run(args: ServeArgs, flavor: Flavor) -> anyhow::Result<ExitCode> {
     let state = Arc::new(ServerState::new(settings));
     state.index.watch();
     tracing::info!(runs = state.index.len(), "run index built");
+    crate::api::webhook::start(
+        &state.settings.config.webhook,
+        &state.index,
+        state.settings.config.bus.fsync,
+    );
     if !state.settings.task_start_disabled.value {
         crate::api::task_loops::resume_recorded(&state);
     }

@@ -15,3 +15,4 @@ mod serve;
 mod storage;
 mod tasks_api;
 mod update;
+mod webhook;
