@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use notify::{RecursiveMode, Watcher};
 use tokio::sync::broadcast;
 
-use crate::storage::paths::{RUNS_DIR, RUN_INFO_FILE};
+use crate::storage::paths::{is_inside_without_symlinks, RUNS_DIR, RUN_INFO_FILE};
 use crate::storage::scan::{read_entry, scan_all_runs, Reconcile, RunEntry};
 use crate::storage::{liveness, RunInfo, RunStatus};
 
@@ -154,9 +154,13 @@ impl RunIndex {
 
     /// Re-reads one run directory (removes it from the index when it is gone).
     pub fn refresh(&self, dir: &Path) {
-        if std::fs::symlink_metadata(dir)
-            .map(|m| m.is_dir())
-            .unwrap_or(false)
+        let inside = std::iter::once(&self.root)
+            .chain(&self.extra)
+            .any(|base| is_inside_without_symlinks(base, dir));
+        if inside
+            && std::fs::symlink_metadata(dir)
+                .map(|m| m.is_dir())
+                .unwrap_or(false)
         {
             if dir.join(RUN_INFO_FILE).exists() {
                 self.upsert(RunRecord::from_entry(read_entry(
@@ -259,7 +263,8 @@ impl RunIndex {
 
     fn watch_loop(&self) {
         let (tx, rx) = std::sync::mpsc::channel::<notify::Result<notify::Event>>();
-        let watcher = notify::recommended_watcher(tx).and_then(|mut w| {
+        let config = notify::Config::default().with_follow_symlinks(false);
+        let watcher = notify::RecommendedWatcher::new(tx, config).and_then(|mut w| {
             w.watch(&self.root, RecursiveMode::Recursive)?;
             for extra in &self.extra {
                 if extra.is_dir() {

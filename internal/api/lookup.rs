@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 
 use super::error::ApiError;
 use super::state::ServerState;
+use crate::storage::paths::is_inside_without_symlinks;
 use crate::storage::scan::{list_projects, list_tasks};
 use crate::storage::{paths, ProjectId, Root, RunId, TaskId};
 
@@ -49,14 +50,16 @@ pub fn task_dir(root: &Root, project: &ProjectId, task: &TaskId) -> Result<PathB
 /// Finds the directory of run `run`: from the index, else (a run too new to be indexed) by
 /// walking the tree (404 when absent).
 pub fn run_dir(state: &ServerState, run: &RunId) -> Result<PathBuf, ApiError> {
-    if let Some(dir) = state
-        .index
-        .find(run.as_str())
-        .and_then(|d| real_dir(d.as_path()))
-    {
+    let root = &state.root;
+    let extra = &state.settings.config.storage.extra_roots;
+    let trusted = |dir: &PathBuf| {
+        std::iter::once(root.path())
+            .chain(extra.iter().map(PathBuf::as_path))
+            .any(|base| is_inside_without_symlinks(base, dir))
+    };
+    if let Some(dir) = state.index.find(run.as_str()).filter(trusted) {
         return Ok(dir);
     }
-    let root = &state.root;
     for project in list_projects(root.path()) {
         for task in list_tasks(&project) {
             if let Some(dir) = real_dir(&task.dir.join(paths::RUNS_DIR).join(run)) {

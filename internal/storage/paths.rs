@@ -96,9 +96,52 @@ impl Root {
     }
 }
 
+/// Whether `path` lies under `base` with no symlink on the way (each component below `base`,
+/// including `path` itself, is a real directory or file). Used before trusting a path that
+/// came from outside a listing (e.g. a file-change notification or an index).
+pub fn is_inside_without_symlinks(base: &Path, path: &Path) -> bool {
+    let Ok(rest) = path.strip_prefix(base) else {
+        return false;
+    };
+    let mut current = base.to_path_buf();
+    for component in rest.components() {
+        match component {
+            std::path::Component::Normal(name) => current.push(name),
+            _ => return false,
+        }
+        match std::fs::symlink_metadata(&current) {
+            Ok(meta) if !meta.file_type().is_symlink() => {}
+            _ => return false,
+        }
+    }
+    true
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn symlinked_components_are_outside() {
+        let dir = tempfile::tempdir().unwrap();
+        let outside = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(outside.path().join("t/runs/r")).unwrap();
+        std::fs::create_dir_all(dir.path().join("p/t/runs/r")).unwrap();
+        std::os::unix::fs::symlink(outside.path(), dir.path().join("evil")).unwrap();
+        assert!(is_inside_without_symlinks(
+            dir.path(),
+            &dir.path().join("p/t/runs/r")
+        ));
+        assert!(!is_inside_without_symlinks(
+            dir.path(),
+            &dir.path().join("evil/t/runs/r")
+        ));
+        assert!(!is_inside_without_symlinks(
+            dir.path(),
+            &dir.path().join("p/../evil")
+        ));
+        assert!(!is_inside_without_symlinks(dir.path(), outside.path()));
+    }
 
     #[test]
     fn tree_names() {

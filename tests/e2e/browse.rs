@@ -145,6 +145,17 @@ fn hostile_path_parameters_are_rejected() {
     )
     .unwrap();
     let server = start(&sb, &root);
+    // Activity in the symlink targets must not pull them into the index either.
+    RunInfo::read(&outside.join("secret/task-1/runs/r2/run-info.yaml"))
+        .unwrap()
+        .write(&outside.join("secret/task-1/runs/r2/run-info.yaml"))
+        .unwrap();
+    std::fs::write(
+        outside.join("secret/task-1/runs/r2/agent-stdout.txt"),
+        "0123456789!",
+    )
+    .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(300));
     for path in [
         "/api/v1/projects/..%2F..%2Fetc/tasks",
         "/api/v1/projects/%2e%2e/tasks",
