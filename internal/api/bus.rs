@@ -107,8 +107,7 @@ fn post_message(
     target: BusTarget,
     body: Result<Json<PostBody>, JsonRejection>,
 ) -> Result<Response, ApiError> {
-    let Json(body) = body
-        .map_err(|e| ApiError::bad_request(format!("invalid request body: {}", e.body_text())))?;
+    let Json(body) = body.map_err(ApiError::from_json)?;
     let mut msg = NewMessage::new(body.msg_type, target.project).body(body.body);
     msg.task_id = target.task;
     msg.run_id = body.run_id.as_deref().map(lookup::run_id).transpose()?;
@@ -328,8 +327,7 @@ pub async fn compat_post(
     State(state): State<AppState>,
     body: Result<Json<CompatPost>, JsonRejection>,
 ) -> Result<Response, ApiError> {
-    let Json(body) = body
-        .map_err(|e| ApiError::bad_request(format!("invalid request body: {}", e.body_text())))?;
+    let Json(body) = body.map_err(ApiError::from_json)?;
     let task = body.task_id.as_deref().filter(|t| !t.is_empty());
     let target = target(&state, &body.project_id, task)?;
     let post = PostBody {

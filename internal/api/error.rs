@@ -60,6 +60,28 @@ impl ApiError {
     }
 }
 
+impl ApiError {
+    /// A rejected JSON body: 413 when too large, 415 without a JSON content type, otherwise
+    /// 400 — always with the extractor's explanation (e.g. the unknown field's name).
+    pub fn from_json(rejection: axum::extract::rejection::JsonRejection) -> Self {
+        let status = rejection.status();
+        let code = match status {
+            StatusCode::PAYLOAD_TOO_LARGE => "payload_too_large",
+            StatusCode::UNSUPPORTED_MEDIA_TYPE => "unsupported_media_type",
+            _ => "bad_request",
+        };
+        Self {
+            status: match code {
+                "bad_request" => StatusCode::BAD_REQUEST,
+                _ => status,
+            },
+            code,
+            message: format!("invalid request body: {}", rejection.body_text()),
+            retry_after: None,
+        }
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let body = serde_json::json!({

@@ -27,6 +27,9 @@ use axum::Router;
 pub use error::ApiError;
 pub use state::{AppState, ServerState};
 
+/// Largest request body accepted (larger ones answer 413).
+pub const MAX_BODY_BYTES: usize = 1024 * 1024;
+
 /// All routes of the server.
 pub fn router(state: AppState) -> Router {
     Router::new()
@@ -99,6 +102,11 @@ pub fn router(state: AppState) -> Router {
             metrics::track,
         ))
         .fallback(error::fallback)
+        .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            security::cors,
+        ))
         .with_state(state)
 }
 

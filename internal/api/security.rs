@@ -341,7 +341,7 @@ pub async fn login(
     Extension(caller): Extension<Caller>,
     body: Result<Json<LoginBody>, axum::extract::rejection::JsonRejection>,
 ) -> Result<Response, ApiError> {
-    let Json(body) = body.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let Json(body) = body.map_err(ApiError::from_json)?;
     let ip = caller.addr.map(|a| a.ip());
     if let Some(retry) = ip.and_then(|ip| state.security.retry_after(ip)) {
         let mut err = denied(
@@ -481,4 +481,60 @@ mod remote_tests {
             StatusCode::UNAUTHORIZED
         );
     }
+}
+
+/// CORS for the origins in `api.cors_origins` only: matching requests get
+/// `Access-Control-Allow-Origin`, and their preflight `OPTIONS` is answered here. Other
+/// origins get no CORS headers, so browsers keep them out.
+pub async fn cors(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let origin = request
+        .headers()
+        .get(header::ORIGIN)
+        .and_then(|v| v.to_str().ok())
+        .map(|o| o.trim_end_matches('/').to_string());
+    let allowed = origin.filter(|o| {
+        state
+            .settings
+            .config
+            .api
+            .cors_origins
+            .iter()
+            .any(|c| c.trim_end_matches('/') == o)
+    });
+    let Some(origin) = allowed else {
+        return next.run(request).await;
+    };
+    let preflight = request.method() == Method::OPTIONS
+        && request
+            .headers()
+            .contains_key(header::ACCESS_CONTROL_REQUEST_METHOD);
+    let mut response = if preflight {
+        StatusCode::NO_CONTENT.into_response()
+    } else {
+        next.run(request).await
+    };
+    let headers = response.headers_mut();
+    if let Ok(value) = HeaderValue::from_str(&origin) {
+        headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, value);
+    }
+    headers.insert(header::VARY, HeaderValue::from_static("Origin"));
+    headers.insert(
+        header::ACCESS_CONTROL_ALLOW_CREDENTIALS,
+        HeaderValue::from_static("true"),
+    );
+    if preflight {
+        headers.insert(
+            header::ACCESS_CONTROL_ALLOW_METHODS,
+            HeaderValue::from_static("GET, POST, DELETE, OPTIONS"),
+        );
+        headers.insert(
+            header::ACCESS_CONTROL_ALLOW_HEADERS,
+            HeaderValue::from_static("Authorization, Content-Type, Last-Event-ID, X-Request-Id"),
+        );
+        headers.insert(
+            header::ACCESS_CONTROL_MAX_AGE,
+            HeaderValue::from_static("600"),
+        );
+    }
+    response
 }

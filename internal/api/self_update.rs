@@ -92,11 +92,13 @@ pub async fn start(
         });
     }
     let Json(body) = body.map_err(|e| {
-        ApiError::bad_request(format!(
-            "invalid self-update request ({}); expected {{\"binary_path\": \"/abs/path\", \
-             \"sha256\"?: \"<hex>\", \"mode\"?: \"drain\"|\"handoff\"}}",
-            e.body_text()
-        ))
+        let mut err = ApiError::from_json(e);
+        err.message = format!(
+            "{}; expected {{\"binary_path\": \"/abs/path\", \"sha256\"?: \"<hex>\", \
+             \"mode\"?: \"drain\"|\"handoff\"}}",
+            err.message
+        );
+        err
     })?;
     let request = StartRequest {
         binary_path: body.binary_path,

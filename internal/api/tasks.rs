@@ -48,8 +48,7 @@ pub struct StartTaskBody {
 }
 
 fn json_body<T>(body: Result<Json<T>, JsonRejection>) -> Result<T, ApiError> {
-    body.map(|Json(b)| b)
-        .map_err(|e| ApiError::bad_request(format!("invalid request body: {}", e.body_text())))
+    body.map(|Json(b)| b).map_err(ApiError::from_json)
 }
 
 fn unavailable(message: impl Into<String>) -> ApiError {
@@ -244,12 +243,15 @@ pub struct ResumeBody {
 pub async fn resume_task(
     State(state): State<AppState>,
     Path((project, task)): Path<(String, String)>,
-    body: Option<Json<ResumeBody>>,
+    body: Result<Option<Json<ResumeBody>>, JsonRejection>,
 ) -> Result<Response, ApiError> {
-    check_task_start(&state)?;
-    let body = body.map(|Json(b)| b).unwrap_or_default();
     let project = lookup::project_id(&project)?;
     let task = lookup::task_id(&task)?;
+    check_task_start(&state)?;
+    let body = body
+        .map_err(ApiError::from_json)?
+        .map(|Json(b)| b)
+        .unwrap_or_default();
     let dir = lookup::task_dir(&state.root, &project, &task)?;
     let key = format!("{project}/{task}");
     if state.task_loops.is_active(&key) || task_has_running_run(&state, &project, &task) {

@@ -179,6 +179,86 @@ fn hostile_path_parameters_are_rejected() {
     }
     let (_, projects) = server.get_json("/api/v1/projects");
     assert_eq!(projects["projects"].as_array().unwrap().len(), 1);
+
+    // Every route with a path parameter, read and write, with hostile values.
+    let before = snapshot(&outside);
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(std::time::Duration::from_secs(10)))
+        .build()
+        .into();
+    let bad_projects = [
+        "..",
+        "%2e%2e",
+        "..%2F..%2Ftmp",
+        "a%5Cb",
+        "a%00b",
+        "%2Ftmp",
+        "secret",
+    ];
+    let bad_tasks = ["..", "%2e%2e", "..%2Fx", "a%5Cb", "a%00b", "%2Fetc"];
+    let mut paths: Vec<(&str, String)> = Vec::new();
+    for p in bad_projects {
+        paths.push(("GET", format!("/api/v1/projects/{p}/bus")));
+        paths.push(("POST", format!("/api/v1/projects/{p}/bus")));
+        paths.push(("GET", format!("/api/v1/projects/{p}/bus/stream")));
+        paths.push(("POST", format!("/api/v1/projects/{p}/tasks/task-1/stop")));
+        paths.push(("POST", format!("/api/v1/projects/{p}/tasks/task-1/resume")));
+        paths.push(("DELETE", format!("/api/v1/projects/{p}/tasks/task-1")));
+    }
+    for t in bad_tasks {
+        paths.push(("GET", format!("/api/v1/projects/alpha/tasks/{t}/bus")));
+        paths.push(("POST", format!("/api/v1/projects/alpha/tasks/{t}/bus")));
+        paths.push((
+            "GET",
+            format!("/api/v1/projects/alpha/tasks/{t}/bus/stream"),
+        ));
+        paths.push(("POST", format!("/api/v1/projects/alpha/tasks/{t}/stop")));
+        paths.push(("POST", format!("/api/v1/projects/alpha/tasks/{t}/resume")));
+        paths.push(("DELETE", format!("/api/v1/projects/alpha/tasks/{t}")));
+        paths.push(("POST", format!("/api/v1/runs/{t}/stop")));
+        paths.push(("GET", format!("/api/v1/runs/{t}/stream")));
+    }
+    paths.push(("POST", "/api/v1/runs/r2/stop".to_string()));
+    paths.push(("GET", "/api/v1/runs/r3/stream".to_string()));
+    for (method, path) in &paths {
+        let url = format!("{}{path}", server.base);
+        let resp = match *method {
+            "GET" => agent.get(&url).call(),
+            "DELETE" => agent.delete(&url).call(),
+            _ => agent
+                .post(&url)
+                .header("Content-Type", "application/json")
+                .send("{\"type\":\"FACT\",\"body\":\"x\"}"),
+        }
+        .unwrap();
+        let code = resp.status().as_u16();
+        assert!(code == 400 || code == 404, "{method} {path}: {code}");
+    }
+    assert_eq!(
+        snapshot(&outside),
+        before,
+        "something outside the root changed"
+    );
+    assert!(root.join("alpha/task-1/runs/r1/run-info.yaml").exists());
+}
+
+/// Every file under `dir` with its contents (symlinks not followed).
+fn snapshot(dir: &Path) -> Vec<(std::path::PathBuf, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d).unwrap().flatten() {
+            let ty = entry.file_type().unwrap();
+            if ty.is_dir() {
+                stack.push(entry.path());
+            } else if ty.is_file() {
+                out.push((entry.path(), std::fs::read(entry.path()).unwrap()));
+            }
+        }
+    }
+    out.sort();
+    out
 }
 
 #[test]

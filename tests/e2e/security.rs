@@ -149,3 +149,67 @@ fn mutations_are_audited_without_secrets_and_foreign_origins_refused() {
     assert_eq!(lines[1]["client"], "127.0.0.1");
     assert!(!audit.contains(KEY), "audit log leaked the key");
 }
+
+#[test]
+fn oversized_and_non_json_bodies_and_cors() {
+    let sb = Sandbox::new();
+    let config = sb.write(
+        "config.yaml",
+        "api:\n  cors_origins: [\"http://ui.example:8080\"]\n",
+    );
+    let mut cmd = sb.run_agent();
+    cmd.args(["serve", "--host", "127.0.0.1", "--config"])
+        .arg(&config);
+    let server = Server::start(cmd, sb.path());
+    let a = agent();
+    let url = format!("{}/api/v1/tasks", server.base);
+    let big = format!(
+        "{{\"project_id\":\"p\",\"prompt\":\"{}\"}}",
+        "x".repeat(2 * 1024 * 1024)
+    );
+    let mut resp = a
+        .post(&url)
+        .header("Content-Type", "application/json")
+        .send(big)
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 413);
+    let body: serde_json::Value =
+        serde_json::from_str(&resp.body_mut().read_to_string().unwrap()).unwrap();
+    assert_eq!(body["error"]["code"], "payload_too_large");
+    let resp = a
+        .post(&url)
+        .header("Content-Type", "text/plain")
+        .send("hi")
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 415);
+
+    let resp = a
+        .options(&url)
+        .header("Origin", "http://ui.example:8080")
+        .header("Access-Control-Request-Method", "POST")
+        .call()
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 204);
+    assert_eq!(
+        resp.headers().get("access-control-allow-origin").unwrap(),
+        "http://ui.example:8080"
+    );
+    let resp = a
+        .get(&format!("{}/api/v1/status", server.base))
+        .header("Origin", "http://evil.example")
+        .call()
+        .unwrap();
+    assert!(resp.headers().get("access-control-allow-origin").is_none());
+    // A configured origin may also make changes; others may not.
+    let post = |origin: &str| {
+        a.post(&format!("{}/api/v1/projects/nope/bus", server.base))
+            .header("Origin", origin)
+            .header("Content-Type", "application/json")
+            .send("{\"type\":\"FACT\"}")
+            .unwrap()
+            .status()
+            .as_u16()
+    };
+    assert_eq!(post("http://ui.example:8080"), 404);
+    assert_eq!(post("http://evil.example"), 403);
+}
