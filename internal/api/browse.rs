@@ -27,6 +27,12 @@ pub struct ProjectSummary {
 }
 
 /// `GET /api/v1/projects`
+#[utoipa::path(
+    get,
+    path = "/api/v1/projects",
+    tag = "projects",
+    responses((status = 200, description = "Projects with task counts"))
+)]
 pub async fn projects(State(state): State<AppState>) -> Json<serde_json::Value> {
     let projects: Vec<ProjectSummary> = list_projects(state.root.path())
         .iter()
@@ -39,7 +45,7 @@ pub async fn projects(State(state): State<AppState>) -> Json<serde_json::Value> 
 }
 
 /// A run in a listing or task view.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct RunSummary {
     /// Run id.
     pub run_id: String,
@@ -48,9 +54,11 @@ pub struct RunSummary {
     /// Task id.
     pub task_id: String,
     /// Status (`unknown` when run-info.yaml is missing or broken).
+    #[schema(value_type = String, example = "completed")]
     pub status: RunStatus,
     /// The full record, when it parses.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
     pub info: Option<RunInfo>,
     /// Why run-info.yaml could not be read.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -103,6 +111,13 @@ fn derived_status(done: bool, runs: &[RunSummary]) -> &'static str {
 }
 
 /// `GET /api/v1/projects/{p}/tasks`
+#[utoipa::path(
+    get,
+    path = "/api/v1/projects/{project}/tasks",
+    tag = "tasks",
+    params(("project" = String, Path, description = "Project id")),
+    responses((status = 200, description = "Tasks with derived status"), (status = 400, description = "Bad id, query or body", body = crate::api::error::ErrorBody), (status = 404, description = "Not found", body = crate::api::error::ErrorBody))
+)]
 pub async fn tasks(
     State(state): State<AppState>,
     Path(project): Path<String>,
@@ -139,6 +154,13 @@ fn task_runs(task_dir: &std::path::Path, project: &str, task: &str) -> Vec<RunSu
 }
 
 /// `GET /api/v1/projects/{p}/tasks/{t}`
+#[utoipa::path(
+    get,
+    path = "/api/v1/projects/{project}/tasks/{task}",
+    tag = "tasks",
+    params(("project" = String, Path, description = "Project id"), ("task" = String, Path, description = "Task id")),
+    responses((status = 200, description = "TASK.md, DONE and runs"), (status = 400, description = "Bad id, query or body", body = crate::api::error::ErrorBody), (status = 404, description = "Not found", body = crate::api::error::ErrorBody))
+)]
 pub async fn task(
     State(state): State<AppState>,
     Path((project, task)): Path<(String, String)>,
@@ -168,7 +190,8 @@ pub async fn task(
 }
 
 /// Query of `GET /api/v1/runs`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct RunsQuery {
     /// Only runs of this project.
@@ -184,6 +207,13 @@ pub struct RunsQuery {
 }
 
 /// `GET /api/v1/runs` — newest first, paginated by run id.
+#[utoipa::path(
+    get,
+    path = "/api/v1/runs",
+    tag = "runs",
+    params(RunsQuery),
+    responses((status = 200, description = "A page of runs, newest first, and next_cursor"), (status = 400, description = "Bad filter", body = crate::api::error::ErrorBody))
+)]
 pub async fn runs(
     State(state): State<AppState>,
     Query(query): Query<RunsQuery>,
@@ -230,7 +260,8 @@ pub async fn runs(
 }
 
 /// Query of `GET /api/v1/runs/{id}`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct RunQuery {
     /// `yaml` for the raw run-info.yaml.
@@ -238,6 +269,13 @@ pub struct RunQuery {
 }
 
 /// `GET /api/v1/runs/{run_id}` (JSON, or the raw file with `?format=yaml`).
+#[utoipa::path(
+    get,
+    path = "/api/v1/runs/{run}",
+    tag = "runs",
+    params(("run" = String, Path, description = "Run id"), RunQuery),
+    responses((status = 200, description = "run-info as JSON (or the raw YAML with format=yaml)", body = RunSummary), (status = 400, description = "Bad id, query or body", body = crate::api::error::ErrorBody), (status = 404, description = "Not found", body = crate::api::error::ErrorBody))
+)]
 pub async fn run(
     State(state): State<AppState>,
     Path(run): Path<String>,
@@ -267,6 +305,13 @@ pub async fn run(
 }
 
 /// `GET /api/v1/runs/{run_id}/files/{name}` with `Range: bytes=…` support.
+#[utoipa::path(
+    get,
+    path = "/api/v1/runs/{run}/files/{name}",
+    tag = "runs",
+    params(("run" = String, Path, description = "Run id"), ("name" = String, Path, description = "stdout, stderr, prompt or output")),
+    responses((status = 200, description = "File contents"), (status = 206, description = "Requested Range"), (status = 416, description = "Range not satisfiable"), (status = 400, description = "Bad id, query or body", body = crate::api::error::ErrorBody), (status = 404, description = "Not found", body = crate::api::error::ErrorBody))
+)]
 pub async fn run_file(
     State(state): State<AppState>,
     Path((run, name)): Path<(String, String)>,

@@ -31,7 +31,8 @@ const SSE_BUFFER: usize = 256;
 pub const HEARTBEAT: Duration = Duration::from_secs(15);
 
 /// Query of bus reads.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct BusQuery {
     /// Only messages after this msg_id.
@@ -44,7 +45,7 @@ pub struct BusQuery {
 }
 
 /// Body of a bus post.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PostBody {
     /// Message type (`FACT`, `PROGRESS`, …).
@@ -126,6 +127,13 @@ fn post_message(
 }
 
 /// `GET /api/v1/projects/{p}/bus`
+#[utoipa::path(
+    get,
+    path = "/api/v1/projects/{project}/bus",
+    tag = "bus",
+    params(("project" = String, Path, description = "Project id"), BusQuery),
+    responses((status = 200, description = "Messages"), (status = 400, description = "Bad id, query or body", body = crate::api::error::ErrorBody), (status = 404, description = "Not found", body = crate::api::error::ErrorBody))
+)]
 pub async fn read_project_bus(
     State(state): State<AppState>,
     Path(project): Path<String>,
@@ -135,6 +143,13 @@ pub async fn read_project_bus(
 }
 
 /// `GET /api/v1/projects/{p}/tasks/{t}/bus`
+#[utoipa::path(
+    get,
+    path = "/api/v1/projects/{project}/tasks/{task}/bus",
+    tag = "bus",
+    params(("project" = String, Path, description = "Project id"), ("task" = String, Path, description = "Task id"), BusQuery),
+    responses((status = 200, description = "Messages"), (status = 400, description = "Bad id, query or body", body = crate::api::error::ErrorBody), (status = 404, description = "Not found", body = crate::api::error::ErrorBody))
+)]
 pub async fn read_task_bus(
     State(state): State<AppState>,
     Path((project, task)): Path<(String, String)>,
@@ -144,6 +159,14 @@ pub async fn read_task_bus(
 }
 
 /// `POST /api/v1/projects/{p}/bus`
+#[utoipa::path(
+    post,
+    path = "/api/v1/projects/{project}/bus",
+    tag = "bus",
+    params(("project" = String, Path, description = "Project id")),
+    request_body = PostBody,
+    responses((status = 201, description = "msg_id of the new message"), (status = 400, description = "Bad id, query or body", body = crate::api::error::ErrorBody), (status = 404, description = "Not found", body = crate::api::error::ErrorBody))
+)]
 pub async fn post_project_bus(
     State(state): State<AppState>,
     Path(project): Path<String>,
@@ -154,6 +177,14 @@ pub async fn post_project_bus(
 }
 
 /// `POST /api/v1/projects/{p}/tasks/{t}/bus`
+#[utoipa::path(
+    post,
+    path = "/api/v1/projects/{project}/tasks/{task}/bus",
+    tag = "bus",
+    params(("project" = String, Path, description = "Project id"), ("task" = String, Path, description = "Task id")),
+    request_body = PostBody,
+    responses((status = 201, description = "msg_id of the new message"), (status = 400, description = "Bad id, query or body", body = crate::api::error::ErrorBody), (status = 404, description = "Not found", body = crate::api::error::ErrorBody))
+)]
 pub async fn post_task_bus(
     State(state): State<AppState>,
     Path((project, task)): Path<(String, String)>,
@@ -164,7 +195,8 @@ pub async fn post_task_bus(
 }
 
 /// Query of bus streams.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct StreamQuery {
     /// Resume after this msg_id (the `Last-Event-ID` header wins).
@@ -175,6 +207,13 @@ pub struct StreamQuery {
 }
 
 /// `GET /api/v1/projects/{p}/bus/stream`
+#[utoipa::path(
+    get,
+    path = "/api/v1/projects/{project}/bus/stream",
+    tag = "bus",
+    params(("project" = String, Path, description = "Project id"), StreamQuery),
+    responses((status = 200, description = "SSE: message events with id = msg_id; resume with Last-Event-ID", content_type = "text/event-stream"), (status = 400, description = "Bad id, query or body", body = crate::api::error::ErrorBody), (status = 404, description = "Not found", body = crate::api::error::ErrorBody))
+)]
 pub async fn stream_project_bus(
     State(state): State<AppState>,
     Path(project): Path<String>,
@@ -186,6 +225,13 @@ pub async fn stream_project_bus(
 }
 
 /// `GET /api/v1/projects/{p}/tasks/{t}/bus/stream`
+#[utoipa::path(
+    get,
+    path = "/api/v1/projects/{project}/tasks/{task}/bus/stream",
+    tag = "bus",
+    params(("project" = String, Path, description = "Project id"), ("task" = String, Path, description = "Task id"), StreamQuery),
+    responses((status = 200, description = "SSE: message events with id = msg_id", content_type = "text/event-stream"), (status = 400, description = "Bad id, query or body", body = crate::api::error::ErrorBody), (status = 404, description = "Not found", body = crate::api::error::ErrorBody))
+)]
 pub async fn stream_task_bus(
     State(state): State<AppState>,
     Path((project, task)): Path<(String, String)>,
@@ -269,7 +315,8 @@ fn stream(
 }
 
 /// Query of the reference's `/api/v1/messages`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct CompatQuery {
     /// Project id (required).
     pub project_id: Option<String>,
@@ -288,6 +335,13 @@ fn compat_target(state: &AppState, q: &CompatQuery) -> Result<BusTarget, ApiErro
 }
 
 /// `GET /api/v1/messages?project_id=&task_id=&since=` (reference compatibility).
+#[utoipa::path(
+    get,
+    path = "/api/v1/messages",
+    tag = "compat",
+    params(CompatQuery),
+    responses((status = 200, description = "Messages (reference compatibility)"), (status = 400, description = "Bad id, query or body", body = crate::api::error::ErrorBody), (status = 404, description = "Not found", body = crate::api::error::ErrorBody))
+)]
 pub async fn compat_read(
     State(state): State<AppState>,
     Query(q): Query<CompatQuery>,
@@ -304,7 +358,7 @@ pub async fn compat_read(
 }
 
 /// Body of the reference's `POST /api/v1/messages`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct CompatPost {
     /// Project id.
     pub project_id: String,
@@ -323,6 +377,13 @@ pub struct CompatPost {
 }
 
 /// `POST /api/v1/messages` (reference compatibility).
+#[utoipa::path(
+    post,
+    path = "/api/v1/messages",
+    tag = "compat",
+    request_body = CompatPost,
+    responses((status = 201, description = "msg_id"), (status = 400, description = "Bad id, query or body", body = crate::api::error::ErrorBody), (status = 404, description = "Not found", body = crate::api::error::ErrorBody))
+)]
 pub async fn compat_post(
     State(state): State<AppState>,
     body: Result<Json<CompatPost>, JsonRejection>,
@@ -340,6 +401,13 @@ pub async fn compat_post(
 }
 
 /// `GET /api/v1/messages/stream?project_id=&task_id=` (reference compatibility).
+#[utoipa::path(
+    get,
+    path = "/api/v1/messages/stream",
+    tag = "compat",
+    params(CompatQuery),
+    responses((status = 200, description = "SSE (reference compatibility)", content_type = "text/event-stream"), (status = 400, description = "Bad id, query or body", body = crate::api::error::ErrorBody), (status = 404, description = "Not found", body = crate::api::error::ErrorBody))
+)]
 pub async fn compat_stream(
     State(state): State<AppState>,
     Query(q): Query<CompatQuery>,

@@ -10,6 +10,7 @@ pub mod index;
 pub mod listen;
 pub mod lookup;
 pub mod metrics;
+pub mod openapi;
 pub mod run_stream;
 pub mod security;
 pub mod self_update;
@@ -38,6 +39,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/version", get(status::version))
         .route("/api/v1/status", get(status::status))
         .route("/metrics", get(metrics::metrics))
+        .route("/api/v1/openapi.json", get(openapi::openapi_json))
         .route(
             "/api/v1/projects",
             get(browse::projects).post(tasks::create_project),

@@ -37,7 +37,8 @@ const RECHECK: Duration = Duration::from_secs(2);
 const MAX_LINE: usize = 64 * 1024;
 
 /// Query of the run stream.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct RunStreamQuery {
     /// Resume position `<stdout offset>:<stderr offset>` (the `Last-Event-ID` header wins).
@@ -112,6 +113,13 @@ fn wait_change(rx: &std_mpsc::Receiver<()>) {
 }
 
 /// `GET /api/v1/runs/{run_id}/stream`
+#[utoipa::path(
+    get,
+    path = "/api/v1/runs/{run}/stream",
+    tag = "runs",
+    params(("run" = String, Path, description = "Run id"), RunStreamQuery),
+    responses((status = 200, description = "SSE: stdout/stderr/status/end events; id = <stdout offset>:<stderr offset>", content_type = "text/event-stream"), (status = 400, description = "Bad id, query or body", body = crate::api::error::ErrorBody), (status = 404, description = "Not found", body = crate::api::error::ErrorBody))
+)]
 pub async fn run_stream(
     State(state): State<AppState>,
     UrlPath(run): UrlPath<String>,
@@ -215,6 +223,12 @@ fn follow_run(dir: PathBuf, out_off: u64, err_off: u64, tx: mpsc::Sender<Event>)
 /// `GET /api/v1/runs/stream/all`: `ready` (with the number of known runs), then
 /// `run_created` and `run_status` events from the run index. A client too slow to keep up
 /// gets a `resync` event (re-list with `GET /api/v1/runs`) and the stream continues.
+#[utoipa::path(
+    get,
+    path = "/api/v1/runs/stream/all",
+    tag = "runs",
+    responses((status = 200, description = "SSE: ready, run_created, run_status, resync", content_type = "text/event-stream"))
+)]
 pub async fn all_runs_stream(State(state): State<AppState>) -> Result<Response, ApiError> {
     let mut changes = state.index.subscribe();
     let known = state.index.len();

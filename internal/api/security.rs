@@ -328,7 +328,7 @@ fn check_origin(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
 }
 
 /// Body of `POST /api/v1/auth/login`.
-#[derive(Debug, serde::Deserialize)]
+#[derive(Debug, serde::Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LoginBody {
     /// The API key.
@@ -336,6 +336,13 @@ pub struct LoginBody {
 }
 
 /// `POST /api/v1/auth/login`: exchanges the API key for an HttpOnly SameSite=Strict cookie.
+#[utoipa::path(
+    post,
+    path = "/api/v1/auth/login",
+    tag = "auth",
+    request_body = LoginBody,
+    responses((status = 200, description = "Sets the HttpOnly SameSite=Strict session cookie"), (status = 401, description = "Wrong key", body = crate::api::error::ErrorBody), (status = 429, description = "Too many failures", body = crate::api::error::ErrorBody))
+)]
 pub async fn login(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -383,6 +390,12 @@ pub async fn login(
 }
 
 /// `POST /api/v1/auth/logout`: forgets the session cookie.
+#[utoipa::path(
+    post,
+    path = "/api/v1/auth/logout",
+    tag = "auth",
+    responses((status = 200, description = "Session forgotten"))
+)]
 pub async fn logout(State(state): State<AppState>, headers: HeaderMap) -> Response {
     if let Some(token) = cookie(&headers, SESSION_COOKIE) {
         state.security.end_session(token);

@@ -19,16 +19,18 @@ use crate::update::audit::Requester;
 use crate::update::{StartRequest, UpdateError, UpdateMode};
 
 /// Body of `POST /api/v1/admin/self-update`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct StartBody {
     /// Absolute path of the candidate binary on the server's machine.
+    #[schema(value_type = String)]
     pub binary_path: PathBuf,
     /// Expected sha256 of the candidate (hex).
     #[serde(default)]
     pub sha256: Option<String>,
     /// `drain` (default) or `handoff`.
     #[serde(default)]
+    #[schema(value_type = Option<String>, example = "drain")]
     pub mode: Option<UpdateMode>,
 }
 
@@ -51,6 +53,12 @@ fn api_error(err: UpdateError) -> ApiError {
 }
 
 /// `GET /api/v1/admin/self-update`.
+#[utoipa::path(
+    get,
+    path = "/api/v1/admin/self-update",
+    tag = "admin",
+    responses((status = 200, description = "Update state and history"))
+)]
 pub async fn status(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -78,6 +86,13 @@ pub async fn status(
 }
 
 /// `POST /api/v1/admin/self-update`: 202 when accepted (deferred or applying).
+#[utoipa::path(
+    post,
+    path = "/api/v1/admin/self-update",
+    tag = "admin",
+    request_body = StartBody,
+    responses((status = 202, description = "Accepted: deferred or applying"), (status = 400, description = "Bad candidate", body = crate::api::error::ErrorBody), (status = 409, description = "Update in progress", body = crate::api::error::ErrorBody), (status = 429, description = "Rate limited", body = crate::api::error::ErrorBody))
+)]
 pub async fn start(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,

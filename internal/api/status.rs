@@ -9,17 +9,29 @@ use super::state::AppState;
 use crate::version::{GIT_COMMIT, VERSION};
 
 /// `GET /healthz` and `GET /api/v1/health`.
+#[utoipa::path(
+    get,
+    path = "/healthz",
+    tag = "health",
+    responses((status = 200, description = "Alive"))
+)]
 pub async fn healthz() -> Json<serde_json::Value> {
     Json(serde_json::json!({ "status": "ok" }))
 }
 
 /// `GET /api/v1/version`.
+#[utoipa::path(
+    get,
+    path = "/api/v1/version",
+    tag = "health",
+    responses((status = 200, description = "Version and commit"))
+)]
 pub async fn version() -> Json<serde_json::Value> {
     Json(serde_json::json!({ "version": VERSION, "commit": GIT_COMMIT }))
 }
 
 /// The body of `GET /api/v1/status`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct StatusBody {
     /// Crate version.
     pub version: &'static str,
@@ -50,6 +62,12 @@ pub struct StatusBody {
 }
 
 /// `GET /api/v1/status`.
+#[utoipa::path(
+    get,
+    path = "/api/v1/status",
+    tag = "health",
+    responses((status = 200, description = "Server status", body = StatusBody))
+)]
 pub async fn status(State(state): State<AppState>) -> Json<StatusBody> {
     let settings = &state.settings;
     Json(StatusBody {

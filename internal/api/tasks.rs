@@ -27,7 +27,7 @@ const MAX_WAIT_SECONDS: u64 = 3600;
 const FIRST_RUN_WAIT: Duration = Duration::from_secs(15);
 
 /// Body of `POST /api/v1/tasks`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct StartTaskBody {
     /// Project id (created if missing).
@@ -76,6 +76,13 @@ fn check_task_start(state: &AppState) -> Result<(), ApiError> {
 }
 
 /// `POST /api/v1/tasks`
+#[utoipa::path(
+    post,
+    path = "/api/v1/tasks",
+    tag = "tasks",
+    request_body = StartTaskBody,
+    responses((status = 201, description = "Started; run ids and status URL"), (status = 200, description = "Ended within wait_seconds: outcome and output"), (status = 202, description = "Still running after wait_seconds"), (status = 400, description = "Bad body", body = crate::api::error::ErrorBody), (status = 409, description = "Task running or self-update drain", body = crate::api::error::ErrorBody), (status = 503, description = "Task start disabled", body = crate::api::error::ErrorBody))
+)]
 pub async fn start_task(
     State(state): State<AppState>,
     body: Result<Json<StartTaskBody>, JsonRejection>,
@@ -227,7 +234,7 @@ pub fn task_request(
 }
 
 /// Body of `POST /api/v1/projects/{p}/tasks/{t}/resume` (all optional).
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ResumeBody {
     /// Remove DONE and continue a finished task.
@@ -240,6 +247,14 @@ pub struct ResumeBody {
 }
 
 /// `POST /api/v1/projects/{p}/tasks/{t}/resume`: continues a task's loop after its latest run.
+#[utoipa::path(
+    post,
+    path = "/api/v1/projects/{project}/tasks/{task}/resume",
+    tag = "tasks",
+    params(("project" = String, Path, description = "Project id"), ("task" = String, Path, description = "Task id")),
+    request_body = ResumeBody,
+    responses((status = 202, description = "Loop resumed"), (status = 400, description = "Bad id, query or body", body = crate::api::error::ErrorBody), (status = 404, description = "Not found", body = crate::api::error::ErrorBody), (status = 409, description = "Running, or done without reset_done", body = crate::api::error::ErrorBody), (status = 503, description = "Task start disabled", body = crate::api::error::ErrorBody))
+)]
 pub async fn resume_task(
     State(state): State<AppState>,
     Path((project, task)): Path<(String, String)>,
@@ -319,16 +334,24 @@ fn read_output(state: &AppState, project: &ProjectId, task: &TaskId, run: &str) 
 }
 
 /// Body of `POST /api/v1/projects`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateProjectBody {
     /// The new project's id.
     pub project_id: String,
     /// Existing directory its agents work in.
+    #[schema(value_type = String)]
     pub project_root: PathBuf,
 }
 
 /// `POST /api/v1/projects`
+#[utoipa::path(
+    post,
+    path = "/api/v1/projects",
+    tag = "projects",
+    request_body = CreateProjectBody,
+    responses((status = 201, description = "Created"), (status = 400, description = "Bad id or project_root", body = crate::api::error::ErrorBody), (status = 409, description = "Project exists", body = crate::api::error::ErrorBody))
+)]
 pub async fn create_project(
     State(state): State<AppState>,
     body: Result<Json<CreateProjectBody>, JsonRejection>,
@@ -366,6 +389,13 @@ pub async fn create_project(
 }
 
 /// `POST /api/v1/projects/{p}/tasks/{t}/stop`: stops the task's running runs and its loop.
+#[utoipa::path(
+    post,
+    path = "/api/v1/projects/{project}/tasks/{task}/stop",
+    tag = "tasks",
+    params(("project" = String, Path, description = "Project id"), ("task" = String, Path, description = "Task id")),
+    responses((status = 200, description = "Runs stopped; the loop will not restart"), (status = 400, description = "Bad id, query or body", body = crate::api::error::ErrorBody), (status = 404, description = "Not found", body = crate::api::error::ErrorBody))
+)]
 pub async fn stop_task(
     State(state): State<AppState>,
     Path((project, task)): Path<(String, String)>,
@@ -412,6 +442,13 @@ pub async fn stop_task(
 }
 
 /// `POST /api/v1/runs/{run}/stop`
+#[utoipa::path(
+    post,
+    path = "/api/v1/runs/{run}/stop",
+    tag = "runs",
+    params(("run" = String, Path, description = "Run id")),
+    responses((status = 200, description = "Stopped"), (status = 400, description = "Bad id, query or body", body = crate::api::error::ErrorBody), (status = 404, description = "Not found", body = crate::api::error::ErrorBody), (status = 409, description = "Not running", body = crate::api::error::ErrorBody))
+)]
 pub async fn stop_run(
     State(state): State<AppState>,
     Path(run): Path<String>,
@@ -439,6 +476,13 @@ pub async fn stop_run(
 }
 
 /// `DELETE /api/v1/projects/{p}/tasks/{t}`: removes a task that has no running run.
+#[utoipa::path(
+    delete,
+    path = "/api/v1/projects/{project}/tasks/{task}",
+    tag = "tasks",
+    params(("project" = String, Path, description = "Project id"), ("task" = String, Path, description = "Task id")),
+    responses((status = 200, description = "Deleted"), (status = 400, description = "Bad id, query or body", body = crate::api::error::ErrorBody), (status = 404, description = "Not found", body = crate::api::error::ErrorBody), (status = 409, description = "Task running", body = crate::api::error::ErrorBody))
+)]
 pub async fn delete_task(
     State(state): State<AppState>,
     Path((project, task)): Path<(String, String)>,

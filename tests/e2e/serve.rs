@@ -292,3 +292,27 @@ fn metrics_need_the_key_when_auth_is_on() {
     let (code, _) = crate::support::http_get(&format!("{}/metrics", server.base)).unwrap();
     assert_eq!(code, 401);
 }
+
+#[test]
+fn openapi_document_describes_the_routes() {
+    let sb = Sandbox::new();
+    let server = Server::start(serve(&sb), sb.path());
+    let (code, doc) = server.get_json("/api/v1/openapi.json");
+    assert_eq!(code, 200);
+    assert!(doc["openapi"].as_str().unwrap().starts_with("3."), "{doc}");
+    let paths = doc["paths"].as_object().unwrap();
+    for path in [
+        "/api/v1/tasks",
+        "/api/v1/runs/{run}/stream",
+        "/api/v1/admin/self-update",
+    ] {
+        assert!(paths.contains_key(path), "{path} missing");
+    }
+    assert!(doc["paths"]["/api/v1/tasks"]["post"]["requestBody"].is_object());
+    assert!(
+        doc["components"]["schemas"]["StartTaskBody"]["properties"]["wait_seconds"].is_object()
+    );
+    let (code, page) = crate::support::http_get(&format!("{}/ui/api.html", server.base)).unwrap();
+    assert_eq!(code, 200);
+    assert!(page.contains("openapi.json"));
+}
