@@ -888,3 +888,77 @@ fn drain_waits_for_a_task_started_through_the_api() {
         "the swap waited for the task's run to end"
     );
 }
+
+#[test]
+fn handoff_keeps_a_server_task_loop_going_in_the_new_image() {
+    let w = World::new();
+    let bin = w.sb.path().join("fake-bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    std::os::unix::fs::symlink(FAKE_AGENT, bin.join("claude")).unwrap();
+    let cand = w.candidate("cand", "handoff-loop");
+    let port = free_port().to_string();
+    let mut cmd = w.sb.command(&w.exe());
+    cmd.args(["serve", "--host", "127.0.0.1", "--port", &port, "--root"])
+        .arg(w.root())
+        .env(
+            "PATH",
+            format!(
+                "{}:{}",
+                bin.display(),
+                std::env::var("PATH").unwrap_or_default()
+            ),
+        )
+        .env("FAKE_SLEEP", "3")
+        .env("FAKE_DONE_AFTER", "2");
+    let server = Server::start(cmd, w.sb.path());
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .into();
+    let resp = agent
+        .post(&format!("{}/api/v1/tasks", server.base))
+        .header("Content-Type", "application/json")
+        .send(
+            json!({"project_id": "demo", "task_id": "loop", "prompt": "x", "agent": "claude", "max_restarts": 3})
+                .to_string(),
+        )
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 201);
+    let (code, accepted, _) = post(
+        &server,
+        &json!({ "binary_path": cand, "mode": "handoff" }),
+        None,
+    );
+    assert_eq!(code, 202, "{accepted}");
+    let done = wait_finished(&server, &accepted["started_at"]);
+    assert_eq!(done["state"], "idle", "{done}");
+    assert_eq!(running_sha(&server), sha256(&cand));
+    // The loop, recorded by the old image, is resumed by the new one: the first run ends
+    // under its supervisor, then the new image starts the second run, which writes DONE.
+    let task_dir = w.root().join("demo/loop");
+    wait_for("DONE from the second run", Duration::from_secs(60), || {
+        task_dir.join("DONE").exists().then_some(())
+    });
+    let runs = wait_for("both runs to end", Duration::from_secs(60), || {
+        let mut dirs: Vec<_> = std::fs::read_dir(task_dir.join("runs"))
+            .ok()?
+            .flatten()
+            .map(|e| e.path())
+            .collect();
+        dirs.sort();
+        let infos: Vec<RunInfo> = dirs
+            .iter()
+            .filter_map(|d| RunInfo::read(&d.join("run-info.yaml")).ok())
+            .collect();
+        infos
+            .iter()
+            .all(|i| i.status.is_terminal())
+            .then_some(infos)
+    });
+    assert_eq!(runs.len(), 2, "{runs:?}");
+    assert_eq!(runs[0].status, RunStatus::Completed);
+    assert_eq!(
+        runs[1].previous_run_id.as_deref(),
+        Some(runs[0].run_id.as_str())
+    );
+}
