@@ -14,8 +14,8 @@ use chrono::{DateTime, Datelike, Timelike, Utc};
 
 use super::escape;
 use super::message::{push_digits, Link, Message, Parent};
-use super::scalar;
 use crate::storage::time::format_rfc3339_nano;
+use crate::storage::yaml_scalar as scalar;
 
 /// The record delimiter line.
 pub const DELIMITER: &str = "---\n";

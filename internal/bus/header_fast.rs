@@ -8,8 +8,8 @@
 
 use super::header::{parse_ts, DecodedHeader};
 use super::message::Message;
-use super::scalar;
 use crate::storage::time::zero_time;
+use crate::storage::yaml_scalar as scalar;
 
 const MSG_ID: usize = 0;
 const TS: usize = 1;

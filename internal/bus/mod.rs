@@ -22,7 +22,6 @@ pub mod message;
 pub mod parse;
 mod path;
 pub mod read;
-mod scalar;
 
 pub use append::{append, AppendOptions, BusWriter};
 pub use discover::{discover, BusFile, BusScope};

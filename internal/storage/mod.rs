@@ -10,7 +10,7 @@ pub mod paths;
 pub mod run_info;
 pub mod scan;
 pub mod time;
-mod yaml_scalar;
+pub(crate) mod yaml_scalar;
 
 pub use error::StorageError;
 pub use ids::{validate_id, IdError, IdKind, ProjectId, RunId, TaskId};

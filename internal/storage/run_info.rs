@@ -206,7 +206,7 @@ impl RunInfo {
             out.push_str(&value);
             out.push('\n');
         };
-        let s = |v: &str| yaml_scalar::string(v);
+        let s = |v: &str| yaml_scalar::string(v).into_owned();
         line("version", self.version.to_string());
         line("run_id", s(&self.run_id));
         if let Some(v) = nonempty(&self.parent_run_id) {
