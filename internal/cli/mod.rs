@@ -4,13 +4,17 @@
 pub mod bus;
 pub mod gc;
 pub mod job;
+pub mod list;
 pub mod logging;
+pub mod output;
 pub mod serve;
 pub mod server;
+pub mod status;
 pub mod stop;
 pub mod supervise;
 pub mod task;
 pub mod validate;
+pub mod watch;
 
 use std::process::ExitCode;
 
@@ -52,6 +56,14 @@ pub enum RunAgentCommand {
     Task(Box<task::TaskArgs>),
     /// Stop a running run: SIGTERM its process group, then SIGKILL after a grace period.
     Stop(stop::StopArgs),
+    /// List projects, tasks with their derived status, and a task's runs (local files).
+    List(list::ListArgs),
+    /// Show one task's status, latest run and dependencies (local files).
+    Status(status::StatusArgs),
+    /// Print (or follow) a run's output, stdout, stderr or prompt (local files).
+    Output(output::OutputArgs),
+    /// Watch runs live until none is running (local files).
+    Watch(watch::WatchArgs),
     /// Commands for a running server (self-update).
     #[command(subcommand)]
     Server(server::ServerCommand),
@@ -97,6 +109,10 @@ pub fn run_agent_main() -> ExitCode {
         RunAgentCommand::Job(args) => job::run(args),
         RunAgentCommand::Task(args) => task::run(*args),
         RunAgentCommand::Stop(args) => stop::run(args),
+        RunAgentCommand::List(args) => list::run(args),
+        RunAgentCommand::Status(args) => status::run(args),
+        RunAgentCommand::Output(args) => output::run(args),
+        RunAgentCommand::Watch(args) => watch::run(args),
         RunAgentCommand::Server(cmd) => server::run(cmd),
         RunAgentCommand::Supervise(args) => supervise::run(args),
     };

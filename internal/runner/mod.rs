@@ -15,6 +15,7 @@ pub mod duration;
 pub mod env;
 pub mod error;
 pub mod events;
+pub mod inspect;
 pub mod interrupt;
 pub mod job;
 pub mod output;
@@ -25,6 +26,7 @@ pub mod slots;
 pub mod stop;
 pub mod stream;
 pub mod supervise;
+pub mod supervisor_lock;
 
 pub use agent::AgentSpec;
 pub use error::RunnerError;

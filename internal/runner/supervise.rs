@@ -28,7 +28,7 @@ use super::classify::{classify, exit_code, Outcome};
 use super::error::RunnerError;
 use super::events::RunEvents;
 use super::process::{new_session, signal_group};
-use super::{output, slots, stop};
+use super::{output, slots, stop, supervisor_lock};
 
 /// How long `<cli> --version` may take.
 const VERSION_TIMEOUT: Duration = Duration::from_secs(5);
@@ -52,6 +52,8 @@ pub struct SupervisorPlan {
 
 /// Runs the plan to the end and returns the final run-info.
 pub fn supervise(plan: &SupervisorPlan) -> Result<RunInfo, RunnerError> {
+    // Held until the final record is written: readers see the run as still ending, not vanished.
+    let _presence = supervisor_lock::hold(&plan.run_dir)?;
     let info_path = plan.run_dir.join(RUN_INFO_FILE);
     let info = RunInfo::read(&info_path)?;
     let project = ProjectId::parse(&info.project_id)?;

@@ -8,6 +8,7 @@ mod bus;
 mod bus_api;
 mod config;
 mod gc;
+mod inspect;
 mod run_stream;
 mod runner;
 mod security;

@@ -1080,7 +1080,7 @@ fn running_agents_doc_example_works() {
             }
         }
     }
-    assert_eq!(ran, 4, "every run block was found");
+    assert_eq!(ran, 5, "every run block was found");
     let root = sb.path().join("runs/demo");
     let hello = std::fs::read_dir(root.join("hello/runs"))
         .unwrap()

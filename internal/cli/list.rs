@@ -1,0 +1,253 @@
+//! `run-agent list`: projects, their tasks with a derived status, and (with `--task`) the
+//! task's runs, read from the files (no server). Reading reconciles `running` records whose
+//! process is gone to `failed`.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{anyhow, bail, Context};
+use serde_json::{json, Value};
+
+use crate::runner::inspect::{TaskStatus, TaskView};
+use crate::storage::ids::{ProjectId, TaskId};
+use crate::storage::scan::{self, RunEntry};
+use crate::storage::time::format_rfc3339_nano;
+use crate::storage::RunStatus;
+
+/// `list` flags.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ListArgs {
+    /// Only this project.
+    #[arg(long)]
+    pub project: Option<String>,
+    /// Only this task, listing its runs (needs --project).
+    #[arg(long, requires = "project")]
+    pub task: Option<String>,
+    /// Only tasks with this derived status (running, done, failed, stopped, idle, blocked,
+    /// queued, unknown); with --task, only runs with this run status.
+    #[arg(long)]
+    pub status: Option<String>,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+    /// Runs root.
+    #[arg(long, value_name = "DIR")]
+    pub root: Option<PathBuf>,
+}
+
+/// One run as JSON.
+pub(crate) fn run_json(run: &RunEntry) -> Value {
+    let mut v = json!({ "run_id": run.run_id(), "status": run.status().as_str() });
+    match &run.info {
+        Ok(info) => {
+            v["exit_code"] = json!(info.exit_code);
+            v["agent"] = json!(info.agent);
+            v["start_time"] = json!(info.start_time_opt().map(|t| format_rfc3339_nano(&t)));
+            v["end_time"] = json!(info.end_time_opt().map(|t| format_rfc3339_nano(&t)));
+            if let Some(summary) = &info.error_summary {
+                v["error_summary"] = json!(summary);
+            }
+        }
+        Err(err) => v["error"] = json!(err),
+    }
+    v
+}
+
+/// One task (with its runs) as JSON.
+pub(crate) fn task_json(view: &TaskView) -> Value {
+    let mut v = json!({
+        "project_id": view.task.project.as_str(),
+        "task_id": view.task.id.as_str(),
+        "status": view.status.as_str(),
+        "done": view.task.done,
+        "latest_run": view.latest().map(RunEntry::run_id),
+        "depends_on": view.depends_on.iter().map(TaskId::as_str).collect::<Vec<_>>(),
+        "blocked_by": view.blocked_by.iter().map(TaskId::as_str).collect::<Vec<_>>(),
+        "runs": view.runs.iter().map(run_json).collect::<Vec<_>>(),
+    });
+    if let Some(err) = &view.deps_error {
+        v["deps_error"] = json!(err);
+    }
+    v
+}
+
+/// A run's row cells: id, status, exit code, start time.
+fn run_cells(run: &RunEntry) -> [String; 4] {
+    let (exit, start) = match &run.info {
+        Ok(info) => (
+            info.exit_code.to_string(),
+            info.start_time_opt()
+                .map(|t| t.format("%Y-%m-%dT%H:%M:%SZ").to_string())
+                .unwrap_or_else(|| "-".into()),
+        ),
+        Err(_) => ("-".into(), "-".into()),
+    };
+    [run.run_id(), run.status().to_string(), exit, start]
+}
+
+/// Prints rows as left-aligned columns.
+pub(crate) fn print_table(header: &[&str], rows: &[Vec<String>]) {
+    let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
+    for row in rows {
+        for (i, cell) in row.iter().enumerate() {
+            if let Some(w) = widths.get_mut(i) {
+                *w = (*w).max(cell.len());
+            }
+        }
+    }
+    let line = |cells: Vec<&str>| {
+        let text: Vec<String> = cells
+            .iter()
+            .enumerate()
+            .map(|(i, c)| format!("{c:<w$}", w = widths.get(i).copied().unwrap_or(0)))
+            .collect();
+        println!("{}", text.join("  ").trim_end());
+    };
+    line(header.to_vec());
+    for row in rows {
+        line(row.iter().map(String::as_str).collect());
+    }
+}
+
+/// Runs `list`.
+pub fn run(args: ListArgs) -> anyhow::Result<ExitCode> {
+    let project = args
+        .project
+        .as_deref()
+        .map(ProjectId::parse)
+        .transpose()
+        .context("--project")?;
+    let task = args
+        .task
+        .as_deref()
+        .map(TaskId::parse)
+        .transpose()
+        .context("--task")?;
+    let setup = super::job::setup(args.root.as_deref(), None)?;
+    let root = setup.root;
+    if !root.is_dir() {
+        bail!("runs root {} does not exist", root.display());
+    }
+    let projects: Vec<_> = scan::list_projects(&root)
+        .into_iter()
+        .filter(|p| project.as_ref().is_none_or(|want| &p.id == want))
+        .collect();
+    if let Some(want) = &project {
+        if projects.is_empty() {
+            bail!("project {want} not found under {}", root.display());
+        }
+    }
+    let mut views: Vec<TaskView> = Vec::new();
+    for p in &projects {
+        for t in scan::list_tasks(p) {
+            if task.as_ref().is_none_or(|want| &t.id == want) {
+                views.push(TaskView::read(t));
+            }
+        }
+    }
+    if let (Some(p), Some(t)) = (&project, &task) {
+        let view = views
+            .pop()
+            .ok_or_else(|| anyhow!("task {t} not found in project {p}"))?;
+        return list_runs(&view, args.status.as_deref(), args.json);
+    }
+    if let Some(status) = &args.status {
+        let want = TaskStatus::parse(status).ok_or_else(|| {
+            anyhow!(
+                "--status {status:?} is not a task status; allowed: {}",
+                TaskStatus::ALL.map(TaskStatus::as_str).join(", ")
+            )
+        })?;
+        views.retain(|v| v.status == want);
+    }
+    if args.json {
+        let list: Vec<Value> = projects
+            .iter()
+            .map(|p| {
+                let tasks: Vec<Value> = views
+                    .iter()
+                    .filter(|v| v.task.project == p.id)
+                    .map(task_json)
+                    .collect();
+                json!({ "project_id": p.id.as_str(), "tasks": tasks })
+            })
+            .collect();
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&json!({ "projects": list }))?
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    if views.is_empty() {
+        println!("No tasks found.");
+        return Ok(ExitCode::SUCCESS);
+    }
+    let rows: Vec<Vec<String>> = views
+        .iter()
+        .map(|v| {
+            let latest = v.latest();
+            vec![
+                v.task.project.to_string(),
+                v.task.id.to_string(),
+                v.status.to_string(),
+                v.runs.len().to_string(),
+                latest.map(RunEntry::run_id).unwrap_or_else(|| "-".into()),
+                if v.blocked_by.is_empty() {
+                    "-".into()
+                } else {
+                    v.blocked_by
+                        .iter()
+                        .map(TaskId::as_str)
+                        .collect::<Vec<_>>()
+                        .join(",")
+                },
+            ]
+        })
+        .collect();
+    print_table(
+        &[
+            "PROJECT",
+            "TASK",
+            "STATUS",
+            "RUNS",
+            "LATEST_RUN",
+            "BLOCKED_BY",
+        ],
+        &rows,
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn list_runs(view: &TaskView, status: Option<&str>, json: bool) -> anyhow::Result<ExitCode> {
+    let want = status
+        .map(|s| {
+            let parsed = RunStatus::from_text(&s.to_ascii_lowercase());
+            if parsed == RunStatus::Unknown && !s.eq_ignore_ascii_case("unknown") {
+                bail!("--status {s:?} is not a run status; allowed: running, completed, failed, stopped, unknown");
+            }
+            Ok(parsed)
+        })
+        .transpose()?;
+    let runs: Vec<&RunEntry> = view
+        .runs
+        .iter()
+        .filter(|r| want.is_none_or(|w| r.status() == w))
+        .collect();
+    if json {
+        let mut v = task_json(view);
+        v["runs"] = json!(runs.iter().map(|r| run_json(r)).collect::<Vec<_>>());
+        println!("{}", serde_json::to_string_pretty(&v)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!(
+        "task {}/{}: {}",
+        view.task.project, view.task.id, view.status
+    );
+    if runs.is_empty() {
+        println!("No runs found.");
+        return Ok(ExitCode::SUCCESS);
+    }
+    let rows: Vec<Vec<String>> = runs.iter().map(|r| run_cells(r).to_vec()).collect();
+    print_table(&["RUN_ID", "STATUS", "EXIT_CODE", "STARTED"], &rows);
+    Ok(ExitCode::SUCCESS)
+}

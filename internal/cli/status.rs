@@ -1,0 +1,115 @@
+//! `run-agent status`: one task's derived status, DONE flag, latest run (status, exit code,
+//! pid and whether it is alive) and dependencies, read from the files (no server).
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{bail, Context};
+use serde_json::json;
+
+use crate::runner::inspect::TaskView;
+use crate::storage::ids::{ProjectId, TaskId};
+use crate::storage::liveness::is_alive;
+use crate::storage::scan::TaskEntry;
+use crate::storage::{Root, RunStatus};
+
+/// `status` flags.
+#[derive(Debug, Clone, clap::Args)]
+pub struct StatusArgs {
+    /// Project id.
+    #[arg(long)]
+    pub project: String,
+    /// Task id.
+    #[arg(long)]
+    pub task: String,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+    /// Runs root.
+    #[arg(long, value_name = "DIR")]
+    pub root: Option<PathBuf>,
+}
+
+/// Runs `status`.
+pub fn run(args: StatusArgs) -> anyhow::Result<ExitCode> {
+    let project = ProjectId::parse(&args.project).context("--project")?;
+    let task = TaskId::parse(&args.task).context("--task")?;
+    let setup = super::job::setup(args.root.as_deref(), None)?;
+    let root = Root::new(&setup.root);
+    let dir = root.task_dir(&project, &task);
+    if !std::fs::symlink_metadata(&dir).is_ok_and(|m| m.is_dir()) {
+        bail!(
+            "task {task} not found in project {project} (looked in {})",
+            dir.display()
+        );
+    }
+    let done = std::fs::symlink_metadata(dir.join(crate::storage::paths::DONE_FILE))
+        .is_ok_and(|m| m.is_file());
+    let view = TaskView::read(TaskEntry {
+        project,
+        id: task,
+        dir,
+        done,
+    });
+    let latest = view.latest().and_then(|r| r.info.as_ref().ok());
+    let pid_alive = latest.map(|i| i.status == RunStatus::Running && is_alive(i));
+    let mut v = super::list::task_json(&view);
+    if let Some(obj) = v.as_object_mut() {
+        obj.remove("runs");
+        obj.insert("runs".into(), json!(view.runs.len()));
+        obj.insert(
+            "latest_status".into(),
+            json!(view.latest().map(|r| r.status().as_str())),
+        );
+        obj.insert("exit_code".into(), json!(latest.map(|i| i.exit_code)));
+        obj.insert("pid".into(), json!(latest.map(|i| i.pid)));
+        obj.insert("pid_alive".into(), json!(pid_alive));
+        obj.insert(
+            "error_summary".into(),
+            json!(latest.and_then(|i| i.error_summary.clone())),
+        );
+    }
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&v)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    let list = |ids: &[TaskId]| {
+        if ids.is_empty() {
+            "-".to_string()
+        } else {
+            ids.iter()
+                .map(TaskId::as_str)
+                .collect::<Vec<_>>()
+                .join(", ")
+        }
+    };
+    let opt = |s: Option<String>| s.unwrap_or_else(|| "-".into());
+    println!("project: {}", view.task.project);
+    println!("task: {}", view.task.id);
+    println!("status: {}", view.status);
+    println!("done: {}", view.task.done);
+    println!("runs: {}", view.runs.len());
+    println!("latest_run: {}", opt(view.latest().map(|r| r.run_id())));
+    println!(
+        "latest_status: {}",
+        opt(view.latest().map(|r| r.status().to_string()))
+    );
+    println!(
+        "exit_code: {}",
+        opt(latest.map(|i| i.exit_code.to_string()))
+    );
+    println!("pid: {}", opt(latest.map(|i| i.pid.to_string())));
+    println!("pid_alive: {}", opt(pid_alive.map(|a| a.to_string())));
+    if let Some(summary) = latest.and_then(|i| i.error_summary.as_ref()) {
+        println!("error_summary: {summary}");
+    }
+    if let Some(Err(err)) = view.latest().map(|r| &r.info) {
+        println!("error: {err}");
+    }
+    println!("depends_on: {}", list(&view.depends_on));
+    println!("blocked_by: {}", list(&view.blocked_by));
+    if let Some(err) = &view.deps_error {
+        println!("deps_error: {err}");
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,211 @@
+//! Reading tasks for the local inspection commands (`list`, `status`, `output`, `watch`): a
+//! task's runs (liveness-reconciled), its derived status, its dependencies, and finding a
+//! run by id anywhere under a root.
+
+use std::path::{Path, PathBuf};
+
+use crate::storage::liveness::is_alive;
+use crate::storage::paths::DONE_FILE;
+use crate::storage::scan::{self, Reconcile, RunEntry, TaskEntry};
+use crate::storage::{RunStatus, TaskId};
+
+use super::{deps, supervisor_lock};
+
+/// The derived status of a task (never stored; computed from DONE, runs and dependencies).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TaskStatus {
+    /// A run of the task is running.
+    Running,
+    /// The task's DONE file exists.
+    Done,
+    /// The latest run failed.
+    Failed,
+    /// The latest run was stopped by a user.
+    Stopped,
+    /// The latest run completed but the task is not DONE (a loop may restart it).
+    Idle,
+    /// No runs yet and some dependency is not DONE.
+    Blocked,
+    /// No runs yet.
+    Queued,
+    /// The latest run's run-info.yaml is missing or broken.
+    Unknown,
+}
+
+impl TaskStatus {
+    /// Every status, for messages and `--status` validation.
+    pub const ALL: [TaskStatus; 8] = [
+        TaskStatus::Running,
+        TaskStatus::Done,
+        TaskStatus::Failed,
+        TaskStatus::Stopped,
+        TaskStatus::Idle,
+        TaskStatus::Blocked,
+        TaskStatus::Queued,
+        TaskStatus::Unknown,
+    ];
+
+    /// The status as printed.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TaskStatus::Running => "running",
+            TaskStatus::Done => "done",
+            TaskStatus::Failed => "failed",
+            TaskStatus::Stopped => "stopped",
+            TaskStatus::Idle => "idle",
+            TaskStatus::Blocked => "blocked",
+            TaskStatus::Queued => "queued",
+            TaskStatus::Unknown => "unknown",
+        }
+    }
+
+    /// Parses a printed status.
+    pub fn parse(text: &str) -> Option<TaskStatus> {
+        TaskStatus::ALL
+            .into_iter()
+            .find(|s| s.as_str().eq_ignore_ascii_case(text.trim()))
+    }
+}
+
+impl std::fmt::Display for TaskStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Derives a task's status: any running run → running; else DONE → done; else from the
+/// latest run (sorted by run id); with no runs, blocked when a dependency is not DONE, else queued.
+pub fn derive_status(done: bool, runs: &[RunStatus], blocked: bool) -> TaskStatus {
+    if runs.contains(&RunStatus::Running) {
+        return TaskStatus::Running;
+    }
+    if done {
+        return TaskStatus::Done;
+    }
+    match runs.last() {
+        None if blocked => TaskStatus::Blocked,
+        None => TaskStatus::Queued,
+        Some(RunStatus::Running) => TaskStatus::Running,
+        Some(RunStatus::Completed) => TaskStatus::Idle,
+        Some(RunStatus::Failed) => TaskStatus::Failed,
+        Some(RunStatus::Stopped) => TaskStatus::Stopped,
+        Some(RunStatus::Unknown) => TaskStatus::Unknown,
+    }
+}
+
+/// A task with its runs and dependencies, as the inspection commands show it.
+#[derive(Debug, Clone)]
+pub struct TaskView {
+    /// The task directory entry.
+    pub task: TaskEntry,
+    /// Its runs, sorted by run id (oldest first), reconciled.
+    pub runs: Vec<RunEntry>,
+    /// `depends_on` of TASK-CONFIG.yaml.
+    pub depends_on: Vec<TaskId>,
+    /// The dependencies without a DONE file.
+    pub blocked_by: Vec<TaskId>,
+    /// Why TASK-CONFIG.yaml could not be read, if it could not.
+    pub deps_error: Option<String>,
+    /// The derived status.
+    pub status: TaskStatus,
+}
+
+impl TaskView {
+    /// Reads a task: runs (reconciling dead `running` records), dependencies, status.
+    pub fn read(task: TaskEntry) -> TaskView {
+        let runs = list_runs(&task.dir);
+        let (depends_on, deps_error) = match deps::read(&task.dir) {
+            Ok(list) => (list, None),
+            Err(err) => (Vec::new(), Some(err.to_string())),
+        };
+        let project_dir = task.dir.parent().unwrap_or(Path::new(""));
+        let blocked_by: Vec<TaskId> = depends_on
+            .iter()
+            .filter(|dep| !project_dir.join(dep.as_str()).join(DONE_FILE).is_file())
+            .cloned()
+            .collect();
+        let statuses: Vec<RunStatus> = runs.iter().map(RunEntry::status).collect();
+        let status = derive_status(task.done, &statuses, !blocked_by.is_empty());
+        TaskView {
+            task,
+            runs,
+            depends_on,
+            blocked_by,
+            deps_error,
+            status,
+        }
+    }
+
+    /// The latest run (by run id), if any.
+    pub fn latest(&self) -> Option<&RunEntry> {
+        self.runs.last()
+    }
+}
+
+/// Reads one run dir. A `running` record whose process is gone is reconciled to `failed`
+/// (and rewritten) unless the run's supervisor is still alive: then the agent has just
+/// exited and the supervisor is about to record the real result, so it stays `running`.
+pub fn read_run(dir: PathBuf) -> RunEntry {
+    let entry = scan::read_entry(dir, Reconcile::No);
+    match &entry.info {
+        Ok(info)
+            if info.status == RunStatus::Running
+                && !is_alive(info)
+                && !supervisor_lock::active(&entry.dir) =>
+        {
+            scan::read_entry(entry.dir, Reconcile::Yes)
+        }
+        _ => entry,
+    }
+}
+
+/// The runs of a task dir, sorted by run id, each read by [`read_run`].
+pub fn list_runs(task_dir: &Path) -> Vec<RunEntry> {
+    scan::list_runs(task_dir, Reconcile::No)
+        .into_iter()
+        .map(|entry| read_run(entry.dir))
+        .collect()
+}
+
+/// Finds the run directory named `run_id` anywhere under `root` (both layouts).
+pub fn find_run(root: &Path, run_id: &str) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for project in scan::list_projects(root) {
+        for task in scan::list_tasks(&project) {
+            let dir = task.dir.join(crate::storage::paths::RUNS_DIR).join(run_id);
+            if std::fs::symlink_metadata(&dir).is_ok_and(|m| m.is_dir()) {
+                out.push(dir);
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn derived_statuses() {
+        use RunStatus::*;
+        assert_eq!(derive_status(false, &[], false), TaskStatus::Queued);
+        assert_eq!(derive_status(false, &[], true), TaskStatus::Blocked);
+        assert_eq!(derive_status(true, &[], true), TaskStatus::Done);
+        assert_eq!(
+            derive_status(true, &[Running, Completed], false),
+            TaskStatus::Running
+        );
+        assert_eq!(
+            derive_status(false, &[Completed, Failed], false),
+            TaskStatus::Failed
+        );
+        assert_eq!(
+            derive_status(false, &[Failed, Completed], false),
+            TaskStatus::Idle
+        );
+        assert_eq!(derive_status(false, &[Stopped], false), TaskStatus::Stopped);
+        assert_eq!(derive_status(false, &[Unknown], false), TaskStatus::Unknown);
+        assert_eq!(TaskStatus::parse("DONE"), Some(TaskStatus::Done));
+        assert_eq!(TaskStatus::parse("nope"), None);
+    }
+}

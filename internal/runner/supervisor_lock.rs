@@ -1,0 +1,58 @@
+//! The supervisor's presence marker: an exclusive `flock` on `<run dir>/supervisor.lock`,
+//! held by a run's supervisor for its whole life (the kernel drops it when the supervisor
+//! exits, even by SIGKILL). Readers use it to tell "the agent exited and its supervisor is
+//! recording the result" from "the run's processes vanished".
+
+use std::fs::{File, OpenOptions};
+use std::path::Path;
+
+use fs2::FileExt;
+
+use super::error::RunnerError;
+
+/// Lock file name inside a run dir.
+pub const SUPERVISOR_LOCK_FILE: &str = "supervisor.lock";
+
+/// Takes the supervisor lock of `run_dir`; hold the returned file until the run is recorded.
+pub fn hold(run_dir: &Path) -> Result<File, RunnerError> {
+    let path = run_dir.join(SUPERVISOR_LOCK_FILE);
+    let file = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|e| RunnerError::io("open", &path, e))?;
+    // Blocking: a reader's probe holds a shared lock for an instant.
+    file.lock_exclusive()
+        .map_err(|e| RunnerError::io("lock", &path, e))?;
+    Ok(file)
+}
+
+/// Whether a supervisor currently holds the lock of `run_dir`.
+pub fn active(run_dir: &Path) -> bool {
+    let Ok(file) = File::open(run_dir.join(SUPERVISOR_LOCK_FILE)) else {
+        return false;
+    };
+    match FileExt::try_lock_shared(&file) {
+        Ok(()) => {
+            let _ = FileExt::unlock(&file);
+            false
+        }
+        Err(_) => true,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn held_lock_is_seen_and_released_on_drop() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(!active(dir.path()));
+        let held = hold(dir.path()).unwrap();
+        assert!(active(dir.path()));
+        drop(held);
+        assert!(!active(dir.path()));
+    }
+}

@@ -1,0 +1,300 @@
+//! e2e: local inspection — `run-agent list`, `status`, `output` and `watch` on runs made by
+//! `run-agent job` with the fake agent, and on run-info files written directly (a dead
+//! `running` run reconciled to failed, a corrupt run-info shown as unknown).
+
+use std::path::PathBuf;
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use conductor::storage::{RunInfo, RunStatus};
+
+use crate::support::{run, text, ChildGuard, Sandbox};
+
+const FAKE_AGENT: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/tests/fake-agents/fake-agent.sh"
+);
+
+/// A sandbox with the fake agent installed as `claude` first on PATH, and a runs root.
+struct World {
+    sb: Sandbox,
+}
+
+impl World {
+    fn new() -> World {
+        let sb = Sandbox::new();
+        let bin = sb.path().join("bin");
+        std::fs::create_dir_all(&bin).unwrap();
+        std::os::unix::fs::symlink(FAKE_AGENT, bin.join("claude")).unwrap();
+        World { sb }
+    }
+
+    fn root(&self) -> PathBuf {
+        self.sb.path().join("root")
+    }
+
+    fn cmd(&self, args: &[&str]) -> Command {
+        let mut cmd = self.sb.run_agent();
+        let path = format!(
+            "{}:{}",
+            self.sb.path().join("bin").display(),
+            std::env::var("PATH").unwrap_or_default()
+        );
+        cmd.args(args)
+            .arg("--root")
+            .arg(self.root())
+            .env("PATH", path);
+        for (key, _) in std::env::vars() {
+            if key.starts_with("FAKE_") {
+                cmd.env_remove(key);
+            }
+        }
+        cmd
+    }
+
+    fn ok(&self, args: &[&str]) -> String {
+        let out = run(&mut self.cmd(args));
+        assert!(out.status.success(), "{args:?}: {}", text(&out));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    fn json(&self, args: &[&str]) -> serde_json::Value {
+        let out = self.ok(args);
+        serde_json::from_str(&out).unwrap_or_else(|e| panic!("{args:?}: {e}: {out}"))
+    }
+
+    /// `run-agent job` with the fake agent and the given FAKE_* env.
+    fn job(&self, project: &str, task: &str, env: &[(&str, &str)]) -> Output {
+        let mut cmd = self.cmd(&[
+            "job",
+            "--project",
+            project,
+            "--task",
+            task,
+            "--agent",
+            "claude",
+            "--prompt",
+            "inspect me",
+        ]);
+        cmd.envs(env.iter().copied());
+        run(&mut cmd)
+    }
+
+    /// Writes a run-info.yaml for `<project>/<task>/runs/<run>` directly.
+    fn write_run(&self, project: &str, task: &str, run: &str, edit: impl FnOnce(&mut RunInfo)) {
+        let dir = self.root().join(project).join(task).join("runs").join(run);
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut info = RunInfo::new_running(run, project, task, "claude", chrono::Utc::now());
+        edit(&mut info);
+        info.write(&dir.join("run-info.yaml")).unwrap();
+    }
+
+    /// Waits until `<project>/<task>` has a run recorded as running with a pid; returns its id.
+    fn wait_running(&self, project: &str, task: &str) -> String {
+        let runs = self.root().join(project).join(task).join("runs");
+        let start = Instant::now();
+        while start.elapsed() < Duration::from_secs(30) {
+            for entry in std::fs::read_dir(&runs).into_iter().flatten().flatten() {
+                if let Ok(info) = RunInfo::read(&entry.path().join("run-info.yaml")) {
+                    if info.status == RunStatus::Running && info.pid > 0 {
+                        return info.run_id;
+                    }
+                }
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("no running run appeared in {}", runs.display());
+    }
+}
+
+fn task_of<'a>(list: &'a serde_json::Value, project: &str, task: &str) -> &'a serde_json::Value {
+    list["projects"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["project_id"] == project)
+        .and_then(|p| {
+            p["tasks"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|t| t["task_id"] == task)
+        })
+        .unwrap_or_else(|| panic!("{project}/{task} not listed: {list:#}"))
+}
+
+fn dead_pid() -> i64 {
+    let mut child = Command::new("true").spawn().unwrap();
+    let pid = i64::from(child.id());
+    child.wait().unwrap();
+    pid
+}
+
+#[test]
+fn list_status_output_of_job_runs_and_written_runs() {
+    let w = World::new();
+    let out = w.job(
+        "proj",
+        "answered",
+        &[
+            ("FAKE_STDOUT", "raw stdout line"),
+            ("FAKE_STDERR", "a warning"),
+            ("FAKE_WRITE_OUTPUT", "the final answer"),
+        ],
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    let out = w.job("proj", "broken", &[("FAKE_EXIT", "3")]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    std::fs::write(w.root().join("proj/answered/DONE"), "").unwrap();
+    // Written directly: a `running` run whose process is gone, and a corrupt run-info.
+    let pid = dead_pid();
+    w.write_run("other", "vanished", "20260101-0000000000-1-1", |i| {
+        i.pid = pid;
+        i.pgid = pid;
+    });
+    let corrupt = w.root().join("other/corrupt/runs/20260101-0000000000-2-1");
+    std::fs::create_dir_all(&corrupt).unwrap();
+    std::fs::write(corrupt.join("run-info.yaml"), "pid: [oops\n").unwrap();
+    // A task waiting for an unfinished dependency.
+    std::fs::create_dir_all(w.root().join("other/waiting")).unwrap();
+    std::fs::write(
+        w.root().join("other/waiting/TASK-CONFIG.yaml"),
+        "depends_on:\n  - vanished\n",
+    )
+    .unwrap();
+
+    let list = w.json(&["list", "--json"]);
+    let status = |p: &str, t: &str| task_of(&list, p, t)["status"].clone();
+    assert_eq!(status("proj", "answered"), "done");
+    assert_eq!(status("proj", "broken"), "failed");
+    assert_eq!(status("other", "vanished"), "failed");
+    assert_eq!(status("other", "corrupt"), "unknown");
+    assert_eq!(status("other", "waiting"), "blocked");
+    let vanished = &task_of(&list, "other", "vanished")["runs"][0];
+    assert_eq!(vanished["error_summary"], "process vanished", "{vanished}");
+    assert!(task_of(&list, "other", "corrupt")["runs"][0]["error"]
+        .as_str()
+        .unwrap()
+        .contains("invalid YAML"));
+    // The reconciliation was written back.
+    let info = RunInfo::read(
+        &w.root()
+            .join("other/vanished/runs/20260101-0000000000-1-1/run-info.yaml"),
+    )
+    .unwrap();
+    assert_eq!(info.status, RunStatus::Failed);
+
+    let table = w.ok(&["list"]);
+    assert!(table.starts_with("PROJECT"), "{table}");
+    assert!(
+        table
+            .lines()
+            .any(|l| l.starts_with("other") && l.contains("waiting") && l.contains("blocked")),
+        "{table}"
+    );
+    let failed = w.json(&["list", "--json", "--status", "failed"]);
+    let names: Vec<&str> = failed["projects"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|p| p["tasks"].as_array().unwrap())
+        .map(|t| t["task_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["vanished", "broken"]);
+    let runs = w.ok(&["list", "--project", "proj", "--task", "broken"]);
+    assert!(runs.contains("RUN_ID") && runs.contains("failed"), "{runs}");
+    let bad = run(&mut w.cmd(&["list", "--status", "sideways"]));
+    assert_eq!(bad.status.code(), Some(1));
+    assert!(
+        text(&bad).contains("running, done, failed"),
+        "{}",
+        text(&bad)
+    );
+    let bad = run(&mut w.cmd(&["list", "--project", "../etc"]));
+    assert!(text(&bad).contains("invalid project_id"), "{}", text(&bad));
+
+    let st = w.json(&["status", "--project", "proj", "--task", "broken", "--json"]);
+    assert_eq!(st["status"], "failed");
+    assert_eq!(st["exit_code"], 3);
+    assert_eq!(st["pid_alive"], false);
+    assert_eq!(st["done"], false);
+    let st = w.json(&[
+        "status",
+        "--project",
+        "other",
+        "--task",
+        "waiting",
+        "--json",
+    ]);
+    assert_eq!(st["blocked_by"], serde_json::json!(["vanished"]));
+    assert_eq!(st["latest_run"], serde_json::Value::Null);
+    let st = w.ok(&["status", "--project", "other", "--task", "corrupt"]);
+    assert!(st.contains("status: unknown"), "{st}");
+    let missing = run(&mut w.cmd(&["status", "--project", "proj", "--task", "nope"]));
+    assert_eq!(missing.status.code(), Some(1));
+    assert!(text(&missing).contains("task nope not found"));
+
+    let answered = ["--project", "proj", "--task", "answered"];
+    let output = |extra: &[&str]| w.ok(&[&["output"][..], &answered[..], extra].concat());
+    assert_eq!(output(&[]), "the final answer\n");
+    assert_eq!(output(&["--stdout"]), "raw stdout line\n");
+    assert_eq!(output(&["--stderr"]), "a warning\n");
+    assert!(output(&["--prompt"]).contains("inspect me"));
+    // Finished run: --follow prints the file and returns.
+    assert_eq!(output(&["--follow"]), "the final answer\n");
+    // --run alone finds the run anywhere under the root.
+    let run_id = task_of(&list, "proj", "answered")["latest_run"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(w.ok(&["output", "--run", &run_id]), "the final answer\n");
+    let none = run(&mut w.cmd(&["output", "--run", "20990101-0000000000-9-9"]));
+    assert!(text(&none).contains("not found"), "{}", text(&none));
+}
+
+#[test]
+fn output_follow_and_watch_end_with_the_run() {
+    let w = World::new();
+    let mut job = w.cmd(&[
+        "job",
+        "--project",
+        "proj",
+        "--task",
+        "live",
+        "--agent",
+        "claude",
+        "--prompt",
+        "go",
+    ]);
+    job.env("FAKE_STDOUT", "streamed line")
+        .env("FAKE_SLEEP", "2")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    let mut guard = ChildGuard(Some(job.spawn().unwrap()));
+    let run_id = w.wait_running("proj", "live");
+    let watch = w.cmd(&["watch", "--project", "proj", "--task", "live"]);
+    let follow = w.cmd(&["output", "--project", "proj", "--task", "live", "--follow"]);
+    let spawn = |mut cmd: Command| std::thread::spawn(move || run(&mut cmd));
+    let (watch, follow) = (spawn(watch), spawn(follow));
+    let (watch, follow) = (watch.join().unwrap(), follow.join().unwrap());
+    assert!(follow.status.success(), "{}", text(&follow));
+    assert!(
+        String::from_utf8_lossy(&follow.stdout).contains("streamed line"),
+        "{}",
+        text(&follow)
+    );
+    assert!(watch.status.success(), "{}", text(&watch));
+    let lines = String::from_utf8_lossy(&watch.stdout).into_owned();
+    assert!(
+        lines
+            .lines()
+            .any(|l| l == format!("proj/live {run_id} completed exit_code=0")),
+        "{}",
+        text(&watch)
+    );
+    let status = guard.0.take().unwrap().wait().unwrap();
+    assert!(status.success());
+    // With the run over, watch exits at once.
+    let again = w.ok(&["watch", "--project", "proj"]);
+    assert_eq!(again.lines().count(), 1, "{again}");
+}
