@@ -92,6 +92,17 @@ pub enum ConductorCommand {
     /// Update this server's binary in place (self-update status and start).
     #[command(subcommand)]
     Update(server::UpdateCommand),
+    /// Show a running server's status (API client).
+    Status(server::ServerStatusArgs),
+    /// Tasks of a running server: submit, list, show, stop, resume, delete (API client).
+    #[command(subcommand)]
+    Task(server::TaskCommand),
+    /// Runs of a running server: list, show, logs (API client).
+    #[command(subcommand)]
+    Runs(server::RunsCommand),
+    /// Message bus of a running server: read, post (API client).
+    #[command(subcommand)]
+    Bus(server::BusCommand),
     /// Supervise one run (internal; started when the server runs a task).
     #[command(hide = true)]
     Supervise(supervise::SuperviseArgs),
@@ -127,6 +138,10 @@ pub fn conductor_main() -> ExitCode {
         None => serve::run(cli.serve, serve::Flavor::Conductor),
         Some(ConductorCommand::Validate(args)) => validate::run(args),
         Some(ConductorCommand::Update(cmd)) => server::run_update(cmd),
+        Some(ConductorCommand::Status(args)) => server::run(server::ServerCommand::Status(args)),
+        Some(ConductorCommand::Task(cmd)) => server::run(server::ServerCommand::Task(cmd)),
+        Some(ConductorCommand::Runs(cmd)) => server::run(server::ServerCommand::Runs(cmd)),
+        Some(ConductorCommand::Bus(cmd)) => server::run(server::ServerCommand::Bus(cmd)),
         Some(ConductorCommand::Supervise(args)) => supervise::run(args),
     };
     finish(result)

@@ -1,5 +1,17 @@
-//! `run-agent server update status|start` (and `conductor update …`): drive and watch the
-//! self-update of a running server (SPEC §8), or read its state offline from the files.
+//! `run-agent server …` (and the same commands under `conductor …`): API-client commands for a
+//! running server — status, tasks, runs, bus (in `server/*.rs`) — and `update status|start`,
+//! which drive and watch the server's self-update (SPEC §8) or read its state offline.
+
+mod bus;
+mod common;
+mod runs;
+mod status;
+mod task;
+
+pub use bus::BusCommand;
+pub use runs::RunsCommand;
+pub use status::ServerStatusArgs;
+pub use task::TaskCommand;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -8,7 +20,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context};
 use serde_json::{json, Value};
 
-use crate::client::{resolve_key, resolve_server, ApiClient, ClientError};
+use crate::client::{ApiClient, ClientError};
 use crate::config::{self, ConfigMode, ServerFlags};
 use crate::update::{StateStore, StatusView, UpdateMode};
 
@@ -19,6 +31,17 @@ const POLL: Duration = Duration::from_millis(500);
 /// `run-agent server …`: commands addressed to a running server.
 #[derive(Debug, clap::Subcommand)]
 pub enum ServerCommand {
+    /// Show the server's version, root, uptime and settings.
+    Status(ServerStatusArgs),
+    /// Submit, list, show, stop, resume and delete tasks.
+    #[command(subcommand)]
+    Task(TaskCommand),
+    /// List and show runs; print or follow a run's output.
+    #[command(subcommand)]
+    Runs(RunsCommand),
+    /// Read, follow and post message-bus messages.
+    #[command(subcommand)]
+    Bus(BusCommand),
     /// Update the server's binary in place (drain or hand over, verify, swap, re-exec).
     #[command(subcommand)]
     Update(UpdateCommand),
@@ -40,10 +63,12 @@ pub enum UpdateCommand {
 /// Where the server is.
 #[derive(Debug, Clone, clap::Args)]
 pub struct ClientArgs {
-    /// Server URL (default: CONDUCTOR_URL, then http://127.0.0.1:14355).
+    /// Server URL (default: CONDUCTOR_URL, then the config's api.host/api.port, then
+    /// http://127.0.0.1:14355).
     #[arg(long, value_name = "URL")]
     pub server: Option<String>,
-    /// API or admin key sent as `Authorization: Bearer` (default: CONDUCTOR_API_KEY).
+    /// API or admin key sent as `Authorization: Bearer` (default: CONDUCTOR_API_KEY, then the
+    /// config's api.api_key).
     #[arg(long, value_name = "KEY")]
     pub api_key: Option<String>,
 }
@@ -106,6 +131,10 @@ pub struct WatchdogArgs {
 /// Runs `run-agent server …`.
 pub fn run(command: ServerCommand) -> anyhow::Result<ExitCode> {
     match command {
+        ServerCommand::Status(args) => status::run(args),
+        ServerCommand::Task(cmd) => task::run(cmd),
+        ServerCommand::Runs(cmd) => runs::run(cmd),
+        ServerCommand::Bus(cmd) => bus::run(cmd),
         ServerCommand::Update(cmd) => run_update(cmd),
     }
 }
@@ -123,19 +152,15 @@ pub fn run_update(command: UpdateCommand) -> anyhow::Result<ExitCode> {
     }
 }
 
-fn client(args: &ClientArgs) -> ApiClient {
-    ApiClient::new(
-        &resolve_server(args.server.as_deref()),
-        resolve_key(args.api_key.as_deref()),
-        REQUEST_TIMEOUT,
-    )
+fn client(args: &ClientArgs) -> anyhow::Result<ApiClient> {
+    common::client(args, REQUEST_TIMEOUT)
 }
 
 fn status(args: StatusArgs) -> anyhow::Result<ExitCode> {
     let view: StatusView = if args.offline {
         offline_status(&args)?
     } else {
-        let value = client(&args.client).get_json(ROUTE)?;
+        let value = client(&args.client)?.get_json(ROUTE)?;
         serde_json::from_value(value)
             .context("the server's self-update status has an unexpected shape")?
     };
@@ -209,7 +234,7 @@ fn start(args: StartArgs) -> anyhow::Result<ExitCode> {
             .context("cannot read the current directory")?
             .join(&args.binary)
     };
-    let api = client(&args.client);
+    let api = client(&args.client)?;
     let mut body = json!({ "binary_path": binary, "mode": args.mode.as_str() });
     if let Some(sum) = &args.sha256 {
         body["sha256"] = json!(sum);

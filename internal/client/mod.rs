@@ -1,12 +1,24 @@
 //! A small blocking HTTP client for CLI commands that talk to a running server: JSON in and
-//! out, `Authorization: Bearer` when a key is known, and errors that say what failed where.
+//! out, `Authorization: Bearer` when a key is known, percent-escaped path segments, SSE
+//! streams, and errors that say what failed where.
 
+pub mod sse;
+
+use std::io::{BufReader, Read};
+use std::path::Path;
 use std::time::Duration;
 
 use serde_json::Value;
 
-/// Server URL used when neither `--server` nor `CONDUCTOR_URL` is given.
+pub use sse::{SseEvent, SseReader};
+
+/// Server URL used when neither `--server`, `CONDUCTOR_URL` nor a config gives one.
 pub const DEFAULT_SERVER: &str = "http://127.0.0.1:14355";
+
+/// Env var with the server URL.
+pub const ENV_URL: &str = "CONDUCTOR_URL";
+/// Env var with the API key.
+pub const ENV_KEY: &str = "CONDUCTOR_API_KEY";
 
 /// Why a request failed.
 #[derive(Debug, thiserror::Error)]
@@ -20,8 +32,10 @@ pub enum ClientError {
         message: String,
     },
     /// The server answered an error status.
-    #[error("{url} answered {status}{}: {message}", if code.is_empty() { String::new() } else { format!(" ({code})") })]
+    #[error("server returned {status}: {message} ({method} {url})")]
     Http {
+        /// The HTTP method.
+        method: &'static str,
         /// The URL requested.
         url: String,
         /// HTTP status.
@@ -51,44 +65,134 @@ impl ClientError {
     }
 }
 
+/// Where the server is and which key to send.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Endpoint {
+    /// Base URL without a trailing slash.
+    pub server: String,
+    /// API key sent as `Authorization: Bearer`.
+    pub key: Option<String>,
+}
+
+fn non_empty(value: Option<String>) -> Option<String> {
+    value
+        .map(|v| v.trim().to_string())
+        .filter(|v| !v.is_empty())
+}
+
+/// The server URL and key: `flag_server` > `CONDUCTOR_URL` > the config's `api.host`/`api.port`
+/// (a wildcard host means 127.0.0.1) > [`DEFAULT_SERVER`]; `flag_key` > `CONDUCTOR_API_KEY` >
+/// the config's `api.api_key`. The config is found like the server finds it
+/// (`CONDUCTOR_CONFIG`, `./config.*`, `~/.config/conductor/config.*`) and only read when a
+/// value is still missing; a config that fails to load is skipped with a warning.
+pub fn resolve_endpoint(
+    flag_server: Option<&str>,
+    flag_key: Option<&str>,
+    env: &dyn Fn(&str) -> Option<String>,
+    cwd: &Path,
+) -> Endpoint {
+    let mut server = non_empty(flag_server.map(str::to_string)).or_else(|| non_empty(env(ENV_URL)));
+    let mut key = non_empty(flag_key.map(str::to_string)).or_else(|| non_empty(env(ENV_KEY)));
+    if server.is_none() || key.is_none() {
+        let found = crate::config::discover(None, env, cwd);
+        if let Some(path) = found.path.filter(|p| p.is_file()) {
+            match crate::config::load(&path, env) {
+                Ok(config) => {
+                    if server.is_none() {
+                        server = Some(config_url(&config.api.host, config.api.port));
+                    }
+                    if key.is_none() {
+                        key = non_empty(config.api.api_key.clone());
+                    }
+                }
+                Err(err) => {
+                    tracing::warn!(config = %path.display(), "ignoring the config for the server address and key: {err}");
+                }
+            }
+        }
+    }
+    let server = server.unwrap_or_else(|| DEFAULT_SERVER.to_string());
+    Endpoint {
+        server: server.trim_end_matches('/').to_string(),
+        key,
+    }
+}
+
+/// `http://host:port` for a configured bind address; wildcard hosts become 127.0.0.1.
+pub fn config_url(host: &str, port: u16) -> String {
+    let host = host.trim().trim_start_matches('[').trim_end_matches(']');
+    let host = match host {
+        "" | "0.0.0.0" | "::" | "*" => "127.0.0.1".to_string(),
+        h if h.contains(':') => format!("[{h}]"),
+        h => h.to_string(),
+    };
+    format!("http://{host}:{port}")
+}
+
+/// Percent-escapes one path segment (everything but RFC 3986 unreserved characters).
+pub fn segment(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for b in text.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// `?k=v&…` from the pairs whose value is present (empty string when none are).
+pub fn query(pairs: &[(&str, Option<String>)]) -> String {
+    let parts: Vec<String> = pairs
+        .iter()
+        .filter_map(|(k, v)| v.as_ref().map(|v| format!("{}={}", segment(k), segment(v))))
+        .collect();
+    if parts.is_empty() {
+        String::new()
+    } else {
+        format!("?{}", parts.join("&"))
+    }
+}
+
 /// A client of one server.
 #[derive(Debug, Clone)]
 pub struct ApiClient {
     base: String,
     key: Option<String>,
     agent: ureq::Agent,
+    stream_agent: ureq::Agent,
 }
 
-/// `flag`, else `CONDUCTOR_URL`, else [`DEFAULT_SERVER`]; without a trailing slash.
-pub fn resolve_server(flag: Option<&str>) -> String {
-    let url = flag
-        .map(str::to_string)
-        .or_else(|| std::env::var("CONDUCTOR_URL").ok())
-        .filter(|u| !u.trim().is_empty())
-        .unwrap_or_else(|| DEFAULT_SERVER.to_string());
-    url.trim().trim_end_matches('/').to_string()
-}
-
-/// `flag`, else `CONDUCTOR_API_KEY`.
-pub fn resolve_key(flag: Option<&str>) -> Option<String> {
-    flag.map(str::to_string)
-        .or_else(|| std::env::var("CONDUCTOR_API_KEY").ok())
-        .filter(|k| !k.trim().is_empty())
-}
+/// An open SSE stream.
+pub type EventStream = SseReader<BufReader<Box<dyn Read + Send>>>;
 
 impl ApiClient {
-    /// A client of `base` (e.g. `http://127.0.0.1:14355`) sending `key` as a bearer token.
+    /// A client of `base` (e.g. `http://127.0.0.1:14355`) sending `key` as a bearer token;
+    /// `timeout` bounds each request (streams only bound the connect).
     pub fn new(base: &str, key: Option<String>, timeout: Duration) -> Self {
         let agent: ureq::Agent = ureq::Agent::config_builder()
             .http_status_as_error(false)
             .timeout_global(Some(timeout))
             .build()
             .into();
+        let stream_agent: ureq::Agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_connect(Some(timeout))
+            .timeout_recv_response(Some(timeout))
+            .build()
+            .into();
         Self {
             base: base.trim_end_matches('/').to_string(),
             key,
             agent,
+            stream_agent,
         }
+    }
+
+    /// A client of `endpoint`.
+    pub fn from_endpoint(endpoint: &Endpoint, timeout: Duration) -> Self {
+        Self::new(&endpoint.server, endpoint.key.clone(), timeout)
     }
 
     /// The server URL.
@@ -96,75 +200,216 @@ impl ApiClient {
         &self.base
     }
 
+    fn auth<B>(&self, request: ureq::RequestBuilder<B>) -> ureq::RequestBuilder<B> {
+        match &self.key {
+            Some(key) => request.header("Authorization", format!("Bearer {key}")),
+            None => request,
+        }
+    }
+
     /// GET `path` and parse the JSON answer; non-2xx statuses are errors.
     pub fn get_json(&self, path: &str) -> Result<Value, ClientError> {
-        let url = format!("{}{path}", self.base);
-        let mut request = self.agent.get(&url);
-        if let Some(key) = &self.key {
-            request = request.header("Authorization", format!("Bearer {key}"));
-        }
-        finish(&url, request.call())
+        self.send("GET", path, None).map(|(_, v)| v)
     }
 
     /// POST `body` as JSON to `path` and parse the JSON answer; non-2xx statuses are errors.
     pub fn post_json(&self, path: &str, body: &Value) -> Result<Value, ClientError> {
+        self.send("POST", path, Some(body)).map(|(_, v)| v)
+    }
+
+    /// DELETE `path` and parse the JSON answer; non-2xx statuses are errors.
+    pub fn delete_json(&self, path: &str) -> Result<Value, ClientError> {
+        self.send("DELETE", path, None).map(|(_, v)| v)
+    }
+
+    /// Sends a request (`GET`, `POST` with a JSON body, or `DELETE`) and returns the 2xx
+    /// status with the parsed JSON answer.
+    pub fn send(
+        &self,
+        method: &'static str,
+        path: &str,
+        body: Option<&Value>,
+    ) -> Result<(u16, Value), ClientError> {
         let url = format!("{}{path}", self.base);
-        let mut request = self.agent.post(&url).content_type("application/json");
-        if let Some(key) = &self.key {
-            request = request.header("Authorization", format!("Bearer {key}"));
+        let result = match method {
+            "POST" => self
+                .auth(self.agent.post(&url).content_type("application/json"))
+                .send(
+                    body.map(Value::to_string)
+                        .unwrap_or_else(|| "{}".to_string()),
+                ),
+            "DELETE" => self.auth(self.agent.delete(&url)).call(),
+            _ => self.auth(self.agent.get(&url)).call(),
+        };
+        let (status, text) = read_answer(method, &url, result)?;
+        let value = serde_json::from_str(&text).map_err(|e| ClientError::Decode {
+            url: url.clone(),
+            message: e.to_string(),
+        })?;
+        Ok((status, value))
+    }
+
+    /// GET `path` as raw bytes (a run file); non-2xx statuses are errors.
+    pub fn get_bytes(&self, path: &str) -> Result<Vec<u8>, ClientError> {
+        let url = format!("{}{path}", self.base);
+        let mut response = self
+            .auth(self.agent.get(&url))
+            .call()
+            .map_err(|e| unreachable(&url, e))?;
+        let status = response.status().as_u16();
+        if !(200..300).contains(&status) {
+            let text = response.body_mut().read_to_string().unwrap_or_default();
+            return Err(http_error("GET", &url, status, &text));
         }
-        finish(&url, request.send(body.to_string()))
+        response
+            .body_mut()
+            .with_config()
+            .limit(u64::MAX)
+            .read_to_vec()
+            .map_err(|e| ClientError::Unreachable {
+                url,
+                message: format!("reading the answer failed: {e}"),
+            })
+    }
+
+    /// Opens the SSE stream at `path`, resuming after `last_event_id` when given.
+    pub fn stream(
+        &self,
+        path: &str,
+        last_event_id: Option<&str>,
+    ) -> Result<EventStream, ClientError> {
+        let url = format!("{}{path}", self.base);
+        let mut request = self
+            .auth(self.stream_agent.get(&url))
+            .header("Accept", "text/event-stream");
+        if let Some(id) = last_event_id {
+            request = request.header("Last-Event-ID", id);
+        }
+        let mut response = request.call().map_err(|e| unreachable(&url, e))?;
+        let status = response.status().as_u16();
+        if !(200..300).contains(&status) {
+            let text = response.body_mut().read_to_string().unwrap_or_default();
+            return Err(http_error("GET", &url, status, &text));
+        }
+        let reader: Box<dyn Read + Send> = Box::new(response.into_body().into_reader());
+        Ok(SseReader::new(BufReader::new(reader)))
     }
 }
 
-fn finish(
-    url: &str,
-    result: Result<ureq::http::Response<ureq::Body>, ureq::Error>,
-) -> Result<Value, ClientError> {
-    let mut response = result.map_err(|e| ClientError::Unreachable {
+fn unreachable(url: &str, e: ureq::Error) -> ClientError {
+    ClientError::Unreachable {
         url: url.to_string(),
         message: e.to_string(),
-    })?;
+    }
+}
+
+fn read_answer(
+    method: &'static str,
+    url: &str,
+    result: Result<ureq::http::Response<ureq::Body>, ureq::Error>,
+) -> Result<(u16, String), ClientError> {
+    let mut response = result.map_err(|e| unreachable(url, e))?;
     let status = response.status().as_u16();
     let text = response
         .body_mut()
+        .with_config()
+        .limit(64 * 1024 * 1024)
         .read_to_string()
         .map_err(|e| ClientError::Unreachable {
             url: url.to_string(),
             message: format!("reading the answer failed: {e}"),
         })?;
-    let parsed: Result<Value, _> = serde_json::from_str(&text);
     if !(200..300).contains(&status) {
-        let (code, message) = match &parsed {
-            Ok(v) => (
-                v["error"]["code"].as_str().unwrap_or("").to_string(),
-                v["error"]["message"]
-                    .as_str()
-                    .map(str::to_string)
-                    .unwrap_or_else(|| text.trim().to_string()),
-            ),
-            Err(_) => (String::new(), text.trim().to_string()),
-        };
-        return Err(ClientError::Http {
-            url: url.to_string(),
-            status,
-            code,
-            message,
-        });
+        return Err(http_error(method, url, status, &text));
     }
-    parsed.map_err(|e| ClientError::Decode {
+    Ok((status, text))
+}
+
+fn http_error(method: &'static str, url: &str, status: u16, text: &str) -> ClientError {
+    let parsed: Option<Value> = serde_json::from_str(text).ok();
+    let code = parsed
+        .as_ref()
+        .and_then(|v| v["error"]["code"].as_str())
+        .unwrap_or("")
+        .to_string();
+    let message = parsed
+        .as_ref()
+        .and_then(|v| v["error"]["message"].as_str())
+        .map(str::to_string)
+        .unwrap_or_else(|| text.trim().to_string());
+    ClientError::Http {
+        method,
         url: url.to_string(),
-        message: e.to_string(),
-    })
+        status,
+        code,
+        message,
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn env_of(pairs: &'static [(&'static str, &'static str)]) -> impl Fn(&str) -> Option<String> {
+        move |k| {
+            pairs
+                .iter()
+                .find(|(n, _)| *n == k)
+                .map(|(_, v)| v.to_string())
+        }
+    }
+
     #[test]
-    fn server_url_precedence_and_trailing_slash() {
-        assert_eq!(resolve_server(Some("http://h:1/")), "http://h:1");
+    fn endpoint_precedence() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("config.yaml"),
+            "api:\n  host: 0.0.0.0\n  port: 15000\n  api_key: from-config\n",
+        )
+        .unwrap();
+        let none = env_of(&[]);
+        let e = resolve_endpoint(None, None, &none, dir.path());
+        assert_eq!(e.server, "http://127.0.0.1:15000");
+        assert_eq!(e.key.as_deref(), Some("from-config"));
+        let env = env_of(&[
+            ("CONDUCTOR_URL", "http://h:2/"),
+            ("CONDUCTOR_API_KEY", "k-env"),
+        ]);
+        let e = resolve_endpoint(None, None, &env, dir.path());
+        assert_eq!(
+            (e.server.as_str(), e.key.as_deref()),
+            ("http://h:2", Some("k-env"))
+        );
+        let e = resolve_endpoint(Some("http://h:1/"), Some("k-flag"), &env, dir.path());
+        assert_eq!(
+            (e.server.as_str(), e.key.as_deref()),
+            ("http://h:1", Some("k-flag"))
+        );
+        let empty = tempfile::tempdir().unwrap();
+        let e = resolve_endpoint(None, None, &none, empty.path());
+        assert_eq!((e.server.as_str(), e.key), (DEFAULT_SERVER, None));
+    }
+
+    #[test]
+    fn config_hosts() {
+        assert_eq!(config_url("::", 1), "http://127.0.0.1:1");
+        assert_eq!(config_url("::1", 1), "http://[::1]:1");
+        assert_eq!(config_url("example.org", 80), "http://example.org:80");
+    }
+
+    #[test]
+    fn segments_and_queries_are_escaped() {
+        assert_eq!(segment("a/../b c%"), "a%2F..%2Fb%20c%25");
+        assert_eq!(segment("task-1_x.y"), "task-1_x.y");
+        assert_eq!(
+            query(&[
+                ("a", Some("x&y".into())),
+                ("b", None),
+                ("c", Some("1".into()))
+            ]),
+            "?a=x%26y&c=1"
+        );
+        assert_eq!(query(&[("a", None)]), "");
     }
 
     #[test]

@@ -6,6 +6,7 @@ mod support;
 mod browse;
 mod bus;
 mod bus_api;
+mod client;
 mod config;
 mod gc;
 mod inspect;

@@ -1,0 +1,229 @@
+//! `server bus read|post`: a project's or task's message bus through the REST API; `read
+//! --follow` reads the bus SSE stream, resuming from the last msg_id when the connection drops.
+
+use std::io::Write;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::bail;
+use serde_json::{json, Value};
+
+use super::common::{cell, client, print_json, REQUEST_TIMEOUT};
+use super::ClientArgs;
+use crate::client::{query, segment, ApiClient, ClientError};
+
+/// Consecutive failed reconnects before `read --follow` gives up.
+const MAX_RECONNECTS: u32 = 10;
+
+/// `server bus …`.
+#[derive(Debug, clap::Subcommand)]
+pub enum BusCommand {
+    /// Print a bus's messages; --follow keeps printing new ones.
+    Read(ReadArgs),
+    /// Append a message to a bus.
+    Post(PostArgs),
+}
+
+/// Which bus: the project's, or a task's with --task.
+#[derive(Debug, Clone, clap::Args)]
+pub struct BusTarget {
+    /// Project id.
+    #[arg(long, value_name = "ID")]
+    pub project: String,
+    /// Task id (the task's bus instead of the project's).
+    #[arg(long, value_name = "ID")]
+    pub task: Option<String>,
+}
+
+impl BusTarget {
+    fn path(&self) -> String {
+        match &self.task {
+            Some(t) => format!(
+                "/api/v1/projects/{}/tasks/{}/bus",
+                segment(&self.project),
+                segment(t)
+            ),
+            None => format!("/api/v1/projects/{}/bus", segment(&self.project)),
+        }
+    }
+}
+
+/// `bus read`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ReadArgs {
+    #[command(flatten)]
+    pub client: ClientArgs,
+    #[command(flatten)]
+    pub target: BusTarget,
+    /// Only messages after this msg_id.
+    #[arg(long, value_name = "MSG_ID")]
+    pub since: Option<String>,
+    /// Only the last N messages (before following).
+    #[arg(long, value_name = "N")]
+    pub tail: Option<usize>,
+    /// Only messages of this type.
+    #[arg(long = "type", value_name = "TYPE")]
+    pub msg_type: Option<String>,
+    /// Keep printing new messages (until interrupted).
+    #[arg(long)]
+    pub follow: bool,
+    /// JSON: the raw answer; with --follow one message object per line.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `bus post`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct PostArgs {
+    #[command(flatten)]
+    pub client: ClientArgs,
+    #[command(flatten)]
+    pub target: BusTarget,
+    /// Message type (FACT, PROGRESS, DECISION, …).
+    #[arg(long = "type", value_name = "TYPE")]
+    pub msg_type: String,
+    /// Message body.
+    #[arg(long, value_name = "TEXT")]
+    pub body: String,
+    /// Run the message is about.
+    #[arg(long, value_name = "RUN")]
+    pub run: Option<String>,
+    /// Parent msg_id (repeatable).
+    #[arg(long = "parent", value_name = "MSG_ID")]
+    pub parents: Vec<String>,
+    /// Print the server's raw JSON answer.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Runs `server bus …`.
+pub fn run(command: BusCommand) -> anyhow::Result<ExitCode> {
+    match command {
+        BusCommand::Read(args) => read(args),
+        BusCommand::Post(args) => post(args),
+    }
+}
+
+/// One message as a human line: `ts  TYPE  [task/run]  body`.
+fn line(msg: &Value) -> String {
+    let mut scope = cell(&msg["task_id"]);
+    if let Some(run) = msg["run_id"].as_str().filter(|r| !r.is_empty()) {
+        scope = format!("{scope}/{run}");
+    }
+    format!(
+        "{}  {}  {}  [{}]  {}",
+        cell(&msg["msg_id"]),
+        cell(&msg["ts"]),
+        cell(&msg["type"]),
+        scope,
+        msg["body"].as_str().unwrap_or("")
+    )
+}
+
+fn read(args: ReadArgs) -> anyhow::Result<ExitCode> {
+    let api = client(&args.client, REQUEST_TIMEOUT)?;
+    let path = args.target.path();
+    let mut last: Option<String> = args.since.clone();
+    if !args.follow || args.tail.is_some() {
+        let q = query(&[
+            ("since", args.since.clone()),
+            ("tail", args.tail.map(|t| t.to_string())),
+            ("type", args.msg_type.clone()),
+        ]);
+        let answer = api.get_json(&format!("{path}{q}"))?;
+        let messages = answer["messages"].as_array().cloned().unwrap_or_default();
+        if let Some(id) = messages.last().and_then(|m| m["msg_id"].as_str()) {
+            last = Some(id.to_string());
+        }
+        if !args.follow {
+            if args.json {
+                print_json(&answer)?;
+            } else if messages.is_empty() {
+                println!("no messages");
+            } else {
+                for m in &messages {
+                    println!("{}", line(m));
+                }
+            }
+            return Ok(ExitCode::SUCCESS);
+        }
+        for m in &messages {
+            print_message(m, args.json)?;
+        }
+    }
+    let api = client(&args.client, Duration::from_secs(10))?;
+    let q = query(&[("type", args.msg_type.clone())]);
+    follow(&api, &format!("{path}/stream{q}"), last, args.json)
+}
+
+fn print_message(msg: &Value, json: bool) -> anyhow::Result<()> {
+    let mut out = std::io::stdout().lock();
+    if json {
+        writeln!(out, "{msg}")?;
+    } else {
+        writeln!(out, "{}", line(msg))?;
+    }
+    out.flush()?;
+    Ok(())
+}
+
+/// Prints messages as they arrive; resumes from the last msg_id after a drop.
+fn follow(
+    api: &ApiClient,
+    path: &str,
+    mut last: Option<String>,
+    json: bool,
+) -> anyhow::Result<ExitCode> {
+    let mut failures = 0u32;
+    loop {
+        match api.stream(path, last.as_deref()) {
+            Ok(mut events) => {
+                while let Ok(Some(event)) = events.next_event() {
+                    failures = 0;
+                    match event.event.as_str() {
+                        "message" => {
+                            let msg: Value =
+                                serde_json::from_str(&event.data).unwrap_or(json!(event.data));
+                            print_message(&msg, json)?;
+                            if let Some(id) = event.id {
+                                last = Some(id);
+                            }
+                        }
+                        "resync" => eprintln!("note: {}", event.data),
+                        "error" => bail!("the server's stream failed: {}", event.data),
+                        _ => {}
+                    }
+                }
+            }
+            Err(err @ ClientError::Unreachable { .. }) if failures > 0 || last.is_some() => {
+                if failures >= MAX_RECONNECTS {
+                    return Err(err.into());
+                }
+            }
+            Err(err) => return Err(err.into()),
+        }
+        failures += 1;
+        if failures > MAX_RECONNECTS {
+            bail!("the stream at {}{path} kept dropping; gave up", api.base());
+        }
+        std::thread::sleep(Duration::from_secs(1));
+    }
+}
+
+fn post(args: PostArgs) -> anyhow::Result<ExitCode> {
+    let api = client(&args.client, REQUEST_TIMEOUT)?;
+    let mut body = json!({ "type": args.msg_type, "body": args.body });
+    if let Some(run) = &args.run {
+        body["run_id"] = json!(run);
+    }
+    if !args.parents.is_empty() {
+        body["parents"] = json!(args.parents);
+    }
+    let answer = api.post_json(&args.target.path(), &body)?;
+    if args.json {
+        print_json(&answer)?;
+    } else {
+        println!("{}", cell(&answer["msg_id"]));
+    }
+    Ok(ExitCode::SUCCESS)
+}

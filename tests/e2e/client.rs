@@ -1,0 +1,578 @@
+//! The API-client commands (`run-agent server …`, `conductor …`) against a real server with a
+//! fake `command` agent: every command with auth off and on, a task submitted and waited end
+//! to end, `runs logs --follow` (also across a dropped connection), bus post/read/follow,
+//! JSON output, and the error exits (unreachable server, 404, 401).
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::process::{Output, Stdio};
+use std::sync::{Arc, Mutex};
+
+use crate::support::{free_port, run, text, ChildGuard, Sandbox, Server};
+
+const FAKE_AGENT: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/tests/fake-agents/fake-agent.sh"
+);
+
+fn config(api: &str) -> String {
+    format!(
+        "agents:\n  script:\n    type: command\n    command: [\"{FAKE_AGENT}\"]\ndefaults:\n  agent: script\n  max_restarts: 0\n{api}"
+    )
+}
+
+fn start(sb: &Sandbox, config_text: &str, env: &[(&str, &str)]) -> Server {
+    let config = sb.write("server/config.yaml", config_text);
+    let mut cmd = sb.run_agent();
+    cmd.args(["serve", "--host", "127.0.0.1", "--root"])
+        .arg(sb.path().join("root"))
+        .arg("--config")
+        .arg(&config);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    Server::start(cmd, sb.path())
+}
+
+/// `run-agent server <args>` against `server` (no key unless given).
+fn ra(sb: &Sandbox, server: &str, args: &[&str]) -> Output {
+    let mut cmd = sb.run_agent();
+    cmd.arg("server").args(args).args(["--server", server]);
+    run(&mut cmd)
+}
+
+fn ok(out: Output) -> String {
+    assert!(out.status.success(), "{}", text(&out));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn fails(out: &Output, needle: &str) {
+    assert_eq!(out.status.code(), Some(1), "{}", text(out));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(needle),
+        "expected {needle:?} in: {}",
+        text(out)
+    );
+}
+
+fn json(out: Output) -> serde_json::Value {
+    let stdout = ok(out);
+    serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {stdout}"))
+}
+
+#[test]
+fn every_client_command_without_auth() {
+    let sb = Sandbox::new();
+    let server = start(
+        &sb,
+        &config(""),
+        &[
+            ("FAKE_DONE_AFTER", "1"),
+            ("FAKE_WRITE_OUTPUT", "the answer"),
+            ("FAKE_STDOUT", "hello from agent\nsecond line"),
+        ],
+    );
+    let url = server.base.as_str();
+
+    let status = ok(ra(&sb, url, &["status"]));
+    assert!(
+        status.contains("version:") && status.contains("auth:         false"),
+        "{status}"
+    );
+    let mut cmd = sb.conductor();
+    cmd.args(["status", "--json", "--server", url]);
+    assert!(json(run(&mut cmd))["root"]
+        .as_str()
+        .unwrap()
+        .ends_with("root"));
+
+    // Submit and wait: outcome and output, exit 0 because the task is done.
+    let out = ok(ra(
+        &sb,
+        url,
+        &[
+            "task",
+            "submit",
+            "--project",
+            "demo",
+            "--task",
+            "t1",
+            "--prompt",
+            "answer",
+            "--wait",
+            "60",
+        ],
+    ));
+    assert!(out.contains("task demo/t1 ended: done"), "{out}");
+    assert!(out.contains("the answer"), "{out}");
+
+    // A task that ends without DONE: the outcome is printed and the exit is non-zero.
+    let prompt_file = sb.write("prompt.md", "try once");
+    let out = ra(
+        &sb,
+        url,
+        &[
+            "task",
+            "submit",
+            "--project",
+            "demo",
+            "--task",
+            "t2",
+            "--prompt-file",
+            prompt_file.to_str().unwrap(),
+            "--env",
+            "FAKE_DONE_AFTER=99",
+            "--wait",
+            "60",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("task demo/t2 ended:") && !stdout.contains("ended: done"),
+        "{stdout}"
+    );
+
+    // Tasks: table, JSON of one project, JSON of all projects, show.
+    let list = ok(ra(&sb, url, &["task", "list"]));
+    assert!(
+        list.contains("PROJECT") && list.contains("t1") && list.contains("done"),
+        "{list}"
+    );
+    let mut cmd = sb.conductor();
+    cmd.args([
+        "task",
+        "list",
+        "--project",
+        "demo",
+        "--json",
+        "--server",
+        url,
+    ]);
+    let tasks = json(run(&mut cmd));
+    assert_eq!(tasks["tasks"].as_array().unwrap().len(), 2, "{tasks}");
+    let all = json(ra(&sb, url, &["task", "list", "--json"]));
+    assert_eq!(all["projects"][0]["project_id"], "demo");
+    let show = ok(ra(
+        &sb,
+        url,
+        &["task", "show", "--project", "demo", "--task", "t1"],
+    ));
+    assert!(
+        show.contains("status:  done") && show.contains("TASK.md"),
+        "{show}"
+    );
+
+    // Runs: list, show, logs.
+    let runs = json(ra(
+        &sb,
+        url,
+        &[
+            "runs",
+            "list",
+            "--project",
+            "demo",
+            "--task",
+            "t1",
+            "--json",
+        ],
+    ));
+    let run_id = runs["runs"][0]["run_id"].as_str().unwrap().to_string();
+    let table = ok(ra(&sb, url, &["runs", "list", "--status", "completed"]));
+    assert!(table.contains(&run_id), "{table}");
+    let shown = ok(ra(&sb, url, &["runs", "show", &run_id]));
+    assert!(
+        shown.contains("completed") && shown.contains("agent:     command"),
+        "{shown}"
+    );
+    assert_eq!(
+        json(ra(&sb, url, &["runs", "show", &run_id, "--json"]))["run_id"],
+        run_id.as_str()
+    );
+    let logs = ok(ra(&sb, url, &["runs", "logs", &run_id]));
+    assert_eq!(logs, "hello from agent\nsecond line\n");
+    let followed = ok(ra(&sb, url, &["runs", "logs", &run_id, "--follow"]));
+    assert_eq!(followed, "hello from agent\nsecond line\n");
+
+    // Bus: post, read (human and JSON), and follow.
+    let msg_id = ok(ra(
+        &sb,
+        url,
+        &[
+            "bus",
+            "post",
+            "--project",
+            "demo",
+            "--task",
+            "t1",
+            "--type",
+            "FACT",
+            "--body",
+            "tests pass",
+        ],
+    ));
+    assert!(!msg_id.trim().is_empty());
+    let read = ok(ra(
+        &sb,
+        url,
+        &["bus", "read", "--project", "demo", "--task", "t1"],
+    ));
+    assert!(
+        read.contains("FACT") && read.contains("tests pass"),
+        "{read}"
+    );
+    let messages = json(ra(
+        &sb,
+        url,
+        &["bus", "read", "--project", "demo", "--task", "t1", "--json"],
+    ));
+    assert!(messages["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|m| m["msg_id"] == msg_id.trim() && m["body"] == "tests pass"));
+    ok(ra(
+        &sb,
+        url,
+        &[
+            "bus",
+            "post",
+            "--project",
+            "demo",
+            "--type",
+            "NOTE",
+            "--body",
+            "project wide",
+        ],
+    ));
+    let follower = follow_bus(&sb, url, "later message");
+    ok(ra(
+        &sb,
+        url,
+        &[
+            "bus",
+            "post",
+            "--project",
+            "demo",
+            "--type",
+            "NOTE",
+            "--body",
+            "later message",
+        ],
+    ));
+    let seen = follower.join().unwrap();
+    assert!(seen.iter().any(|l| l.contains("project wide")), "{seen:?}");
+
+    // Stop, resume (409: done without --reset-done), delete, then 404.
+    let stopped = ok(ra(
+        &sb,
+        url,
+        &["task", "stop", "--project", "demo", "--task", "t1"],
+    ));
+    assert!(stopped.contains("no running run"), "{stopped}");
+    let out = ra(
+        &sb,
+        url,
+        &["task", "resume", "--project", "demo", "--task", "t1"],
+    );
+    fails(&out, "server returned 409: task demo/t1 is done");
+    ok(ra(
+        &sb,
+        url,
+        &["task", "delete", "--project", "demo", "--task", "t1"],
+    ));
+    let out = ra(
+        &sb,
+        url,
+        &["task", "show", "--project", "demo", "--task", "t1"],
+    );
+    fails(&out, "server returned 404: ");
+    // Ids are escaped into one path segment: a traversal is refused, not routed elsewhere.
+    let out = ra(
+        &sb,
+        url,
+        &["task", "show", "--project", "demo", "--task", "../../etc"],
+    );
+    fails(&out, "server returned 4");
+    server.terminate();
+}
+
+/// `bus read --project demo --follow` in the background; returns its lines once one contains
+/// `until` (the child is killed then).
+fn follow_bus(sb: &Sandbox, url: &str, until: &str) -> std::thread::JoinHandle<Vec<String>> {
+    let mut cmd = sb.run_agent();
+    cmd.args([
+        "server",
+        "bus",
+        "read",
+        "--project",
+        "demo",
+        "--follow",
+        "--server",
+        url,
+    ])
+    .stdout(Stdio::piped())
+    .stderr(Stdio::null());
+    let mut child = cmd.spawn().unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let guard = ChildGuard(Some(child));
+    let until = until.to_string();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let handle = std::thread::spawn(move || {
+        let _guard = guard;
+        let mut lines = Vec::new();
+        let mut first = Some(tx);
+        for line in BufReader::new(stdout).lines() {
+            let line = line.unwrap();
+            if let Some(tx) = first.take() {
+                let _ = tx.send(());
+            }
+            let done = line.contains(&until);
+            lines.push(line);
+            if done {
+                break;
+            }
+        }
+        lines
+    });
+    // The follower printed the existing messages, so it is connected before we post.
+    rx.recv().unwrap();
+    handle
+}
+
+#[test]
+fn auth_with_flag_env_and_config() {
+    let sb = Sandbox::new();
+    let port = free_port();
+    let server = start(
+        &sb,
+        &config(&format!(
+            "api:\n  host: 0.0.0.0\n  port: {port}\n  auth_enabled: true\n  api_key: s3cret\n"
+        )),
+        &[("FAKE_DONE_AFTER", "1"), ("FAKE_STDOUT", "authed")],
+    );
+    let url = server.base.as_str();
+    // Without a key (no config in the cwd): 401 with the server's message.
+    let out = ra(&sb, url, &["status"]);
+    fails(&out, "server returned 401: this route needs the API key");
+    let out = ra(&sb, url, &["task", "list", "--api-key", "wrong"]);
+    fails(&out, "server returned 401");
+    // --api-key.
+    let out = ok(ra(
+        &sb,
+        url,
+        &[
+            "task",
+            "submit",
+            "--project",
+            "p",
+            "--task",
+            "t",
+            "--prompt",
+            "x",
+            "--wait",
+            "60",
+            "--api-key",
+            "s3cret",
+        ],
+    ));
+    assert!(out.contains("ended: done"), "{out}");
+    // CONDUCTOR_API_KEY.
+    let with_env = |args: &[&str]| {
+        let mut cmd = sb.run_agent();
+        cmd.arg("server")
+            .args(args)
+            .args(["--server", url])
+            .env("CONDUCTOR_API_KEY", "s3cret");
+        run(&mut cmd)
+    };
+    let list = ok(with_env(&["task", "list", "--project", "p"]));
+    assert!(list.contains("done"), "{list}");
+    let runs = json(with_env(&["runs", "list", "--json"]));
+    let run_id = runs["runs"][0]["run_id"].as_str().unwrap().to_string();
+    assert_eq!(ok(with_env(&["runs", "logs", &run_id])), "authed\n");
+    assert_eq!(
+        ok(with_env(&["runs", "logs", &run_id, "--follow"])),
+        "authed\n"
+    );
+    ok(with_env(&["runs", "show", &run_id]));
+    ok(with_env(&["task", "show", "--project", "p", "--task", "t"]));
+    ok(with_env(&[
+        "bus",
+        "post",
+        "--project",
+        "p",
+        "--type",
+        "FACT",
+        "--body",
+        "keyed",
+    ]));
+    assert!(ok(with_env(&["bus", "read", "--project", "p"])).contains("keyed"));
+    ok(with_env(&["task", "stop", "--project", "p", "--task", "t"]));
+    ok(with_env(&[
+        "task",
+        "delete",
+        "--project",
+        "p",
+        "--task",
+        "t",
+    ]));
+    let mut cmd = sb.conductor();
+    cmd.args(["status", "--server", url])
+        .env("CONDUCTOR_API_KEY", "wrong");
+    fails(&run(&mut cmd), "server returned 401");
+
+    // The config in the working directory gives both the address (0.0.0.0 → 127.0.0.1 and
+    // its port) and the key, when the server really listens on that port.
+    if server.port() == port {
+        let mut cmd = sb.run_agent();
+        cmd.args(["server", "status", "--json"])
+            .current_dir(sb.path().join("server"));
+        assert_eq!(json(run(&mut cmd))["auth_enabled"], true);
+    }
+    server.terminate();
+}
+
+#[test]
+fn unreachable_server_and_bad_arguments_exit_1() {
+    let sb = Sandbox::new();
+    let url = format!("http://127.0.0.1:{}", free_port());
+    for args in [
+        &["status"][..],
+        &["task", "list"][..],
+        &["runs", "logs", "x", "--follow"][..],
+        &["bus", "read", "--project", "p", "--follow"][..],
+    ] {
+        let out = ra(&sb, &url, args);
+        fails(&out, &format!("cannot reach the server at {url}"));
+    }
+    // CONDUCTOR_URL is used when --server is absent.
+    let mut cmd = sb.conductor();
+    cmd.args(["task", "list"]).env("CONDUCTOR_URL", &url);
+    fails(&run(&mut cmd), &format!("cannot reach the server at {url}"));
+}
+
+/// A proxy that cuts the first connection right after the first stdout event and passes the
+/// later ones through; it records each request's head.
+struct DroppingProxy {
+    url: String,
+    requests: Arc<Mutex<Vec<String>>>,
+}
+
+fn dropping_proxy(upstream: &str) -> DroppingProxy {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let upstream = upstream.trim_start_matches("http://").to_string();
+    let requests = Arc::new(Mutex::new(Vec::new()));
+    let seen = requests.clone();
+    std::thread::spawn(move || {
+        for (n, client) in listener.incoming().enumerate() {
+            let Ok(mut client) = client else { return };
+            let Ok(mut server) = TcpStream::connect(&upstream) else {
+                return;
+            };
+            let mut head = Vec::new();
+            let mut byte = [0u8; 1];
+            while !head.ends_with(b"\r\n\r\n") && client.read(&mut byte).unwrap_or(0) == 1 {
+                head.push(byte[0]);
+            }
+            seen.lock()
+                .unwrap()
+                .push(String::from_utf8_lossy(&head).into_owned());
+            let _ = server.write_all(&head);
+            std::thread::spawn(move || {
+                let mut received = Vec::new();
+                let mut forwarded = 0;
+                let mut buf = [0u8; 4096];
+                while let Ok(read) = server.read(&mut buf) {
+                    if read == 0 {
+                        break;
+                    }
+                    received.extend_from_slice(&buf[..read]);
+                    let cut = if n == 0 {
+                        cut_after_first_stdout(&received)
+                    } else {
+                        None
+                    };
+                    let upto = cut.unwrap_or(received.len());
+                    if client.write_all(&received[forwarded..upto]).is_err() {
+                        break;
+                    }
+                    forwarded = upto;
+                    if cut.is_some() {
+                        break;
+                    }
+                }
+                let _ = client.shutdown(std::net::Shutdown::Both);
+                let _ = server.shutdown(std::net::Shutdown::Both);
+            });
+        }
+    });
+    DroppingProxy { url, requests }
+}
+
+/// The end of the first complete stdout event (and its chunk's CRLF), if received yet.
+fn cut_after_first_stdout(received: &[u8]) -> Option<usize> {
+    let text = String::from_utf8_lossy(received);
+    let start = text.find("event: stdout")?;
+    let end = start + text[start..].find("\n\n")? + 2;
+    Some(if text[end..].starts_with("\r\n") {
+        end + 2
+    } else {
+        end
+    })
+}
+
+#[test]
+fn runs_logs_follow_resumes_after_a_dropped_connection() {
+    let sb = Sandbox::new();
+    let server = start(
+        &sb,
+        &config(""),
+        &[
+            ("FAKE_DONE_AFTER", "1"),
+            ("FAKE_STDOUT", "one\ntwo\nthree"),
+            ("FAKE_STDERR", "warn"),
+        ],
+    );
+    let url = server.base.as_str();
+    let out = ok(ra(
+        &sb,
+        url,
+        &[
+            "task",
+            "submit",
+            "--project",
+            "demo",
+            "--task",
+            "t",
+            "--prompt",
+            "x",
+            "--wait",
+            "60",
+        ],
+    ));
+    assert!(out.contains("ended: done"), "{out}");
+    let runs = json(ra(&sb, url, &["runs", "list", "--json"]));
+    let run_id = runs["runs"][0]["run_id"].as_str().unwrap().to_string();
+    let proxy = dropping_proxy(url);
+    let followed = ok(ra(&sb, &proxy.url, &["runs", "logs", &run_id, "--follow"]));
+    assert_eq!(followed, "one\ntwo\nthree\n", "no line lost or repeated");
+    let requests = proxy.requests.lock().unwrap().clone();
+    assert!(requests.len() >= 2, "{requests:?}");
+    assert!(
+        requests[1].to_ascii_lowercase().contains("last-event-id: "),
+        "{}",
+        requests[1]
+    );
+    let stderr = ok(ra(&sb, url, &["runs", "logs", &run_id, "--stderr"]));
+    assert_eq!(stderr, "warn\n");
+    let stderr = ok(ra(
+        &sb,
+        url,
+        &["runs", "logs", &run_id, "--stderr", "--follow"],
+    ));
+    assert_eq!(stderr, "warn\n");
+    server.terminate();
+}
