@@ -11,7 +11,7 @@ use super::index::{RunFilter, RunRecord};
 use super::lookup;
 use super::state::AppState;
 use crate::storage::scan::{self, list_projects, list_runs, list_tasks, Reconcile, RunEntry};
-use crate::storage::{paths, RunInfo, RunStatus};
+use crate::storage::{paths, ProjectId, RunInfo, RunStatus, TaskId};
 
 /// Largest page of runs a client may ask for.
 const MAX_PAGE: usize = 1000;
@@ -128,19 +128,7 @@ pub async fn tasks(
         id: project.clone(),
         dir,
     };
-    let tasks: Vec<serde_json::Value> = list_tasks(&entry)
-        .into_iter()
-        .map(|task| {
-            let runs = task_runs(&task.dir, project.as_str(), task.id.as_str());
-            serde_json::json!({
-                "task_id": task.id,
-                "status": derived_status(task.done, &runs),
-                "done": task.done,
-                "run_count": runs.len(),
-                "latest_run": runs.last().map(|r| r.run_id.clone()),
-            })
-        })
-        .collect();
+    let tasks: Vec<serde_json::Value> = list_tasks(&entry).iter().map(task_summary).collect();
     Ok(Json(
         serde_json::json!({ "project_id": project, "tasks": tasks }),
     ))
@@ -168,6 +156,11 @@ pub async fn task(
     let project = lookup::project_id(&project)?;
     let task = lookup::task_id(&task)?;
     let dir = lookup::task_dir(&state.root, &project, &task)?;
+    Ok(Json(task_view(&project, &task, &dir)))
+}
+
+/// The full view of one task: status, DONE, TASK.md and its runs.
+pub fn task_view(project: &ProjectId, task: &TaskId, dir: &std::path::Path) -> serde_json::Value {
     let read_regular = |name: &str| -> Option<String> {
         let path = dir.join(name);
         let meta = std::fs::symlink_metadata(&path).ok()?;
@@ -178,15 +171,35 @@ pub async fn task(
     let done = std::fs::symlink_metadata(dir.join(paths::DONE_FILE))
         .map(|m| m.is_file())
         .unwrap_or(false);
-    let runs = task_runs(&dir, project.as_str(), task.as_str());
-    Ok(Json(serde_json::json!({
+    let runs = task_runs(dir, project.as_str(), task.as_str());
+    serde_json::json!({
         "project_id": project,
         "task_id": task,
         "status": derived_status(done, &runs),
         "done": done,
         "task_md": read_regular(paths::TASK_FILE),
         "runs": runs,
-    })))
+    })
+}
+
+/// One line of a task listing.
+pub fn task_summary(task: &scan::TaskEntry) -> serde_json::Value {
+    let runs = task_runs(&task.dir, task.project.as_str(), task.id.as_str());
+    let last_activity = runs
+        .iter()
+        .filter_map(|r| r.info.as_ref())
+        .map(|i| i.end_time_opt().unwrap_or(i.start_time))
+        .max()
+        .map(|t| crate::storage::time::format_rfc3339_nano(&t));
+    serde_json::json!({
+        "project_id": task.project,
+        "task_id": task.id,
+        "status": derived_status(task.done, &runs),
+        "done": task.done,
+        "run_count": runs.len(),
+        "latest_run": runs.last().map(|r| r.run_id.clone()),
+        "last_activity": last_activity,
+    })
 }
 
 /// Query of `GET /api/v1/runs`.

@@ -5,6 +5,7 @@
 pub mod audit;
 pub mod browse;
 pub mod bus;
+pub mod compat;
 pub mod error;
 pub mod index;
 pub mod listen;
@@ -78,7 +79,11 @@ pub fn router(state: AppState) -> Router {
             get(bus::compat_read).post(bus::compat_post),
         )
         .route("/api/v1/messages/stream", get(bus::compat_stream))
-        .route("/api/v1/tasks", post(tasks::start_task))
+        .route("/api/v1/tasks", get(compat::list).post(tasks::start_task))
+        .route(
+            "/api/v1/tasks/{task}",
+            get(compat::show).delete(compat::stop),
+        )
         .route("/api/v1/runs", get(browse::runs))
         .route("/api/v1/runs/{run}", get(browse::run))
         .route("/api/v1/runs/{run}/stop", post(tasks::stop_run))

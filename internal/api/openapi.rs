@@ -5,7 +5,9 @@
 use axum::Json;
 use utoipa::OpenApi;
 
-use super::{browse, bus, error, metrics, run_stream, security, self_update, status, tasks};
+use super::{
+    browse, bus, compat, error, metrics, run_stream, security, self_update, status, tasks,
+};
 
 /// The API description.
 #[derive(OpenApi)]
@@ -29,6 +31,9 @@ use super::{browse, bus, error, metrics, run_stream, security, self_update, stat
         tasks::stop_task,
         tasks::resume_task,
         tasks::start_task,
+        compat::list,
+        compat::show,
+        compat::stop,
         bus::read_project_bus,
         bus::post_project_bus,
         bus::stream_project_bus,

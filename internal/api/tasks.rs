@@ -403,6 +403,17 @@ pub async fn stop_task(
     let project = lookup::project_id(&project)?;
     let task = lookup::task_id(&task)?;
     let dir = lookup::task_dir(&state.root, &project, &task)?;
+    let (stopped, errors) = stop_task_runs(dir).await?;
+    Ok(Json(serde_json::json!({
+        "project_id": project, "task_id": task,
+        "stopped_runs": stopped,
+        "errors": errors,
+    })))
+}
+
+/// Marks the task in `dir` stopped (its loop will not restart) and stops its running runs.
+/// Returns the stopped run ids and the errors of runs that could not be stopped.
+pub async fn stop_task_runs(dir: PathBuf) -> Result<(Vec<String>, Vec<String>), ApiError> {
     let running: Vec<PathBuf> = list_runs(&dir, Reconcile::Yes)
         .into_iter()
         .filter(|r| r.status() == RunStatus::Running)
@@ -415,30 +426,27 @@ pub async fn stop_task(
     );
     crate::storage::atomic::write_atomic(&dir.join(runner::stop::STOP_MARKER), stamp.as_bytes())
         .map_err(|e| ApiError::internal(format!("cannot write the stop marker: {e}")))?;
-    let stopped = tokio::task::spawn_blocking(move || {
+    let results = tokio::task::spawn_blocking(move || {
         running
             .iter()
             .map(|run_dir| {
-                runner::stop_run(
-                    run_dir,
-                    StopOptions {
-                        grace: Duration::from_secs(10),
-                        force: false,
-                    },
-                )
-                .map(|i| i.run_id)
-                .map_err(|e| e.to_string())
+                let opts = StopOptions {
+                    grace: Duration::from_secs(10),
+                    force: false,
+                };
+                runner::stop_run(run_dir, opts)
+                    .map(|i| i.run_id)
+                    .map_err(|e| e.to_string())
             })
             .collect::<Vec<_>>()
     })
     .await
     .map_err(|e| ApiError::internal(format!("stop failed: {e}")))?;
-    let (ok, errors): (Vec<_>, Vec<_>) = stopped.into_iter().partition(Result::is_ok);
-    Ok(Json(serde_json::json!({
-        "project_id": project, "task_id": task,
-        "stopped_runs": ok.into_iter().flatten().collect::<Vec<_>>(),
-        "errors": errors.into_iter().filter_map(Result::err).collect::<Vec<_>>(),
-    })))
+    let (ok, errors): (Vec<_>, Vec<_>) = results.into_iter().partition(Result::is_ok);
+    Ok((
+        ok.into_iter().flatten().collect(),
+        errors.into_iter().filter_map(Result::err).collect(),
+    ))
 }
 
 /// `POST /api/v1/runs/{run}/stop`

@@ -363,3 +363,39 @@ fn a_restarted_server_resumes_its_unfinished_task_loops() {
     });
     drop(second);
 }
+
+#[test]
+fn reference_task_routes_list_show_and_stop() {
+    let sb = Sandbox::new();
+    let root = sb.path().join("root");
+    let server = start(&sb, &[("FAKE_SLEEP", "30")], &[]);
+    let (code, body) = post(
+        &server,
+        "/api/v1/tasks",
+        serde_json::json!({"project_id": "demo", "task_id": "long", "prompt": "x"}),
+    );
+    assert_eq!(code, 201, "{body}");
+    let run_id = body["run_id"].as_str().unwrap().to_string();
+    let (code, list) = server.get_json("/api/v1/tasks?project_id=demo");
+    assert_eq!(code, 200);
+    assert_eq!(list["tasks"][0]["task_id"], "long");
+    assert_eq!(list["tasks"][0]["status"], "running");
+    let (code, task) = server.get_json("/api/v1/tasks/long");
+    assert_eq!(code, 200, "{task}");
+    assert_eq!(task["project_id"], "demo");
+    assert_eq!(task["runs"][0]["run_id"], run_id.as_str());
+    assert_eq!(server.get_json("/api/v1/tasks/nope").0, 404);
+    assert_eq!(server.get_json("/api/v1/tasks/long?project_id=nope").0, 404);
+    // DELETE stops the task as the reference does: DONE first, then the runs.
+    let resp = agent()
+        .delete(&format!(
+            "{}/api/v1/tasks/long?project_id=demo",
+            server.base
+        ))
+        .call()
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 202);
+    assert!(root.join("demo/long/DONE").exists());
+    let (_, run) = server.get_json(&format!("/api/v1/runs/{run_id}"));
+    assert_eq!(run["status"], "stopped");
+}
