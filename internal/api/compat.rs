@@ -45,7 +45,7 @@ pub async fn list(
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let tasks: Vec<serde_json::Value> = projects(&state, q.project_id.as_deref())?
         .iter()
-        .flat_map(|p| list_tasks(p))
+        .flat_map(list_tasks)
         .map(|t| task_summary(&t))
         .collect();
     Ok(Json(serde_json::json!({ "tasks": tasks })))
