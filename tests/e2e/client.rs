@@ -264,6 +264,31 @@ fn every_client_command_without_auth() {
     let seen = follower.join().unwrap();
     assert!(seen.iter().any(|l| l.contains("project wide")), "{seen:?}");
 
+    // Submit without waiting; resume the task whose loop gave up.
+    let started = ok(ra(
+        &sb,
+        url,
+        &[
+            "task",
+            "submit",
+            "--project",
+            "demo",
+            "--task",
+            "t3",
+            "--prompt",
+            "x",
+        ],
+    ));
+    assert!(started.contains("task demo/t3 started"), "{started}");
+    let resumed = ok(ra(
+        &sb,
+        url,
+        &["task", "resume", "--project", "demo", "--task", "t2"],
+    ));
+    assert!(resumed.contains("task demo/t2 resumed"), "{resumed}");
+    let out = ra(&sb, url, &["runs", "show", "20200101-0000000000-1-1"]);
+    fails(&out, "server returned 404: ");
+
     // Stop, resume (409: done without --reset-done), delete, then 404.
     let stopped = ok(ra(
         &sb,
