@@ -54,6 +54,8 @@ pub enum RunAgentCommand {
     Job(job::JobArgs),
     /// Run a task: restart its root agent until the task's DONE file exists.
     Task(Box<task::TaskArgs>),
+    /// Continue a task from its latest run (same as `task resume`).
+    Resume(Box<task::resume::ResumeArgs>),
     /// Stop a running run: SIGTERM its process group, then SIGKILL after a grace period.
     Stop(stop::StopArgs),
     /// List projects, tasks with their derived status, and a task's runs (local files).
@@ -119,6 +121,7 @@ pub fn run_agent_main() -> ExitCode {
         RunAgentCommand::Gc(args) => gc::run(args),
         RunAgentCommand::Job(args) => job::run(args),
         RunAgentCommand::Task(args) => task::run(*args),
+        RunAgentCommand::Resume(args) => task::resume::run(*args),
         RunAgentCommand::Stop(args) => stop::run(args),
         RunAgentCommand::List(args) => list::run(args),
         RunAgentCommand::Status(args) => status::run(args),

@@ -21,7 +21,7 @@ use crate::storage::paths::TASK_FILE;
 use crate::storage::{Root, RunInfo};
 
 mod delete;
-mod resume;
+pub mod resume;
 
 /// `task` flags.
 #[derive(Debug, Clone, clap::Args)]
