@@ -153,7 +153,7 @@ fn every_client_command_without_auth() {
     let tasks = json(run(&mut cmd));
     assert_eq!(tasks["tasks"].as_array().unwrap().len(), 2, "{tasks}");
     let all = json(ra(&sb, url, &["task", "list", "--json"]));
-    assert_eq!(all["projects"][0]["project_id"], "demo");
+    assert_eq!(all["tasks"][0]["project_id"], "demo");
     let show = ok(ra(
         &sb,
         url,

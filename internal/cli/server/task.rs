@@ -9,7 +9,7 @@ use serde_json::{json, Value};
 
 use super::common::{cell, client, print_json, table, REQUEST_TIMEOUT};
 use super::ClientArgs;
-use crate::client::{segment, ApiClient};
+use crate::client::segment;
 
 /// `server task …`.
 #[derive(Debug, clap::Subcommand)]
@@ -72,10 +72,10 @@ pub struct SubmitArgs {
 pub struct ListArgs {
     #[command(flatten)]
     pub client: ClientArgs,
-    /// Only this project (default: every project).
+    /// Only this project (default: every project, via GET /api/v1/tasks).
     #[arg(long, value_name = "ID")]
     pub project: Option<String>,
-    /// Print the raw JSON (with no --project: `{"projects": [<each project's answer>]}`).
+    /// Print the server's raw JSON answer.
     #[arg(long)]
     pub json: bool,
 }
@@ -216,51 +216,53 @@ fn submit(args: SubmitArgs) -> anyhow::Result<ExitCode> {
 
 fn list(args: ListArgs) -> anyhow::Result<ExitCode> {
     let api = client(&args.client, REQUEST_TIMEOUT)?;
-    let answers: Vec<Value> = match &args.project {
-        Some(p) => vec![project_tasks(&api, p)?],
-        None => {
-            let projects = api.get_json("/api/v1/projects")?;
-            let mut out = Vec::new();
-            for p in projects["projects"].as_array().into_iter().flatten() {
-                if let Some(id) = p["project_id"].as_str() {
-                    out.push(project_tasks(&api, id)?);
-                }
-            }
-            out
-        }
+    let answer = match &args.project {
+        Some(p) => api.get_json(&format!("/api/v1/projects/{}/tasks", segment(p)))?,
+        None => api.get_json("/api/v1/tasks")?,
     };
     if args.json {
-        match (&args.project, answers.first()) {
-            (Some(_), Some(one)) => print_json(one)?,
-            _ => print_json(&json!({ "projects": answers }))?,
-        }
+        print_json(&answer)?;
         return Ok(ExitCode::SUCCESS);
     }
-    let mut rows = Vec::new();
-    for answer in &answers {
-        for t in answer["tasks"].as_array().into_iter().flatten() {
-            rows.push(vec![
-                cell(&answer["project_id"]),
+    let rows: Vec<Vec<String>> = answer["tasks"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|t| {
+            let project = if t["project_id"].is_null() {
+                &answer["project_id"]
+            } else {
+                &t["project_id"]
+            };
+            vec![
+                cell(project),
                 cell(&t["task_id"]),
                 cell(&t["status"]),
                 cell(&t["run_count"]),
                 cell(&t["latest_run"]),
-            ]);
-        }
-    }
+                cell(&t["last_activity"]),
+            ]
+        })
+        .collect();
     if rows.is_empty() {
         println!("no tasks");
     } else {
         print!(
             "{}",
-            table(&["PROJECT", "TASK", "STATUS", "RUNS", "LATEST RUN"], &rows)
+            table(
+                &[
+                    "PROJECT",
+                    "TASK",
+                    "STATUS",
+                    "RUNS",
+                    "LATEST RUN",
+                    "LAST ACTIVITY"
+                ],
+                &rows
+            )
         );
     }
     Ok(ExitCode::SUCCESS)
-}
-
-fn project_tasks(api: &ApiClient, project: &str) -> anyhow::Result<Value> {
-    Ok(api.get_json(&format!("/api/v1/projects/{}/tasks", segment(project)))?)
 }
 
 fn show(args: TaskArgs) -> anyhow::Result<ExitCode> {
