@@ -134,10 +134,7 @@ pub fn select(name: &str, config: Option<&Config>) -> Result<AgentSpec, RunnerEr
         });
     }
     if let Some(rest) = AgentType::parse(&name.to_ascii_lowercase()).filter(|t| t.is_rest()) {
-        return Err(RunnerError::UnsupportedAgent {
-            name: name.to_string(),
-            agent_type: rest.as_str().to_string(),
-        });
+        return rest_spec(rest.as_str(), rest, None, None, None);
     }
     match builtin() {
         Some(agent_type) => Ok(AgentSpec {
@@ -166,10 +163,13 @@ fn from_config(name: &str, agent: &AgentConfig) -> Result<AgentSpec, RunnerError
                 )
             })?,
         AgentType::Perplexity | AgentType::Xai => {
-            return Err(RunnerError::UnsupportedAgent {
-                name: name.to_string(),
-                agent_type: agent.agent_type.as_str().to_string(),
-            })
+            return rest_spec(
+                name,
+                agent.agent_type,
+                agent.base_url.as_deref(),
+                agent.model.as_deref(),
+                agent.token.clone(),
+            )
         }
         other => cli_argv(other).unwrap_or_default(),
     };
@@ -178,6 +178,43 @@ fn from_config(name: &str, agent: &AgentConfig) -> Result<AgentSpec, RunnerError
         agent_type: agent.agent_type,
         argv,
         token: agent.token.clone(),
+    })
+}
+
+/// A REST agent (perplexity, xai): argv is `[base_url, model]` (defaults per type), and a
+/// token is required — the configured one, else the provider variable of the environment.
+fn rest_spec(
+    name: &str,
+    agent_type: AgentType,
+    base_url: Option<&str>,
+    model: Option<&str>,
+    token: Option<String>,
+) -> Result<AgentSpec, RunnerError> {
+    let (default_url, default_model) = super::rest::defaults(agent_type).unwrap_or_default();
+    let var = token_var(agent_type).unwrap_or_default();
+    let token = token.filter(|t| !t.trim().is_empty());
+    let env_token = std::env::var(var).is_ok_and(|t| !t.trim().is_empty());
+    if token.is_none() && !env_token {
+        return Err(RunnerError::invalid(
+            format!("agent `{name}`"),
+            format!(
+                "a {agent_type} agent needs an API token: set {var}, or `token` / `token_file` of \
+                 agents.{name} in the config, or {}",
+                crate::config::agent_token_env(name)
+            ),
+        ));
+    }
+    let pick = |v: Option<&str>, d: &str| {
+        v.map(str::trim)
+            .filter(|v| !v.is_empty())
+            .unwrap_or(d)
+            .to_string()
+    };
+    Ok(AgentSpec {
+        name: name.to_string(),
+        agent_type,
+        argv: vec![pick(base_url, default_url), pick(model, default_model)],
+        token,
     })
 }
 
@@ -202,8 +239,13 @@ mod tests {
         assert_eq!(spec.argv[0], "claude");
         assert!(spec.argv.contains(&"stream-json".to_string()));
         assert_eq!(select("codex", None).unwrap().argv.last().unwrap(), "-");
-        let err = select("xai", None).unwrap_err().to_string();
-        assert!(err.contains("cannot start yet"), "{err}");
+        if std::env::var("XAI_API_KEY").is_err() {
+            let err = select("xai", None).unwrap_err().to_string();
+            assert!(
+                err.contains("needs an API token") && err.contains("XAI_API_KEY"),
+                "{err}"
+            );
+        }
         let err = select("fast", None).unwrap_err().to_string();
         assert!(
             err.contains("`fast`") && err.contains("claude, codex, gemini"),
@@ -222,6 +264,35 @@ mod tests {
         assert_eq!(select("command", Some(&config)).unwrap().name, "script");
         let err = select("claude", Some(&config)).unwrap_err().to_string();
         assert!(err.contains("script"), "{err}");
+    }
+
+    #[test]
+    fn rest_agents_take_defaults_and_need_a_token() {
+        let mut config = Config::default();
+        let mut agent = command_agent(&[]);
+        agent.agent_type = AgentType::Perplexity;
+        agent.command = None;
+        agent.token = Some("t".into());
+        config.agents.insert("pplx".into(), agent.clone());
+        let spec = select("pplx", Some(&config)).unwrap();
+        assert_eq!(spec.argv, ["https://api.perplexity.ai", "sonar-pro"]);
+        assert_eq!(spec.token.as_deref(), Some("t"));
+        agent.base_url = Some("http://127.0.0.1:1/v1".into());
+        agent.model = Some("m".into());
+        config.agents.insert("pplx".into(), agent.clone());
+        assert_eq!(
+            select("pplx", Some(&config)).unwrap().argv,
+            ["http://127.0.0.1:1/v1", "m"]
+        );
+        if std::env::var("PERPLEXITY_API_KEY").is_err() {
+            agent.token = None;
+            config.agents.insert("pplx".into(), agent);
+            let err = select("pplx", Some(&config)).unwrap_err().to_string();
+            assert!(
+                err.contains("PERPLEXITY_API_KEY") && err.contains("CONDUCTOR_AGENT_PPLX_TOKEN"),
+                "{err}"
+            );
+        }
     }
 
     #[test]

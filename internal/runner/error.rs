@@ -39,14 +39,6 @@ pub enum RunnerError {
         /// What would have been accepted.
         allowed: String,
     },
-    /// The agent type exists but this runner cannot run it.
-    #[error("agent `{name}` has type `{agent_type}`, which this runner cannot start yet; use claude, codex, gemini or a `command` agent")]
-    UnsupportedAgent {
-        /// The agent name.
-        name: String,
-        /// Its type.
-        agent_type: String,
-    },
     /// A flag or input value is invalid.
     #[error("{what}: {message}")]
     Invalid {

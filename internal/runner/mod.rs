@@ -22,6 +22,8 @@ pub mod output;
 pub mod process;
 pub mod prompt;
 pub mod ralph;
+pub mod rest;
+pub mod rest_run;
 pub mod slots;
 pub mod stop;
 pub mod stream;

@@ -28,7 +28,7 @@ use super::classify::{classify, exit_code, Outcome};
 use super::error::RunnerError;
 use super::events::RunEvents;
 use super::process::{new_session, signal_group};
-use super::{output, slots, stop, supervisor_lock};
+use super::{output, rest_run, slots, stop, supervisor_lock};
 
 /// How long `<cli> --version` may take.
 const VERSION_TIMEOUT: Duration = Duration::from_secs(5);
@@ -122,6 +122,19 @@ pub fn supervise(plan: &SupervisorPlan) -> Result<RunInfo, RunnerError> {
     };
     if stop::requested(&plan.run_dir) {
         return end_early(classify(-1, false, true));
+    }
+    if plan.agent_type.is_rest() {
+        let outcome =
+            rest_run::run(plan, &info_path, || report(events.started())).unwrap_or_else(|err| {
+                Outcome {
+                    status: RunStatus::Failed,
+                    exit_code: 1,
+                    error_summary: Some(format!("{}: {err}", plan.agent_type)),
+                }
+            });
+        output::ensure(&plan.run_dir, plan.agent_type)?;
+        report(events.finished(&outcome));
+        return finish(&info_path, &outcome, |_| {});
     }
     let mut child = match spawn_agent(plan) {
         Ok(child) => child,

@@ -10,6 +10,7 @@ mod client;
 mod config;
 mod gc;
 mod inspect;
+mod rest;
 mod resume_cli;
 mod run_stream;
 mod runner;

@@ -1,0 +1,166 @@
+//! A REST agent's run inside its supervisor: the supervisor itself is the run's process
+//! (pid and pgid recorded are its own; it leads its own session), the chat request streams on
+//! a worker thread into agent-stdout.txt, and a SIGTERM/SIGINT (from `run-agent stop`)
+//! ends the run as `stopped` at once, without waiting for the HTTP stream.
+
+use std::fs::OpenOptions;
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::Path;
+use std::sync::mpsc;
+
+use nix::sys::signal::{SigSet, Signal};
+
+use crate::storage::atomic::write_atomic;
+use crate::storage::liveness::process_start_time;
+use crate::storage::paths::{OUTPUT_FILE, PROMPT_FILE, STDERR_FILE, STDOUT_FILE};
+use crate::storage::run_info::UPDATE_LOCK_TIMEOUT;
+use crate::storage::{RunInfo, RunStatus};
+
+use super::agent::token_var;
+use super::classify::{classify, Outcome};
+use super::error::RunnerError;
+use super::rest::{self, ChatRequest};
+use super::stop;
+use super::supervise::SupervisorPlan;
+
+/// What ended the wait.
+enum Event {
+    /// The request finished: the answer or the error summary.
+    Done(Result<String, String>),
+    /// A stop signal arrived.
+    Signal,
+}
+
+/// Runs the REST request of `plan` (argv = `[base_url, model]`; the token is the provider
+/// variable of the supervisor's env). Records the supervisor as the run's process, calls
+/// `started` once it is recorded, and returns the outcome; output.md and the stdout/stderr
+/// files are written.
+pub fn run(
+    plan: &SupervisorPlan,
+    info_path: &Path,
+    started: impl FnOnce(),
+) -> Result<Outcome, RunnerError> {
+    let name = plan.agent_type.as_str();
+    let (base_url, model) = match plan.argv.as_slice() {
+        [base_url, model, ..] => (base_url.clone(), model.clone()),
+        _ => {
+            return Err(RunnerError::invalid(
+                "agent command",
+                format!("a {name} run needs [base_url, model]"),
+            ))
+        }
+    };
+    let pid = i64::from(std::process::id());
+    let pgid = i64::from(nix::unistd::getpgrp().as_raw());
+    let commandline = format!("POST {} (model {model})", rest::endpoint(&base_url));
+    RunInfo::update(info_path, UPDATE_LOCK_TIMEOUT, |i| {
+        i.pid = pid;
+        i.pgid = pgid;
+        i.pid_start_time = process_start_time(pid);
+        i.commandline = Some(commandline.clone());
+        i.agent_version = String::new();
+        i.cwd = Some(plan.cwd.display().to_string());
+        let file = |f: &str| Some(plan.run_dir.join(f).display().to_string());
+        i.prompt_path = file(PROMPT_FILE);
+        i.output_path = file(OUTPUT_FILE);
+        i.stdout_path = file(STDOUT_FILE);
+        i.stderr_path = file(STDERR_FILE);
+        Ok::<(), std::convert::Infallible>(())
+    })?
+    .unwrap_or_else(|never| match never {});
+    let open = |file: &str| {
+        let path = plan.run_dir.join(file);
+        OpenOptions::new()
+            .create(true)
+            .append(true)
+            .mode(0o644)
+            .open(&path)
+            .map_err(|e| RunnerError::io("open", path, e))
+    };
+    let mut stdout = open(STDOUT_FILE)?;
+    let mut stderr = open(STDERR_FILE)?;
+    started();
+
+    let prompt_path = plan.run_dir.join(PROMPT_FILE);
+    let prompt = std::fs::read_to_string(&prompt_path)
+        .map_err(|e| RunnerError::io("read", &prompt_path, e))?;
+    let token_name = token_var(plan.agent_type).unwrap_or("API key");
+    let token = std::env::var(token_name)
+        .ok()
+        .map(|t| t.trim().to_string())
+        .filter(|t| !t.is_empty());
+
+    // Signals are taken by a waiting thread (blocked here, inherited by both threads).
+    let mut signals = SigSet::empty();
+    signals.add(Signal::SIGTERM);
+    signals.add(Signal::SIGINT);
+    signals
+        .thread_block()
+        .map_err(|e| RunnerError::invalid("signal mask", e.to_string()))?;
+    let (tx, rx) = mpsc::channel::<Event>();
+    let signal_tx = tx.clone();
+    std::thread::Builder::new()
+        .name("rest-signals".into())
+        .spawn(move || {
+            if signals.wait().is_ok() {
+                let _ = signal_tx.send(Event::Signal);
+            }
+        })
+        .map_err(|e| RunnerError::io("start the signal thread for", "run", e))?;
+    let agent_type = plan.agent_type;
+    let mut delta_out = stdout
+        .try_clone()
+        .map_err(|e| RunnerError::io("open", plan.run_dir.join(STDOUT_FILE), e))?;
+    std::thread::Builder::new()
+        .name("rest-request".into())
+        .spawn(move || {
+            let result = match token {
+                None => Err(format!(
+                    "{}: no API token: set {token_name}, or the agent's token / token_file in the config (or CONDUCTOR_AGENT_<NAME>_TOKEN)",
+                    agent_type.as_str()
+                )),
+                Some(token) => rest::stream_chat(
+                    &ChatRequest {
+                        agent_type,
+                        base_url: &base_url,
+                        model: &model,
+                        token: &token,
+                        prompt: &prompt,
+                    },
+                    |delta| {
+                        if let Err(err) = delta_out.write_all(delta.as_bytes()) {
+                            tracing::warn!("cannot append to {STDOUT_FILE}: {err}");
+                        }
+                    },
+                ),
+            };
+            let _ = tx.send(Event::Done(result));
+        })
+        .map_err(|e| RunnerError::io("start the request thread for", "run", e))?;
+
+    let event = rx.recv().unwrap_or(Event::Signal);
+    let summary = match event {
+        Event::Signal if stop::requested(&plan.run_dir) => return Ok(classify(-1, false, true)),
+        Event::Signal => format!("{name}: terminated by a signal"),
+        Event::Done(Ok(answer)) => {
+            let _ = stdout.write_all(b"\n");
+            let output_path = plan.run_dir.join(OUTPUT_FILE);
+            write_atomic(&output_path, answer.as_bytes())
+                .map_err(|e| RunnerError::io("write", &output_path, e))?;
+            return Ok(Outcome {
+                status: RunStatus::Completed,
+                exit_code: 0,
+                error_summary: None,
+            });
+        }
+        Event::Done(Err(summary)) => summary,
+    };
+    // A failure: the summary also goes to agent-stderr.txt.
+    let _ = writeln!(stderr, "{summary}");
+    Ok(Outcome {
+        status: RunStatus::Failed,
+        exit_code: 1,
+        error_summary: Some(summary),
+    })
+}

@@ -1,0 +1,274 @@
+//! e2e: REST agents (perplexity, xai) — `run-agent job` against a local HTTP server written
+//! here (std TcpListener on 127.0.0.1) that answers with SSE chunks or error statuses. Checks
+//! the request sent, output.md, agent-stdout.txt, the final status and error summary, and that
+//! the recorded pid is the run's supervisor.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use conductor::storage::{RunInfo, RunStatus};
+
+use crate::support::{free_port, run, text, Sandbox};
+
+/// Serves one connection with `response` (raw HTTP); yields the request (head + body).
+fn serve_once(response: String) -> (u16, mpsc::Receiver<String>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let Ok((stream, _)) = listener.accept() else {
+            return;
+        };
+        let mut reader = BufReader::new(stream.try_clone().unwrap());
+        let mut head = String::new();
+        let mut length = 0usize;
+        loop {
+            let mut line = String::new();
+            if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                break;
+            }
+            if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                length = v.trim().parse().unwrap_or(0);
+            }
+            head.push_str(&line);
+        }
+        let mut body = vec![0; length];
+        let _ = reader.read_exact(&mut body);
+        let mut stream = stream;
+        let _ = stream.write_all(response.as_bytes());
+        let _ = stream.flush();
+        drop(stream);
+        let _ = tx.send(format!("{head}\r\n{}", String::from_utf8_lossy(&body)));
+    });
+    (port, rx)
+}
+
+fn sse(chunks: &[&str], done: bool) -> String {
+    let mut out = "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nConnection: close\r\n\r\n"
+        .to_string();
+    for c in chunks {
+        out.push_str(&format!(
+            "data: {{\"choices\":[{{\"delta\":{{\"content\":{}}}}}]}}\n\n",
+            serde_json::to_string(c).unwrap()
+        ));
+    }
+    if done {
+        out.push_str("data: [DONE]\n\n");
+    }
+    out
+}
+
+fn status(code: u16, reason: &str, body: &str) -> String {
+    format!(
+        "HTTP/1.1 {code} {reason}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+}
+
+struct World {
+    sb: Sandbox,
+}
+
+impl World {
+    fn new(config: &str) -> World {
+        let sb = Sandbox::new();
+        sb.write("config.yaml", config);
+        World { sb }
+    }
+
+    fn root(&self) -> PathBuf {
+        self.sb.path().join("root")
+    }
+
+    /// `run-agent job` with the sandbox config; returns (exit code, output, run dir).
+    fn job(&self, task: &str, agent: &str, env: &[(&str, &str)]) -> (Option<i32>, String, PathBuf) {
+        let mut cmd = self.sb.run_agent();
+        cmd.args(["job", "--project", "rest", "--task", task, "--agent", agent])
+            .args(["--prompt", "What is 2+2?", "--root"])
+            .arg(self.root())
+            .env_remove("PERPLEXITY_API_KEY")
+            .env_remove("XAI_API_KEY")
+            .envs(env.iter().copied());
+        let out = run(&mut cmd);
+        let runs = self.root().join("rest").join(task).join("runs");
+        let dir = std::fs::read_dir(&runs)
+            .ok()
+            .and_then(|mut d| d.next())
+            .map(|e| e.unwrap().path())
+            .unwrap_or_default();
+        (out.status.code(), text(&out), dir)
+    }
+}
+
+fn info(dir: &Path) -> RunInfo {
+    RunInfo::read(&dir.join("run-info.yaml")).unwrap()
+}
+
+fn read(dir: &Path, file: &str) -> String {
+    std::fs::read_to_string(dir.join(file)).unwrap_or_default()
+}
+
+#[test]
+fn streams_an_answer_into_the_run_files() {
+    let (port, request) = serve_once(sse(&["Two plus two ", "is four."], true));
+    let w = World::new(&format!(
+        "agents:\n  pplx:\n    type: perplexity\n    base_url: http://127.0.0.1:{port}/\n    model: sonar-test\n    token: sekrit-token\n"
+    ));
+    let (code, out, dir) = w.job("answer", "pplx", &[]);
+    assert_eq!(code, Some(0), "{out}");
+    let request = request.recv_timeout(Duration::from_secs(10)).unwrap();
+    assert!(request.starts_with("POST /chat/completions "), "{request}");
+    assert!(
+        request
+            .to_ascii_lowercase()
+            .contains("authorization: bearer sekrit-token"),
+        "{request}"
+    );
+    let body: serde_json::Value =
+        serde_json::from_str(request.split("\r\n\r\n").nth(1).unwrap()).unwrap();
+    assert_eq!(body["model"], "sonar-test");
+    assert_eq!(body["stream"], true);
+    assert_eq!(body["messages"][0]["role"], "user");
+    assert!(body["messages"][0]["content"]
+        .as_str()
+        .unwrap()
+        .contains("What is 2+2?"));
+    assert_eq!(read(&dir, "output.md"), "Two plus two is four.");
+    assert!(read(&dir, "agent-stdout.txt").contains("Two plus two is four."));
+    let info = info(&dir);
+    assert_eq!(info.status, RunStatus::Completed);
+    assert_eq!(info.exit_code, 0);
+    assert_eq!(info.agent, "perplexity");
+    // The run's process is its supervisor, leading its own group.
+    assert!(info.pid > 0 && info.pid == info.pgid, "{info:?}");
+    assert_ne!(info.pid, i64::from(std::process::id()));
+    assert!(info
+        .commandline
+        .unwrap()
+        .contains(&format!("127.0.0.1:{port}/chat/completions")));
+}
+
+#[test]
+fn errors_fail_the_run_with_a_summary() {
+    let cases = [
+        (
+            status(401, "Unauthorized", "{\"error\":\"bad key\"}"),
+            "xai: HTTP 401 Unauthorized: {\"error\":\"bad key\"}",
+        ),
+        (
+            status(429, "Too Many Requests", "slow down"),
+            "xai: HTTP 429 Too Many Requests: slow down",
+        ),
+        (
+            status(503, "Service Unavailable", "down"),
+            "xai: HTTP 503 Service Unavailable: down",
+        ),
+        (sse(&["half an ans"], false), "xai: broken stream"),
+    ];
+    for (i, (response, want)) in cases.into_iter().enumerate() {
+        let (port, _request) = serve_once(response);
+        let w = World::new(&format!(
+            "agents:\n  grok:\n    type: xai\n    base_url: http://127.0.0.1:{port}\n"
+        ));
+        let (code, out, dir) = w.job(&format!("e{i}"), "grok", &[("XAI_API_KEY", "k")]);
+        assert_eq!(code, Some(1), "{out}");
+        let info = info(&dir);
+        assert_eq!(info.status, RunStatus::Failed, "{want}");
+        assert_eq!(info.exit_code, 1);
+        let summary = info.error_summary.unwrap();
+        assert!(summary.starts_with(want), "{summary} vs {want}");
+        assert!(read(&dir, "agent-stderr.txt").contains(&summary));
+    }
+    // Nobody listening.
+    let port = free_port();
+    let w = World::new(&format!(
+        "agents:\n  grok:\n    type: xai\n    base_url: http://127.0.0.1:{port}\n"
+    ));
+    let (code, out, dir) = w.job("refused", "grok", &[("XAI_API_KEY", "k")]);
+    assert_eq!(code, Some(1), "{out}");
+    let summary = info(&dir).error_summary.unwrap();
+    assert!(
+        summary.starts_with(&format!(
+            "xai: request to http://127.0.0.1:{port}/chat/completions failed"
+        )),
+        "{summary}"
+    );
+    // No token anywhere: refused before any run starts.
+    let w = World::new("agents:\n  grok:\n    type: xai\n    base_url: http://127.0.0.1:9\n");
+    let (code, out, _) = w.job("tokenless", "grok", &[]);
+    assert_eq!(code, Some(1), "{out}");
+    assert!(
+        out.contains("needs an API token") && out.contains("XAI_API_KEY"),
+        "{out}"
+    );
+}
+
+#[test]
+fn stop_ends_a_streaming_run_as_stopped() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let (release_tx, release_rx) = mpsc::channel::<()>();
+    let server = std::thread::spawn(move || {
+        let (mut stream, _) = listener.accept().unwrap();
+        let mut buf = [0u8; 4096];
+        let _ = stream.read(&mut buf);
+        let head = sse(&["thinking"], false);
+        let _ = stream.write_all(head.as_bytes());
+        let _ = stream.flush();
+        // Keep the stream open until the test is done.
+        let _ = release_rx.recv_timeout(Duration::from_secs(30));
+    });
+    let w = World::new(&format!(
+        "agents:\n  pplx:\n    type: perplexity\n    base_url: http://127.0.0.1:{port}\n    token: t\n"
+    ));
+    let mut cmd = w.sb.run_agent();
+    cmd.args([
+        "job",
+        "--project",
+        "rest",
+        "--task",
+        "slow",
+        "--agent",
+        "pplx",
+    ])
+    .args(["--prompt", "think", "--root"])
+    .arg(w.root())
+    .stdout(std::process::Stdio::null())
+    .stderr(std::process::Stdio::null());
+    let mut job = crate::support::ChildGuard(Some(cmd.spawn().unwrap()));
+    let runs = w.root().join("rest/slow/runs");
+    let start = std::time::Instant::now();
+    let dir = loop {
+        let found = std::fs::read_dir(&runs)
+            .ok()
+            .and_then(|mut d| d.next())
+            .map(|e| e.unwrap().path())
+            .filter(|d| read(d, "agent-stdout.txt").contains("thinking"));
+        if let Some(dir) = found {
+            break dir;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "the run never streamed"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let out = run(w
+        .sb
+        .run_agent()
+        .args(["stop", "--project", "rest", "--task", "slow", "--root"])
+        .arg(w.root()));
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("status: stopped"), "{}", text(&out));
+    let status = job.0.take().unwrap().wait().unwrap();
+    assert_eq!(status.code(), Some(1));
+    let info = info(&dir);
+    assert_eq!(info.status, RunStatus::Stopped);
+    assert_eq!(info.error_summary.as_deref(), Some("stopped by user"));
+    assert!(read(&dir, "output.md").contains("thinking"));
+    let _ = release_tx.send(());
+    server.join().unwrap();
+}
