@@ -323,7 +323,7 @@ fn every_client_command_without_auth() {
     server.terminate();
 }
 
-/// `bus read --project demo --follow` in the background; returns its lines once one contains
+/// `bus read --project demo --type NOTE --follow` in the background; returns its lines once one contains
 /// `until` (the child is killed then).
 fn follow_bus(sb: &Sandbox, url: &str, until: &str) -> std::thread::JoinHandle<Vec<String>> {
     let mut cmd = sb.run_agent();
@@ -334,6 +334,8 @@ fn follow_bus(sb: &Sandbox, url: &str, until: &str) -> std::thread::JoinHandle<V
         "--project",
         "demo",
         "--follow",
+        "--type",
+        "NOTE",
         "--server",
         url,
     ])
@@ -478,14 +480,14 @@ fn unreachable_server_and_bad_arguments_exit_1() {
     fails(&run(&mut cmd), &format!("cannot reach the server at {url}"));
 }
 
-/// A proxy that cuts the first connection right after the first stdout event and passes the
-/// later ones through; it records each request's head.
+/// A proxy that cuts the first connection right after the first `event` event and passes
+/// the later ones through; it records each request's head.
 struct DroppingProxy {
     url: String,
     requests: Arc<Mutex<Vec<String>>>,
 }
 
-fn dropping_proxy(upstream: &str) -> DroppingProxy {
+fn dropping_proxy(upstream: &str, event: &'static str) -> DroppingProxy {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     let upstream = upstream.trim_start_matches("http://").to_string();
@@ -506,6 +508,14 @@ fn dropping_proxy(upstream: &str) -> DroppingProxy {
                 .unwrap()
                 .push(String::from_utf8_lossy(&head).into_owned());
             let _ = server.write_all(&head);
+            // When the client goes away, so does the upstream connection (the server's
+            // graceful shutdown waits for open streams).
+            if let (Ok(mut from), Ok(mut to)) = (client.try_clone(), server.try_clone()) {
+                std::thread::spawn(move || {
+                    let _ = std::io::copy(&mut from, &mut to);
+                    let _ = to.shutdown(std::net::Shutdown::Both);
+                });
+            }
             std::thread::spawn(move || {
                 let mut received = Vec::new();
                 let mut forwarded = 0;
@@ -516,7 +526,7 @@ fn dropping_proxy(upstream: &str) -> DroppingProxy {
                     }
                     received.extend_from_slice(&buf[..read]);
                     let cut = if n == 0 {
-                        cut_after_first_stdout(&received)
+                        cut_after_first(&received, event)
                     } else {
                         None
                     };
@@ -537,10 +547,10 @@ fn dropping_proxy(upstream: &str) -> DroppingProxy {
     DroppingProxy { url, requests }
 }
 
-/// The end of the first complete stdout event (and its chunk's CRLF), if received yet.
-fn cut_after_first_stdout(received: &[u8]) -> Option<usize> {
+/// The end of the first complete `event` (and its chunk's CRLF), if received yet.
+fn cut_after_first(received: &[u8], event: &str) -> Option<usize> {
     let text = String::from_utf8_lossy(received);
-    let start = text.find("event: stdout")?;
+    let start = text.find(&format!("event: {event}\n"))?;
     let end = start + text[start..].find("\n\n")? + 2;
     Some(if text[end..].starts_with("\r\n") {
         end + 2
@@ -581,7 +591,7 @@ fn runs_logs_follow_resumes_after_a_dropped_connection() {
     assert!(out.contains("ended: done"), "{out}");
     let runs = json(ra(&sb, url, &["runs", "list", "--json"]));
     let run_id = runs["runs"][0]["run_id"].as_str().unwrap().to_string();
-    let proxy = dropping_proxy(url);
+    let proxy = dropping_proxy(url, "stdout");
     let followed = ok(ra(&sb, &proxy.url, &["runs", "logs", &run_id, "--follow"]));
     assert_eq!(followed, "one\ntwo\nthree\n", "no line lost or repeated");
     let requests = proxy.requests.lock().unwrap().clone();
@@ -599,5 +609,75 @@ fn runs_logs_follow_resumes_after_a_dropped_connection() {
         &["runs", "logs", &run_id, "--stderr", "--follow"],
     ));
     assert_eq!(stderr, "warn\n");
+
+    // A live run: lines arrive while it runs, and the command ends with the run.
+    let started = json(ra(
+        &sb,
+        url,
+        &[
+            "task",
+            "submit",
+            "--project",
+            "demo",
+            "--task",
+            "live",
+            "--prompt",
+            "x",
+            "--env",
+            "FAKE_SLEEP=1",
+            "--json",
+        ],
+    ));
+    let live = started["run_id"]
+        .as_str()
+        .expect("first run id")
+        .to_string();
+    let followed = ok(ra(&sb, url, &["runs", "logs", &live, "--follow"]));
+    assert_eq!(followed, "one\ntwo\nthree\n");
+
+    // The bus follower resumes after the last msg_id: every message once, in order.
+    for body in ["m1", "m2"] {
+        ok(ra(
+            &sb,
+            url,
+            &[
+                "bus",
+                "post",
+                "--project",
+                "demo",
+                "--type",
+                "NOTE",
+                "--body",
+                body,
+            ],
+        ));
+    }
+    let proxy = dropping_proxy(url, "message");
+    let follower = follow_bus(&sb, &proxy.url, "m3");
+    ok(ra(
+        &sb,
+        url,
+        &[
+            "bus",
+            "post",
+            "--project",
+            "demo",
+            "--type",
+            "NOTE",
+            "--body",
+            "m3",
+        ],
+    ));
+    let lines = follower.join().unwrap();
+    let bodies: Vec<&str> = lines.iter().filter_map(|l| l.rsplit("  ").next()).collect();
+    assert_eq!(bodies, ["m1", "m2", "m3"], "{lines:?}");
+    let requests = proxy.requests.lock().unwrap().clone();
+    assert!(
+        requests.len() >= 2
+            && requests[1]
+                .to_ascii_lowercase()
+                .contains("last-event-id: msg-"),
+        "{requests:?}"
+    );
     server.terminate();
 }
