@@ -66,7 +66,7 @@ pub enum RunAgentCommand {
     Output(output::OutputArgs),
     /// Watch runs live until none is running (local files).
     Watch(watch::WatchArgs),
-    /// Commands for a running server (self-update).
+    /// API client of a running server: status, tasks, runs, bus, self-update.
     #[command(subcommand)]
     Server(server::ServerCommand),
     /// Supervise one run (internal; started by job and task).
