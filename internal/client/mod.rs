@@ -6,11 +6,12 @@ pub mod sse;
 
 use std::io::{BufReader, Read};
 use std::path::Path;
+use std::sync::mpsc;
 use std::time::Duration;
 
 use serde_json::Value;
 
-pub use sse::{SseEvent, SseReader};
+pub use sse::{SseEvent, SseItem, SseReader};
 
 /// Server URL used when neither `--server`, `CONDUCTOR_URL` nor a config gives one.
 pub const DEFAULT_SERVER: &str = "http://127.0.0.1:14355";
@@ -164,8 +165,64 @@ pub struct ApiClient {
     stream_agent: ureq::Agent,
 }
 
-/// An open SSE stream.
-pub type EventStream = SseReader<BufReader<Box<dyn Read + Send>>>;
+/// Longest silence (no event and no heartbeat; the server sends one every 15 s) before an
+/// open stream counts as dropped.
+pub const STREAM_IDLE: Duration = Duration::from_secs(45);
+
+enum Pumped {
+    Event(SseEvent),
+    Alive,
+    End,
+    Failed(std::io::Error),
+}
+
+/// An open SSE stream, read on its own thread so that a silent (half-open) connection is
+/// noticed: [`EventStream::next_event`] fails with `TimedOut` after the idle limit.
+pub struct EventStream {
+    rx: mpsc::Receiver<Pumped>,
+    idle: Duration,
+}
+
+impl EventStream {
+    /// Reads events from `input`; `idle` is the longest silence accepted.
+    pub fn from_reader(input: impl Read + Send + 'static, idle: Duration) -> Self {
+        let (tx, rx) = mpsc::sync_channel(64);
+        std::thread::spawn(move || {
+            let mut reader = SseReader::new(BufReader::new(input));
+            loop {
+                let (item, last) = match reader.next_item() {
+                    Ok(Some(SseItem::Event(e))) => (Pumped::Event(e), false),
+                    Ok(Some(SseItem::Comment(_))) => (Pumped::Alive, false),
+                    Ok(None) => (Pumped::End, true),
+                    Err(e) => (Pumped::Failed(e), true),
+                };
+                if tx.send(item).is_err() || last {
+                    return;
+                }
+            }
+        });
+        Self { rx, idle }
+    }
+
+    /// The next event; `Ok(None)` when the server closed the stream, an error when the
+    /// connection failed or stayed silent longer than the idle limit.
+    pub fn next_event(&mut self) -> std::io::Result<Option<SseEvent>> {
+        loop {
+            match self.rx.recv_timeout(self.idle) {
+                Ok(Pumped::Event(e)) => return Ok(Some(e)),
+                Ok(Pumped::Alive) => continue,
+                Ok(Pumped::End) | Err(mpsc::RecvTimeoutError::Disconnected) => return Ok(None),
+                Ok(Pumped::Failed(e)) => return Err(e),
+                Err(mpsc::RecvTimeoutError::Timeout) => {
+                    return Err(std::io::Error::new(
+                        std::io::ErrorKind::TimedOut,
+                        format!("no event or heartbeat for {}s", self.idle.as_secs()),
+                    ))
+                }
+            }
+        }
+    }
+}
 
 impl ApiClient {
     /// A client of `base` (e.g. `http://127.0.0.1:14355`) sending `key` as a bearer token;
@@ -291,8 +348,10 @@ impl ApiClient {
             let text = response.body_mut().read_to_string().unwrap_or_default();
             return Err(http_error("GET", &url, status, &text));
         }
-        let reader: Box<dyn Read + Send> = Box::new(response.into_body().into_reader());
-        Ok(SseReader::new(BufReader::new(reader)))
+        Ok(EventStream::from_reader(
+            response.into_body().into_reader(),
+            STREAM_IDLE,
+        ))
     }
 }
 
@@ -410,6 +469,21 @@ mod tests {
             "?a=x%26y&c=1"
         );
         assert_eq!(query(&[("a", None)]), "");
+    }
+
+    #[test]
+    fn a_silent_stream_times_out_and_a_closed_one_ends() {
+        let (mut tx, rx) = std::os::unix::net::UnixStream::pair().unwrap();
+        std::io::Write::write_all(&mut tx, b"event: a\ndata: 1\n\n:heartbeat\n").unwrap();
+        let mut stream = EventStream::from_reader(rx, Duration::from_millis(200));
+        assert_eq!(stream.next_event().unwrap().unwrap().data, "1");
+        let err = stream.next_event().unwrap_err();
+        assert_eq!(err.kind(), std::io::ErrorKind::TimedOut);
+        let (tx2, rx2) = std::os::unix::net::UnixStream::pair().unwrap();
+        drop(tx2);
+        let mut closed = EventStream::from_reader(rx2, Duration::from_secs(30));
+        assert!(closed.next_event().unwrap().is_none());
+        drop(tx);
     }
 
     #[test]

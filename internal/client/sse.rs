@@ -14,10 +14,23 @@ pub struct SseEvent {
     pub data: String,
 }
 
+/// An event or a comment line (servers send comments such as `:heartbeat` to keep idle
+/// streams alive).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SseItem {
+    /// A complete event.
+    Event(SseEvent),
+    /// A comment line, without the leading `:`.
+    Comment(String),
+}
+
 /// Reads events from a byte stream.
 pub struct SseReader<R> {
     input: R,
     line: Vec<u8>,
+    event: SseEvent,
+    data: Vec<String>,
+    has_fields: bool,
 }
 
 impl<R: BufRead> SseReader<R> {
@@ -26,15 +39,26 @@ impl<R: BufRead> SseReader<R> {
         Self {
             input,
             line: Vec::new(),
+            event: SseEvent::default(),
+            data: Vec::new(),
+            has_fields: false,
         }
     }
 
-    /// The next complete event; `Ok(None)` at the end of the stream (a partial event at the
-    /// end is dropped, as the SSE rules say).
+    /// The next complete event, skipping comments; `Ok(None)` at the end of the stream (a
+    /// partial event at the end is dropped, as the SSE rules say).
     pub fn next_event(&mut self) -> std::io::Result<Option<SseEvent>> {
-        let mut event = SseEvent::default();
-        let mut has_fields = false;
-        let mut data: Vec<String> = Vec::new();
+        loop {
+            match self.next_item()? {
+                None => return Ok(None),
+                Some(SseItem::Event(event)) => return Ok(Some(event)),
+                Some(SseItem::Comment(_)) => {}
+            }
+        }
+    }
+
+    /// The next complete event or comment line; `Ok(None)` at the end of the stream.
+    pub fn next_item(&mut self) -> std::io::Result<Option<SseItem>> {
         loop {
             self.line.clear();
             let n = self.input.read_until(b'\n', &mut self.line)?;
@@ -45,29 +69,31 @@ impl<R: BufRead> SseReader<R> {
             let text = text.strip_suffix('\n').unwrap_or(&text);
             let text = text.strip_suffix('\r').unwrap_or(text);
             if text.is_empty() {
-                if has_fields {
+                if self.has_fields {
+                    let mut event = std::mem::take(&mut self.event);
                     if event.event.is_empty() {
                         event.event = "message".to_string();
                     }
-                    event.data = data.join("\n");
-                    return Ok(Some(event));
+                    event.data = std::mem::take(&mut self.data).join("\n");
+                    self.has_fields = false;
+                    return Ok(Some(SseItem::Event(event)));
                 }
                 continue;
             }
-            if text.starts_with(':') {
-                continue;
+            if let Some(comment) = text.strip_prefix(':') {
+                return Ok(Some(SseItem::Comment(comment.trim_start().to_string())));
             }
             let (field, value) = match text.split_once(':') {
                 Some((f, v)) => (f, v.strip_prefix(' ').unwrap_or(v)),
                 None => (text, ""),
             };
             match field {
-                "event" => event.event = value.to_string(),
-                "id" => event.id = Some(value.to_string()),
-                "data" => data.push(value.to_string()),
+                "event" => self.event.event = value.to_string(),
+                "id" => self.event.id = Some(value.to_string()),
+                "data" => self.data.push(value.to_string()),
                 _ => continue,
             }
-            has_fields = true;
+            self.has_fields = true;
         }
     }
 }
@@ -110,6 +136,17 @@ mod tests {
                 },
             ]
         );
+    }
+
+    #[test]
+    fn comments_between_fields_keep_the_event() {
+        let mut reader = SseReader::new("event: a\n:heartbeat\ndata: x\n\n".as_bytes());
+        assert_eq!(
+            reader.next_item().unwrap(),
+            Some(SseItem::Comment("heartbeat".into()))
+        );
+        let event = reader.next_event().unwrap().unwrap();
+        assert_eq!((event.event.as_str(), event.data.as_str()), ("a", "x"));
     }
 
     #[test]
