@@ -175,9 +175,11 @@ fn follow(
     json: bool,
 ) -> anyhow::Result<ExitCode> {
     let mut failures = 0u32;
+    let mut connected = false;
     loop {
         match api.stream(path, last.as_deref()) {
             Ok(mut events) => {
+                connected = true;
                 while let Ok(Some(event)) = events.next_event() {
                     failures = 0;
                     match event.event.as_str() {
@@ -195,7 +197,7 @@ fn follow(
                     }
                 }
             }
-            Err(err @ ClientError::Unreachable { .. }) if failures > 0 || last.is_some() => {
+            Err(err @ ClientError::Unreachable { .. }) if connected => {
                 if failures >= MAX_RECONNECTS {
                     return Err(err.into());
                 }
