@@ -143,12 +143,27 @@ pub fn spawn_loop(
     state.task_loops.lock().insert(key.clone(), rx.clone());
     save(state, &record);
     let records = records_dir(state);
+    let limit = state.settings.config.defaults.max_concurrent_root_tasks;
     std::thread::spawn(move || {
-        let result = runner::run_task(&request, |run, _attempt| {
-            tx.send_replace(LoopState::Running {
-                run_id: run.run_id.to_string(),
-            });
+        // defaults.max_concurrent_root_tasks: the same slots as `run-agent task` (runner::slots).
+        let job = &request.job;
+        let task_dir = crate::storage::Root::new(&job.root).task_dir(&job.project, &job.task);
+        // An old stop mark must not end the new loop while it waits (run_task clears it too).
+        let _ = std::fs::remove_file(task_dir.join(runner::stop::STOP_MARKER));
+        let slot = runner::slots::acquire_task_slot(&job.root, &task_dir, limit, || {
+            tracing::info!(task = %key, limit, "task queued: waiting for a free task slot");
         });
+        let result = match slot {
+            Err(err) => Err(err),
+            Ok(runner::slots::TaskSlot::Stopped) => Ok(TaskEnd::Stopped { last: None }),
+            Ok(runner::slots::TaskSlot::Go(_slot)) => {
+                runner::run_task(&request, |run, _attempt| {
+                    tx.send_replace(LoopState::Running {
+                        run_id: run.run_id.to_string(),
+                    });
+                })
+            }
+        };
         let end = match result {
             Ok(TaskEnd::Done { last }) => ("done", last.map(|r| r.run_id), None),
             Ok(TaskEnd::Stopped { last }) => ("stopped", last.map(|r| r.run_id), None),

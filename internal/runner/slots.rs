@@ -78,6 +78,34 @@ pub fn acquire_in(
     }
 }
 
+/// The result of asking for a root-task slot.
+#[derive(Debug)]
+pub enum TaskSlot {
+    /// Go ahead; hold the slot (if there is a limit) until the task loop ends.
+    Go(Option<Slot>),
+    /// The task was stopped while it waited in the queue.
+    Stopped,
+}
+
+/// Takes one of `limit` root-task slots of the runs root `root` (`defaults.max_concurrent_root_tasks`;
+/// 0 = no limit) for the task in `task_dir`, waiting while all are held, until the task is
+/// stopped. `on_queue` is called once if the task has to wait.
+pub fn acquire_task_slot(
+    root: &Path,
+    task_dir: &Path,
+    limit: u32,
+    on_queue: impl FnOnce(),
+) -> Result<TaskSlot, RunnerError> {
+    if limit == 0 {
+        return Ok(TaskSlot::Go(None));
+    }
+    let dir = crate::storage::Root::new(root)
+        .state_dir()
+        .join(TASK_SLOTS_DIR);
+    let slot = acquire_in(&dir, limit, || !super::stop::requested(task_dir), on_queue)?;
+    Ok(slot.map_or(TaskSlot::Stopped, |s| TaskSlot::Go(Some(s))))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -17,6 +17,7 @@ mod runner;
 mod security;
 mod serve;
 mod storage;
+mod task_slots_api;
 mod tasks_api;
 mod update;
 mod webhook;
