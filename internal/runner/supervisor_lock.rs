@@ -10,8 +10,7 @@ use fs2::FileExt;
 
 use super::error::RunnerError;
 
-/// Lock file name inside a run dir.
-pub const SUPERVISOR_LOCK_FILE: &str = "supervisor.lock";
+pub use crate::storage::paths::SUPERVISOR_LOCK_FILE;
 
 /// Takes the supervisor lock of `run_dir`; hold the returned file until the run is recorded.
 pub fn hold(run_dir: &Path) -> Result<File, RunnerError> {
@@ -28,19 +27,7 @@ pub fn hold(run_dir: &Path) -> Result<File, RunnerError> {
     Ok(file)
 }
 
-/// Whether a supervisor currently holds the lock of `run_dir`.
-pub fn active(run_dir: &Path) -> bool {
-    let Ok(file) = File::open(run_dir.join(SUPERVISOR_LOCK_FILE)) else {
-        return false;
-    };
-    match FileExt::try_lock_shared(&file) {
-        Ok(()) => {
-            let _ = FileExt::unlock(&file);
-            false
-        }
-        Err(_) => true,
-    }
-}
+pub use crate::storage::liveness::supervisor_active as active;
 
 #[cfg(test)]
 mod tests {

@@ -9,6 +9,7 @@ use nix::sys::signal::kill;
 use nix::unistd::Pid;
 
 use super::error::StorageError;
+use super::paths::SUPERVISOR_LOCK_FILE;
 use super::run_info::{RunInfo, RunStatus, UPDATE_LOCK_TIMEOUT};
 
 /// The error summary of a run reconciled because its process disappeared.
@@ -69,16 +70,34 @@ fn group_exists(pgid: i64) -> bool {
     matches!(kill(Pid::from_raw(-raw), None), Ok(()) | Err(Errno::EPERM))
 }
 
-/// Reads run-info.yaml at `path`; a `running` record whose process is gone is rewritten
-/// (under the lock, re-checked there) as `failed` with `process vanished`.
+/// Whether a supervisor holds the presence lock of `run_dir` (it is alive and will record the
+/// run's result, even if the agent itself has already exited).
+pub fn supervisor_active(run_dir: &Path) -> bool {
+    let Ok(file) = std::fs::File::open(run_dir.join(SUPERVISOR_LOCK_FILE)) else {
+        return false;
+    };
+    match fs2::FileExt::try_lock_shared(&file) {
+        Ok(()) => {
+            let _ = fs2::FileExt::unlock(&file);
+            false
+        }
+        Err(_) => true,
+    }
+}
+
+/// Reads run-info.yaml at `path`; a `running` record whose process is gone (and whose
+/// supervisor is gone too) is rewritten (under the lock, re-checked there) as `failed` with
+/// `process vanished`.
 pub fn read_reconciled(path: &Path) -> Result<RunInfo, StorageError> {
     let info = RunInfo::read(path)?;
-    if info.status != RunStatus::Running || is_alive(&info) {
+    let run_dir = path.parent().unwrap_or(Path::new("."));
+    let alive = |i: &RunInfo| is_alive(i) || supervisor_active(run_dir);
+    if info.status != RunStatus::Running || alive(&info) {
         return Ok(info);
     }
     let updated = RunInfo::update(path, UPDATE_LOCK_TIMEOUT, |current| {
         // Another process may have finished the record meanwhile; then keep its version.
-        if current.status == RunStatus::Running && !is_alive(current) {
+        if current.status == RunStatus::Running && !alive(current) {
             mark_vanished(current);
         }
         Ok::<(), std::convert::Infallible>(())

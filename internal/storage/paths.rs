@@ -23,6 +23,8 @@ pub const RUNS_DIR: &str = "runs";
 pub const RUN_INFO_FILE: &str = "run-info.yaml";
 /// Lock file guarding read-modify-write updates of run-info.yaml.
 pub const RUN_INFO_LOCK_FILE: &str = "run-info.yaml.lock";
+/// Lock file held by a run's supervisor for its whole life.
+pub const SUPERVISOR_LOCK_FILE: &str = "supervisor.lock";
 /// Full prompt given to the agent on stdin.
 pub const PROMPT_FILE: &str = "prompt.md";
 /// The run's final answer.

@@ -2,7 +2,10 @@
 
 use crate::support::{run, text, Sandbox};
 
-const FAKE_AGENT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fake-agents/fake-agent.sh");
+const FAKE_AGENT: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/tests/fake-agents/fake-agent.sh"
+);
 
 #[test]
 fn top_level_resume_continues_the_chain() {
@@ -14,7 +17,16 @@ fn top_level_resume_continues_the_chain() {
     let root = sb.path().join("root");
     let base = |cmd: &str| {
         let mut c = sb.run_agent();
-        c.arg(cmd).args(["--project", "demo", "--task", "t", "--max-restarts", "0", "--root"])
+        c.arg(cmd)
+            .args([
+                "--project",
+                "demo",
+                "--task",
+                "t",
+                "--max-restarts",
+                "0",
+                "--root",
+            ])
             .arg(&root)
             .arg("--config")
             .arg(&config)
@@ -23,11 +35,20 @@ fn top_level_resume_continues_the_chain() {
     };
     let mut first = base("task");
     let out = run(first.args(["--agent", "script", "--prompt", "work"]));
-    assert_eq!(out.status.code(), Some(1), "no DONE after one attempt: {}", text(&out));
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "no DONE after one attempt: {}",
+        text(&out)
+    );
     let out = run(&mut base("resume"));
     assert!(out.status.success(), "{}", text(&out));
     assert!(root.join("demo/t/DONE").exists());
-    let mut runs: Vec<_> = std::fs::read_dir(root.join("demo/t/runs")).unwrap().flatten().map(|e| e.path()).collect();
+    let mut runs: Vec<_> = std::fs::read_dir(root.join("demo/t/runs"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .collect();
     runs.sort();
     assert_eq!(runs.len(), 2);
     let second = conductor::storage::RunInfo::read(&runs[1].join("run-info.yaml")).unwrap();
