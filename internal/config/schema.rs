@@ -317,7 +317,7 @@ pub struct ApiConfig {
     pub host: String,
     /// Base port (1..=65535); without an explicit port the server tries base..base+99.
     pub port: u16,
-    /// Require `Authorization: Bearer <api_key>` (or `X-API-Key`).
+    /// Require `Authorization: Bearer <api_key>` (or the login cookie) on `/api/` and `/metrics`.
     pub auth_enabled: bool,
     /// The API key; `CONDUCTOR_API_KEY` overrides it and enables auth.
     #[serde(skip_serializing_if = "Option::is_none")]
