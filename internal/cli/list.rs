@@ -5,11 +5,11 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::{anyhow, bail, Context};
+use anyhow::{anyhow, bail};
 use serde_json::{json, Value};
 
 use crate::runner::inspect::{TaskStatus, TaskView};
-use crate::storage::ids::{ProjectId, TaskId};
+use crate::storage::ids::TaskId;
 use crate::storage::scan::{self, RunEntry};
 use crate::storage::time::format_rfc3339_nano;
 use crate::storage::RunStatus;
@@ -111,18 +111,7 @@ pub(crate) fn print_table(header: &[&str], rows: &[Vec<String>]) {
 
 /// Runs `list`.
 pub fn run(args: ListArgs) -> anyhow::Result<ExitCode> {
-    let project = args
-        .project
-        .as_deref()
-        .map(ProjectId::parse)
-        .transpose()
-        .context("--project")?;
-    let task = args
-        .task
-        .as_deref()
-        .map(TaskId::parse)
-        .transpose()
-        .context("--task")?;
+    let (project, task) = super::scope::parse(args.project.as_deref(), args.task.as_deref())?;
     let setup = super::job::setup(args.root.as_deref(), None)?;
     let root = setup.root;
     if !root.is_dir() {

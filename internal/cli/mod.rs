@@ -7,6 +7,7 @@ pub mod job;
 pub mod list;
 pub mod logging;
 pub mod output;
+pub mod scope;
 pub mod serve;
 pub mod server;
 pub mod status;

@@ -9,7 +9,7 @@ use std::process::ExitCode;
 use std::sync::mpsc;
 use std::time::Duration;
 
-use anyhow::{bail, Context};
+use anyhow::bail;
 use chrono::Utc;
 use notify::{RecursiveMode, Watcher};
 
@@ -49,18 +49,7 @@ type Snapshot = BTreeMap<(String, String), Row>;
 
 /// Runs `watch`.
 pub fn run(args: WatchArgs) -> anyhow::Result<ExitCode> {
-    let project = args
-        .project
-        .as_deref()
-        .map(ProjectId::parse)
-        .transpose()
-        .context("--project")?;
-    let task = args
-        .task
-        .as_deref()
-        .map(TaskId::parse)
-        .transpose()
-        .context("--task")?;
+    let (project, task) = super::scope::parse(args.project.as_deref(), args.task.as_deref())?;
     let setup = super::job::setup(args.root.as_deref(), None)?;
     let root = Root::new(&setup.root);
     let scope = match (&project, &task) {
