@@ -264,7 +264,7 @@ impl RunIndex {
     fn watch_loop(&self) {
         let (tx, rx) = std::sync::mpsc::channel::<notify::Result<notify::Event>>();
         let config = notify::Config::default().with_follow_symlinks(false);
-        let watcher = notify::RecommendedWatcher::new(tx, config).and_then(|mut w| {
+        let watcher = crate::storage::watch::watcher(tx, config).and_then(|mut w| {
             w.watch(&self.root, RecursiveMode::Recursive)?;
             for extra in &self.extra {
                 if extra.is_dir() {

@@ -93,8 +93,10 @@ fn watch(
     mode: RecursiveMode,
 ) -> (Option<notify::RecommendedWatcher>, std_mpsc::Receiver<()>) {
     let (tx, rx) = std_mpsc::channel();
-    let watcher = notify::recommended_watcher(move |_res: notify::Result<notify::Event>| {
-        let _ = tx.send(());
+    let watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
+        if crate::storage::watch::is_change(&event) {
+            let _ = tx.send(());
+        }
     })
     .and_then(|mut w| w.watch(path, mode).map(|()| w));
     match watcher {

@@ -196,8 +196,10 @@ pub fn latest_run(task_dir: &Path) -> Option<RunInfo> {
 /// Blocks until the run in `run_dir` is no longer `running` (file-change driven).
 pub fn wait_run_end(run_dir: &Path) -> Option<RunInfo> {
     let (tx, rx) = std::sync::mpsc::channel();
-    let _watcher = notify::recommended_watcher(move |_: notify::Result<notify::Event>| {
-        let _ = tx.send(());
+    let _watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
+        if crate::storage::watch::is_change(&event) {
+            let _ = tx.send(());
+        }
     })
     .and_then(|mut w| w.watch(run_dir, RecursiveMode::NonRecursive).map(|()| w))
     .ok();

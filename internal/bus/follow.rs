@@ -69,7 +69,7 @@ impl Follower {
     /// [`next_batch`](Self::next_batch).
     pub fn open(path: &Path, from: FollowFrom, msg_type: Option<String>) -> Result<Self, BusError> {
         let (tx, events) = mpsc::channel();
-        let watcher = match notify::recommended_watcher(tx) {
+        let watcher = match crate::storage::watch::watcher(tx, notify::Config::default()) {
             Ok(w) => Some(w),
             Err(err) => {
                 tracing::warn!(path = %path.display(), error = %err, "no file notifications; following by periodic re-check");

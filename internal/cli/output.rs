@@ -141,7 +141,7 @@ fn copy_new(f: &mut File, path: &Path) -> anyhow::Result<u64> {
 /// (woken by file events, re-checked every [`RECHECK`]); then prints the rest.
 fn follow(run_dir: &Path, path: &Path) -> anyhow::Result<()> {
     let (tx, rx) = mpsc::channel::<notify::Result<notify::Event>>();
-    let mut watcher = notify::recommended_watcher(tx).ok();
+    let mut watcher = crate::storage::watch::watcher(tx, notify::Config::default()).ok();
     if let Some(w) = watcher.as_mut() {
         if let Err(err) = w.watch(run_dir, RecursiveMode::NonRecursive) {
             tracing::debug!("cannot watch {}: {err}; polling", run_dir.display());

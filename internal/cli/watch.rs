@@ -61,7 +61,7 @@ pub fn run(args: WatchArgs) -> anyhow::Result<ExitCode> {
         bail!("{} does not exist", scope.display());
     }
     let (tx, rx) = mpsc::channel::<notify::Result<notify::Event>>();
-    let mut watcher = notify::recommended_watcher(tx).ok();
+    let mut watcher = crate::storage::watch::watcher(tx, notify::Config::default()).ok();
     if let Some(w) = watcher.as_mut() {
         if let Err(err) = w.watch(&scope, RecursiveMode::Recursive) {
             tracing::debug!("cannot watch {}: {err}; polling", scope.display());

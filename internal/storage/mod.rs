@@ -10,6 +10,7 @@ pub mod paths;
 pub mod run_info;
 pub mod scan;
 pub mod time;
+pub mod watch;
 pub(crate) mod yaml_scalar;
 
 pub use error::StorageError;

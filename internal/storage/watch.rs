@@ -1,0 +1,47 @@
+//! File-change notification shared by every follower (bus follow, SSE, run index, `output
+//! --follow`, `watch`): an inotify watcher that forwards only real changes. Opening or reading a
+//! file (e.g. probing a lock in a watched run dir) raises access events; forwarding those would
+//! wake every follower of that dir, whose own probes raise more — an event storm.
+
+use std::sync::mpsc::Sender;
+
+/// Whether a notification is a change worth re-reading for (not a mere open/read/close).
+pub fn is_change(event: &notify::Result<notify::Event>) -> bool {
+    match event {
+        Ok(event) => !matches!(event.kind, notify::EventKind::Access(_)),
+        Err(_) => true,
+    }
+}
+
+/// A watcher (with `config`) forwarding only changes to `tx`.
+pub fn watcher(
+    tx: Sender<notify::Result<notify::Event>>,
+    config: notify::Config,
+) -> notify::Result<notify::RecommendedWatcher> {
+    use notify::Watcher;
+    notify::RecommendedWatcher::new(
+        move |event: notify::Result<notify::Event>| {
+            if is_change(&event) {
+                let _ = tx.send(event);
+            }
+        },
+        config,
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use notify::event::{AccessKind, CreateKind};
+    use notify::{Event, EventKind};
+
+    #[test]
+    fn access_events_are_not_changes() {
+        assert!(!is_change(&Ok(Event::new(EventKind::Access(
+            AccessKind::Any
+        )))));
+        assert!(is_change(&Ok(Event::new(EventKind::Create(
+            CreateKind::File
+        )))));
+    }
+}
