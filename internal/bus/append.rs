@@ -5,14 +5,22 @@
 //! msg_id is returned only after its record is fully written (and fsynced, when asked).
 //!
 //! [`BusWriter`] keeps its descriptor open between appends and takes the lock per append. Under
-//! the lock it `lstat`s the path: if the path now names another file (rotation renamed the old
-//! one to `.archived`), or none, it reopens before writing, so nothing lands in an archive.
+//! the lock it `fstat`s its descriptor (the size decides the leading separator and the cut-back
+//! point of a failed write). It also checks that the path still names its file — an `lstat`,
+//! which walks the whole path and costs several times an `fstat` — when the file looks archived
+//! (gc's rotation removes the write bits of the file it renames, under this same lock, so the
+//! check is never skipped for it), when the file was unlinked, and otherwise at most every
+//! [`PATH_RECHECK`]. When the path names another file, or none, the writer reopens before
+//! writing, so nothing lands in a file rotated by gc. A rename by another tool that does not
+//! take the lock (`mv`, the reference's gc) is racy for any appender; here it is noticed within
+//! [`PATH_RECHECK`], and a record written in that window is kept in the archive, not lost.
 
 use std::fs::{File, OpenOptions};
 use std::io::Write;
+use std::os::fd::AsRawFd;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use chrono::Utc;
 
@@ -21,6 +29,9 @@ use super::format::{encode_record_parts, HeaderFields};
 use super::message::{generate_msg_id, NewMessage};
 use super::path;
 use crate::storage::lock::{self, LockError};
+
+/// Longest time a writer trusts that its path still names its file without re-checking.
+pub const PATH_RECHECK: Duration = Duration::from_millis(1);
 
 /// Default bounded wait for the bus lock (as in the reference).
 pub const DEFAULT_LOCK_TIMEOUT: Duration = Duration::from_secs(10);
@@ -70,6 +81,8 @@ struct OpenBus {
     file: File,
     dev: u64,
     ino: u64,
+    /// When the path was last seen naming this file.
+    verified: Instant,
 }
 
 /// Why one attempt failed.
@@ -165,7 +178,7 @@ impl BusWriter {
     fn try_append(&mut self) -> Result<(), AttemptError> {
         // At most a few reopen rounds: each one means the path was replaced while we waited.
         for _ in 0..8 {
-            let open = match self.open.take() {
+            let mut open = match self.open.take() {
                 Some(open) => open,
                 None => self.open_file()?,
             };
@@ -179,31 +192,28 @@ impl BusWriter {
                     return Err(BusError::io("lock", path, source).into());
                 }
             }
-            let current = match path::identity(&self.path) {
-                Ok(meta) => meta,
+            let size = match self.locked_size(&mut open) {
+                Ok(Some(size)) => size,
+                Ok(None) => {
+                    tracing::debug!(path = %self.path.display(), "bus file replaced (rotated); reopening");
+                    lock::unlock(&open.file);
+                    continue;
+                }
                 Err(err) => {
                     lock::unlock(&open.file);
                     return Err(err.into());
                 }
             };
-            match current {
-                Some(now) if now.dev == open.dev && now.ino == open.ino => {
-                    let result = self.write_locked(&open.file, now.size);
-                    lock::unlock(&open.file);
-                    result?;
-                    if self.opts.fsync {
-                        open.file
-                            .sync_data()
-                            .map_err(|e| BusError::io("fsync", &self.path, e))?;
-                    }
-                    self.open = Some(open);
-                    return Ok(());
-                }
-                _ => {
-                    tracing::debug!(path = %self.path.display(), "bus file replaced (rotated); reopening");
-                    lock::unlock(&open.file);
-                }
+            let result = self.write_locked(&open.file, size);
+            lock::unlock(&open.file);
+            result?;
+            if self.opts.fsync {
+                open.file
+                    .sync_data()
+                    .map_err(|e| BusError::io("fsync", &self.path, e))?;
             }
+            self.open = Some(open);
+            return Ok(());
         }
         Err(BusError::io(
             "append to",
@@ -211,6 +221,24 @@ impl BusWriter {
             std::io::Error::other("the file keeps being replaced while appending"),
         )
         .into())
+    }
+
+    /// With the lock held: the size of the open file, or `None` when the path no longer names
+    /// it (rotated or removed) and the writer must reopen.
+    fn locked_size(&self, open: &mut OpenBus) -> Result<Option<u64>, BusError> {
+        let st = nix::sys::stat::fstat(open.file.as_raw_fd())
+            .map_err(|errno| BusError::io("inspect", &self.path, errno.into()))?;
+        let looks_archived = st.st_mode & 0o222 == 0 || st.st_nlink == 0;
+        if !looks_archived && open.verified.elapsed() < PATH_RECHECK {
+            return Ok(Some(st.st_size.max(0) as u64));
+        }
+        match path::identity(&self.path)? {
+            Some(now) if now.dev == open.dev && now.ino == open.ino => {
+                open.verified = Instant::now();
+                Ok(Some(now.size))
+            }
+            _ => Ok(None),
+        }
     }
 
     /// Writes separator + record in one call. On failure the file is cut back to `size`, so a
@@ -258,6 +286,7 @@ impl BusWriter {
             dev: meta.dev(),
             ino: meta.ino(),
             file,
+            verified: Instant::now(),
         })
     }
 }
@@ -370,10 +399,24 @@ mod tests {
         let mut writer = BusWriter::new(&bus, AppendOptions::default());
         writer.append(&new("old")).unwrap();
         std::fs::rename(&bus, dir.path().join("b.md.20260101-000000.archived")).unwrap();
+        // A rename that does not take the lock is noticed within PATH_RECHECK.
+        std::thread::sleep(PATH_RECHECK * 2);
         writer.append(&new("new")).unwrap();
         let msgs = read_all(&bus).unwrap();
         assert_eq!(msgs.len(), 1);
         assert_eq!(msgs[0].body, "new");
+    }
+
+    #[test]
+    fn a_read_only_live_bus_is_still_appended_to_by_its_owner_process() {
+        let dir = tempfile::tempdir().unwrap();
+        let bus = dir.path().join("b.md");
+        let mut writer = BusWriter::new(&bus, AppendOptions::default());
+        writer.append(&new("one")).unwrap();
+        std::fs::set_permissions(&bus, std::os::unix::fs::PermissionsExt::from_mode(0o444))
+            .unwrap();
+        writer.append(&new("two")).unwrap();
+        assert_eq!(read_all(&bus).unwrap().len(), 2);
     }
 
     #[test]

@@ -4,9 +4,10 @@
 //! Appenders open the bus with `O_APPEND` and take an exclusive `flock` on that fd before
 //! writing. gc takes the same lock on the same file, checks (under the lock) that the path
 //! still names the locked file and that it is still oversized, renames it without replacing
-//! any existing archive, and fsyncs the directory before unlocking. An appender that opened
-//! the old file before the rename must, after getting its lock, compare its fd's inode with the
-//! path's and reopen on mismatch; otherwise its record lands in the archive (kept, not lost).
+//! any existing archive, removes the write bits of the archive (the mark an appender's `fstat`
+//! sees, see `bus::append`) and fsyncs the directory before unlocking. An appender that opened
+//! the old file before the rename then, under its lock, finds the path naming another file and
+//! reopens; without the mark its record could land in the archive (kept, not lost).
 
 use std::fs::{File, OpenOptions};
 use std::io::ErrorKind;
@@ -86,6 +87,7 @@ pub fn rotate_bus(
         return Ok(None);
     }
     let archive = rename_no_replace(bus, &archive_name(bus, now))?;
+    mark_archived(&file, &locked, &archive);
     let dir = bus.parent().unwrap_or(Path::new("."));
     sync_dir(dir).map_err(|e| GcError::io("fsync", dir, e))?;
     drop(file);
@@ -94,6 +96,19 @@ pub fn rotate_bus(
         archive,
         bytes: locked.len(),
     }))
+}
+
+/// Removes the write bits of a just-renamed archive: archives are never written again, and
+/// appenders holding the old file take the mode as the sign to re-check the path. A failure
+/// (gc running as another user) is only logged: appenders still re-check within milliseconds.
+fn mark_archived(file: &File, meta: &std::fs::Metadata, archive: &Path) {
+    let mode = meta.mode() & 0o7777 & !0o222;
+    if let Err(err) = nix::sys::stat::fchmod(
+        std::os::fd::AsRawFd::as_raw_fd(file),
+        nix::sys::stat::Mode::from_bits_truncate(mode),
+    ) {
+        tracing::warn!(archive = %archive.display(), error = %err, "cannot make the rotated bus read-only");
+    }
 }
 
 /// Opens `bus` for append the way appenders do, without creating it or following a symlink.
@@ -146,6 +161,38 @@ fn link_then_unlink(from: &Path, to: &Path) -> std::io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::bus::{read_all, AppendOptions, BusWriter, NewMessage};
+    use crate::storage::ids::ProjectId;
+
+    fn message(body: &str) -> NewMessage {
+        NewMessage::new("FACT", ProjectId::parse("p").unwrap()).body(body)
+    }
+
+    #[test]
+    fn gc_rotation_right_after_an_append_sends_the_next_one_to_the_new_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let bus = dir.path().join("b.md");
+        let mut writer = BusWriter::new(&bus, AppendOptions::default());
+        for round in 0..20 {
+            writer.append(&message(&format!("old {round}"))).unwrap();
+            let rotated = rotate_bus(&bus, 0, Utc::now(), false, BUS_LOCK_TIMEOUT)
+                .unwrap()
+                .expect("rotated");
+            writer.append(&message(&format!("new {round}"))).unwrap();
+            let mode = std::fs::metadata(&rotated.archive).unwrap().mode();
+            assert_eq!(mode & 0o222, 0, "archives are read-only: {mode:o}");
+            let archived = read_all(&rotated.archive).unwrap();
+            let bodies: Vec<_> = archived.iter().map(|m| m.body.as_str()).collect();
+            let mut expected = vec![format!("old {round}")];
+            if round > 0 {
+                expected.insert(0, format!("new {}", round - 1));
+            }
+            assert_eq!(bodies, expected, "round {round}");
+            let live = read_all(&bus).unwrap();
+            assert_eq!(live.len(), 1, "round {round}");
+            assert_eq!(live[0].body, format!("new {round}"));
+        }
+    }
 
     #[test]
     fn rotates_only_oversized_and_never_overwrites() {
