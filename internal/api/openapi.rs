@@ -58,7 +58,8 @@ use super::{
         error::ErrorBody,
         error::ErrorDetail,
         browse::RunSummary,
-        status::StatusBody
+        status::StatusBody,
+        status::UpdateSummary
     ))
 )]
 pub struct ApiDoc;

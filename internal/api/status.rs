@@ -1,6 +1,8 @@
 //! Liveness and identity routes: `/healthz`, `/api/v1/health`, `/api/v1/version`,
 //! `/api/v1/status`.
 
+use std::collections::BTreeMap;
+
 use axum::extract::State;
 use axum::Json;
 use serde::Serialize;
@@ -59,6 +61,25 @@ pub struct StatusBody {
     pub executable_sha256: Option<String>,
     /// Startup warnings (e.g. auth requested without a key).
     pub warnings: Vec<String>,
+    /// Runs whose status is `running`.
+    pub active_runs: usize,
+    /// Known runs by status (`running`, `completed`, `failed`, `stopped`, `unknown`).
+    pub runs: BTreeMap<String, usize>,
+    /// The self-update state (the full view with history is `GET /api/v1/admin/self-update`).
+    pub update: UpdateSummary,
+}
+
+/// The self-update part of the status.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct UpdateSummary {
+    /// `idle`, `deferred`, `applying` or `failed`; `unknown` when the state file is unreadable.
+    pub state: String,
+    /// `drain` or `handoff` for the current (or last) update.
+    pub mode: Option<String>,
+    /// When the current (or last) update was requested.
+    pub started_at: Option<String>,
+    /// Why the last update failed (or why the state is unknown).
+    pub last_error: Option<String>,
 }
 
 /// `GET /api/v1/status`.
@@ -70,6 +91,18 @@ pub struct StatusBody {
 )]
 pub async fn status(State(state): State<AppState>) -> Json<StatusBody> {
     let settings = &state.settings;
+    let counts = state.index.status_counts();
+    let manager = state.update.clone();
+    let update = match tokio::task::spawn_blocking(move || manager.status()).await {
+        Ok(Ok(view)) => UpdateSummary {
+            state: view.state.as_str().to_string(),
+            mode: view.mode.map(|m| m.as_str().to_string()),
+            started_at: view.started_at,
+            last_error: view.last_error,
+        },
+        Ok(Err(err)) => UpdateSummary::unknown(err.to_string()),
+        Err(err) => UpdateSummary::unknown(format!("status task failed: {err}")),
+    };
     Json(StatusBody {
         version: VERSION,
         commit: GIT_COMMIT,
@@ -91,5 +124,25 @@ pub async fn status(State(state): State<AppState>) -> Json<StatusBody> {
             .map(|(p, _)| p.display().to_string()),
         executable_sha256: state.executable.as_ref().map(|(_, h)| h.clone()),
         warnings: settings.warnings.clone(),
+        active_runs: counts
+            .get(&crate::storage::RunStatus::Running)
+            .copied()
+            .unwrap_or(0),
+        runs: counts
+            .iter()
+            .map(|(status, n)| (status.as_str().to_string(), *n))
+            .collect(),
+        update,
     })
+}
+
+impl UpdateSummary {
+    fn unknown(error: String) -> Self {
+        Self {
+            state: "unknown".to_string(),
+            mode: None,
+            started_at: None,
+            last_error: Some(error),
+        }
+    }
 }

@@ -47,6 +47,9 @@ fn serve_on_defaults_creates_root_and_reports_status() {
     assert_eq!(status["task_start_enabled"], true);
     assert_eq!(status["executable_sha256"].as_str().map(str::len), Some(64));
     assert!(status["uptime_seconds"].is_u64());
+    assert_eq!(status["active_runs"], 0);
+    assert_eq!(status["update"]["state"], "idle");
+    assert!(status["runs"].is_object(), "{status}");
     let (code, health) = server.get_json("/healthz");
     assert_eq!((code, health["status"].as_str()), (200, Some("ok")));
     let (code, err) = server.get_json("/api/v1/nope");
