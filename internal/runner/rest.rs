@@ -5,6 +5,7 @@
 //! failure (HTTP status, connection, broken stream) is a one-line summary naming the agent.
 
 use std::io::{BufRead, BufReader, Read};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use serde_json::Value;
@@ -38,6 +39,9 @@ pub struct ChatRequest<'a> {
     pub token: &'a str,
     /// The user message.
     pub prompt: &'a str,
+    /// Counts what arrives (the response head as 1, then every byte of the body), so that a
+    /// watcher can tell a stalled stream from a slow one.
+    pub received: Option<&'a AtomicU64>,
 }
 
 impl std::fmt::Debug for ChatRequest<'_> {
@@ -88,13 +92,19 @@ pub fn stream_chat(
         .content_type("application/json")
         .send(body.as_bytes())
         .map_err(|e| format!("{name}: request to {url} failed: {e}"))?;
+    if let Some(received) = req.received {
+        received.fetch_add(1, Ordering::Relaxed);
+    }
     let status = response.status();
     let is_sse = response
         .headers()
         .get("content-type")
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.contains("text/event-stream"));
-    let mut reader = response.into_body().into_reader();
+    let mut reader = Counted {
+        inner: response.into_body().into_reader(),
+        received: req.received,
+    };
     if !status.is_success() {
         let mut text = String::new();
         let _ = reader.by_ref().take(64 * 1024).read_to_string(&mut text);
@@ -130,6 +140,22 @@ pub fn stream_chat(
             .to_string();
         on_delta(&answer);
         Ok(answer)
+    }
+}
+
+/// A reader that adds the bytes it reads to a counter.
+struct Counted<'a, R> {
+    inner: R,
+    received: Option<&'a AtomicU64>,
+}
+
+impl<R: Read> Read for Counted<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        if let Some(received) = self.received {
+            received.fetch_add(n as u64, Ordering::Relaxed);
+        }
+        Ok(n)
     }
 }
 

@@ -1,13 +1,17 @@
 //! A REST agent's run inside its supervisor: the supervisor itself is the run's process
 //! (pid and pgid recorded are its own; it leads its own session), the chat request streams on
 //! a worker thread into agent-stdout.txt, and a SIGTERM/SIGINT (from `run-agent stop`)
-//! ends the run as `stopped` at once, without waiting for the HTTP stream.
+//! ends the run as `stopped` at once, without waiting for the HTTP stream. With an idle
+//! timeout, a request that receives nothing for that long is abandoned and the run ends as
+//! `timed out`, like a CLI run whose output stopped growing.
 
 use std::fs::OpenOptions;
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
-use std::sync::mpsc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{mpsc, Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
 use nix::sys::signal::{SigSet, Signal};
 
@@ -30,17 +34,37 @@ enum Event {
     Done(Result<String, String>),
     /// A stop signal arrived.
     Signal,
+    /// Nothing arrived for the idle timeout.
+    Idle(Duration),
+}
+
+/// How a REST run ended.
+#[derive(Debug)]
+pub struct Ended {
+    /// The final status, exit code and summary.
+    pub outcome: Outcome,
+    /// Whether the idle timeout abandoned the request.
+    pub timed_out: bool,
+}
+
+impl From<Outcome> for Ended {
+    fn from(outcome: Outcome) -> Ended {
+        Ended {
+            outcome,
+            timed_out: false,
+        }
+    }
 }
 
 /// Runs the REST request of `plan` (argv = `[base_url, model]`; the token is the provider
 /// variable of the supervisor's env). Records the supervisor as the run's process, calls
-/// `started` once it is recorded, and returns the outcome; output.md and the stdout/stderr
-/// files are written.
+/// `started` once it is recorded, and returns how the run ended; output.md (on success) and
+/// the stdout/stderr files are written.
 pub fn run(
     plan: &SupervisorPlan,
     info_path: &Path,
     started: impl FnOnce(),
-) -> Result<Outcome, RunnerError> {
+) -> Result<Ended, RunnerError> {
     let name = plan.agent_type.as_str();
     let (base_url, model) = match plan.argv.as_slice() {
         [base_url, model, ..] => (base_url.clone(), model.clone()),
@@ -109,9 +133,14 @@ pub fn run(
         })
         .map_err(|e| RunnerError::io("start the signal thread for", "run", e))?;
     let agent_type = plan.agent_type;
-    let mut delta_out = stdout
-        .try_clone()
-        .map_err(|e| RunnerError::io("open", plan.run_dir.join(STDOUT_FILE), e))?;
+    // Taken away when the request is abandoned: nothing arriving later is appended.
+    let delta_out =
+        Arc::new(Mutex::new(Some(stdout.try_clone().map_err(|e| {
+            RunnerError::io("open", plan.run_dir.join(STDOUT_FILE), e)
+        })?)));
+    let request_out = Arc::clone(&delta_out);
+    let received = Arc::new(AtomicU64::new(0));
+    let request_received = Arc::clone(&received);
     std::thread::Builder::new()
         .name("rest-request".into())
         .spawn(move || {
@@ -127,9 +156,13 @@ pub fn run(
                         model: &model,
                         token: &token,
                         prompt: &prompt,
+                        received: Some(&request_received),
                     },
                     |delta| {
-                        if let Err(err) = delta_out.write_all(delta.as_bytes()) {
+                        let mut out = request_out.lock().unwrap_or_else(PoisonError::into_inner);
+                        if let Some(Err(err)) =
+                            out.as_mut().map(|f| f.write_all(delta.as_bytes()))
+                        {
                             tracing::warn!("cannot append to {STDOUT_FILE}: {err}");
                         }
                     },
@@ -139,10 +172,27 @@ pub fn run(
         })
         .map_err(|e| RunnerError::io("start the request thread for", "run", e))?;
 
-    let event = rx.recv().unwrap_or(Event::Signal);
+    let event = wait(&rx, &received, plan.idle_timeout);
     let summary = match event {
-        Event::Signal if stop::requested(&plan.run_dir) => return Ok(classify(-1, false, true)),
+        Event::Signal if stop::requested(&plan.run_dir) => {
+            return Ok(classify(-1, false, true).into())
+        }
         Event::Signal => format!("{name}: terminated by a signal"),
+        Event::Idle(limit) => {
+            delta_out
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .take();
+            tracing::warn!("{name}: nothing received for {limit:?}; abandoning the request");
+            let _ = writeln!(
+                stderr,
+                "{name}: nothing received for {limit:?}; request abandoned"
+            );
+            return Ok(Ended {
+                outcome: classify(1, true, false),
+                timed_out: true,
+            });
+        }
         Event::Done(Ok(answer)) => {
             let _ = stdout.write_all(b"\n");
             let output_path = plan.run_dir.join(OUTPUT_FILE);
@@ -152,7 +202,8 @@ pub fn run(
                 status: RunStatus::Completed,
                 exit_code: 0,
                 error_summary: None,
-            });
+            }
+            .into());
         }
         Event::Done(Err(summary)) => summary,
     };
@@ -162,5 +213,31 @@ pub fn run(
         status: RunStatus::Failed,
         exit_code: 1,
         error_summary: Some(summary),
-    })
+    }
+    .into())
+}
+
+/// Waits for the request or a signal; with an idle timeout, gives up when `received` did not
+/// change for that long.
+fn wait(rx: &mpsc::Receiver<Event>, received: &AtomicU64, idle: Option<Duration>) -> Event {
+    let Some(limit) = idle else {
+        return rx.recv().unwrap_or(Event::Signal);
+    };
+    let tick = (limit / 4).clamp(Duration::from_millis(50), Duration::from_millis(250));
+    let mut seen = received.load(Ordering::Relaxed);
+    let mut last_growth = Instant::now();
+    loop {
+        match rx.recv_timeout(tick) {
+            Ok(event) => return event,
+            Err(mpsc::RecvTimeoutError::Disconnected) => return Event::Signal,
+            Err(mpsc::RecvTimeoutError::Timeout) => {}
+        }
+        let now = received.load(Ordering::Relaxed);
+        if now != seen {
+            seen = now;
+            last_growth = Instant::now();
+        } else if last_growth.elapsed() >= limit {
+            return Event::Idle(limit);
+        }
+    }
 }

@@ -124,17 +124,21 @@ pub fn supervise(plan: &SupervisorPlan) -> Result<RunInfo, RunnerError> {
         return end_early(classify(-1, false, true));
     }
     if plan.agent_type.is_rest() {
-        let outcome =
+        let ended =
             rest_run::run(plan, &info_path, || report(events.started())).unwrap_or_else(|err| {
                 Outcome {
                     status: RunStatus::Failed,
                     exit_code: 1,
                     error_summary: Some(format!("{}: {err}", plan.agent_type)),
                 }
+                .into()
             });
         output::ensure(&plan.run_dir, plan.agent_type)?;
-        report(events.finished(&outcome));
-        return finish(&info_path, &outcome, |_| {});
+        report(events.finished(&ended.outcome));
+        if let (true, Some(limit)) = (ended.timed_out, plan.idle_timeout) {
+            report(events.timed_out(limit));
+        }
+        return finish(&info_path, &ended.outcome, |_| {});
     }
     let mut child = match spawn_agent(plan) {
         Ok(child) => child,

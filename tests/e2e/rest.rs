@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 use std::time::Duration;
 
+use conductor::bus::read_all;
 use conductor::storage::{RunInfo, RunStatus};
 
 use crate::support::{free_port, run, text, Sandbox};
@@ -85,10 +86,22 @@ impl World {
 
     /// `run-agent job` with the sandbox config; returns (exit code, output, run dir).
     fn job(&self, task: &str, agent: &str, env: &[(&str, &str)]) -> (Option<i32>, String, PathBuf) {
+        self.job_with(task, agent, env, &[])
+    }
+
+    /// [`World::job`] with extra flags.
+    fn job_with(
+        &self,
+        task: &str,
+        agent: &str,
+        env: &[(&str, &str)],
+        extra: &[&str],
+    ) -> (Option<i32>, String, PathBuf) {
         let mut cmd = self.sb.run_agent();
         cmd.args(["job", "--project", "rest", "--task", task, "--agent", agent])
             .args(["--prompt", "What is 2+2?", "--root"])
             .arg(self.root())
+            .args(extra)
             .env_remove("PERPLEXITY_API_KEY")
             .env_remove("XAI_API_KEY")
             .envs(env.iter().copied());
@@ -271,4 +284,45 @@ fn stop_ends_a_streaming_run_as_stopped() {
     assert!(read(&dir, "output.md").contains("thinking"));
     let _ = release_tx.send(());
     server.join().unwrap();
+}
+
+#[test]
+fn idle_timeout_abandons_a_stalled_stream() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    // Dropping the sender (at the end of the test, or when it panics) ends the server thread.
+    let (release_tx, release_rx) = mpsc::channel::<()>();
+    std::thread::spawn(move || {
+        let Ok((mut stream, _)) = listener.accept() else {
+            return;
+        };
+        let mut buf = [0u8; 4096];
+        let _ = stream.read(&mut buf);
+        let _ = stream.write_all(sse(&["first chunk"], false).as_bytes());
+        let _ = stream.flush();
+        // Stall: the connection stays open and silent (for at most a minute, so that a run
+        // that ignores the timeout fails the test instead of hanging it).
+        let _ = release_rx.recv_timeout(Duration::from_secs(60));
+    });
+    let w = World::new(&format!(
+        "agents:\n  pplx:\n    type: perplexity\n    base_url: http://127.0.0.1:{port}\n    token: t\n"
+    ));
+    let (code, out, dir) = w.job_with("stalled", "pplx", &[], &["--timeout", "1s"]);
+    drop(release_tx);
+    assert_eq!(code, Some(1), "{out}");
+    let info = info(&dir);
+    assert_eq!(info.status, RunStatus::Failed);
+    assert_eq!(info.error_summary.as_deref(), Some("timed out"));
+    assert_eq!(read(&dir, "agent-stdout.txt"), "first chunk");
+    assert_eq!(read(&dir, "output.md"), "first chunk");
+    assert!(
+        read(&dir, "agent-stderr.txt").contains("perplexity: nothing received for 1s"),
+        "{}",
+        read(&dir, "agent-stderr.txt")
+    );
+    let bus = read_all(&w.root().join("rest/stalled/TASK-MESSAGE-BUS.md")).unwrap();
+    let types: Vec<&str> = bus.iter().map(|m| m.msg_type.as_str()).collect();
+    assert_eq!(types, ["RUN_START", "RUN_CRASH", "WARN"]);
+    assert!(bus[1].body.contains("error: timed out"), "{}", bus[1].body);
+    assert_eq!(bus[2].body, "agent job timed out after 1s of idle output");
 }
