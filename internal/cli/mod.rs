@@ -141,11 +141,22 @@ pub fn conductor_main() -> ExitCode {
     let result = match cli.command {
         None => serve::run(cli.serve, serve::Flavor::Conductor),
         Some(ConductorCommand::Validate(args)) => validate::run(args),
-        Some(ConductorCommand::Update(cmd)) => server::run_update(cmd),
-        Some(ConductorCommand::Status(args)) => server::run(server::ServerCommand::Status(args)),
-        Some(ConductorCommand::Task(cmd)) => server::run(server::ServerCommand::Task(cmd)),
-        Some(ConductorCommand::Runs(cmd)) => server::run(server::ServerCommand::Runs(cmd)),
-        Some(ConductorCommand::Bus(cmd)) => server::run(server::ServerCommand::Bus(cmd)),
+        // Client commands use the top-level --config unless they have their own.
+        Some(ConductorCommand::Update(cmd)) => {
+            server::run_with_config(server::ServerCommand::Update(cmd), cli.serve.config)
+        }
+        Some(ConductorCommand::Status(args)) => {
+            server::run_with_config(server::ServerCommand::Status(args), cli.serve.config)
+        }
+        Some(ConductorCommand::Task(cmd)) => {
+            server::run_with_config(server::ServerCommand::Task(cmd), cli.serve.config)
+        }
+        Some(ConductorCommand::Runs(cmd)) => {
+            server::run_with_config(server::ServerCommand::Runs(cmd), cli.serve.config)
+        }
+        Some(ConductorCommand::Bus(cmd)) => {
+            server::run_with_config(server::ServerCommand::Bus(cmd), cli.serve.config)
+        }
         Some(ConductorCommand::Supervise(args)) => supervise::run(args),
     };
     finish(result)

@@ -71,6 +71,11 @@ pub struct ClientArgs {
     /// config's api.api_key).
     #[arg(long, value_name = "KEY")]
     pub api_key: Option<String>,
+    /// Config file whose api.host/api.port/api.api_key locate the server (default: the one
+    /// CONDUCTOR_CONFIG, ./config.{yaml,yml,hcl} or ~/.config/conductor/config.* names); it
+    /// must exist and load. Also the config `update status --offline` reads.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
 }
 
 /// `update status`.
@@ -84,12 +89,10 @@ pub struct StatusArgs {
     /// Read the state files instead of asking the server.
     #[arg(long)]
     pub offline: bool,
-    /// Runs root for --offline (default: CONDUCTOR_ROOT, then storage.runs_dir, then ~/run-agent).
+    /// Runs root for --offline (default: CONDUCTOR_ROOT, then storage.runs_dir of --config or
+    /// the discovered config, then ~/run-agent).
     #[arg(long, value_name = "DIR", requires = "offline")]
     pub root: Option<PathBuf>,
-    /// Config file for --offline (to find the root).
-    #[arg(long, value_name = "FILE", requires = "offline")]
-    pub config: Option<PathBuf>,
 }
 
 /// `update start`.
@@ -126,6 +129,35 @@ pub struct WatchdogArgs {
     /// The hand-over id.
     #[arg(long)]
     pub id: String,
+}
+
+impl ServerCommand {
+    /// The client flags of the command (none for the internal watchdog).
+    fn client_mut(&mut self) -> Option<&mut ClientArgs> {
+        match self {
+            ServerCommand::Status(args) => Some(&mut args.client),
+            ServerCommand::Task(cmd) => Some(cmd.client_mut()),
+            ServerCommand::Runs(cmd) => Some(cmd.client_mut()),
+            ServerCommand::Bus(cmd) => Some(cmd.client_mut()),
+            ServerCommand::Update(UpdateCommand::Status(args)) => Some(&mut args.client),
+            ServerCommand::Update(UpdateCommand::Start(args)) => Some(&mut args.client),
+            ServerCommand::Update(UpdateCommand::Watchdog(_)) => None,
+        }
+    }
+}
+
+/// Runs a client command of `conductor`: `config` (the top-level `conductor --config`) is used
+/// when the command has no `--config` of its own.
+pub fn run_with_config(
+    mut command: ServerCommand,
+    config: Option<PathBuf>,
+) -> anyhow::Result<ExitCode> {
+    if let Some(client) = command.client_mut() {
+        if client.config.is_none() {
+            client.config = config;
+        }
+    }
+    run(command)
 }
 
 /// Runs `run-agent server …`.
@@ -175,12 +207,16 @@ fn status(args: StatusArgs) -> anyhow::Result<ExitCode> {
 fn offline_status(args: &StatusArgs) -> anyhow::Result<StatusView> {
     let cwd = std::env::current_dir().context("cannot read the current directory")?;
     let flags = ServerFlags {
-        config: args.config.clone(),
+        config: args.client.config.clone(),
         root: args.root.clone(),
         ..ServerFlags::default()
     };
     let settings =
         config::resolve_server(&flags, ConfigMode::Optional, &config::process_env, &cwd)?;
+    // A config named by --config must load; a discovered one may fall back to defaults.
+    if let (Some(_), Some(err)) = (&flags.config, &settings.config_error) {
+        bail!("{err}");
+    }
     let root = settings.root.value.clone();
     let store = StateStore::new(&root.join(crate::storage::paths::CONDUCTOR_STATE_DIR));
     let record = store.load()?;

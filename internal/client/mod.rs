@@ -83,40 +83,60 @@ fn non_empty(value: Option<String>) -> Option<String> {
 
 /// The server URL and key: `flag_server` > `CONDUCTOR_URL` > the config's `api.host`/`api.port`
 /// (a wildcard host means 127.0.0.1) > [`DEFAULT_SERVER`]; `flag_key` > `CONDUCTOR_API_KEY` >
-/// the config's `api.api_key`. The config is found like the server finds it
-/// (`CONDUCTOR_CONFIG`, `./config.*`, `~/.config/conductor/config.*`) and only read when a
-/// value is still missing; a config that fails to load is skipped with a warning.
+/// the config's `api.api_key`. The config is `flag_config` when given: it is always read, and a
+/// missing or broken file is an error naming it. Otherwise it is found like the server finds it
+/// (`CONDUCTOR_CONFIG`, `./config.*`, `~/.config/conductor/config.*`), only read when a value
+/// is still missing, and skipped with a warning when it fails to load.
 pub fn resolve_endpoint(
     flag_server: Option<&str>,
     flag_key: Option<&str>,
+    flag_config: Option<&Path>,
     env: &dyn Fn(&str) -> Option<String>,
     cwd: &Path,
-) -> Endpoint {
+) -> Result<Endpoint, crate::config::ConfigError> {
     let mut server = non_empty(flag_server.map(str::to_string)).or_else(|| non_empty(env(ENV_URL)));
     let mut key = non_empty(flag_key.map(str::to_string)).or_else(|| non_empty(env(ENV_KEY)));
-    if server.is_none() || key.is_none() {
+    let explicit = flag_config.filter(|p| !p.as_os_str().is_empty());
+    let config = if let Some(path) = explicit {
+        let found = crate::config::discover(Some(path), env, cwd);
+        if let Some(missing) = found.missing_explicit() {
+            return Err(crate::config::ConfigError::NotFound {
+                path: missing.to_path_buf(),
+                origin: found.origin(),
+            });
+        }
+        match found.path {
+            Some(path) => Some(crate::config::load(&path, env)?),
+            None => None,
+        }
+    } else if server.is_none() || key.is_none() {
         let found = crate::config::discover(None, env, cwd);
-        if let Some(path) = found.path.filter(|p| p.is_file()) {
-            match crate::config::load(&path, env) {
-                Ok(config) => {
-                    if server.is_none() {
-                        server = Some(config_url(&config.api.host, config.api.port));
-                    }
-                    if key.is_none() {
-                        key = non_empty(config.api.api_key.clone());
-                    }
-                }
+        match found.path.filter(|p| p.is_file()) {
+            Some(path) => match crate::config::load(&path, env) {
+                Ok(config) => Some(config),
                 Err(err) => {
                     tracing::warn!(config = %path.display(), "ignoring the config for the server address and key: {err}");
+                    None
                 }
-            }
+            },
+            None => None,
+        }
+    } else {
+        None
+    };
+    if let Some(config) = config {
+        if server.is_none() {
+            server = Some(config_url(&config.api.host, config.api.port));
+        }
+        if key.is_none() {
+            key = non_empty(config.api.api_key.clone());
         }
     }
     let server = server.unwrap_or_else(|| DEFAULT_SERVER.to_string());
-    Endpoint {
+    Ok(Endpoint {
         server: server.trim_end_matches('/').to_string(),
         key,
-    }
+    })
 }
 
 /// `http://host:port` for a configured bind address; wildcard hosts become 127.0.0.1.
@@ -427,26 +447,61 @@ mod tests {
         )
         .unwrap();
         let none = env_of(&[]);
-        let e = resolve_endpoint(None, None, &none, dir.path());
+        let e = resolve_endpoint(None, None, None, &none, dir.path()).unwrap();
         assert_eq!(e.server, "http://127.0.0.1:15000");
         assert_eq!(e.key.as_deref(), Some("from-config"));
         let env = env_of(&[
             ("CONDUCTOR_URL", "http://h:2/"),
             ("CONDUCTOR_API_KEY", "k-env"),
         ]);
-        let e = resolve_endpoint(None, None, &env, dir.path());
+        let e = resolve_endpoint(None, None, None, &env, dir.path()).unwrap();
         assert_eq!(
             (e.server.as_str(), e.key.as_deref()),
             ("http://h:2", Some("k-env"))
         );
-        let e = resolve_endpoint(Some("http://h:1/"), Some("k-flag"), &env, dir.path());
+        let e =
+            resolve_endpoint(Some("http://h:1/"), Some("k-flag"), None, &env, dir.path()).unwrap();
         assert_eq!(
             (e.server.as_str(), e.key.as_deref()),
             ("http://h:1", Some("k-flag"))
         );
         let empty = tempfile::tempdir().unwrap();
-        let e = resolve_endpoint(None, None, &none, empty.path());
+        let e = resolve_endpoint(None, None, None, &none, empty.path()).unwrap();
         assert_eq!((e.server.as_str(), e.key), (DEFAULT_SERVER, None));
+        // An explicit config beats discovery but not the env; missing or broken is an error.
+        std::fs::write(
+            empty.path().join("other.yaml"),
+            "api:\n  host: example.org\n  port: 16000\n  api_key: other\n",
+        )
+        .unwrap();
+        let other = Some(Path::new("other.yaml"));
+        let e = resolve_endpoint(None, None, other, &none, empty.path()).unwrap();
+        assert_eq!(
+            (e.server.as_str(), e.key.as_deref()),
+            ("http://example.org:16000", Some("other"))
+        );
+        let e = resolve_endpoint(None, None, other, &env, dir.path());
+        assert!(e.is_err(), "other.yaml is relative to the cwd");
+        let e = resolve_endpoint(None, None, other, &env, empty.path()).unwrap();
+        assert_eq!(e.server, "http://h:2");
+        let err = resolve_endpoint(
+            Some("http://h:1"),
+            None,
+            Some(Path::new("nope.yaml")),
+            &none,
+            empty.path(),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("nope.yaml") && err.contains("--config"),
+            "{err}"
+        );
+        std::fs::write(empty.path().join("bad.yaml"), "api: [\n").unwrap();
+        let err = resolve_endpoint(None, None, Some(Path::new("bad.yaml")), &none, empty.path())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("bad.yaml"), "{err}");
     }
 
     #[test]

@@ -681,3 +681,81 @@ fn runs_logs_follow_resumes_after_a_dropped_connection() {
     );
     server.terminate();
 }
+
+#[test]
+fn config_flag_locates_the_server_and_its_key() {
+    let sb = Sandbox::new();
+    let server = start(
+        &sb,
+        &config(&format!(
+            "api:\n  port: {}\n  auth_enabled: true\n  api_key: s3cret\n",
+            free_port()
+        )),
+        &[],
+    );
+    // Only this file (not in the cwd, not discoverable) knows the port and the key.
+    let client_config = sb.write(
+        "elsewhere/client.yaml",
+        &format!(
+            "api:\n  host: 0.0.0.0\n  port: {}\n  api_key: s3cret\n",
+            server.port()
+        ),
+    );
+    let file = client_config.to_str().unwrap();
+    let status = |cmd: &mut std::process::Command| json(run(cmd.arg("--json")));
+    // conductor --config F <client cmd>, and the subcommand's own --config.
+    let top = status(sb.conductor().args(["--config", file, "status"]));
+    assert_eq!(top["auth_enabled"], true, "{top}");
+    status(sb.conductor().args(["status", "--config", file]));
+    // run-agent server <cmd> --config F, for every kind of client command.
+    status(sb.run_agent().args(["server", "status", "--config", file]));
+    ok(run(sb
+        .run_agent()
+        .args(["server", "task", "list", "--config", file])));
+    ok(run(sb
+        .run_agent()
+        .args(["server", "update", "status", "--config", file])));
+    // The subcommand's --config wins over the top-level one.
+    status(
+        sb.conductor()
+            .args(["--config", "missing-top.yaml", "status", "--config", file]),
+    );
+    // Flag and env still beat the file.
+    let dead = format!("http://127.0.0.1:{}", free_port());
+    let out = run(sb
+        .run_agent()
+        .args(["server", "status", "--config", file])
+        .env("CONDUCTOR_URL", &dead));
+    fails(&out, &format!("cannot reach the server at {dead}"));
+    let out = run(sb
+        .conductor()
+        .args(["--config", file, "status", "--api-key", "wrong"]));
+    fails(&out, "server returned 401");
+    // An explicit config that is missing or broken is an error naming it.
+    let out = run(sb.conductor().args(["--config", "nope.yaml", "status"]));
+    fails(&out, "nope.yaml");
+    let out = run(sb
+        .run_agent()
+        .args(["server", "task", "list", "--config", "nope.yaml"]));
+    fails(&out, "nope.yaml");
+    // `update status --offline` reads the same --config (for the runs root).
+    let offline = |config: &str| {
+        run(sb.run_agent().args([
+            "server",
+            "update",
+            "status",
+            "--offline",
+            "--json",
+            "--config",
+            config,
+        ]))
+    };
+    assert_eq!(json(offline(file))["state"], "idle");
+    fails(&offline("nope.yaml"), "nope.yaml");
+    let broken = sb.write("broken.yaml", "api: [\n");
+    let out = run(sb
+        .run_agent()
+        .args(["server", "status", "--config", broken.to_str().unwrap()]));
+    fails(&out, "broken.yaml");
+    server.terminate();
+}

@@ -96,6 +96,16 @@ pub struct PostArgs {
     pub json: bool,
 }
 
+impl BusCommand {
+    /// The command's client flags.
+    pub(super) fn client_mut(&mut self) -> &mut ClientArgs {
+        match self {
+            BusCommand::Read(args) => &mut args.client,
+            BusCommand::Post(args) => &mut args.client,
+        }
+    }
+}
+
 /// Runs `server bus …`.
 pub fn run(command: BusCommand) -> anyhow::Result<ExitCode> {
     match command {

@@ -11,15 +11,17 @@ use crate::client::{resolve_endpoint, ApiClient};
 /// Timeout of one ordinary request.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// A client from `--server`/`--api-key`, the environment, or the config.
+/// A client from `--server`/`--api-key`, the environment, or the config (`--config` or the
+/// one discovery finds).
 pub fn client(args: &ClientArgs, timeout: Duration) -> anyhow::Result<ApiClient> {
     let cwd = std::env::current_dir().context("cannot read the current directory")?;
     let endpoint = resolve_endpoint(
         args.server.as_deref(),
         args.api_key.as_deref(),
+        args.config.as_deref(),
         &crate::config::process_env,
         &cwd,
-    );
+    )?;
     Ok(ApiClient::from_endpoint(&endpoint, timeout))
 }
 

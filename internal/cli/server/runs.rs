@@ -79,6 +79,17 @@ pub struct LogsArgs {
     pub stderr: bool,
 }
 
+impl RunsCommand {
+    /// The command's client flags.
+    pub(super) fn client_mut(&mut self) -> &mut ClientArgs {
+        match self {
+            RunsCommand::List(args) => &mut args.client,
+            RunsCommand::Show(args) => &mut args.client,
+            RunsCommand::Logs(args) => &mut args.client,
+        }
+    }
+}
+
 /// Runs `server runs …`.
 pub fn run(command: RunsCommand) -> anyhow::Result<ExitCode> {
     match command {

@@ -112,6 +112,20 @@ pub struct ResumeArgs {
     pub max_restarts: Option<u32>,
 }
 
+impl TaskCommand {
+    /// The command's client flags.
+    pub(super) fn client_mut(&mut self) -> &mut ClientArgs {
+        match self {
+            TaskCommand::Submit(args) => &mut args.client,
+            TaskCommand::List(args) => &mut args.client,
+            TaskCommand::Show(args) => &mut args.client,
+            TaskCommand::Stop(args) => &mut args.client,
+            TaskCommand::Resume(args) => &mut args.task.client,
+            TaskCommand::Delete(args) => &mut args.client,
+        }
+    }
+}
+
 /// Runs `server task …`.
 pub fn run(command: TaskCommand) -> anyhow::Result<ExitCode> {
     match command {
