@@ -1,6 +1,7 @@
 //! Black-box tests: they drive the built `run-agent` and `conductor` binaries and the HTTP
 //! API as a user would. One test binary (compiled once) with one module per capability.
 
+mod browser;
 mod support;
 
 mod browse;
@@ -19,5 +20,6 @@ mod serve;
 mod storage;
 mod task_slots_api;
 mod tasks_api;
+mod ui;
 mod update;
 mod webhook;
