@@ -1,36 +1,108 @@
-// Conductor web UI: server status. Plain JS, no build step, no external resources.
-"use strict";
+// Conductor web UI: a hash-routed single page. Plain ES modules, no build step, no external
+// resources. Routes: #/ (dashboard), #/projects/P, #/projects/P/tasks/T, #/runs/R, #/login.
 
-function row(list, name, value) {
-  const dt = document.createElement("dt");
-  dt.textContent = name;
-  const dd = document.createElement("dd");
-  dd.textContent = value === null || value === undefined ? "—" : String(value);
-  list.append(dt, dd);
+import { get, onUnauthorized, post } from "./js/api.js";
+import { h } from "./js/dom.js";
+import { reconnect } from "./js/live.js";
+import { Tree } from "./js/tree.js";
+import { dashboard } from "./js/views/dashboard.js";
+import { loginView } from "./js/views/login.js";
+import { projectView } from "./js/views/project.js";
+import { runView } from "./js/views/run.js";
+import { taskView } from "./js/views/task.js";
+
+const ROUTES = [
+  [/^\/?$/, [], dashboard],
+  [/^\/login$/, [], loginView],
+  [/^\/projects\/([^/]+)$/, ["project"], projectView],
+  [/^\/projects\/([^/]+)\/tasks\/([^/]+)$/, ["project", "task"], taskView],
+  [/^\/runs\/([^/]+)$/, ["run"], runView],
+];
+
+const view = document.getElementById("view");
+const tree = new Tree(document.getElementById("tree"));
+const projectIds = document.getElementById("project-ids");
+let cleanup = () => {};
+let afterLogin = "#/";
+
+const ctx = {
+  navigate(hash) {
+    if (location.hash === hash) route();
+    else location.hash = hash;
+  },
+  reveal(r) {
+    tree.reveal(r);
+  },
+  setStatus(s) {
+    showStatus(s);
+  },
+  setProjects(ids) {
+    projectIds.replaceChildren(...ids.map((id) => h("option", { value: id })));
+  },
+  loggedIn() {
+    reconnect();
+    tree.load();
+    refreshStatus();
+    ctx.navigate(afterLogin === "#/login" ? "#/" : afterLogin);
+  },
+};
+
+function route() {
+  const path = location.hash.replace(/^#/, "");
+  cleanup();
+  cleanup = () => {};
+  for (const [re, names, render] of ROUTES) {
+    const m = re.exec(path || "/");
+    if (!m) continue;
+    const params = {};
+    names.forEach((name, i) => { params[name] = decodeURIComponent(m[i + 1]); });
+    document.body.dataset.route = render.name;
+    view.replaceChildren();
+    cleanup = render(view, params, ctx) || (() => {});
+    tree.reveal(params);
+    window.scrollTo(0, 0);
+    return;
+  }
+  view.replaceChildren(h("h1", {}, "Not found"), h("p", {}, "No such page. "), h("a", { href: "#/" }, "Back to the dashboard"));
 }
 
-async function loadStatus() {
-  const list = document.getElementById("status");
-  const error = document.getElementById("status-error");
+function showStatus(s) {
+  document.getElementById("version").textContent = `v${s.version}`;
+  const badge = document.getElementById("update-badge");
+  const state = s.update?.state || "idle";
+  badge.hidden = state === "idle";
+  badge.textContent = `update: ${state}`;
+  badge.className = `status status-${state}`;
+  document.getElementById("logout").hidden = !s.auth_enabled;
+  document.getElementById("read-only").hidden = s.task_start_enabled;
+}
+
+async function refreshStatus() {
   try {
-    const resp = await fetch("../api/v1/status", { credentials: "same-origin" });
-    if (!resp.ok) throw new Error(`status request failed: HTTP ${resp.status}`);
-    const s = await resp.json();
-    document.getElementById("version").textContent = `v${s.version} (${s.commit})`;
-    list.replaceChildren();
-    row(list, "Root", s.root);
-    row(list, "Config", s.config);
-    row(list, "Uptime", `${s.uptime_seconds} s`);
-    row(list, "PID", s.pid);
-    row(list, "Task start", s.task_start_enabled ? "enabled" : "disabled (read-only)");
-    row(list, "Executable sha256", s.executable_sha256);
-    error.hidden = !s.config_error;
-    error.textContent = s.config_error ? `Config error: ${s.config_error}` : "";
-  } catch (err) {
-    error.hidden = false;
-    error.textContent = String(err);
+    showStatus(await get("/status"));
+  } catch (_) {
+    // A 401 already routed to the login form; other errors show in the views.
   }
 }
 
-loadStatus();
-setInterval(loadStatus, 5000);
+onUnauthorized(() => {
+  if (location.hash !== "#/login") {
+    afterLogin = location.hash || "#/";
+    location.hash = "#/login";
+  }
+});
+
+document.getElementById("logout").addEventListener("click", async () => {
+  try {
+    await post("/auth/logout");
+  } finally {
+    afterLogin = "#/";
+    location.hash = "#/login";
+  }
+});
+
+window.addEventListener("hashchange", route);
+route();
+tree.load();
+refreshStatus();
+setInterval(refreshStatus, 15000);

@@ -21,5 +21,6 @@ mod storage;
 mod task_slots_api;
 mod tasks_api;
 mod ui;
+mod ui_flows;
 mod update;
 mod webhook;

@@ -249,7 +249,10 @@ fn ui_is_served_and_root_redirects() {
     assert!(body.contains("<title>Conductor</title>"), "{body}");
     let (code, js) = crate::support::http_get(&format!("{}/ui/app.js", server.base)).unwrap();
     assert_eq!(code, 200);
-    assert!(js.contains("api/v1/status"));
+    assert!(js.contains("import "), "app.js is an ES module: {js}");
+    let (code, api) = crate::support::http_get(&format!("{}/ui/js/api.js", server.base)).unwrap();
+    assert_eq!(code, 200);
+    assert!(api.contains("../api/v1"), "{api}");
     let (code, _) = crate::support::http_get(&format!("{}/ui/missing.js", server.base)).unwrap();
     assert_eq!(code, 404);
     // ureq follows the redirect from / to /ui/.

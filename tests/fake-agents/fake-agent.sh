@@ -9,6 +9,7 @@
 #   FAKE_GRANDCHILD=FILE     start a background `sleep 30` and write its pid to FILE
 #   FAKE_SPAWN_CHILD=AGENT   start a child run: run-agent job --agent AGENT --prompt …
 #   FAKE_SLEEP=SECONDS       sleep that long
+#   FAKE_TICK_UNTIL=FILE     print `tick N` (stdout) and `warn N` (stderr) every 0.1 s until FILE exists
 #   FAKE_DONE_AFTER=N        create $JRUN_TASK_FOLDER/DONE on the N-th run of the task
 #   FAKE_EXIT=CODE           exit with CODE (default 0)
 if [ "$1" = "--version" ]; then
@@ -30,6 +31,15 @@ if [ -n "$FAKE_SPAWN_CHILD" ]; then
     FAKE_SPAWN_CHILD= run-agent job --agent "$FAKE_SPAWN_CHILD" --prompt "child task" || exit 12
 fi
 if [ -n "$FAKE_SLEEP" ]; then sleep "$FAKE_SLEEP"; fi
+if [ -n "$FAKE_TICK_UNTIL" ]; then
+    n=0
+    while [ ! -e "$FAKE_TICK_UNTIL" ]; do
+        n=$((n + 1))
+        echo "tick $n"
+        echo "warn $n" >&2
+        sleep 0.1
+    done
+fi
 if [ -n "$FAKE_DONE_AFTER" ]; then
     count_file="$JRUN_TASK_FOLDER/fake-run-count"
     count=$(( $(cat "$count_file" 2>/dev/null || echo 0) + 1 ))

@@ -1,0 +1,92 @@
+// Small DOM helpers. Every piece of server data reaches the page through textContent or
+// attribute values set here, never through innerHTML, so nothing the server returns can
+// inject markup.
+
+/** Creates an element: h("a", {href: "#/", class: "x"}, "text", child, …). */
+export function h(tag, attrs, ...children) {
+  const el = document.createElement(tag);
+  for (const [key, value] of Object.entries(attrs || {})) {
+    if (value === undefined || value === null || value === false) continue;
+    if (key.startsWith("on") && typeof value === "function") {
+      el.addEventListener(key.slice(2), value);
+    } else if (key === "dataset") {
+      Object.assign(el.dataset, value);
+    } else if (value === true) {
+      el.setAttribute(key, "");
+    } else {
+      el.setAttribute(key, String(value));
+    }
+  }
+  append(el, children);
+  return el;
+}
+
+function append(el, children) {
+  for (const child of children) {
+    if (child === undefined || child === null || child === false) continue;
+    if (Array.isArray(child)) append(el, child);
+    else if (child instanceof Node) el.append(child);
+    else el.append(document.createTextNode(String(child)));
+  }
+}
+
+/** The `#/…` link of a route. */
+export const link = {
+  home: () => "#/",
+  project: (p) => `#/projects/${encodeURIComponent(p)}`,
+  task: (p, t) => `#/projects/${encodeURIComponent(p)}/tasks/${encodeURIComponent(t)}`,
+  run: (r) => `#/runs/${encodeURIComponent(r)}`,
+};
+
+/** A status badge: <span class="status status-running">running</span>. */
+export function badge(status) {
+  const s = status || "unknown";
+  return h("span", { class: `status status-${s}`, "data-status": s }, s);
+}
+
+/** A definition list from [name, value] pairs; empty values show as "—". */
+export function dl(rows, attrs) {
+  const list = h("dl", attrs);
+  for (const [name, value] of rows) {
+    const shown = value === null || value === undefined || value === "" ? "—" : value;
+    list.append(h("dt", {}, name), h("dd", {}, shown));
+  }
+  return list;
+}
+
+/** "2026-11-25 12:00:01" in local time, or "—" for an unset / zero time. */
+export function fmtTime(value) {
+  if (!value || value.startsWith("0001-01-01")) return "—";
+  const d = new Date(value);
+  if (Number.isNaN(d.getTime())) return value;
+  const pad = (n) => String(n).padStart(2, "0");
+  return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())} ` +
+    `${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}`;
+}
+
+/** "1h 02m", "3m 07s", "12s". */
+export function fmtDuration(seconds) {
+  if (seconds === null || seconds === undefined || seconds < 0) return "—";
+  const s = Math.floor(seconds);
+  const pad = (n) => String(n).padStart(2, "0");
+  if (s >= 86400) return `${Math.floor(s / 86400)}d ${pad(Math.floor((s % 86400) / 3600))}h`;
+  if (s >= 3600) return `${Math.floor(s / 3600)}h ${pad(Math.floor((s % 3600) / 60))}m`;
+  if (s >= 60) return `${Math.floor(s / 60)}m ${pad(s % 60)}s`;
+  return `${s}s`;
+}
+
+/** A message line shown in a form or panel; kind is "error" or "ok". */
+export function notice(kind, text) {
+  return h("p", { class: `notice notice-${kind}`, role: kind === "error" ? "alert" : "status" }, text);
+}
+
+/** Calls `fn` at most once per `ms`, after the last call (trailing debounce). */
+export function debounce(fn, ms) {
+  let timer = null;
+  const wrapped = (...args) => {
+    clearTimeout(timer);
+    timer = setTimeout(() => fn(...args), ms);
+  };
+  wrapped.cancel = () => clearTimeout(timer);
+  return wrapped;
+}
