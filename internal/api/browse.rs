@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use super::error::ApiError;
 use super::index::{RunFilter, RunRecord};
 use super::lookup;
+use super::range::ByteRange;
 use super::state::AppState;
 use crate::storage::scan::{self, list_projects, list_runs, list_tasks, Reconcile, RunEntry};
 use crate::storage::{paths, ProjectId, RunInfo, RunStatus, TaskId};
@@ -343,77 +344,84 @@ pub async fn run_file(
     };
     let run = lookup::run_id(&run)?;
     let path = lookup::run_dir(&state, &run)?.join(file_name);
-    let meta = std::fs::symlink_metadata(&path)
-        .ok()
-        .filter(|m| m.is_file())
-        .ok_or_else(|| ApiError::not_found(format!("{file_name} of run {run} not found")))?;
-    let bytes = std::fs::read(&path)
-        .map_err(|e| ApiError::internal(format!("cannot read {file_name} of {run}: {e}")))?;
-    let len = meta.len().min(bytes.len() as u64) as usize;
+    let range = headers
+        .get(header::RANGE)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let label = format!("{file_name} of run {run}");
     let content_type = if file_name.ends_with(".md") {
         "text/markdown; charset=utf-8"
     } else {
         "text/plain; charset=utf-8"
     };
-    let Some(range) = headers.get(header::RANGE).and_then(|v| v.to_str().ok()) else {
-        return Ok((
+    tokio::task::spawn_blocking(move || {
+        read_run_file(&path, &label, range.as_deref(), content_type)
+    })
+    .await
+    .map_err(|e| ApiError::internal(format!("file read task failed: {e}")))?
+}
+
+/// Answers with the file at `path` (never through a symlink), or the part `range` asks for;
+/// only the bytes sent are read.
+fn read_run_file(
+    path: &std::path::Path,
+    label: &str,
+    range: Option<&str>,
+    content_type: &'static str,
+) -> Result<Response, ApiError> {
+    use std::io::{Read, Seek, SeekFrom};
+    use std::os::unix::fs::OpenOptionsExt;
+
+    let not_found = || ApiError::not_found(format!("{label} not found"));
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(path)
+        .map_err(|e| match e.kind() {
+            std::io::ErrorKind::NotFound => not_found(),
+            _ if e.raw_os_error() == Some(libc::ELOOP) => not_found(),
+            _ => ApiError::internal(format!("cannot open {label}: {e}")),
+        })?;
+    let meta = file
+        .metadata()
+        .map_err(|e| ApiError::internal(format!("cannot inspect {label}: {e}")))?;
+    if !meta.is_file() {
+        return Err(not_found());
+    }
+    let len = meta.len();
+    let read = |mut file: &std::fs::File, start: u64, count: u64| {
+        let mut bytes = Vec::with_capacity(count.min(16 << 20) as usize);
+        file.seek(SeekFrom::Start(start))
+            .and_then(|_| file.take(count).read_to_end(&mut bytes))
+            .map_err(|e| ApiError::internal(format!("cannot read {label}: {e}")))?;
+        Ok::<_, ApiError>(bytes)
+    };
+    match ByteRange::parse(range, len) {
+        ByteRange::Full => Ok((
             [
                 (header::CONTENT_TYPE, content_type),
                 (header::ACCEPT_RANGES, "bytes"),
             ],
-            bytes[..len].to_vec(),
-        )
-            .into_response());
-    };
-    match parse_range(range, len) {
-        Some((start, end)) => Ok((
-            StatusCode::PARTIAL_CONTENT,
-            [
-                (header::CONTENT_TYPE, content_type.to_string()),
-                (header::CONTENT_RANGE, format!("bytes {start}-{end}/{len}")),
-            ],
-            bytes[start..=end].to_vec(),
+            read(&file, 0, len)?,
         )
             .into_response()),
-        None => Ok((
+        ByteRange::Part { start, end } => {
+            let bytes = read(&file, start, end - start + 1)?;
+            let end = start + (bytes.len() as u64).max(1) - 1;
+            Ok((
+                StatusCode::PARTIAL_CONTENT,
+                [
+                    (header::CONTENT_TYPE, content_type.to_string()),
+                    (header::CONTENT_RANGE, format!("bytes {start}-{end}/{len}")),
+                ],
+                bytes,
+            )
+                .into_response())
+        }
+        ByteRange::Unsatisfiable => Ok((
             StatusCode::RANGE_NOT_SATISFIABLE,
             [(header::CONTENT_RANGE, format!("bytes */{len}"))],
         )
             .into_response()),
-    }
-}
-
-/// Parses a single `bytes=a-b`, `bytes=a-` or `bytes=-n` range against `len`.
-fn parse_range(text: &str, len: usize) -> Option<(usize, usize)> {
-    let spec = text.trim().strip_prefix("bytes=")?;
-    if spec.contains(',') || len == 0 {
-        return None;
-    }
-    let (a, b) = spec.split_once('-')?;
-    let (start, end) = match (a.trim(), b.trim()) {
-        ("", n) => {
-            let n: usize = n.parse().ok()?;
-            (len.saturating_sub(n), len - 1)
-        }
-        (a, "") => (a.parse().ok()?, len - 1),
-        (a, b) => (a.parse().ok()?, b.parse::<usize>().ok()?.min(len - 1)),
-    };
-    (start <= end && start < len).then_some((start, end))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::parse_range;
-
-    #[test]
-    fn ranges() {
-        assert_eq!(parse_range("bytes=0-3", 10), Some((0, 3)));
-        assert_eq!(parse_range("bytes=5-", 10), Some((5, 9)));
-        assert_eq!(parse_range("bytes=-4", 10), Some((6, 9)));
-        assert_eq!(parse_range("bytes=8-100", 10), Some((8, 9)));
-        assert_eq!(parse_range("bytes=10-", 10), None);
-        assert_eq!(parse_range("bytes=3-1", 10), None);
-        assert_eq!(parse_range("items=0-1", 10), None);
-        assert_eq!(parse_range("bytes=0-1,3-4", 10), None);
     }
 }

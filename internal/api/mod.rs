@@ -12,6 +12,7 @@ pub mod listen;
 pub mod lookup;
 pub mod metrics;
 pub mod openapi;
+pub mod range;
 pub mod run_stream;
 pub mod security;
 pub mod self_update;

@@ -337,3 +337,115 @@ fn the_api_key_login_gates_the_ui() {
         b.current_url().ends_with("#/login")
     });
 }
+
+#[test]
+fn a_large_log_opens_at_its_tail() {
+    let Some(b) = Browser::start() else {
+        return;
+    };
+    let sb = Sandbox::new();
+    let config = sb.write(
+        "config.yaml",
+        "agents:\n  seq:\n    type: command\n    command: [\"sh\", \"-c\", \"seq 1 100000\"]\n",
+    );
+    let mut cmd = sb.run_agent();
+    cmd.args(["serve", "--host", "127.0.0.1", "--root"])
+        .arg(root(&sb))
+        .arg("--config")
+        .arg(&config);
+    let server = Server::start(cmd, sb.path());
+    let (code, started) = server.post_json(
+        "/api/v1/tasks",
+        json!({"project_id": "demo", "task_id": "big", "prompt": "count", "agent": "seq", "max_restarts": 0, "wait_seconds": 60}),
+    );
+    assert_eq!(code, 200, "{started}");
+    let run_id = started["run_id"].as_str().unwrap();
+
+    b.goto(&format!("{}/ui/#/runs/{run_id}", server.base));
+    wait_text(&b, "#run-status", "completed");
+    wait_text(&b, "#log-stdout", "100000");
+    // 590 KB of output: the page reads only the tail and keeps at most 5000 lines.
+    let lines: Vec<String> = text_of(&b, "#log-stdout")
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    assert_eq!(lines.len(), 5000);
+    assert_eq!(lines.first().map(String::as_str), Some("95001"));
+    assert_eq!(lines.last().map(String::as_str), Some("100000"));
+    wait_text(&b, ".log-stdout .log-note", "Earlier output is not shown");
+    assert_no_console_errors(&b);
+}
+
+#[test]
+fn markdown_rendering_keeps_structure_and_drops_anything_active() {
+    let Some(b) = Browser::start() else {
+        return;
+    };
+    let sb = Sandbox::new();
+    let server = serve(&sb, &[], &[]);
+    b.goto(&format!("{}/ui/", server.base));
+    b.wait_for("#server-status", WAIT);
+    let source = "# Title\n\nA *soft* and **strong** `code` ~~gone~~.\n\n\
+        ```html\n<b onclick=\"x()\">not bold</b>\n```\n\n\
+        1. first\n2. second\n\n- a\n- b\n\n> quoted\n\n\
+        | k | v |\n|---|---|\n| x | 1 |\n\n---\n\n\
+        [web](https://example.com) [mail](mailto:a@b.c) [rel](../x) \
+        [js](javascript:alert(1)) [JS](JaVaScRiPt:alert(1)) [data](data:text/html,x) \
+        [proto](//evil.example) [vb](vbscript:x) ![img](https://example.com/i.png)\n\n\
+        <div onclick=\"alert(1)\">raw</div><iframe src=\"x\"></iframe>";
+    let result = b.execute_async(
+        r#"const [source, done] = arguments;
+           import("./js/markdown.js").then((m) => {
+             const root = m.renderMarkdown(source);
+             const q = (css) => root.querySelectorAll(css).length;
+             done({
+               h1: root.querySelector("h1")?.textContent,
+               em: root.querySelector("em")?.textContent,
+               strong: root.querySelector("strong")?.textContent,
+               code: root.querySelector("p code")?.textContent,
+               del: q("del"),
+               pre: root.querySelector("pre code.language-html")?.textContent,
+               ol: q("ol > li"), ul: q("ul > li"), quote: q("blockquote"),
+               cells: q("table td"), hr: q("hr"),
+               hrefs: [...root.querySelectorAll("a")].map((a) => a.getAttribute("href")),
+               unsafe: q(".unsafe-link"),
+               active: q("script, iframe, img, b, div[onclick], [onclick], [onerror]"),
+               text: root.textContent,
+             });
+           }, (err) => done({ error: String(err) }));"#,
+        &[json!(source)],
+    );
+    assert_eq!(result["error"], serde_json::Value::Null, "{result}");
+    assert_eq!(result["h1"], "Title");
+    assert_eq!(result["em"], "soft");
+    assert_eq!(result["strong"], "strong");
+    assert_eq!(result["code"], "code");
+    assert_eq!(result["del"], 1);
+    assert_eq!(result["pre"], "<b onclick=\"x()\">not bold</b>");
+    assert_eq!(
+        (result["ol"].as_u64(), result["ul"].as_u64()),
+        (Some(2), Some(2))
+    );
+    assert_eq!(
+        (result["quote"].as_u64(), result["cells"].as_u64()),
+        (Some(1), Some(2))
+    );
+    assert_eq!(result["hr"], 1);
+    assert_eq!(
+        result["hrefs"],
+        json!([
+            "https://example.com",
+            "mailto:a@b.c",
+            "../x",
+            "https://example.com/i.png"
+        ])
+    );
+    assert_eq!(result["unsafe"], 5);
+    assert_eq!(result["active"], 0);
+    let text = result["text"].as_str().unwrap_or_default();
+    assert!(
+        text.contains("<div onclick=\"alert(1)\">raw</div>"),
+        "{text}"
+    );
+    assert_no_console_errors(&b);
+}

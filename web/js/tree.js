@@ -62,6 +62,10 @@ export class Tree {
     node = { li, toggle, count, tasks, taskNodes: new Map() };
     toggle.addEventListener("click", () => this.toggleProject(project));
     this.projectNodes.set(project, node);
+    // Shown at once, in order (a route or a run event may name a project before a reload).
+    this.list.querySelector(".tree-empty")?.remove();
+    const next = [...this.projectNodes.keys()].sort().find((id) => id > project);
+    this.list.insertBefore(li, next ? this.projectNodes.get(next).li : null);
     return node;
   }
 
@@ -119,6 +123,8 @@ export class Tree {
     tn = { li, toggle, status, runs };
     toggle.addEventListener("click", () => this.toggleTask(project, task));
     pn.taskNodes.set(task, tn);
+    pn.tasks.querySelector(".tree-empty")?.remove();
+    pn.tasks.append(li);
     return tn;
   }
 

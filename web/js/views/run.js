@@ -162,7 +162,7 @@ function logPane(name) {
     while (lines > MAX_LINES && pre.firstChild) {
       pre.firstChild.remove();
       lines--;
-      note.textContent = "Earlier lines are not shown.";
+      note.textContent = "Earlier output is not shown.";
     }
   }
   return {
@@ -170,7 +170,7 @@ function logPane(name) {
     reset({ text, truncated }) {
       pre.replaceChildren();
       lines = 0;
-      note.textContent = truncated ? "Earlier output is not shown (the log is large)." : "";
+      note.textContent = truncated ? "Earlier output is not shown." : "";
       if (text) {
         for (const line of text.replace(/\n$/, "").split("\n")) {
           pre.append(line + "\n");
