@@ -257,8 +257,18 @@ fn check(
             return Ok(Some(given.to_string()));
         }
     } else if let Some(token) = cookie(headers, SESSION_COOKIE) {
-        if !admin && state.security.has_session(token) {
-            return Ok(Some("session".to_string()));
+        if state.security.has_session(token) {
+            if !admin {
+                return Ok(Some("session".to_string()));
+            }
+            // A logged-in browser lacks a privilege; it did not fail to authenticate (no
+            // rate-limit strike).
+            return Err(denied(
+                StatusCode::FORBIDDEN,
+                "forbidden",
+                "admin routes do not accept the login cookie: send `Authorization: Bearer <key>`"
+                    .to_string(),
+            ));
         }
     }
     if let Some(ip) = ip {

@@ -76,6 +76,22 @@ fn bearer_key_cookie_login_and_public_routes() {
         .call()
         .unwrap();
     assert_eq!(resp.status().as_u16(), 200);
+    // Admin routes want the key itself: the cookie gets 403, and as often as a browser asks it
+    // is not a failed authentication (no rate limit).
+    for _ in 0..12 {
+        let resp = a
+            .get(&url("/api/v1/admin/self-update"))
+            .header("Cookie", pair)
+            .call()
+            .unwrap();
+        assert_eq!(resp.status().as_u16(), 403);
+    }
+    let resp = a
+        .get(&url("/api/v1/admin/self-update"))
+        .header("Authorization", &format!("Bearer {KEY}"))
+        .call()
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
     let resp = a
         .get(&url("/api/v1/status"))
         .header("Cookie", "conductor_session=forged")

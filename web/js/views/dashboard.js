@@ -50,25 +50,44 @@ export function dashboard(view, _params, ctx) {
           ["Requested", fmtTime(u.started_at)],
           ["Last error", u.last_error],
         ], { class: "update-list" }));
-      loadHistory();
+      // The history is an audited admin read: fetch it when the page opens and when the
+      // state changes, not on every refresh. The login cookie cannot read it.
+      if (u.state !== lastUpdateState) {
+        lastUpdateState = u.state;
+        historyBox = null;
+        if (s.auth_enabled) {
+          historyBox = h("p", { class: "muted" }, "The update history needs the admin key (`run-agent server update status`).");
+          updateBox.append(historyBox);
+        } else {
+          loadHistory();
+        }
+      } else if (historyBox) {
+        updateBox.append(historyBox);
+      }
     } catch (err) {
       statusBox.replaceChildren(notice("error", err.message));
     }
   }
 
+  let lastUpdateState = null;
+  let historyBox = null;
+
   async function loadHistory() {
     try {
       const full = await get("/admin/self-update", { own401: true });
       const rows = (full.history || []).slice(-5).reverse();
+      historyBox = null;
       if (rows.length === 0) return;
-      updateBox.append(h("h3", {}, "Recent updates"), h("table", { class: "table update-history" },
+      historyBox = h("div", { class: "update-history" }, h("h3", {}, "Recent updates"), h("table", { class: "table" },
         h("thead", {}, h("tr", {}, ["Time", "From", "To", "Mode", "Result"].map((c) => h("th", {}, c)))),
         h("tbody", {}, rows.map((r) => h("tr", {},
           h("td", {}, fmtTime(r.time)), h("td", {}, r.from_version), h("td", {}, r.to_version || "—"),
           h("td", {}, r.mode), h("td", {}, r.error ? `${r.result}: ${r.error}` : r.result))))));
+      updateBox.append(historyBox);
     } catch (err) {
       if (err instanceof ApiError && (err.status === 401 || err.status === 403)) {
-        updateBox.append(h("p", { class: "muted" }, "The update history needs the admin key."));
+        historyBox = h("p", { class: "muted" }, "The update history needs the admin key.");
+        updateBox.append(historyBox);
       }
     }
   }
