@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use axum::body::Bytes;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -21,6 +22,8 @@ use crate::runner::{self, JobRequest, StopOptions, TaskRequest};
 use crate::storage::scan::{list_runs, Reconcile};
 use crate::storage::{ids, paths, ProjectId, RunStatus, TaskId};
 
+/// Longest `grace_seconds` of a stop.
+const MAX_GRACE_SECONDS: u64 = 3600;
 /// Longest `wait_seconds` a client may ask for.
 const MAX_WAIT_SECONDS: u64 = 3600;
 /// How long `POST /api/v1/tasks` waits for the first run to be created.
@@ -230,6 +233,7 @@ pub fn task_request(
         restart_delay: Duration::from_secs(1),
         restart_delay_max: Duration::from_secs(60),
         child_wait: Duration::from_secs(300),
+        resume_session: None,
     })
 }
 
@@ -246,7 +250,9 @@ pub struct ResumeBody {
     pub max_restarts: Option<u32>,
 }
 
-/// `POST /api/v1/projects/{p}/tasks/{t}/resume`: continues a task's loop after its latest run.
+/// `POST /api/v1/projects/{p}/tasks/{t}/resume`: continues a task's loop after its latest run;
+/// its first run continues the latest run's agent session (`agent_session_id`) when the agent
+/// type is unchanged.
 #[utoipa::path(
     post,
     path = "/api/v1/projects/{project}/tasks/{task}/resume",
@@ -306,6 +312,8 @@ pub async fn resume_task(
     let (key, mut request) =
         super::task_loops::continue_request(&state, &record).map_err(ApiError::bad_request)?;
     request.max_restarts = record.max_restarts;
+    // The first run continues the agent's own conversation when the agent type is unchanged.
+    request.resume_session = runner::agent::session_to_resume(latest.as_ref(), &request.job.agent);
     let _ = std::fs::remove_file(dir.join(runner::stop::STOP_MARKER));
     spawn_loop(&state, key, request, record);
     Ok((
@@ -388,22 +396,55 @@ pub async fn create_project(
         .into_response())
 }
 
+/// Optional body of the stop routes.
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct StopBody {
+    /// Seconds between SIGTERM and SIGKILL of each run's process group, 0..=3600
+    /// (default 30, `runner::stop::DEFAULT_GRACE`).
+    #[schema(maximum = 3600)]
+    pub grace_seconds: Option<u64>,
+}
+
+/// The grace period asked for by a stop body; an empty body means the default.
+fn stop_grace(body: &[u8]) -> Result<Duration, ApiError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(runner::stop::DEFAULT_GRACE);
+    }
+    let body: StopBody = serde_json::from_slice(body).map_err(|e| {
+        ApiError::bad_request(format!(
+            "invalid request body: {e}; allowed: empty, or {{\"grace_seconds\": 0..={MAX_GRACE_SECONDS}}}"
+        ))
+    })?;
+    match body.grace_seconds {
+        None => Ok(runner::stop::DEFAULT_GRACE),
+        Some(secs) if secs <= MAX_GRACE_SECONDS => Ok(Duration::from_secs(secs)),
+        Some(secs) => Err(ApiError::bad_request(format!(
+            "invalid grace_seconds {secs}; allowed: 0..={MAX_GRACE_SECONDS}"
+        ))),
+    }
+}
+
 /// `POST /api/v1/projects/{p}/tasks/{t}/stop`: stops the task's running runs and its loop.
+/// Answers once the runs have ended (SIGTERM, then SIGKILL after the grace period).
 #[utoipa::path(
     post,
     path = "/api/v1/projects/{project}/tasks/{task}/stop",
     tag = "tasks",
     params(("project" = String, Path, description = "Project id"), ("task" = String, Path, description = "Task id")),
-    responses((status = 200, description = "Runs stopped; the loop will not restart"), (status = 400, description = "Bad id, query or body", body = crate::api::error::ErrorBody), (status = 404, description = "Not found", body = crate::api::error::ErrorBody))
+    request_body(content = Option<StopBody>, description = "Optional; an empty body uses the default grace period (30 s)", content_type = "application/json"),
+    responses((status = 200, description = "Runs stopped; the loop will not restart"), (status = 400, description = "Bad id, query or body (grace_seconds outside 0..=3600)", body = crate::api::error::ErrorBody), (status = 404, description = "Not found", body = crate::api::error::ErrorBody))
 )]
 pub async fn stop_task(
     State(state): State<AppState>,
     Path((project, task)): Path<(String, String)>,
+    body: Bytes,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let project = lookup::project_id(&project)?;
     let task = lookup::task_id(&task)?;
+    let grace = stop_grace(&body)?;
     let dir = lookup::task_dir(&state.root, &project, &task)?;
-    let (stopped, errors) = stop_task_runs(dir).await?;
+    let (stopped, errors) = stop_task_runs_with(dir, grace).await?;
     Ok(Json(serde_json::json!({
         "project_id": project, "task_id": task,
         "stopped_runs": stopped,
@@ -411,9 +452,18 @@ pub async fn stop_task(
     })))
 }
 
-/// Marks the task in `dir` stopped (its loop will not restart) and stops its running runs.
-/// Returns the stopped run ids and the errors of runs that could not be stopped.
+/// Marks the task in `dir` stopped (its loop will not restart) and stops its running runs
+/// with the default grace period. Returns the stopped run ids and the errors of runs that
+/// could not be stopped.
 pub async fn stop_task_runs(dir: PathBuf) -> Result<(Vec<String>, Vec<String>), ApiError> {
+    stop_task_runs_with(dir, runner::stop::DEFAULT_GRACE).await
+}
+
+/// [`stop_task_runs`] with `grace` between SIGTERM and SIGKILL.
+pub async fn stop_task_runs_with(
+    dir: PathBuf,
+    grace: Duration,
+) -> Result<(Vec<String>, Vec<String>), ApiError> {
     let running: Vec<PathBuf> = list_runs(&dir, Reconcile::Yes)
         .into_iter()
         .filter(|r| r.status() == RunStatus::Running)
@@ -431,7 +481,7 @@ pub async fn stop_task_runs(dir: PathBuf) -> Result<(Vec<String>, Vec<String>), 
             .iter()
             .map(|run_dir| {
                 let opts = StopOptions {
-                    grace: Duration::from_secs(10),
+                    grace,
                     force: false,
                 };
                 runner::stop_run(run_dir, opts)
@@ -449,25 +499,29 @@ pub async fn stop_task_runs(dir: PathBuf) -> Result<(Vec<String>, Vec<String>), 
     ))
 }
 
-/// `POST /api/v1/runs/{run}/stop`
+/// `POST /api/v1/runs/{run}/stop`: SIGTERM to the run's process group, SIGKILL after the
+/// grace period; answers once the run has ended.
 #[utoipa::path(
     post,
     path = "/api/v1/runs/{run}/stop",
     tag = "runs",
     params(("run" = String, Path, description = "Run id")),
-    responses((status = 200, description = "Stopped"), (status = 400, description = "Bad id, query or body", body = crate::api::error::ErrorBody), (status = 404, description = "Not found", body = crate::api::error::ErrorBody), (status = 409, description = "Not running", body = crate::api::error::ErrorBody))
+    request_body(content = Option<StopBody>, description = "Optional; an empty body uses the default grace period (30 s)", content_type = "application/json"),
+    responses((status = 200, description = "Stopped"), (status = 400, description = "Bad id, query or body (grace_seconds outside 0..=3600)", body = crate::api::error::ErrorBody), (status = 404, description = "Not found", body = crate::api::error::ErrorBody), (status = 409, description = "Not running", body = crate::api::error::ErrorBody))
 )]
 pub async fn stop_run(
     State(state): State<AppState>,
     Path(run): Path<String>,
+    body: Bytes,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let run = lookup::run_id(&run)?;
+    let grace = stop_grace(&body)?;
     let dir = lookup::run_dir(&state, &run)?;
     let info = tokio::task::spawn_blocking(move || {
         runner::stop_run(
             &dir,
             StopOptions {
-                grace: Duration::from_secs(10),
+                grace,
                 force: false,
             },
         )

@@ -159,6 +159,7 @@ pub fn run(args: TaskArgs) -> anyhow::Result<ExitCode> {
         restart_delay: duration("--restart-delay", &args.restart_delay)?,
         restart_delay_max: duration("--restart-delay-max", &args.restart_delay_max)?,
         child_wait: duration("--child-wait", &args.child_wait)?,
+        resume_session: None,
     };
     drive(
         &setup,

@@ -2,6 +2,7 @@
 //! hard-coded CLI command lines of the reference (§3.4), and the provider token variables.
 
 use crate::config::{AgentConfig, AgentType, Config};
+use crate::storage::RunInfo;
 
 use super::error::RunnerError;
 
@@ -101,6 +102,44 @@ pub fn cli_argv(agent_type: AgentType) -> Option<Vec<String>> {
         AgentType::Perplexity | AgentType::Xai | AgentType::Command => return None,
     };
     Some(args.iter().map(|s| s.to_string()).collect())
+}
+
+/// The session of `latest` (the task's latest run) that a resumed run of `agent` continues:
+/// its recorded `agent_session_id`, only when the run was of the same agent type and the type
+/// has a resume form ([`resume_argv`]). A different agent starts a new conversation.
+pub fn session_to_resume(latest: Option<&RunInfo>, agent: &AgentSpec) -> Option<String> {
+    let run = latest.filter(|r| r.agent == agent.agent_type.as_str())?;
+    let session = run.agent_session_id.as_deref()?;
+    resume_argv(agent.agent_type, &agent.argv, session).map(|_| session.to_string())
+}
+
+/// The command line that continues the agent's own conversation `session` (SPEC §5), from
+/// the type's normal command line `argv`:
+/// - claude: `claude -p … --resume <session>`;
+/// - codex: `codex exec resume <session> … --json -` (`thread_id` of `thread.started`);
+/// - gemini: `gemini … --resume <session>`.
+///
+/// `None` when the type cannot resume, `argv` is not the type's CLI form, or `session` is
+/// not a plain id (empty, starting with `-`, or containing whitespace or control characters).
+pub fn resume_argv(agent_type: AgentType, argv: &[String], session: &str) -> Option<Vec<String>> {
+    let plain = !session.is_empty()
+        && !session.starts_with('-')
+        && !session.chars().any(|c| c.is_whitespace() || c.is_control());
+    if !plain {
+        return None;
+    }
+    let mut out = argv.to_vec();
+    match agent_type {
+        AgentType::Claude | AgentType::Gemini => {
+            out.extend(["--resume".to_string(), session.to_string()]);
+        }
+        AgentType::Codex => {
+            let exec = argv.iter().skip(1).position(|a| a == "exec")? + 2;
+            out.splice(exec..exec, ["resume".to_string(), session.to_string()]);
+        }
+        AgentType::Perplexity | AgentType::Xai | AgentType::Command => return None,
+    }
+    Some(out)
 }
 
 /// Selects the agent called `name`. With a config: an exact key of `agents`, else the first
@@ -293,6 +332,53 @@ mod tests {
                 "{err}"
             );
         }
+    }
+
+    #[test]
+    fn resume_forms_per_cli_type() {
+        let argv = |t| cli_argv(t).unwrap();
+        let claude = resume_argv(AgentType::Claude, &argv(AgentType::Claude), "s-1").unwrap();
+        assert_eq!(claude[0], "claude");
+        assert!(claude.ends_with(&["--resume".to_string(), "s-1".to_string()]));
+        let codex = resume_argv(AgentType::Codex, &argv(AgentType::Codex), "th_9").unwrap();
+        assert_eq!(
+            codex,
+            [
+                "codex",
+                "exec",
+                "resume",
+                "th_9",
+                "--dangerously-bypass-approvals-and-sandbox",
+                "--json",
+                "-"
+            ]
+        );
+        let gemini = resume_argv(AgentType::Gemini, &argv(AgentType::Gemini), "g").unwrap();
+        assert!(gemini.ends_with(&["--resume".to_string(), "g".to_string()]));
+        assert_eq!(resume_argv(AgentType::Command, &["x".into()], "s"), None);
+        assert_eq!(resume_argv(AgentType::Codex, &["codex".into()], "s"), None);
+        for bad in ["", "-x", "a b", "a\nb"] {
+            assert_eq!(
+                resume_argv(AgentType::Claude, &argv(AgentType::Claude), bad),
+                None
+            );
+        }
+    }
+
+    #[test]
+    fn session_only_for_the_same_agent_type() {
+        let mut run = RunInfo::new_running("r", "p", "t", "claude", chrono::Utc::now());
+        run.agent_session_id = Some("s-1".into());
+        let claude = select("claude", None).unwrap();
+        let codex = select("codex", None).unwrap();
+        assert_eq!(
+            session_to_resume(Some(&run), &claude).as_deref(),
+            Some("s-1")
+        );
+        assert_eq!(session_to_resume(Some(&run), &codex), None);
+        assert_eq!(session_to_resume(None, &claude), None);
+        run.agent_session_id = None;
+        assert_eq!(session_to_resume(Some(&run), &claude), None);
     }
 
     #[test]

@@ -13,6 +13,7 @@ use crate::storage::paths::{DONE_FILE, OUTPUT_FILE, RUN_INFO_FILE};
 use crate::storage::time::format_rfc3339_nano;
 use crate::storage::{Root, RunInfo, RunStatus};
 
+use super::agent::resume_argv;
 use super::error::RunnerError;
 use super::job::{run_job, JobRequest, PreparedRun};
 use super::prompt::task_prompt;
@@ -38,6 +39,10 @@ pub struct TaskRequest {
     pub restart_delay_max: Duration,
     /// How long to wait for running child runs once DONE exists.
     pub child_wait: Duration,
+    /// The agent's own session to continue in the first attempt only (see
+    /// [`agent::session_to_resume`](super::agent::session_to_resume)); later attempts start
+    /// a new conversation.
+    pub resume_session: Option<String>,
 }
 
 /// How a task's loop ended.
@@ -101,6 +106,17 @@ pub fn run_task(
             .map(|r| r.run_id.clone())
             .or_else(|| req.job.previous_run_id.clone());
         job.restart_index = Some(u64::from(attempt));
+        if attempt == 0 {
+            if let Some(session) = &req.resume_session {
+                match resume_argv(job.agent.agent_type, &job.agent.argv, session) {
+                    Some(argv) => job.agent.argv = argv,
+                    None => tracing::warn!(
+                        agent = %job.agent.agent_type,
+                        "cannot resume session {session:?} with this agent; starting a new conversation"
+                    ),
+                }
+            }
+        }
         let this_attempt = attempt;
         let mut run_dir = None;
         let result = run_job(&job, |run| {

@@ -4,6 +4,7 @@
 mod browser;
 mod support;
 
+mod agent_resume;
 mod browse;
 mod bus;
 mod bus_api;

@@ -399,3 +399,113 @@ fn reference_task_routes_list_show_and_stop() {
     let (_, run) = server.get_json(&format!("/api/v1/runs/{run_id}"));
     assert_eq!(run["status"], "stopped");
 }
+
+#[test]
+fn stop_with_a_grace_period_kills_a_run_that_ignores_sigterm() {
+    let sb = Sandbox::new();
+    let root = sb.path().join("root");
+    // The fake agent writes `ready` once it ignores SIGTERM (then it sleeps).
+    let ready = sb.path().join("ready");
+    let server = start(
+        &sb,
+        &[
+            ("FAKE_SLEEP", "60"),
+            ("FAKE_IGNORE_TERM", "1"),
+            ("FAKE_GRANDCHILD", ready.to_str().unwrap()),
+        ],
+        &[],
+    );
+    let start_task = |task: &str| {
+        let _ = std::fs::remove_file(&ready);
+        let (code, body) = post(
+            &server,
+            "/api/v1/tasks",
+            serde_json::json!({"project_id": "demo", "task_id": task, "prompt": "x"}),
+        );
+        assert_eq!(code, 201, "{body}");
+        wait_until("the agent to ignore SIGTERM", || ready.exists());
+        body["run_id"].as_str().unwrap().to_string()
+    };
+    let run_id = start_task("stubborn");
+    // Bad grace periods are refused before anything is stopped.
+    for bad in [
+        serde_json::json!({"grace_seconds": 3601}),
+        serde_json::json!({"grace_seconds": -1}),
+        serde_json::json!({"grace_seconds": "1"}),
+        serde_json::json!({"grace": 1}),
+    ] {
+        for path in [
+            "/api/v1/projects/demo/tasks/stubborn/stop".to_string(),
+            format!("/api/v1/runs/{run_id}/stop"),
+        ] {
+            let (code, body) = post(&server, &path, bad.clone());
+            assert_eq!(code, 400, "{path} {bad}: {body}");
+            assert!(
+                body["error"]["message"].as_str().unwrap().contains("grace"),
+                "{body}"
+            );
+        }
+    }
+    let (_, run) = server.get_json(&format!("/api/v1/runs/{run_id}"));
+    assert_eq!(run["status"], "running");
+    // The agent (a shell and its `sleep`s) ignores SIGTERM: SIGKILL after 1 s ends it.
+    let (code, body) = post(
+        &server,
+        "/api/v1/projects/demo/tasks/stubborn/stop",
+        serde_json::json!({"grace_seconds": 1}),
+    );
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(body["stopped_runs"][0], run_id.as_str(), "{body}");
+    let (_, run) = server.get_json(&format!("/api/v1/runs/{run_id}"));
+    assert_eq!(run["status"], "stopped", "{run}");
+    // Killed by SIGKILL (128 + 9), not ended by the SIGTERM it ignored.
+    assert_eq!(run["info"]["exit_code"], 137, "{run}");
+    wait_until("the loop to end", || {
+        let (_, t) = server.get_json("/api/v1/projects/demo/tasks/stubborn");
+        runs_of(&root, "demo", "stubborn").len() == 1 && t["status"] == "stopped"
+    });
+
+    // The run route takes the same body.
+    let run_id = start_task("stubborn-2");
+    let (code, body) = post(
+        &server,
+        &format!("/api/v1/runs/{run_id}/stop"),
+        serde_json::json!({"grace_seconds": 0}),
+    );
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(body["status"], "stopped", "{body}");
+    let (_, run) = server.get_json(&format!("/api/v1/runs/{run_id}"));
+    assert_eq!(run["info"]["exit_code"], 137, "{run}");
+}
+
+#[test]
+fn stop_routes_accept_an_empty_body() {
+    let sb = Sandbox::new();
+    let server = start(&sb, &[("FAKE_SLEEP", "60")], &[]);
+    let (code, body) = post(
+        &server,
+        "/api/v1/tasks",
+        serde_json::json!({"project_id": "demo", "task_id": "t", "prompt": "x"}),
+    );
+    assert_eq!(code, 201, "{body}");
+    let run_id = body["run_id"].as_str().unwrap().to_string();
+    let empty = |path: &str| {
+        let mut resp = agent()
+            .post(&format!("{}{path}", server.base))
+            .header("Content-Type", "application/json")
+            .send_empty()
+            .unwrap();
+        let status = resp.status().as_u16();
+        let text = resp.body_mut().read_to_string().unwrap();
+        (
+            status,
+            serde_json::from_str::<serde_json::Value>(&text).unwrap(),
+        )
+    };
+    let (code, body) = empty(&format!("/api/v1/runs/{run_id}/stop"));
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(body["status"], "stopped");
+    let (code, body) = empty("/api/v1/projects/demo/tasks/t/stop");
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(body["stopped_runs"], serde_json::json!([]));
+}

@@ -3,6 +3,7 @@
 # `command` agent); its behaviour is driven by environment variables:
 #   FAKE_STDIN_COPY=FILE     copy stdin (the prompt) to FILE
 #   FAKE_ENV_DUMP=FILE       write the environment to FILE
+#   FAKE_ARGV_DUMP=FILE      append `<program name> <args…>` (one line per run) to FILE
 #   FAKE_STDOUT=TEXT         print TEXT on stdout     FAKE_STDERR=TEXT  print TEXT on stderr
 #   FAKE_WRITE_OUTPUT=TEXT   write TEXT to $JRUN_RUN_FOLDER/output.md
 #   FAKE_IGNORE_TERM=1       ignore SIGTERM (also in the children started below)
@@ -18,6 +19,7 @@ if [ "$1" = "--version" ]; then
 fi
 if [ -n "$FAKE_STDIN_COPY" ]; then cat > "$FAKE_STDIN_COPY"; fi
 if [ -n "$FAKE_ENV_DUMP" ]; then env > "$FAKE_ENV_DUMP"; fi
+if [ -n "$FAKE_ARGV_DUMP" ]; then printf '%s\n' "$(basename "$0") $*" >> "$FAKE_ARGV_DUMP"; fi
 if [ -n "$FAKE_STDOUT" ]; then printf '%s\n' "$FAKE_STDOUT"; fi
 if [ -n "$FAKE_STDERR" ]; then printf '%s\n' "$FAKE_STDERR" >&2; fi
 if [ -n "$FAKE_WRITE_OUTPUT" ]; then printf '%s\n' "$FAKE_WRITE_OUTPUT" > "$JRUN_RUN_FOLDER/output.md"; fi

@@ -1,7 +1,8 @@
 //! `run-agent task resume`: continue an existing task from its latest run. The loop starts
-//! again with the restart prefix, `previous_run_id` pointing at the latest run, and — for
-//! claude — the latest run's conversation (`claude --resume <agent_session_id>`). A task that
-//! is DONE is only resumed with `--reset-done`, which removes DONE.
+//! again with the restart prefix, `previous_run_id` pointing at the latest run, and — when the
+//! latest run recorded the agent's session and the agent type is unchanged — its first run
+//! continues that conversation (claude, codex, gemini; see `runner::agent::resume_argv`). A
+//! task that is DONE is only resumed with `--reset-done`, which removes DONE.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -9,7 +10,7 @@ use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context};
 
-use crate::config::AgentType;
+use crate::runner::agent::session_to_resume;
 use crate::runner::duration::parse_duration;
 use crate::runner::TaskRequest;
 use crate::storage::ids::{ProjectId, TaskId};
@@ -121,16 +122,8 @@ pub fn run(args: ResumeArgs) -> anyhow::Result<ExitCode> {
         .clone()
         .or_else(|| latest.as_ref().map(|r| r.agent.clone()))
         .filter(|a| !a.is_empty());
-    let mut agent = crate::cli::job::select_agent(agent_name.as_deref(), &setup)?;
-    if let Some(session) = latest
-        .as_ref()
-        .filter(|r| r.agent == agent.agent_type.as_str())
-        .and_then(|r| r.agent_session_id.clone())
-    {
-        if agent.agent_type == AgentType::Claude {
-            agent.argv.extend(["--resume".to_string(), session]);
-        }
-    }
+    let agent = crate::cli::job::select_agent(agent_name.as_deref(), &setup)?;
+    let resume_session = session_to_resume(latest.as_ref(), &agent);
     let mut job = crate::cli::job::job_request(
         &setup,
         project,
@@ -149,6 +142,7 @@ pub fn run(args: ResumeArgs) -> anyhow::Result<ExitCode> {
         restart_delay: duration("--restart-delay", &args.restart_delay)?,
         restart_delay_max: duration("--restart-delay-max", &args.restart_delay_max)?,
         child_wait: duration("--child-wait", &args.child_wait)?,
+        resume_session,
     };
     drive(
         &setup,
