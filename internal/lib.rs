@@ -15,3 +15,4 @@ pub mod storage;
 pub mod ui;
 pub mod update;
 pub mod version;
+pub mod yaml;

@@ -282,7 +282,7 @@ mod tests {
             ),
             "{text}"
         );
-        let value: serde_yaml::Value = serde_yaml::from_str(&text).unwrap();
+        let value: crate::yaml::Value = crate::yaml::from_str(&text).unwrap();
         assert_eq!(value["parents"][1]["meta"]["why"], "yes");
         assert_eq!(value["links"][0]["label"], "PR: 12");
     }

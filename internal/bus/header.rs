@@ -8,10 +8,10 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
+use crate::yaml::Value;
 use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
 use serde::de::{self, Deserializer, Visitor};
 use serde::Deserialize;
-use serde_yaml::Value;
 
 use super::header_fast;
 use super::message::{Link, Message, Parent};
@@ -33,7 +33,7 @@ pub fn decode(yaml: &[u8]) -> Option<DecodedHeader> {
 
 /// Decodes header YAML with serde_yaml (every shape).
 pub fn decode_with_serde(yaml: &[u8]) -> Option<DecodedHeader> {
-    let raw: RawHeader = serde_yaml::from_slice(yaml).ok()?;
+    let raw: RawHeader = crate::yaml::from_slice(yaml).ok()?;
     let msg_id = raw.msg_id.as_ref().map(|l| l.0.trim().to_string())?;
     if msg_id.is_empty() {
         return None;
@@ -140,7 +140,7 @@ fn scalar_text(value: &Value) -> Option<String> {
     }
 }
 
-fn field(map: &serde_yaml::Mapping, key: &str) -> String {
+fn field(map: &crate::yaml::Mapping, key: &str) -> String {
     map.get(key).and_then(scalar_text).unwrap_or_default()
 }
 

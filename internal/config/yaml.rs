@@ -1,6 +1,6 @@
 //! The YAML front end: text → [`Config`], with key paths and lines in errors.
 //!
-//! All use of `serde_yaml` (deprecated upstream) is confined to this file so it can be swapped.
+//! YAML goes through `crate::yaml`, the one module that names the YAML library.
 
 use super::error::{Location, ParseFailure};
 use super::schema::{split_missing_type, Config};
@@ -9,7 +9,7 @@ use super::schema::{split_missing_type, Config};
 pub(crate) fn parse(text: &str) -> Result<Config, ParseFailure> {
     // A first pass to a generic value separates syntax errors from schema errors: the typed
     // pass below is lazy and would report a broken flow sequence as a type error.
-    let value: serde_yaml::Value = serde_yaml::from_str(text).map_err(|err| {
+    let value: crate::yaml::Value = crate::yaml::from_str(text).map_err(|err| {
         let location = location_of(&err);
         ParseFailure::Syntax {
             message: clean_message(&err.to_string(), location, ""),
@@ -19,7 +19,7 @@ pub(crate) fn parse(text: &str) -> Result<Config, ParseFailure> {
     if value.is_null() {
         return Ok(Config::default());
     }
-    let deserializer = serde_yaml::Deserializer::from_str(text);
+    let deserializer = crate::yaml::Deserializer::from_str(text);
     serde_path_to_error::deserialize(deserializer).map_err(|err| {
         let key = path_string(err.path());
         let inner = err.into_inner();
@@ -40,7 +40,7 @@ pub(crate) fn parse(text: &str) -> Result<Config, ParseFailure> {
     })
 }
 
-fn location_of(err: &serde_yaml::Error) -> Option<Location> {
+fn location_of(err: &crate::yaml::Error) -> Option<Location> {
     err.location().map(|loc| Location {
         line: loc.line(),
         column: loc.column(),

@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::time::Duration;
 
-use serde_yaml::{Mapping, Value};
+use crate::yaml::{Mapping, Value};
 
 use crate::storage::atomic::write_atomic;
 use crate::storage::ids::{ProjectId, TaskId};
@@ -49,7 +49,7 @@ pub fn read(task_dir: &Path) -> Result<Vec<TaskId>, RunnerError> {
         Err(e) => return Err(RunnerError::io("read", &path, e)),
     };
     let bad = |message: String| RunnerError::invalid(path.display().to_string(), message);
-    let doc: Value = serde_yaml::from_str(&text).map_err(|e| bad(format!("invalid YAML: {e}")))?;
+    let doc: Value = crate::yaml::from_str(&text).map_err(|e| bad(format!("invalid YAML: {e}")))?;
     let list = match doc.get(KEY) {
         None | Some(Value::Null) => return Ok(Vec::new()),
         Some(Value::Sequence(items)) => items,
@@ -70,7 +70,7 @@ pub fn read(task_dir: &Path) -> Result<Vec<TaskId>, RunnerError> {
 pub fn write(task_dir: &Path, deps: &[TaskId]) -> Result<(), RunnerError> {
     let path = task_dir.join(TASK_CONFIG_FILE);
     let mut map = match std::fs::read_to_string(&path) {
-        Ok(text) => match serde_yaml::from_str::<Value>(&text) {
+        Ok(text) => match crate::yaml::from_str::<Value>(&text) {
             Ok(Value::Mapping(map)) => map,
             _ => Mapping::new(),
         },
@@ -90,7 +90,7 @@ pub fn write(task_dir: &Path, deps: &[TaskId]) -> Result<(), RunnerError> {
             _ => Ok(()),
         };
     }
-    let text = serde_yaml::to_string(&Value::Mapping(map))
+    let text = crate::yaml::to_string(&Value::Mapping(map))
         .map_err(|e| RunnerError::invalid(path.display().to_string(), e.to_string()))?;
     std::fs::create_dir_all(task_dir)
         .map_err(|e| RunnerError::io("create directory", task_dir, e))?;

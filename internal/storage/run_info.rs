@@ -8,8 +8,8 @@ use std::fmt;
 use std::path::Path;
 use std::time::Duration;
 
+use crate::yaml::{Mapping, Value};
 use chrono::{DateTime, Utc};
-use serde_yaml::{Mapping, Value};
 
 use super::atomic::write_atomic;
 use super::error::StorageError;
@@ -254,7 +254,7 @@ impl RunInfo {
             let mut map = Mapping::new();
             map.insert(Value::String(key.clone()), value.clone());
             // Serialising a one-entry mapping of a parsed value cannot fail.
-            if let Ok(text) = serde_yaml::to_string(&map) {
+            if let Ok(text) = crate::yaml::to_string(&map) {
                 out.push_str(&text);
             }
         }
@@ -264,7 +264,7 @@ impl RunInfo {
     /// Parses run-info.yaml text. Missing keys take the reference's zero values; unknown
     /// keys are kept in [`RunInfo::extra`]. Errors name the key and the expected type.
     pub fn parse(text: &str) -> Result<RunInfo, String> {
-        let doc: Value = serde_yaml::from_str(text).map_err(|e| format!("invalid YAML: {e}"))?;
+        let doc: Value = crate::yaml::from_str(text).map_err(|e| format!("invalid YAML: {e}"))?;
         let map = match doc {
             Value::Mapping(map) => map,
             Value::Null => Mapping::new(),

@@ -274,7 +274,7 @@ mod tests {
     fn decode(scalar: &str) -> String {
         let doc = format!("k: {scalar}\n");
         let map: std::collections::BTreeMap<String, String> =
-            serde_yaml::from_str(&doc).unwrap_or_else(|e| panic!("{doc:?}: {e}"));
+            crate::yaml::from_str(&doc).unwrap_or_else(|e| panic!("{doc:?}: {e}"));
         map["k"].clone()
     }
 
@@ -370,7 +370,7 @@ mod run_info_value_tests {
         ] {
             let doc = format!("k: {}\n", string(v));
             let parsed: std::collections::BTreeMap<String, String> =
-                serde_yaml::from_str(&doc).unwrap_or_else(|e| panic!("{doc:?}: {e}"));
+                crate::yaml::from_str(&doc).unwrap_or_else(|e| panic!("{doc:?}: {e}"));
             assert_eq!(parsed["k"], v, "{doc:?}");
         }
         assert_eq!(string("claude"), "claude");

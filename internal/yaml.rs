@@ -1,0 +1,22 @@
+//! The one door to the YAML library. serde_yaml is deprecated upstream; every module reads and
+//! writes YAML through these names, so swapping the library touches only this file.
+
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+pub use serde_yaml::{Deserializer, Error, Mapping, Value};
+
+/// Parses a YAML document from text.
+pub fn from_str<T: DeserializeOwned>(text: &str) -> Result<T, Error> {
+    serde_yaml::from_str(text)
+}
+
+/// Parses a YAML document from bytes (UTF-8).
+pub fn from_slice<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Error> {
+    serde_yaml::from_slice(bytes)
+}
+
+/// Writes `value` as a YAML document.
+pub fn to_string<T: ?Sized + Serialize>(value: &T) -> Result<String, Error> {
+    serde_yaml::to_string(value)
+}
