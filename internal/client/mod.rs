@@ -94,6 +94,8 @@ pub fn resolve_endpoint(
     env: &dyn Fn(&str) -> Option<String>,
     cwd: &Path,
 ) -> Result<Endpoint, crate::config::ConfigError> {
+    let secrets = crate::config::with_secret_files(env)?;
+    let env = &|key: &str| secrets.get(key);
     let mut server = non_empty(flag_server.map(str::to_string)).or_else(|| non_empty(env(ENV_URL)));
     let mut key = non_empty(flag_key.map(str::to_string)).or_else(|| non_empty(env(ENV_KEY)));
     let explicit = flag_config.filter(|p| !p.as_os_str().is_empty());

@@ -133,6 +133,27 @@ pub enum ConfigError {
         /// What is wrong with it.
         reason: String,
     },
+    /// A secret `_FILE` env var names a file that is missing, unreadable or empty.
+    #[error(
+        "{var}={}: cannot use this secret file: {reason}; allowed: a readable, non-empty regular file (surrounding whitespace is trimmed)",
+        path.display()
+    )]
+    SecretFile {
+        /// The env var, e.g. `CONDUCTOR_API_KEY_FILE`.
+        var: &'static str,
+        /// The file it names.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A secret is given both directly and as a file.
+    #[error("both {var} and {file_var} are set; set only one of them")]
+    SecretConflict {
+        /// The direct env var, e.g. `CONDUCTOR_API_KEY`.
+        var: &'static str,
+        /// Its `_FILE` variant.
+        file_var: &'static str,
+    },
     /// `~` needs `$HOME`, which is not set.
     #[error("{}: `{key}` uses `~` but HOME is not set; use an absolute path or set HOME", path.display())]
     NoHome {

@@ -13,6 +13,9 @@ use super::{hcl, yaml};
 /// Env var that sets `api.api_key` and enables auth.
 pub const ENV_API_KEY: &str = "CONDUCTOR_API_KEY";
 
+/// Env var that sets `api.admin_key`.
+pub const ENV_ADMIN_KEY: &str = "CONDUCTOR_ADMIN_KEY";
+
 /// Largest token file accepted; tokens are short, so anything bigger is a wrong path.
 const MAX_TOKEN_FILE_BYTES: u64 = 64 * 1024;
 
@@ -101,7 +104,8 @@ pub fn agent_token_env(name: &str) -> String {
     format!("CONDUCTOR_AGENT_{name}_TOKEN")
 }
 
-/// Applies `CONDUCTOR_API_KEY` and `CONDUCTOR_AGENT_<NAME>_TOKEN` (trimmed; empty is ignored).
+/// Applies `CONDUCTOR_API_KEY`, `CONDUCTOR_ADMIN_KEY` and `CONDUCTOR_AGENT_<NAME>_TOKEN`
+/// (trimmed; empty is ignored).
 fn apply_env(config: &mut Config, env: &dyn Fn(&str) -> Option<String>) {
     let get = |key: &str| {
         env(key)
@@ -111,6 +115,9 @@ fn apply_env(config: &mut Config, env: &dyn Fn(&str) -> Option<String>) {
     if let Some(key) = get(ENV_API_KEY) {
         config.api.api_key = Some(key);
         config.api.auth_enabled = true;
+    }
+    if let Some(key) = get(ENV_ADMIN_KEY) {
+        config.api.admin_key = Some(key);
     }
     for (name, agent) in config.agents.iter_mut() {
         if let Some(token) = get(&agent_token_env(name)) {
@@ -177,7 +184,8 @@ fn read_token_files(config: &mut Config, file: &Path, format: Format) -> Result<
     Ok(())
 }
 
-fn read_token(path: &Path) -> Result<String, String> {
+/// Reads a secret file: a non-empty regular file of at most 64 KiB, trimmed.
+pub(super) fn read_token(path: &Path) -> Result<String, String> {
     let meta = std::fs::metadata(path).map_err(|e| match e.kind() {
         std::io::ErrorKind::NotFound => "it does not exist".to_string(),
         _ => e.to_string(),

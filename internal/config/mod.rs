@@ -15,11 +15,12 @@ mod mask;
 mod paths;
 mod resolve;
 mod schema;
+mod secret_env;
 mod yaml;
 
 pub use discovery::{discover, Discovery, CONFIG_NAMES, ENV_CONFIG};
 pub use error::{ConfigError, Format, Location};
-pub use load::{agent_token_env, load, ENV_API_KEY};
+pub use load::{agent_token_env, load, ENV_ADMIN_KEY, ENV_API_KEY};
 pub use mask::mask_secret;
 pub use resolve::{
     parse_bool, process_env, resolve_root, resolve_server, ConfigMode, ServerFlags, ServerSettings,
@@ -29,3 +30,4 @@ pub use schema::{
     parse_duration_secs, AgentConfig, AgentType, ApiConfig, BusConfig, Config, Defaults,
     StorageConfig, WebhookConfig, WebhookEvent, DEFAULT_HOST, DEFAULT_MAX_RESTARTS, DEFAULT_PORT,
 };
+pub use secret_env::{with_secret_files, SecretEnv, ENV_ADMIN_KEY_FILE, ENV_API_KEY_FILE};

@@ -7,10 +7,11 @@ use serde::Serialize;
 
 use super::discovery::discover;
 use super::error::ConfigError;
-use super::load::{load, ENV_API_KEY};
+use super::load::{load, ENV_ADMIN_KEY, ENV_API_KEY};
 use super::mask::{serialize_masked, serialize_redacted, Masked};
 use super::paths::{absolute_from, expand_tilde};
 use super::schema::{Config, DEFAULT_HOST, DEFAULT_PORT};
+use super::secret_env::with_secret_files;
 
 /// Env var overriding the runs root.
 pub const ENV_ROOT: &str = "CONDUCTOR_ROOT";
@@ -119,7 +120,7 @@ pub struct ServerSettings {
     /// `--api-key` > `CONDUCTOR_API_KEY` > `api.api_key`.
     #[serde(serialize_with = "serialize_masked_setting")]
     pub api_key: Setting<Option<String>>,
-    /// `api.admin_key`.
+    /// `CONDUCTOR_ADMIN_KEY` (or `CONDUCTOR_ADMIN_KEY_FILE`) > `api.admin_key`.
     #[serde(serialize_with = "serialize_masked")]
     pub admin_key: Option<String>,
     /// Whether requests must carry the API key.
@@ -187,7 +188,10 @@ pub fn parse_bool(value: &str) -> Option<bool> {
 
 /// Resolves the server's settings: discovers and loads the config, then applies precedence.
 ///
-/// Returns `Err` only in [`ConfigMode::Required`] when no config file is found (or the
+/// `CONDUCTOR_API_KEY_FILE` / `CONDUCTOR_ADMIN_KEY_FILE` stand for `CONDUCTOR_API_KEY` /
+/// `CONDUCTOR_ADMIN_KEY` (see [`with_secret_files`]); a bad secret file is always an `Err`.
+///
+/// Otherwise returns `Err` only in [`ConfigMode::Required`] when no config file is found (or the
 /// explicitly named one does not exist). A config that fails to load yields `Ok` with
 /// `config_error` set and defaults in place; in `Required` mode task starts are then disabled
 /// (source [`Source::File`]) whatever the flag and env say, so a broken config never runs
@@ -198,6 +202,8 @@ pub fn resolve_server(
     env: &dyn Fn(&str) -> Option<String>,
     cwd: &Path,
 ) -> Result<ServerSettings, ConfigError> {
+    let secrets = with_secret_files(env)?;
+    let env = &|key: &str| secrets.get(key);
     let mut warnings = Vec::new();
     let discovery = discover(flags.config.as_deref(), env, cwd);
     let (config_path, config, config_error) = match &discovery.path {
@@ -304,7 +310,7 @@ pub fn resolve_server(
     };
 
     Ok(ServerSettings {
-        admin_key: config.api.admin_key.clone(),
+        admin_key: env_value(env, ENV_ADMIN_KEY).or_else(|| config.api.admin_key.clone()),
         config_path,
         config_error,
         config,
@@ -649,6 +655,46 @@ mod tests {
         );
         let s = world.resolve(&flags, ConfigMode::Optional).unwrap();
         assert!(s.config_error.unwrap().contains("does not exist"));
+    }
+
+    #[test]
+    fn key_files_supply_the_api_and_admin_keys() {
+        let mut world = World::new();
+        world.write("config.yaml", "api:\n  admin_key: file-admin-0123456789\n");
+        let api = world.write("api.secret", "api-from-file-0123456789\n");
+        let admin = world.write("admin.secret", "admin-from-file-0123456789\n");
+        world
+            .set("CONDUCTOR_API_KEY_FILE", &api.display().to_string())
+            .set("CONDUCTOR_ADMIN_KEY_FILE", &admin.display().to_string());
+        let s = world
+            .resolve(&ServerFlags::default(), ConfigMode::Optional)
+            .unwrap();
+        assert_eq!(
+            s.api_key,
+            Setting::new(Some("api-from-file-0123456789".to_string()), Source::Env)
+        );
+        assert!(s.auth_enabled);
+        assert_eq!(s.admin_key.as_deref(), Some("admin-from-file-0123456789"));
+
+        // CONDUCTOR_ADMIN_KEY overrides api.admin_key; a bad key file is fatal in every mode.
+        world.vars.remove("CONDUCTOR_ADMIN_KEY_FILE");
+        world.set("CONDUCTOR_ADMIN_KEY", "admin-env-0123456789");
+        let missing = world.cwd.join("gone.secret");
+        world.set("CONDUCTOR_API_KEY_FILE", &missing.display().to_string());
+        let err = world
+            .resolve(&ServerFlags::default(), ConfigMode::Optional)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with(&format!("CONDUCTOR_API_KEY_FILE={}", missing.display())),
+            "{err}"
+        );
+        world.vars.remove("CONDUCTOR_API_KEY_FILE");
+        let s = world
+            .resolve(&ServerFlags::default(), ConfigMode::Optional)
+            .unwrap();
+        assert_eq!(s.admin_key.as_deref(), Some("admin-env-0123456789"));
+        assert!(!s.auth_enabled);
     }
 
     #[test]

@@ -5,7 +5,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use crate::support::{run, text, Sandbox};
+use crate::support::{free_port, run, text, Sandbox, Server};
 
 const API_KEY: &str = "e2e-api-key-SECRET-0001";
 const AGENT_TOKEN: &str = "e2e-agent-token-SECRET-0002";
@@ -345,4 +345,82 @@ fn missing_agent_binary_exits_1() {
 
     let out = run(validate(&sb, &["--skip-agent-checks"]).env("PATH", sb.path().join("bin")));
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+}
+
+/// GET `path` on `server` with an optional bearer key; the status code.
+fn status_with_key(server: &Server, path: &str, key: Option<&str>) -> u16 {
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .into();
+    let mut request = agent.get(&format!("{}{path}", server.base));
+    if let Some(key) = key {
+        request = request.header("Authorization", &format!("Bearer {key}"));
+    }
+    request.call().expect("GET").status().as_u16()
+}
+
+#[test]
+fn server_reads_api_and_admin_keys_from_files() {
+    const ADMIN_KEY: &str = "e2e-admin-key-SECRET-0005";
+    let sb = Sandbox::new();
+    let api_file = sb.write("secrets/api_key", &format!("{API_KEY}\n"));
+    let admin_file = sb.write("secrets/admin_key", &format!("{ADMIN_KEY}\n"));
+    let mut cmd = sb.run_agent();
+    cmd.args(["serve", "--host", "127.0.0.1", "--port"])
+        .arg(free_port().to_string())
+        .arg("--root")
+        .arg(sb.path().join("runs"))
+        .env("CONDUCTOR_API_KEY_FILE", &api_file)
+        .env("CONDUCTOR_ADMIN_KEY_FILE", &admin_file);
+    let server = Server::start(cmd, sb.path());
+    assert_eq!(status_with_key(&server, "/healthz", None), 200);
+    assert_eq!(status_with_key(&server, "/api/v1/status", None), 401);
+    assert_eq!(
+        status_with_key(&server, "/api/v1/status", Some("wrong")),
+        401
+    );
+    assert_eq!(
+        status_with_key(&server, "/api/v1/status", Some(API_KEY)),
+        200
+    );
+    // The admin route wants the admin key from its file, not the API key.
+    let admin = "/api/v1/admin/self-update";
+    assert_ne!(status_with_key(&server, admin, Some(API_KEY)), 200);
+    assert_eq!(status_with_key(&server, admin, Some(ADMIN_KEY)), 200);
+    let log = server.log();
+    assert!(!log.contains(API_KEY) && !log.contains(ADMIN_KEY), "{log}");
+    server.terminate();
+}
+
+#[test]
+fn server_refuses_to_start_with_an_unreadable_key_file() {
+    let sb = Sandbox::new();
+    let missing = sb.path().join("secrets/nope");
+    let mut cmd = sb.run_agent();
+    cmd.args(["serve", "--host", "127.0.0.1", "--port"])
+        .arg(free_port().to_string())
+        .env("CONDUCTOR_API_KEY_FILE", &missing);
+    let out = run(&mut cmd);
+    assert!(!out.status.success(), "{}", text(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains(&format!("CONDUCTOR_API_KEY_FILE={}", missing.display()))
+            && err.contains("does not exist"),
+        "{err}"
+    );
+
+    let key_file = sb.write("secrets/api_key", "from-file\n");
+    let mut cmd = sb.run_agent();
+    cmd.args(["serve", "--host", "127.0.0.1", "--port"])
+        .arg(free_port().to_string())
+        .env("CONDUCTOR_API_KEY", API_KEY)
+        .env("CONDUCTOR_API_KEY_FILE", &key_file);
+    let out = run(&mut cmd);
+    assert!(!out.status.success(), "{}", text(&out));
+    assert!(
+        stderr(&out).contains("both CONDUCTOR_API_KEY and CONDUCTOR_API_KEY_FILE are set"),
+        "{}",
+        text(&out)
+    );
 }
