@@ -96,19 +96,17 @@ impl RunSummary {
     }
 }
 
-/// A task's status derived from its marker and runs.
-fn derived_status(done: bool, runs: &[RunSummary]) -> &'static str {
-    if done {
-        return "done";
-    }
-    match runs.last().map(|r| r.status) {
-        None => "queued",
-        Some(RunStatus::Running) => "running",
-        Some(RunStatus::Completed) => "idle",
-        Some(RunStatus::Failed) => "failed",
-        Some(RunStatus::Stopped) => "stopped",
-        Some(RunStatus::Unknown) => "unknown",
-    }
+/// A task's status derived from its marker, its runs and its task loop (a loop between two
+/// runs keeps the task `running`), as `run-agent list` derives it.
+fn derived_status(done: bool, runs: &[RunSummary], task_dir: &std::path::Path) -> &'static str {
+    let statuses: Vec<RunStatus> = runs.iter().map(|r| r.status).collect();
+    crate::runner::inspect::derive_status(
+        done,
+        &statuses,
+        false,
+        crate::runner::loop_lock::active(task_dir),
+    )
+    .as_str()
 }
 
 /// `GET /api/v1/projects/{p}/tasks`
@@ -176,7 +174,7 @@ pub fn task_view(project: &ProjectId, task: &TaskId, dir: &std::path::Path) -> s
     serde_json::json!({
         "project_id": project,
         "task_id": task,
-        "status": derived_status(done, &runs),
+        "status": derived_status(done, &runs, dir),
         "done": done,
         "task_md": read_regular(paths::TASK_FILE),
         "runs": runs,
@@ -195,7 +193,7 @@ pub fn task_summary(task: &scan::TaskEntry) -> serde_json::Value {
     serde_json::json!({
         "project_id": task.project,
         "task_id": task.id,
-        "status": derived_status(task.done, &runs),
+        "status": derived_status(task.done, &runs, &task.dir),
         "done": task.done,
         "run_count": runs.len(),
         "latest_run": runs.last().map(|r| r.run_id.clone()),

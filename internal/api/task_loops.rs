@@ -4,6 +4,10 @@
 //!
 //! Runs are owned by their supervisors, so a resumed loop first waits for the task's still
 //! running run (learning of its end from the files), then continues the restart chain after it.
+//!
+//! Every loop holds its task's loop lock ([`TaskLoopLock`]) from the request that starts it to
+//! its end, so a task can have one loop at a time, whether this server or `run-agent task`
+//! runs it, and the task reads as running between its runs.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -15,7 +19,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
 use super::state::AppState;
-use crate::runner::{self, TaskEnd, TaskRequest};
+use crate::runner::{self, RunnerError, TaskEnd, TaskLoopLock, TaskRequest};
 use crate::storage::atomic::write_atomic;
 use crate::storage::liveness::read_reconciled;
 use crate::storage::paths::{RUN_INFO_FILE, TASK_FILE};
@@ -132,12 +136,31 @@ fn forget(dir: &Path, record: &LoopRecord) {
     let _ = std::fs::remove_file(dir.join(record.file_name()));
 }
 
-/// Runs the task loop on its own thread, registers it and records it on disk until it ends.
+/// Takes the loop lock of a task (blocking for at most an instant); `Err` is
+/// [`RunnerError::LoopRunning`] when another loop (of this server or `run-agent task`) holds it.
+pub async fn take_lock(
+    state: &AppState,
+    project: &ProjectId,
+    task: &TaskId,
+) -> Result<TaskLoopLock, RunnerError> {
+    let (root, project, task) = (
+        state.root.path().to_path_buf(),
+        project.clone(),
+        task.clone(),
+    );
+    tokio::task::spawn_blocking(move || TaskLoopLock::acquire(&root, &project, &task))
+        .await
+        .unwrap_or_else(|e| Err(RunnerError::invalid("task loop lock", e.to_string())))
+}
+
+/// Runs the task loop on its own thread, registers it and records it on disk until it ends;
+/// `lock` (the task's loop lock) is held by the thread until then.
 pub fn spawn_loop(
     state: &AppState,
     key: String,
     request: TaskRequest,
     record: LoopRecord,
+    lock: TaskLoopLock,
 ) -> watch::Receiver<LoopState> {
     let (tx, rx) = watch::channel(LoopState::Starting);
     state.task_loops.lock().insert(key.clone(), rx.clone());
@@ -157,7 +180,7 @@ pub fn spawn_loop(
             Err(err) => Err(err),
             Ok(runner::slots::TaskSlot::Stopped) => Ok(TaskEnd::Stopped { last: None }),
             Ok(runner::slots::TaskSlot::Go(_slot)) => {
-                runner::run_task(&request, |run, _attempt| {
+                runner::run_task(&request, &lock, |run, _attempt| {
                     tx.send_replace(LoopState::Running {
                         run_id: run.run_id.to_string(),
                     });
@@ -181,6 +204,7 @@ pub fn spawn_loop(
             run_id,
             error: end.2,
         });
+        drop(lock);
     });
     rx
 }
@@ -281,6 +305,19 @@ fn resume_one(state: &AppState, record: LoopRecord) {
         return;
     };
     let task_dir = state.root.task_dir(&project, &task);
+    if !task_dir.is_dir() {
+        forget(&records_dir(state), &record);
+        return;
+    }
+    // A loop started meanwhile (e.g. `run-agent task`) owns the task now.
+    let lock = match TaskLoopLock::acquire(state.root.path(), &project, &task) {
+        Ok(lock) => lock,
+        Err(err) => {
+            tracing::warn!(task = %format!("{project}/{task}"), "not resuming the task loop: {err}");
+            forget(&records_dir(state), &record);
+            return;
+        }
+    };
     if let Some(running) = latest_run(&task_dir).filter(|r| r.status == RunStatus::Running) {
         if let Ok(run) = crate::storage::RunId::parse(&running.run_id) {
             tracing::info!(task = %format!("{project}/{task}"), run = %running.run_id, "resumed loop waits for its running run");
@@ -294,7 +331,7 @@ fn resume_one(state: &AppState, record: LoopRecord) {
     match continue_request(state, &record) {
         Ok((key, request)) => {
             tracing::info!(task = %key, "resuming task loop after a server restart");
-            spawn_loop(state, key, request, record);
+            spawn_loop(state, key, request, record, lock);
         }
         Err(err) => {
             tracing::warn!(task = %format!("{project}/{task}"), "cannot resume task loop: {err}");

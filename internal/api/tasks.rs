@@ -139,8 +139,9 @@ pub async fn start_task(
     if let Some(max) = body.max_restarts {
         request.max_restarts = max;
     }
+    let lock = loop_lock(&state, &project, &task).await?;
     let record = LoopRecord::new(&request, &agent_name);
-    let mut rx = spawn_loop(&state, key.clone(), request, record);
+    let mut rx = spawn_loop(&state, key.clone(), request, record, lock);
     let first_run =
         tokio::time::timeout(FIRST_RUN_WAIT, rx.wait_for(|s| *s != LoopState::Starting))
             .await
@@ -278,6 +279,7 @@ pub async fn resume_task(
     if state.task_loops.is_active(&key) || task_has_running_run(&state, &project, &task) {
         return Err(ApiError::conflict(format!("task {key} is already running")));
     }
+    let lock = loop_lock(&state, &project, &task).await?;
     let done = dir.join(paths::DONE_FILE);
     if done.exists() {
         if !body.reset_done {
@@ -315,7 +317,7 @@ pub async fn resume_task(
     // The first run continues the agent's own conversation when the agent type is unchanged.
     request.resume_session = runner::agent::session_to_resume(latest.as_ref(), &request.job.agent);
     let _ = std::fs::remove_file(dir.join(runner::stop::STOP_MARKER));
-    spawn_loop(&state, key, request, record);
+    spawn_loop(&state, key, request, record, lock);
     Ok((
         StatusCode::ACCEPTED,
         Json(serde_json::json!({
@@ -324,6 +326,23 @@ pub async fn resume_task(
         })),
     )
         .into_response())
+}
+
+/// Takes the task's loop lock for a loop about to start: 409 when another loop (of this server
+/// or `run-agent task`) runs the task.
+async fn loop_lock(
+    state: &AppState,
+    project: &ProjectId,
+    task: &TaskId,
+) -> Result<runner::TaskLoopLock, ApiError> {
+    super::task_loops::take_lock(state, project, task)
+        .await
+        .map_err(|e| match e {
+            runner::RunnerError::LoopRunning { .. } => ApiError::conflict(format!(
+                "task {project}/{task} is already running (its task loop, of this server or `run-agent task`, holds the task)"
+            )),
+            other => ApiError::internal(other.to_string()),
+        })
 }
 
 fn task_has_running_run(state: &AppState, project: &ProjectId, task: &TaskId) -> bool {
@@ -553,7 +572,10 @@ pub async fn delete_task(
     let task = lookup::task_id(&task)?;
     let dir = lookup::task_dir(&state.root, &project, &task)?;
     let key = format!("{project}/{task}");
-    if state.task_loops.is_active(&key) || task_has_running_run(&state, &project, &task) {
+    if state.task_loops.is_active(&key)
+        || task_has_running_run(&state, &project, &task)
+        || runner::loop_lock::active(&dir)
+    {
         return Err(ApiError::conflict(format!(
             "task {key} is running; stop it before deleting it"
         )));

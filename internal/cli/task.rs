@@ -15,7 +15,7 @@ use crate::runner::duration::parse_duration;
 use crate::runner::interrupt;
 use crate::runner::slots;
 use crate::runner::stop::{self, STOP_MARKER};
-use crate::runner::{run_task, TaskEnd, TaskRequest};
+use crate::runner::{run_task, TaskEnd, TaskLoopLock, TaskRequest};
 use crate::storage::ids::{generate_task_id, ProjectId, TaskId};
 use crate::storage::paths::TASK_FILE;
 use crate::storage::{Root, RunInfo};
@@ -161,9 +161,12 @@ pub fn run(args: TaskArgs) -> anyhow::Result<ExitCode> {
         child_wait: duration("--child-wait", &args.child_wait)?,
         resume_session: None,
     };
+    // Before anything touches the task: a second loop of a running task is refused here.
+    let lock = TaskLoopLock::acquire(&setup.root, &req.job.project, &req.job.task)?;
     drive(
         &setup,
         req,
+        lock,
         LoopFlags {
             depends_on: &args.depends_on,
             dependency_poll: &args.dependency_poll,
@@ -172,9 +175,11 @@ pub fn run(args: TaskArgs) -> anyhow::Result<ExitCode> {
 }
 
 /// Waits for the task's dependencies, runs the loop with Ctrl-C handling, and prints the end.
+/// `lock` (the task's loop lock) is held until the loop has ended.
 pub(crate) fn drive(
     setup: &super::job::Setup,
     req: TaskRequest,
+    lock: TaskLoopLock,
     flags: LoopFlags<'_>,
 ) -> anyhow::Result<ExitCode> {
     let task = req.job.task.clone();
@@ -250,7 +255,7 @@ pub(crate) fn drive(
     } else {
         None
     };
-    let end = run_task(&req, |run, attempt| {
+    let end = run_task(&req, &lock, |run, attempt| {
         foreground.set_current(run.run_dir.clone());
         eprintln!(
             "run {} started (attempt {}) in {}",
@@ -260,6 +265,7 @@ pub(crate) fn drive(
         );
     });
     foreground.finish();
+    drop(lock);
     let end = end?;
     let (state, last, code) = match &end {
         TaskEnd::Done { last } => ("done", last, 0),

@@ -1,8 +1,10 @@
 //! `run-agent watch`: a live table of the runs of a task (or a project, or the whole root),
-//! refreshed when the files change, until none of them is running. When stdout is not a
-//! terminal it prints one line per run status change instead of redrawing a table.
+//! refreshed when the files change, until none of them is running and no task loop in scope is
+//! active (a loop waiting to restart its task holds the task's loop lock, so the restart gap
+//! does not end the watch). When stdout is not a terminal it prints one line per run status
+//! change instead of redrawing a table.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -13,7 +15,7 @@ use anyhow::bail;
 use chrono::Utc;
 use notify::{RecursiveMode, Watcher};
 
-use crate::runner::inspect;
+use crate::runner::{inspect, loop_lock};
 use crate::storage::ids::{ProjectId, TaskId};
 use crate::storage::scan;
 use crate::storage::{Root, RunStatus};
@@ -46,6 +48,8 @@ struct Row {
 
 /// Runs keyed `(project/task, run id)`, in order.
 type Snapshot = BTreeMap<(String, String), Row>;
+/// The `project/task` keys whose task loop is active.
+type Loops = BTreeSet<String>;
 
 /// Runs `watch`.
 pub fn run(args: WatchArgs) -> anyhow::Result<ExitCode> {
@@ -68,17 +72,17 @@ pub fn run(args: WatchArgs) -> anyhow::Result<ExitCode> {
         }
     }
     let tty = std::io::stdout().is_terminal();
-    let mut previous: Option<Snapshot> = None;
+    let mut previous: Option<(Snapshot, Loops)> = None;
     loop {
-        let snap = snapshot(&root, project.as_ref(), task.as_ref());
-        let running = snap.values().any(|r| r.status == RunStatus::Running);
-        if previous.as_ref() != Some(&snap) {
+        let (snap, loops) = snapshot(&root, project.as_ref(), task.as_ref());
+        let running = snap.values().any(|r| r.status == RunStatus::Running) || !loops.is_empty();
+        if previous.as_ref().map(|(s, l)| (s, l)) != Some((&snap, &loops)) {
             if tty {
-                draw(&snap, running);
+                draw(&snap, &loops, running);
             } else {
-                print_changes(previous.as_ref(), &snap);
+                print_changes(previous.as_ref().map(|(s, _)| s), &snap);
             }
-            previous = Some(snap);
+            previous = Some((snap, loops));
         }
         if !running {
             return Ok(ExitCode::SUCCESS);
@@ -88,8 +92,9 @@ pub fn run(args: WatchArgs) -> anyhow::Result<ExitCode> {
     }
 }
 
-fn snapshot(root: &Root, project: Option<&ProjectId>, task: Option<&TaskId>) -> Snapshot {
+fn snapshot(root: &Root, project: Option<&ProjectId>, task: Option<&TaskId>) -> (Snapshot, Loops) {
     let mut out = Snapshot::new();
+    let mut loops = Loops::new();
     for p in scan::list_projects(root.path()) {
         if project.is_some_and(|want| &p.id != want) {
             continue;
@@ -97,6 +102,9 @@ fn snapshot(root: &Root, project: Option<&ProjectId>, task: Option<&TaskId>) -> 
         for t in scan::list_tasks(&p) {
             if task.is_some_and(|want| &t.id != want) {
                 continue;
+            }
+            if loop_lock::active(&t.dir) {
+                loops.insert(format!("{}/{}", p.id, t.id));
             }
             for run in inspect::list_runs(&t.dir) {
                 let info = run.info.as_ref().ok();
@@ -113,11 +121,11 @@ fn snapshot(root: &Root, project: Option<&ProjectId>, task: Option<&TaskId>) -> 
             }
         }
     }
-    out
+    (out, loops)
 }
 
 /// Redraws the whole table (terminal mode).
-fn draw(snap: &Snapshot, running: bool) {
+fn draw(snap: &Snapshot, loops: &Loops, running: bool) {
     print!("\x1b[H\x1b[2J");
     let rows: Vec<Vec<String>> = snap
         .iter()
@@ -141,7 +149,23 @@ fn draw(snap: &Snapshot, running: bool) {
         .filter(|r| r.status == RunStatus::Running)
         .count();
     if running {
-        println!("\n{n} running; updated {}", Utc::now().format("%H:%M:%S"));
+        let idle_loops = loops
+            .iter()
+            .filter(|task| {
+                !snap
+                    .iter()
+                    .any(|((t, _), r)| t == *task && r.status == RunStatus::Running)
+            })
+            .count();
+        let waiting = if idle_loops > 0 {
+            format!(", {idle_loops} task loop(s) between runs")
+        } else {
+            String::new()
+        };
+        println!(
+            "\n{n} running{waiting}; updated {}",
+            Utc::now().format("%H:%M:%S")
+        );
     } else {
         println!("\nno run is running");
     }

@@ -1,5 +1,6 @@
 //! `--delete-done-tasks`: removing a task directory only when `DONE` exists (a regular file),
-//! `runs/` is empty or missing, and the directory's mtime is older than the cutoff.
+//! `runs/` is empty or missing, no task loop holds the task, and the directory's mtime is
+//! older than the cutoff.
 
 use std::path::Path;
 use std::time::SystemTime;
@@ -8,6 +9,7 @@ use super::error::GcError;
 use super::remove::{move_aside, remove_tree, tree_size};
 use super::report::DeletedTask;
 use super::walk::TaskDir;
+use crate::storage::liveness::task_loop_active;
 use crate::storage::paths::{DONE_FILE, RUNS_DIR};
 
 /// Whether the task dir `dir` meets the conditions (`runs_expected`: how many entries a dry
@@ -16,7 +18,7 @@ fn eligible(dir: &Path, cutoff: SystemTime, runs_expected: Option<usize>) -> Res
     let done = std::fs::symlink_metadata(dir.join(DONE_FILE))
         .map(|m| m.is_file())
         .unwrap_or(false);
-    if !done {
+    if !done || task_loop_active(dir) {
         return Ok(false);
     }
     let runs_empty = match runs_expected {
@@ -80,6 +82,7 @@ pub fn prune_task(
     let still = std::fs::symlink_metadata(aside.join(DONE_FILE))
         .map(|m| m.is_file())
         .unwrap_or(false)
+        && !task_loop_active(&aside)
         && runs_empty_on_disk(&aside)?;
     if !still {
         std::fs::rename(&aside, &task.dir).map_err(|e| GcError::io("restore", &aside, e))?;
@@ -135,6 +138,14 @@ mod tests {
             .unwrap()
             .is_none());
         assert!(dir.exists());
+        // A task loop holding the task (between runs) keeps it.
+        let lock =
+            std::fs::File::create(dir.join(crate::storage::paths::TASK_LOOP_LOCK_FILE)).unwrap();
+        fs2::FileExt::lock_exclusive(&lock).unwrap();
+        assert!(prune_task(&task(&dir), future, false, None)
+            .unwrap()
+            .is_none());
+        drop(lock);
         let deleted = prune_task(&task(&dir), future, false, None)
             .unwrap()
             .unwrap();

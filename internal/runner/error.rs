@@ -58,6 +58,16 @@ pub enum RunnerError {
     /// `stop` found nothing to stop.
     #[error("{0}")]
     NotRunning(String),
+    /// Another Ralph loop of the task is running (it holds the task's loop lock).
+    #[error("task {task} of project {project} already has a running task loop (another `run-agent task` or the server holds {}); stop it first (run-agent stop --project {project} --task {task}) or wait for it to end", path.display())]
+    LoopRunning {
+        /// Project id.
+        project: String,
+        /// Task id.
+        task: String,
+        /// The held lock file.
+        path: PathBuf,
+    },
 }
 
 impl RunnerError {

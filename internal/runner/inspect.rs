@@ -9,12 +9,12 @@ use crate::storage::paths::DONE_FILE;
 use crate::storage::scan::{self, Reconcile, RunEntry, TaskEntry};
 use crate::storage::{RunStatus, TaskId};
 
-use super::{deps, supervisor_lock};
+use super::{deps, loop_lock, supervisor_lock};
 
 /// The derived status of a task (never stored; computed from DONE, runs and dependencies).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TaskStatus {
-    /// A run of the task is running.
+    /// A run of the task is running, or its task loop is (e.g. waiting to restart).
     Running,
     /// The task's DONE file exists.
     Done,
@@ -73,14 +73,25 @@ impl std::fmt::Display for TaskStatus {
     }
 }
 
-/// Derives a task's status: any running run → running; else DONE → done; else from the
-/// latest run (sorted by run id); with no runs, blocked when a dependency is not DONE, else queued.
-pub fn derive_status(done: bool, runs: &[RunStatus], blocked: bool) -> TaskStatus {
+/// Derives a task's status: any running run → running; else DONE → done; else a task loop
+/// that holds the task (`loop_active`, [`loop_lock::active`](super::loop_lock::active)) after
+/// a run → running (its restart gap is not an end); else from the latest run (sorted by run
+/// id); with no runs, blocked when a dependency is not DONE, else queued (a loop waiting for
+/// its dependencies or a task slot).
+pub fn derive_status(
+    done: bool,
+    runs: &[RunStatus],
+    blocked: bool,
+    loop_active: bool,
+) -> TaskStatus {
     if runs.contains(&RunStatus::Running) {
         return TaskStatus::Running;
     }
     if done {
         return TaskStatus::Done;
+    }
+    if loop_active && !runs.is_empty() {
+        return TaskStatus::Running;
     }
     match runs.last() {
         None if blocked => TaskStatus::Blocked,
@@ -125,7 +136,12 @@ impl TaskView {
             .cloned()
             .collect();
         let statuses: Vec<RunStatus> = runs.iter().map(RunEntry::status).collect();
-        let status = derive_status(task.done, &statuses, !blocked_by.is_empty());
+        let status = derive_status(
+            task.done,
+            &statuses,
+            !blocked_by.is_empty(),
+            loop_lock::active(&task.dir),
+        );
         TaskView {
             task,
             runs,
@@ -188,23 +204,45 @@ mod tests {
     #[test]
     fn derived_statuses() {
         use RunStatus::*;
-        assert_eq!(derive_status(false, &[], false), TaskStatus::Queued);
-        assert_eq!(derive_status(false, &[], true), TaskStatus::Blocked);
-        assert_eq!(derive_status(true, &[], true), TaskStatus::Done);
+        assert_eq!(derive_status(false, &[], false, false), TaskStatus::Queued);
+        assert_eq!(derive_status(false, &[], true, false), TaskStatus::Blocked);
+        assert_eq!(derive_status(true, &[], true, false), TaskStatus::Done);
         assert_eq!(
-            derive_status(true, &[Running, Completed], false),
+            derive_status(true, &[Running, Completed], false, false),
             TaskStatus::Running
         );
         assert_eq!(
-            derive_status(false, &[Completed, Failed], false),
+            derive_status(false, &[Completed, Failed], false, false),
             TaskStatus::Failed
         );
         assert_eq!(
-            derive_status(false, &[Failed, Completed], false),
+            derive_status(false, &[Failed, Completed], false, false),
             TaskStatus::Idle
         );
-        assert_eq!(derive_status(false, &[Stopped], false), TaskStatus::Stopped);
-        assert_eq!(derive_status(false, &[Unknown], false), TaskStatus::Unknown);
+        assert_eq!(
+            derive_status(false, &[Stopped], false, false),
+            TaskStatus::Stopped
+        );
+        assert_eq!(
+            derive_status(false, &[Unknown], false, false),
+            TaskStatus::Unknown
+        );
+        // A task loop between two runs (restart delay) keeps the task running; a loop that
+        // has not started a run yet leaves it queued or blocked; DONE wins once no run runs.
+        assert_eq!(
+            derive_status(false, &[Failed], false, true),
+            TaskStatus::Running
+        );
+        assert_eq!(
+            derive_status(false, &[Completed], false, true),
+            TaskStatus::Running
+        );
+        assert_eq!(derive_status(false, &[], false, true), TaskStatus::Queued);
+        assert_eq!(derive_status(false, &[], true, true), TaskStatus::Blocked);
+        assert_eq!(
+            derive_status(true, &[Completed], false, true),
+            TaskStatus::Done
+        );
         assert_eq!(TaskStatus::parse("DONE"), Some(TaskStatus::Done));
         assert_eq!(TaskStatus::parse("nope"), None);
     }

@@ -3,6 +3,8 @@
 //! exponential restart delay up to a cap; give up after `max_restarts` restarts with a bus
 //! ERROR; end without restarting when a run was stopped by the user. When DONE appears, wait
 //! for the task's still-running child runs, then post a completion FACT to the project bus.
+//! The caller holds the task's [`TaskLoopLock`] around the whole loop, so the task reads as
+//! running in its restart gaps and no second loop of the task can start.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -16,6 +18,7 @@ use crate::storage::{Root, RunInfo, RunStatus};
 use super::agent::resume_argv;
 use super::error::RunnerError;
 use super::job::{run_job, JobRequest, PreparedRun};
+use super::loop_lock::TaskLoopLock;
 use super::prompt::task_prompt;
 use super::stop::{self, STOP_MARKER};
 
@@ -67,14 +70,18 @@ pub enum TaskEnd {
     },
 }
 
-/// Runs the loop; `on_start` is called as each attempt's run starts.
+/// Runs the loop while the caller holds `held`, the task's loop lock (taken with
+/// [`TaskLoopLock::acquire`] before any other step of the loop); `on_start` is called as each
+/// attempt's run starts.
 pub fn run_task(
     req: &TaskRequest,
+    held: &TaskLoopLock,
     mut on_start: impl FnMut(&PreparedRun, u32),
 ) -> Result<TaskEnd, RunnerError> {
     let root = Root::new(&req.job.root);
     let task_dir = root.task_dir(&req.job.project, &req.job.task);
     let post = |msg_type: &str, body: String| post_task(req, msg_type, body);
+    debug_assert_eq!(held.path().parent(), Some(task_dir.as_path()));
     std::fs::create_dir_all(&task_dir)
         .map_err(|e| RunnerError::io("create directory", &task_dir, e))?;
     let _ = std::fs::remove_file(task_dir.join(STOP_MARKER));

@@ -9,7 +9,7 @@ use nix::sys::signal::kill;
 use nix::unistd::Pid;
 
 use super::error::StorageError;
-use super::paths::SUPERVISOR_LOCK_FILE;
+use super::paths::{SUPERVISOR_LOCK_FILE, TASK_LOOP_LOCK_FILE};
 use super::run_info::{RunInfo, RunStatus, UPDATE_LOCK_TIMEOUT};
 
 /// The error summary of a run reconciled because its process disappeared.
@@ -70,10 +70,12 @@ fn group_exists(pgid: i64) -> bool {
     matches!(kill(Pid::from_raw(-raw), None), Ok(()) | Err(Errno::EPERM))
 }
 
-/// Whether a supervisor holds the presence lock of `run_dir` (it is alive and will record the
-/// run's result, even if the agent itself has already exited).
-pub fn supervisor_active(run_dir: &Path) -> bool {
-    let Ok(file) = std::fs::File::open(run_dir.join(SUPERVISOR_LOCK_FILE)) else {
+/// Whether some process holds an exclusive `flock` on the presence lock file `path` (a missing
+/// file is not held). The probe opens the file read-only (never creating it) and takes a shared
+/// lock for an instant; the open/close events it raises are access events, which the followers
+/// of [`super::watch`] ignore.
+pub fn lock_held(path: &Path) -> bool {
+    let Ok(file) = std::fs::File::open(path) else {
         return false;
     };
     match fs2::FileExt::try_lock_shared(&file) {
@@ -83,6 +85,18 @@ pub fn supervisor_active(run_dir: &Path) -> bool {
         }
         Err(_) => true,
     }
+}
+
+/// Whether a supervisor holds the presence lock of `run_dir` (it is alive and will record the
+/// run's result, even if the agent itself has already exited).
+pub fn supervisor_active(run_dir: &Path) -> bool {
+    lock_held(&run_dir.join(SUPERVISOR_LOCK_FILE))
+}
+
+/// Whether a Ralph loop (`run-agent task` or a server task loop) holds the loop lock of
+/// `task_dir`: the task is running, even between two runs (restart delay, child wait).
+pub fn task_loop_active(task_dir: &Path) -> bool {
+    lock_held(&task_dir.join(TASK_LOOP_LOCK_FILE))
 }
 
 /// Reads run-info.yaml at `path`; a `running` record whose process is gone (and whose

@@ -25,6 +25,8 @@ pub const RUN_INFO_FILE: &str = "run-info.yaml";
 pub const RUN_INFO_LOCK_FILE: &str = "run-info.yaml.lock";
 /// Lock file held by a run's supervisor for its whole life.
 pub const SUPERVISOR_LOCK_FILE: &str = "supervisor.lock";
+/// Lock file held by a task's Ralph loop for its whole life (hidden: not a task file).
+pub const TASK_LOOP_LOCK_FILE: &str = ".loop.lock";
 /// Full prompt given to the agent on stdin.
 pub const PROMPT_FILE: &str = "prompt.md";
 /// The run's final answer.

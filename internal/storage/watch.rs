@@ -44,4 +44,27 @@ mod tests {
             CreateKind::File
         )))));
     }
+
+    /// Probing a presence lock (a task's `.loop.lock`) in a watched dir opens and closes it;
+    /// those events must not reach followers (SPEC §5: no event storm between runs).
+    #[test]
+    fn probing_a_held_lock_wakes_no_follower() {
+        use notify::{RecursiveMode, Watcher};
+        use std::time::Duration;
+        let dir = tempfile::tempdir().unwrap();
+        let lock_path = dir.path().join(crate::storage::paths::TASK_LOOP_LOCK_FILE);
+        let held = std::fs::File::create(&lock_path).unwrap();
+        fs2::FileExt::lock_exclusive(&held).unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let mut w = watcher(tx, notify::Config::default()).unwrap();
+        w.watch(dir.path(), RecursiveMode::NonRecursive).unwrap();
+        for _ in 0..20 {
+            assert!(crate::storage::liveness::task_loop_active(dir.path()));
+        }
+        // Events arrive in order: the first one forwarded must be this write, not a probe.
+        let sentinel = dir.path().join("sentinel");
+        std::fs::write(&sentinel, "x").unwrap();
+        let first = rx.recv_timeout(Duration::from_secs(30)).unwrap().unwrap();
+        assert_eq!(first.paths, vec![sentinel], "{first:?}");
+    }
 }

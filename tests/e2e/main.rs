@@ -19,6 +19,7 @@ mod runner;
 mod security;
 mod serve;
 mod storage;
+mod task_loop_lock;
 mod task_slots_api;
 mod tasks_api;
 mod ui;

@@ -1,5 +1,6 @@
 //! `run-agent task delete`: remove a task's directory (its runs, bus, TASK.md, DONE). A task
-//! with a running run is refused: stop it first.
+//! with a running run, or whose task loop is active (even between runs), is refused: stop it
+//! first.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -40,6 +41,11 @@ pub fn run(args: DeleteArgs) -> anyhow::Result<ExitCode> {
     })?;
     if !meta.is_dir() {
         bail!("{} is not a task directory", task_dir.display());
+    }
+    if crate::runner::loop_lock::active(&task_dir) {
+        bail!(
+            "task {task} has a running task loop; stop it first (run-agent stop --project {project} --task {task})"
+        );
     }
     let runs_dir = root.runs_dir(&project, &task);
     for entry in std::fs::read_dir(&runs_dir).into_iter().flatten().flatten() {

@@ -83,6 +83,8 @@ pub fn run(args: ResumeArgs) -> anyhow::Result<ExitCode> {
             task_dir.display()
         );
     }
+    // Before anything touches the task: a task whose loop runs is refused here.
+    let lock = crate::runner::TaskLoopLock::acquire(&setup.root, &project, &task)?;
     let latest = latest_run(&root, &project, &task)?;
     if let Some(run) = latest.as_ref().filter(|r| r.status == RunStatus::Running) {
         bail!(
@@ -147,6 +149,7 @@ pub fn run(args: ResumeArgs) -> anyhow::Result<ExitCode> {
     drive(
         &setup,
         req,
+        lock,
         LoopFlags {
             depends_on: &[],
             dependency_poll: "2s",
