@@ -113,7 +113,11 @@ impl IntoResponse for ApiError {
     }
 }
 
-/// Unknown routes answer a JSON 404 too.
-pub async fn fallback(uri: axum::http::Uri) -> ApiError {
-    ApiError::not_found(format!("no route for {}", uri.path()))
+/// Unknown routes answer a JSON 404 too, with a request id like every other answer.
+pub async fn fallback(uri: axum::http::Uri, headers: axum::http::HeaderMap) -> Response {
+    let mut response = ApiError::not_found(format!("no route for {}", uri.path())).into_response();
+    if let Ok(id) = axum::http::HeaderValue::from_str(&super::security::request_id(&headers)) {
+        response.headers_mut().insert("x-request-id", id);
+    }
+    response
 }

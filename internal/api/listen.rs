@@ -101,9 +101,30 @@ pub fn display_base_url(addr: &SocketAddr) -> String {
     format!("http://{host}:{}", addr.port())
 }
 
+/// The URL agents on this machine use to reach the server (`JRUN_CONDUCTOR_URL`): a wildcard
+/// bind is reached over loopback.
+pub fn local_base_url(addr: &SocketAddr) -> String {
+    let host = match addr.ip() {
+        ip if ip.is_unspecified() && ip.is_ipv6() => "[::1]".to_string(),
+        ip if ip.is_unspecified() => "127.0.0.1".to_string(),
+        ip if ip.is_ipv6() => format!("[{ip}]"),
+        ip => ip.to_string(),
+    };
+    format!("http://{host}:{}", addr.port())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn agents_reach_a_wildcard_bind_over_loopback() {
+        let url = |s: &str| local_base_url(&s.parse().unwrap());
+        assert_eq!(url("0.0.0.0:14355"), "http://127.0.0.1:14355");
+        assert_eq!(url("[::]:80"), "http://[::1]:80");
+        assert_eq!(url("10.0.0.5:8080"), "http://10.0.0.5:8080");
+        assert_eq!(url("[fe80::1]:1"), "http://[fe80::1]:1");
+    }
 
     #[test]
     fn explicit_busy_port_fails_fast_auto_moves_on() {

@@ -98,6 +98,28 @@ fn is_public(path: &str) -> bool {
     ) || path.starts_with("/ui/")
 }
 
+/// POST/PUT/PATCH must declare a JSON body (an empty one counts as `{}`). A cross-site HTML
+/// form cannot send that type without a CORS preflight, so this is also a CSRF guard.
+fn check_json_body(method: &Method, headers: &HeaderMap) -> Result<(), ApiError> {
+    if !matches!(*method, Method::POST | Method::PUT | Method::PATCH) {
+        return Ok(());
+    }
+    let json = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .map(|t| t.trim().to_ascii_lowercase())
+        .is_some_and(|t| t == "application/json" || t.ends_with("+json"));
+    if json {
+        return Ok(());
+    }
+    Err(denied(
+        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        "unsupported_media_type",
+        "changes take a JSON body: send `Content-Type: application/json` (an empty body counts as {})",
+    ))
+}
+
 fn is_mutation(method: &Method) -> bool {
     !matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS)
 }
@@ -121,7 +143,8 @@ fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
         .map(|(_, v)| v)
 }
 
-fn request_id(headers: &HeaderMap) -> String {
+/// The caller's valid `X-Request-Id`, else a new random one.
+pub(crate) fn request_id(headers: &HeaderMap) -> String {
     headers
         .get("x-request-id")
         .and_then(|v| v.to_str().ok())
@@ -171,7 +194,8 @@ pub async fn authenticate(
         &method,
         &path,
         request.uri().query(),
-    );
+    )
+    .and_then(|key| check_json_body(&method, &headers).map(|()| key));
     let mut response = match verdict {
         Err(err) => err.into_response(),
         Ok(key) => {

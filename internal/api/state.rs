@@ -36,6 +36,8 @@ pub struct ServerState {
     pub index: Arc<super::index::RunIndex>,
     /// Self-update manager; task starts consult `update.drain_in_progress()`.
     pub update: Arc<crate::update::UpdateManager>,
+    /// The URL agents of this server's runs get as `JRUN_CONDUCTOR_URL` (set once bound).
+    pub conductor_url: Option<String>,
 }
 
 /// Cheap-to-clone handle used as axum state.
@@ -66,7 +68,14 @@ impl ServerState {
             started: Instant::now(),
             started_at: Utc::now(),
             executable,
+            conductor_url: None,
         }
+    }
+
+    /// The state of a server reachable by its agents at `url`.
+    pub fn with_conductor_url(mut self, url: String) -> Self {
+        self.conductor_url = Some(url);
+        self
     }
 }
 
@@ -93,7 +102,7 @@ pub fn is_loopback_host(host: &str) -> bool {
 /// Path and sha256 of the running executable (what a self-update swaps).
 fn executable_digest() -> Option<(PathBuf, String)> {
     use sha2::{Digest, Sha256};
-    let path = std::env::current_exe().ok()?;
+    let path = crate::runner::exe::current_exe().ok()?;
     let mut file = std::fs::File::open(&path).ok()?;
     let mut hasher = Sha256::new();
     let mut buf = vec![0u8; 64 * 1024];

@@ -201,6 +201,25 @@ pub async fn start_task(
         .into_response())
 }
 
+/// The caller's `env` plus what agents of this server need: its config file (so a child run
+/// an agent starts with `run-agent job` knows the same agents) and `JRUN_CONDUCTOR_URL` (last,
+/// so a caller's env cannot replace it).
+fn agent_env(mut env: Vec<(String, String)>, state: &AppState) -> Vec<(String, String)> {
+    if let Some(path) = &state.settings.config_path {
+        if !env.iter().any(|(k, _)| k == crate::config::ENV_CONFIG) {
+            env.push((
+                crate::config::ENV_CONFIG.to_string(),
+                path.display().to_string(),
+            ));
+        }
+    }
+    if let Some(url) = &state.conductor_url {
+        env.retain(|(k, _)| k != runner::job::CONDUCTOR_URL_VAR);
+        env.push((runner::job::CONDUCTOR_URL_VAR.to_string(), url.clone()));
+    }
+    env
+}
+
 /// The loop request for a task of this server, with the config's defaults.
 pub fn task_request(
     state: &AppState,
@@ -211,8 +230,8 @@ pub fn task_request(
     env: Vec<(String, String)>,
 ) -> Result<TaskRequest, String> {
     let config = &state.settings.config;
-    let exe =
-        std::env::current_exe().map_err(|e| format!("cannot locate the server executable: {e}"))?;
+    let exe = crate::runner::exe::current_exe()
+        .map_err(|e| format!("cannot locate the server executable: {e}"))?;
     Ok(TaskRequest {
         job: JobRequest {
             root: state.root.path().to_path_buf(),
@@ -226,7 +245,7 @@ pub fn task_request(
             cwd: None,
             idle_timeout: (config.defaults.timeout > 0)
                 .then(|| Duration::from_secs(config.defaults.timeout)),
-            extra_env: env,
+            extra_env: agent_env(env, state),
             max_concurrent_runs: config.defaults.max_concurrent_runs,
             exe,
         },

@@ -172,6 +172,9 @@ pub(crate) fn job_request(
     if let Some(path) = &setup.config_path {
         extra_env.push((config::ENV_CONFIG.to_string(), path.display().to_string()));
     }
+    if let Some(url) = known_conductor_url() {
+        extra_env.push((crate::runner::job::CONDUCTOR_URL_VAR.to_string(), url));
+    }
     Ok(JobRequest {
         root: setup.root.clone(),
         project,
@@ -185,8 +188,18 @@ pub(crate) fn job_request(
         idle_timeout,
         extra_env,
         max_concurrent_runs: defaults.map_or(0, |d| d.max_concurrent_runs),
-        exe: std::env::current_exe().context("cannot find the run-agent executable")?,
+        exe: crate::runner::exe::current_exe().context("cannot find the run-agent executable")?,
     })
+}
+
+/// The server URL an agent may call, when known: the one this process got as an agent
+/// (`JRUN_CONDUCTOR_URL`, so child runs keep it), else the client's `CONDUCTOR_URL`.
+fn known_conductor_url() -> Option<String> {
+    [crate::runner::job::CONDUCTOR_URL_VAR, "CONDUCTOR_URL"]
+        .into_iter()
+        .filter_map(|var| std::env::var(var).ok())
+        .map(|url| url.trim().to_string())
+        .find(|url| !url.is_empty())
 }
 
 /// Prints the final record of a run as `key: value` lines.

@@ -114,7 +114,8 @@ pub fn run(args: ServeArgs, flavor: Flavor) -> anyhow::Result<ExitCode> {
     tracing::info!("API listening on {base}/api/v1/");
     tracing::info!("Web UI available at {base}/ui/");
 
-    let state = Arc::new(ServerState::new(settings));
+    let state =
+        Arc::new(ServerState::new(settings).with_conductor_url(listen::local_base_url(&addr)));
     state.index.watch();
     tracing::info!(runs = state.index.len(), "run index built");
     crate::api::webhook::start(

@@ -15,6 +15,7 @@ pub mod duration;
 pub mod env;
 pub mod error;
 pub mod events;
+pub mod exe;
 pub mod inspect;
 pub mod interrupt;
 pub mod job;

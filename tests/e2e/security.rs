@@ -234,4 +234,32 @@ fn oversized_and_non_json_bodies_and_cors() {
     };
     assert_eq!(post("http://ui.example:8080"), 404);
     assert_eq!(post("http://evil.example"), 403);
+
+    // Changes take a JSON body: a form-encoded or untyped POST is refused before any handler
+    // runs; an empty body with the JSON type is fine.
+    let stop = format!("{}/api/v1/runs/20260101-0000000000-1-1/stop", server.base);
+    for content_type in [
+        None,
+        Some("application/x-www-form-urlencoded"),
+        Some("text/plain"),
+    ] {
+        let mut request = a.post(&stop);
+        if let Some(t) = content_type {
+            request = request.header("Content-Type", t);
+        }
+        let mut resp = request.send("").unwrap();
+        assert_eq!(resp.status().as_u16(), 415, "{content_type:?}");
+        let body = resp.body_mut().read_to_string().unwrap();
+        assert!(body.contains("application/json"), "{body}");
+    }
+    let resp = a
+        .post(&stop)
+        .header("Content-Type", "application/json; charset=utf-8")
+        .send("")
+        .unwrap();
+    assert_eq!(
+        resp.status().as_u16(),
+        404,
+        "passes the check, then: unknown run"
+    );
 }

@@ -55,6 +55,15 @@ fn serve_on_defaults_creates_root_and_reports_status() {
     let (code, err) = server.get_json("/api/v1/nope");
     assert_eq!(code, 404);
     assert_eq!(err["error"]["code"], "not_found");
+    let resp = ureq::get(&format!("{}/nope", server.base))
+        .header("X-Request-Id", "rid-404")
+        .config()
+        .http_status_as_error(false)
+        .build()
+        .call()
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 404);
+    assert_eq!(resp.headers().get("x-request-id").unwrap(), "rid-404");
     let exit = server.terminate();
     assert!(exit.success(), "SIGTERM should exit 0, got {exit}");
 }

@@ -209,6 +209,67 @@ fn create_project_then_runs_use_its_directory() {
 }
 
 #[test]
+fn agents_and_their_child_runs_know_the_server_url_and_config() {
+    let sb = Sandbox::new();
+    let env_file = sb.path().join("env.txt");
+    let server = start(
+        &sb,
+        &[
+            ("FAKE_DONE_AFTER", "1"),
+            ("FAKE_ENV_DUMP", env_file.to_str().unwrap()),
+            ("FAKE_SPAWN_CHILD", "script"),
+        ],
+        &[],
+    );
+    let (code, body) = post(
+        &server,
+        "/api/v1/tasks",
+        // A caller's JRUN_* cannot replace the server's own.
+        serde_json::json!({"project_id": "demo", "task_id": "t1", "prompt": "x", "wait_seconds": 60,
+                           "env": {"JRUN_CONDUCTOR_URL": "http://evil.example"}}),
+    );
+    assert_eq!(code, 200, "{body}");
+    // The dump is the child's: the agent started `run-agent job --agent script`, which only
+    // works when the child knows the server's config (where `script` is defined).
+    let env = std::fs::read_to_string(&env_file).unwrap();
+    let var = |name: &str| {
+        env.lines()
+            .find_map(|l| l.strip_prefix(&format!("{name}=")))
+            .map(str::to_owned)
+    };
+    assert!(
+        var("JRUN_PARENT_ID").is_some_and(|p| !p.is_empty()),
+        "{env}"
+    );
+    assert_eq!(
+        var("JRUN_CONDUCTOR_URL"),
+        Some(server.base.clone()),
+        "{env}"
+    );
+    let (_, task) = server.get_json("/api/v1/projects/demo/tasks/t1");
+    let runs = task["runs"].as_array().unwrap();
+    assert_eq!(runs.len(), 2, "{task}");
+    assert!(runs.iter().all(|r| r["status"] == "completed"), "{task}");
+    let run_id = runs
+        .iter()
+        .find(|r| r["info"]["parent_run_id"].is_null())
+        .unwrap()["run_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let prompt = crate::support::http_get(&format!(
+        "{}/api/v1/runs/{run_id}/files/prompt",
+        server.base
+    ))
+    .unwrap()
+    .1;
+    assert!(
+        prompt.contains(&format!("JRUN_CONDUCTOR_URL={}", server.base)),
+        "{prompt}"
+    );
+}
+
+#[test]
 fn stop_then_delete_a_task() {
     let sb = Sandbox::new();
     let server = start(&sb, &[("FAKE_SLEEP", "30")], &[]);
