@@ -62,6 +62,13 @@ pub fn run(args: StopArgs) -> anyhow::Result<ExitCode> {
                 // A task loop may be between two runs: make sure it starts no new one.
                 let task_dir = root.task_dir(&project, &task);
                 stop::request(&task_dir)?;
+                if crate::storage::liveness::task_loop_active(&task_dir) {
+                    println!(
+                        "task {task} of project {project}: no run was running; its task loop, \
+                         waiting to restart, now ends without starting another run"
+                    );
+                    return Ok(ExitCode::SUCCESS);
+                }
                 return Err(anyhow!(
                     "task {task} of project {project} has no running run; marked the task \
                      stopped, so a task loop waiting to restart it starts no new run"
