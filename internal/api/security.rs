@@ -94,7 +94,7 @@ pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 fn is_public(path: &str) -> bool {
     matches!(
         path,
-        "/" | "/ui" | "/healthz" | "/api/v1/health" | "/api/v1/version" | "/api/v1/auth/login"
+        "/" | "/ui" | "/healthz" | "/api/v1/auth/login"
     ) || path.starts_with("/ui/")
 }
 
