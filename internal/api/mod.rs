@@ -20,7 +20,6 @@ pub mod state;
 pub mod status;
 pub mod task_loops;
 pub mod tasks;
-pub mod webhook;
 
 use std::future::Future;
 

@@ -118,11 +118,6 @@ pub fn run(args: ServeArgs, flavor: Flavor) -> anyhow::Result<ExitCode> {
         Arc::new(ServerState::new(settings).with_conductor_url(listen::local_base_url(&addr)));
     state.index.watch();
     tracing::info!(runs = state.index.len(), "run index built");
-    crate::api::webhook::start(
-        &state.settings.config.webhook,
-        &state.index,
-        state.settings.config.bus.fsync,
-    );
     if !state.settings.task_start_disabled.value {
         crate::api::task_loops::resume_recorded(&state);
     }

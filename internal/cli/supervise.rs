@@ -1,13 +1,14 @@
 //! `run-agent supervise` (hidden): the supervisor of one run, started by `job`/`task` in its
 //! own session. Not meant to be typed by users.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::anyhow;
 
-use crate::config::AgentType;
+use crate::config::{self, AgentType};
+use crate::runner::webhook::WebhookTarget;
 use crate::runner::{supervise, SupervisorPlan};
 
 /// Supervisor flags.
@@ -49,7 +50,23 @@ pub fn run(args: SuperviseArgs) -> anyhow::Result<ExitCode> {
         argv: args.argv,
         idle_timeout: args.idle_timeout_ms.map(Duration::from_millis),
         max_concurrent_runs: args.max_concurrent_runs,
+        webhook: webhook_target(),
     };
     supervise(&plan)?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// The webhook of the config the run was started with: the file named by CONDUCTOR_CONFIG in
+/// the supervisor's env (set by `job`/`task` and the server whenever they use a config). The
+/// secret thus never appears on a command line. A config that no longer loads disables the
+/// webhook for this run (logged); the run itself goes on.
+fn webhook_target() -> Option<WebhookTarget> {
+    let path = config::process_env(config::ENV_CONFIG).filter(|p| !p.trim().is_empty())?;
+    match config::load(Path::new(&path), &config::process_env) {
+        Ok(config) => WebhookTarget::from_config(&config),
+        Err(err) => {
+            tracing::warn!("no webhook for this run: {err}");
+            None
+        }
+    }
 }

@@ -5,7 +5,8 @@
 //!
 //! Supporting pieces: agent selection and command lines ([`agent`]), the agent's env
 //! ([`env`]), prompt.md ([`prompt`]), exit classification ([`classify`]), output.md
-//! ([`output`], [`stream`]), bus events ([`events`]), the cross-process run limit ([`slots`]) and process-group
+//! ([`output`], [`stream`]), bus events ([`events`]), the run webhook
+//! ([`webhook`]), the cross-process run limit ([`slots`]) and process-group
 //! plumbing ([`process`]).
 
 pub mod agent;
@@ -31,6 +32,7 @@ pub mod stop;
 pub mod stream;
 pub mod supervise;
 pub mod supervisor_lock;
+pub mod webhook;
 
 pub use agent::AgentSpec;
 pub use error::RunnerError;

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use chrono::Utc;
 use nix::sys::signal::Signal;
 
-use crate::config::AgentType;
+use crate::config::{AgentType, WebhookEvent};
 use crate::storage::ids::{ProjectId, RunId, TaskId};
 use crate::storage::liveness::process_start_time;
 use crate::storage::paths::{
@@ -28,6 +28,7 @@ use super::classify::{classify, exit_code, Outcome};
 use super::error::RunnerError;
 use super::events::RunEvents;
 use super::process::{new_session, signal_group};
+use super::webhook::{self, WebhookTarget};
 use super::{output, rest_run, slots, stop, supervisor_lock};
 
 /// How long `<cli> --version` may take.
@@ -48,19 +49,30 @@ pub struct SupervisorPlan {
     pub idle_timeout: Option<Duration>,
     /// Wait for one of this many run slots of the runs root before starting (0 = no limit).
     pub max_concurrent_runs: u32,
+    /// Where the run's events are POSTed (the config's `webhook`); `None` sends nothing.
+    pub webhook: Option<WebhookTarget>,
 }
 
-/// Runs the plan to the end and returns the final run-info.
+/// Runs the plan to the end and returns the final run-info. With a webhook, the run's events
+/// are delivered before this returns: `run_start` (in the background while the agent runs)
+/// and, once the final record and the bus events are written, the end events — synchronously,
+/// with the retries. A failed delivery is logged and posted on the task bus, never returned.
 pub fn supervise(plan: &SupervisorPlan) -> Result<RunInfo, RunnerError> {
-    // Held until the final record is written: readers see the run as still ending, not vanished.
-    let _presence = supervisor_lock::hold(&plan.run_dir)?;
-    let info_path = plan.run_dir.join(RUN_INFO_FILE);
-    let info = RunInfo::read(&info_path)?;
-    let project = ProjectId::parse(&info.project_id)?;
-    let task = TaskId::parse(&info.task_id)?;
-    let run = RunId::parse(&info.run_id)?;
-    let task_bus = plan
-        .run_dir
+    let task_bus = task_bus_of(&plan.run_dir)?;
+    let notifier = Notifier {
+        target: plan.webhook.as_ref(),
+        info_path: plan.run_dir.join(RUN_INFO_FILE),
+        task_bus: task_bus.clone(),
+        start: std::sync::Mutex::new(None),
+    };
+    let result = run_to_end(plan, &task_bus, &notifier);
+    notifier.ended(result.as_ref().ok());
+    result
+}
+
+/// The task bus of a run dir (`<root>/<project>/<task>/runs/<run>`).
+fn task_bus_of(run_dir: &Path) -> Result<PathBuf, RunnerError> {
+    run_dir
         .parent()
         .and_then(Path::parent)
         .map(|task_dir| task_dir.join(TASK_BUS_FILE))
@@ -69,12 +81,83 @@ pub fn supervise(plan: &SupervisorPlan) -> Result<RunInfo, RunnerError> {
                 "--run-dir",
                 format!(
                     "{} is not <root>/<project>/<task>/runs/<run>",
-                    plan.run_dir.display()
+                    run_dir.display()
                 ),
             )
-        })?;
+        })
+}
+
+/// Delivers the run's webhook events (nothing without a target).
+struct Notifier<'a> {
+    target: Option<&'a WebhookTarget>,
+    info_path: PathBuf,
+    task_bus: PathBuf,
+    /// The `run_start` delivery, joined before the end events so they arrive in order.
+    start: std::sync::Mutex<Option<std::thread::JoinHandle<()>>>,
+}
+
+impl Notifier<'_> {
+    /// Starts delivering `run_start` on a thread of its own (the agent is not held up).
+    fn started(&self) {
+        let Some(target) = self.target.filter(|t| t.wants(WebhookEvent::RunStart)) else {
+            return;
+        };
+        let info = match RunInfo::read(&self.info_path) {
+            Ok(info) => info,
+            Err(err) => {
+                tracing::warn!("webhook run_start not sent: {err}");
+                return;
+            }
+        };
+        let (target, bus) = (target.clone(), self.task_bus.clone());
+        let spawned = std::thread::Builder::new()
+            .name("webhook-start".into())
+            .spawn(move || {
+                if let Err(err) = webhook::deliver(&target, WebhookEvent::RunStart, &info, &bus) {
+                    tracing::warn!("{err}");
+                }
+            });
+        match spawned {
+            Ok(handle) => {
+                if let Ok(mut slot) = self.start.lock() {
+                    *slot = Some(handle);
+                }
+            }
+            Err(err) => tracing::warn!("webhook run_start not sent: cannot start a thread: {err}"),
+        }
+    }
+
+    /// Waits for `run_start`, then delivers the end events of the final record (if any).
+    fn ended(self, info: Option<&RunInfo>) {
+        let start = self.start.into_inner().ok().flatten();
+        if let Some(handle) = start {
+            let _ = handle.join();
+        }
+        let (Some(target), Some(info)) = (self.target, info) else {
+            return;
+        };
+        for event in webhook::end_events(info.status) {
+            if let Err(err) = webhook::deliver(target, event, info, &self.task_bus) {
+                tracing::warn!("{err}");
+            }
+        }
+    }
+}
+
+fn run_to_end(
+    plan: &SupervisorPlan,
+    task_bus: &Path,
+    notifier: &Notifier<'_>,
+) -> Result<RunInfo, RunnerError> {
+    // Held until the final record is written: readers see the run as still ending, not vanished.
+    let _presence = supervisor_lock::hold(&plan.run_dir)?;
+    let info_path = plan.run_dir.join(RUN_INFO_FILE);
+    let info = RunInfo::read(&info_path)?;
+    let project = ProjectId::parse(&info.project_id)?;
+    let task = TaskId::parse(&info.task_id)?;
+    let run = RunId::parse(&info.run_id)?;
     let events = RunEvents {
-        bus: &task_bus,
+        bus: task_bus,
         project: &project,
         task: &task,
         run: &run,
@@ -124,15 +207,18 @@ pub fn supervise(plan: &SupervisorPlan) -> Result<RunInfo, RunnerError> {
         return end_early(classify(-1, false, true));
     }
     if plan.agent_type.is_rest() {
-        let ended =
-            rest_run::run(plan, &info_path, || report(events.started())).unwrap_or_else(|err| {
-                Outcome {
-                    status: RunStatus::Failed,
-                    exit_code: 1,
-                    error_summary: Some(format!("{}: {err}", plan.agent_type)),
-                }
-                .into()
-            });
+        let started = || {
+            report(events.started());
+            notifier.started();
+        };
+        let ended = rest_run::run(plan, &info_path, started).unwrap_or_else(|err| {
+            Outcome {
+                status: RunStatus::Failed,
+                exit_code: 1,
+                error_summary: Some(format!("{}: {err}", plan.agent_type)),
+            }
+            .into()
+        });
         output::ensure(&plan.run_dir, plan.agent_type)?;
         report(events.finished(&ended.outcome));
         if let (true, Some(limit)) = (ended.timed_out, plan.idle_timeout) {
@@ -167,6 +253,7 @@ pub fn supervise(plan: &SupervisorPlan) -> Result<RunInfo, RunnerError> {
     })?
     .unwrap_or_else(|never| match never {});
     report(events.started());
+    notifier.started();
     tracing::debug!(run = %run, pid, "agent started");
 
     let (status, timed_out) = wait(&mut child, pid, &plan.run_dir, plan.idle_timeout)?;

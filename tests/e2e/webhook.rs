@@ -1,12 +1,17 @@
-//! The run webhook: signed run_start / run_stop events reach a local receiver; a receiver
-//! that never answers leads to a WARN on the task bus, and the run itself is unaffected.
+//! The run webhook, delivered by each run's supervisor: signed run_start / run_stop events
+//! reach a local receiver whether a server started the run or a plain `run-agent job` did
+//! (no server needed), exactly once each even when a server watches the same root; a
+//! receiver that never answers leads to a WARN on the task bus, and the run is unaffected.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
+use std::path::PathBuf;
 use std::sync::mpsc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use crate::support::{Sandbox, Server};
+use crate::support::{run, text, Sandbox, Server};
+
+type Request = (Vec<String>, String);
 
 const FAKE_AGENT: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
@@ -14,7 +19,7 @@ const FAKE_AGENT: &str = concat!(
 );
 
 /// A one-thread HTTP receiver on 127.0.0.1: sends (headers, body) of each request.
-fn receiver() -> (u16, mpsc::Receiver<(Vec<String>, String)>) {
+fn receiver() -> (u16, mpsc::Receiver<Request>) {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
     let (tx, rx) = mpsc::channel();
@@ -53,13 +58,17 @@ fn receiver() -> (u16, mpsc::Receiver<(Vec<String>, String)>) {
     (port, rx)
 }
 
-fn start(sb: &Sandbox, webhook: &str) -> Server {
-    let config = sb.write(
+fn config(sb: &Sandbox, webhook: &str) -> PathBuf {
+    sb.write(
         "config.yaml",
         &format!(
             "agents:\n  script:\n    type: command\n    command: [\"{FAKE_AGENT}\"]\ndefaults:\n  agent: script\n  max_restarts: 0\n{webhook}"
         ),
-    );
+    )
+}
+
+fn start(sb: &Sandbox, webhook: &str) -> Server {
+    let config = config(sb, webhook);
     let mut cmd = sb.run_agent();
     cmd.args(["serve", "--host", "127.0.0.1", "--root"])
         .arg(sb.path().join("root"))
@@ -82,6 +91,93 @@ fn start_task(server: &Server) {
     assert_eq!(resp.status().as_u16(), 200);
 }
 
+/// The value of header `name` (case-insensitive).
+fn header<'a>(headers: &'a [String], name: &str) -> Option<&'a str> {
+    headers.iter().find_map(|h| {
+        let (key, value) = h.split_once(':')?;
+        key.eq_ignore_ascii_case(name).then(|| value.trim())
+    })
+}
+
+/// Checks the request's signature and content type; returns its JSON body.
+fn signed_event((headers, body): &Request) -> serde_json::Value {
+    assert_eq!(
+        header(headers, "X-Conductor-Signature"),
+        Some(conductor::runner::webhook::signature("topsecret", body.as_bytes()).as_str()),
+        "{headers:?}"
+    );
+    assert_eq!(header(headers, "Content-Type"), Some("application/json"));
+    serde_json::from_str(body).unwrap()
+}
+
+/// `n` requests, sorted by event name.
+fn events(rx: &mpsc::Receiver<Request>, n: usize) -> Vec<serde_json::Value> {
+    let mut events: Vec<_> = (0..n)
+        .map(|_| {
+            signed_event(
+                &rx.recv_timeout(Duration::from_secs(30))
+                    .expect("webhook request"),
+            )
+        })
+        .collect();
+    events.sort_by_key(|e| e["event"].as_str().unwrap().to_string());
+    events
+}
+
+fn assert_start_and_stop(events: &[serde_json::Value], task: &str) {
+    assert_eq!(events.len(), 2, "{events:?}");
+    assert_eq!(events[0]["event"], "run_start");
+    assert_eq!(events[1]["event"], "run_stop");
+    assert_eq!(events[0]["run_id"], events[1]["run_id"]);
+    assert_eq!(events[1]["status"], "completed");
+    assert_eq!(events[1]["exit_code"], 0);
+    assert_eq!(events[1]["project_id"], "demo");
+    assert_eq!(events[1]["task_id"], task);
+    assert_eq!(events[1]["agent_type"], "command");
+    assert!(events[1]["duration_seconds"].is_f64(), "{}", events[1]);
+    assert!(events[1].get("error_summary").is_none(), "{}", events[1]);
+}
+
+/// `run-agent job` on `root` with `config` (the fake agent finishes at once).
+fn cli_job(sb: &Sandbox, root: &std::path::Path, config: &std::path::Path, task: &str) {
+    let out = run(sb
+        .run_agent()
+        .args([
+            "job",
+            "--project",
+            "demo",
+            "--task",
+            task,
+            "--prompt",
+            "x",
+            "--root",
+        ])
+        .arg(root)
+        .arg("--config")
+        .arg(config));
+    assert!(out.status.success(), "{}", text(&out));
+}
+
+/// Waits until the server lists `task`'s first run as completed (it has indexed the end).
+fn wait_indexed(server: &Server, task: &str) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (_, body) = server.get_json(&format!("/api/v1/projects/demo/tasks/{task}"));
+        if body["runs"][0]["status"] == "completed" {
+            return;
+        }
+        assert!(Instant::now() < deadline, "run not indexed: {body}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// After the server has seen the run end, nothing more arrives (one bounded settle wait).
+fn assert_no_more(rx: &mpsc::Receiver<Request>) {
+    if let Ok(extra) = rx.recv_timeout(Duration::from_millis(1500)) {
+        panic!("a duplicate delivery: {extra:?}");
+    }
+}
+
 #[test]
 fn run_events_are_delivered_signed() {
     let (port, rx) = receiver();
@@ -91,33 +187,40 @@ fn run_events_are_delivered_signed() {
         &format!("webhook:\n  url: http://127.0.0.1:{port}/hook\n  secret: topsecret\n"),
     );
     start_task(&server);
-    let mut events = Vec::new();
-    while events.len() < 2 {
-        let (headers, body) = rx
-            .recv_timeout(Duration::from_secs(30))
-            .expect("webhook request");
-        let sig = headers
-            .iter()
-            .find_map(|h| {
-                h.strip_prefix("X-Conductor-Signature: ")
-                    .or_else(|| h.strip_prefix("x-conductor-signature: "))
-            })
-            .expect("signature header")
-            .to_string();
-        assert_eq!(
-            sig,
-            conductor::api::webhook::signature("topsecret", body.as_bytes())
-        );
-        let value: serde_json::Value = serde_json::from_str(&body).unwrap();
-        events.push(value);
-    }
+    assert_start_and_stop(&events(&rx, 2), "t");
+    wait_indexed(&server, "t");
+    assert_no_more(&rx);
+}
+
+#[test]
+fn a_cli_job_without_a_server_delivers_before_it_exits() {
+    let (port, rx) = receiver();
+    let sb = Sandbox::new();
+    let config = config(
+        &sb,
+        &format!("webhook:\n  url: http://127.0.0.1:{port}/hook\n  secret: topsecret\n"),
+    );
+    cli_job(&sb, &sb.path().join("root"), &config, "solo");
+    // The supervisor delivered before it exited, and the job waited for it.
+    let delivered: Vec<Request> = rx.try_iter().collect();
+    let mut events: Vec<_> = delivered.iter().map(signed_event).collect();
     events.sort_by_key(|e| e["event"].as_str().unwrap().to_string());
-    assert_eq!(events[0]["event"], "run_start");
-    assert_eq!(events[1]["event"], "run_stop");
-    assert_eq!(events[1]["status"], "completed");
-    assert_eq!(events[1]["exit_code"], 0);
-    assert_eq!(events[1]["project_id"], "demo");
-    assert_eq!(events[1]["task_id"], "t");
+    assert_start_and_stop(&events, "solo");
+}
+
+#[test]
+fn a_cli_job_is_delivered_once_while_a_server_watches_the_root() {
+    let (port, rx) = receiver();
+    let sb = Sandbox::new();
+    let webhook =
+        format!("webhook:\n  url: http://127.0.0.1:{port}/hook\n  secret: topsecret\n  events: [run_stop]\n");
+    let server = start(&sb, &webhook);
+    cli_job(&sb, &sb.path().join("root"), &config(&sb, &webhook), "cli");
+    let stop = events(&rx, 1);
+    assert_eq!(stop[0]["event"], "run_stop");
+    assert_eq!(stop[0]["task_id"], "cli");
+    wait_indexed(&server, "cli");
+    assert_no_more(&rx);
 }
 
 #[test]
@@ -133,7 +236,7 @@ fn failed_delivery_warns_on_the_task_bus() {
         &format!("webhook:\n  url: http://127.0.0.1:{closed}/hook\n  events: [run_stop]\n"),
     );
     start_task(&server);
-    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let (_, bus) = server.get_json("/api/v1/projects/demo/tasks/t/bus?type=WARN");
         if let Some(msg) = bus["messages"].as_array().and_then(|m| m.first()) {
@@ -141,10 +244,7 @@ fn failed_delivery_warns_on_the_task_bus() {
             assert!(body.contains("webhook delivery failed: run_stop"), "{body}");
             break;
         }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "no WARN on the task bus"
-        );
+        assert!(Instant::now() < deadline, "no WARN on the task bus");
         std::thread::sleep(Duration::from_millis(200));
     }
     let (_, task) = server.get_json("/api/v1/projects/demo/tasks/t");
