@@ -64,9 +64,9 @@ pub struct PostArgs {
     /// A parent message id (repeatable).
     #[arg(long = "parent", value_name = "MSG_ID")]
     pub parents: Vec<String>,
-    /// Runs root.
-    #[arg(long, value_name = "DIR")]
-    pub root: Option<PathBuf>,
+    /// Runs root and config.
+    #[command(flatten)]
+    pub location: super::scope::RootArgs,
 }
 
 /// `bus read` options.
@@ -93,17 +93,17 @@ pub struct ReadArgs {
     /// One JSON object per line instead of text.
     #[arg(long)]
     pub json: bool,
-    /// Runs root.
-    #[arg(long, value_name = "DIR")]
-    pub root: Option<PathBuf>,
+    /// Runs root and config.
+    #[command(flatten)]
+    pub location: super::scope::RootArgs,
 }
 
 /// `bus discover` options.
 #[derive(Debug, clap::Args)]
 pub struct DiscoverArgs {
-    /// Runs root.
-    #[arg(long, value_name = "DIR")]
-    pub root: Option<PathBuf>,
+    /// Runs root and config.
+    #[command(flatten)]
+    pub location: super::scope::RootArgs,
 }
 
 /// Runs a bus subcommand.
@@ -143,7 +143,7 @@ fn post(args: PostArgs, env: Env) -> anyhow::Result<ExitCode> {
         }
     }
     let opts = AppendOptions {
-        fsync: fsync_configured(),
+        fsync: fsync_configured(&args.location)?,
         lock_timeout: lock_timeout(env)?,
         ..AppendOptions::default()
     };
@@ -196,7 +196,7 @@ fn post_target(args: &PostArgs, env: Env) -> anyhow::Result<PostTarget> {
         .ok_or_else(|| {
             anyhow!("no bus selected: pass --project (and --task), or set {ENV_PROJECT_ID} or {ENV_MESSAGE_BUS}")
         })?;
-    let root = resolve_root(args.root.as_deref())?;
+    let root = resolve_root(&args.location)?;
     let bus = match &task {
         Some(t) => root.task_bus(&project, t),
         None => root.project_bus(&project),
@@ -288,31 +288,22 @@ fn lock_timeout(env: Env) -> anyhow::Result<Duration> {
     }
 }
 
-/// `bus.fsync` from the discovered config file (false when there is none or it does not load;
-/// root resolution reports a broken config on its own).
-fn fsync_configured() -> bool {
-    let Ok(cwd) = std::env::current_dir() else {
-        return false;
-    };
-    let discovery = crate::config::discover(None, &crate::config::process_env, &cwd);
-    match discovery.path {
-        Some(path) if path.is_file() => {
-            match crate::config::load(&path, &crate::config::process_env) {
-                Ok(config) => config.bus.fsync,
-                Err(err) => {
-                    tracing::warn!(error = %err, "config not loaded; bus appends without fsync");
-                    false
-                }
-            }
+/// `bus.fsync` of the config (`--config` > CONDUCTOR_CONFIG > search). A config named by
+/// `--config` must load; a found one that does not load only costs the fsync (root resolution
+/// reports it when the root is needed).
+fn fsync_configured(location: &super::scope::RootArgs) -> anyhow::Result<bool> {
+    match location.setup() {
+        Ok(setup) => Ok(setup.config.is_some_and(|c| c.bus.fsync)),
+        Err(err) if location.config.is_none() => {
+            tracing::warn!(error = %format!("{err:#}"), "config not loaded; bus appends without fsync");
+            Ok(false)
         }
-        _ => false,
+        Err(err) => Err(err),
     }
 }
 
-fn resolve_root(flag: Option<&Path>) -> anyhow::Result<Root> {
-    let cwd = std::env::current_dir().context("cannot read the current directory")?;
-    let root = crate::config::resolve_root(flag, &crate::config::process_env, &cwd)?;
-    Ok(Root::new(root.value))
+fn resolve_root(location: &super::scope::RootArgs) -> anyhow::Result<Root> {
+    Ok(Root::new(location.setup()?.root))
 }
 
 fn read(args: ReadArgs, env: Env) -> anyhow::Result<ExitCode> {
@@ -359,7 +350,7 @@ fn read_target(args: &ReadArgs, env: Env) -> anyhow::Result<PathBuf> {
         .ok_or_else(|| {
             anyhow!("no bus selected: pass --project (and --task), or set {ENV_MESSAGE_BUS} or {ENV_PROJECT_ID}")
         })?;
-    let root = resolve_root(args.root.as_deref())?;
+    let root = resolve_root(&args.location)?;
     Ok(match &task {
         Some(t) => root.task_bus(&project, t),
         None => root.project_bus(&project),
@@ -393,7 +384,7 @@ fn print_all(out: &mut impl Write, msgs: &[Message], json: bool) -> anyhow::Resu
 }
 
 fn discover(args: DiscoverArgs) -> anyhow::Result<ExitCode> {
-    let root = resolve_root(args.root.as_deref())?;
+    let root = resolve_root(&args.location)?;
     let files = bus::discover(root.path())?;
     if files.is_empty() {
         eprintln!("no message bus files under {}", root.path().display());

@@ -43,12 +43,9 @@ pub struct JobArgs {
     /// Kill the agent after this long without output, e.g. 30m (default: defaults.timeout, else no limit).
     #[arg(long, value_name = "DURATION")]
     pub timeout: Option<String>,
-    /// Runs root (default: the root of $JRUN_TASK_FOLDER, CONDUCTOR_ROOT, storage.runs_dir, ~/run-agent).
-    #[arg(long, value_name = "DIR")]
-    pub root: Option<PathBuf>,
-    /// Config file (default: CONDUCTOR_CONFIG, then the usual search).
-    #[arg(long, value_name = "FILE")]
-    pub config: Option<PathBuf>,
+    /// Runs root (inside a run: the run's own) and config.
+    #[command(flatten)]
+    pub location: super::scope::RootArgs,
 }
 
 /// The config and runs root a local runner command works on.
@@ -59,6 +56,9 @@ pub(crate) struct Setup {
     pub config: Option<Config>,
     /// Its absolute path (handed to agents as CONDUCTOR_CONFIG so children use it too).
     pub config_path: Option<PathBuf>,
+    /// The config's `storage.extra_roots`: flat roots read (never written) by the inspection
+    /// commands, as by the server.
+    pub extra_roots: Vec<PathBuf>,
 }
 
 fn env_var(key: &str) -> Option<String> {
@@ -70,57 +70,32 @@ fn env_var(key: &str) -> Option<String> {
 
 /// Loads the config (`--config` > CONDUCTOR_CONFIG > search) and resolves the runs root:
 /// `--root` > the root of `$JRUN_TASK_FOLDER` (inside a run) > CONDUCTOR_ROOT >
-/// `storage.runs_dir` > `~/run-agent`.
+/// `storage.runs_dir` > `~/run-agent` ([`config::resolve_root`]).
 pub(crate) fn setup(root: Option<&Path>, config_flag: Option<&Path>) -> anyhow::Result<Setup> {
     let cwd = std::env::current_dir().context("cannot read the current directory")?;
-    let env = &config::process_env;
     // Inside a run (JRUN_RUN_FOLDER set) only an explicit config counts: the agent's working
     // directory is some project's repo, whose own config.yaml is not ours. A run started
     // with a config passes it on as CONDUCTOR_CONFIG.
     let inside_run = env_var("JRUN_RUN_FOLDER").is_some();
-    let discovery = if inside_run && config_flag.is_none() && env_var(config::ENV_CONFIG).is_none()
-    {
-        config::Discovery {
-            path: None,
-            source: config::Source::Default,
-            searched: Vec::new(),
-        }
-    } else {
-        config::discover(config_flag, env, &cwd)
-    };
-    if let Some(missing) = discovery.missing_explicit() {
-        bail!(
-            "config file {} (from {}) does not exist",
-            missing.display(),
-            discovery.origin()
-        );
-    }
-    let config = match &discovery.path {
-        Some(path) => Some(config::load(path, env)?),
-        None => None,
-    };
     let jrun_root = env_var("JRUN_TASK_FOLDER")
         .map(PathBuf::from)
         .and_then(|t| t.parent().and_then(Path::parent).map(Path::to_path_buf));
-    let root = match (root, jrun_root) {
-        (None, Some(jrun_root)) => jrun_root,
-        (root, _) => {
-            let config_path = discovery.path.clone();
-            let env_with_config = move |key: &str| {
-                if key == config::ENV_CONFIG {
-                    if let Some(path) = &config_path {
-                        return Some(path.display().to_string());
-                    }
-                }
-                config::process_env(key)
-            };
-            config::resolve_root(root, &env_with_config, &cwd)?.value
-        }
-    };
+    let local = config::resolve_root(
+        config::LocalFlags {
+            root: root.or(jrun_root.as_deref()),
+            config: config_flag,
+            search: !inside_run,
+        },
+        &config::process_env,
+        &cwd,
+    )?;
+    let extra_roots = local.extra_roots().to_vec();
+    let root = local.root.value;
     Ok(Setup {
         root: std::path::absolute(&root).unwrap_or(root),
-        config,
-        config_path: discovery.path,
+        config: local.config,
+        config_path: local.config_path,
+        extra_roots,
     })
 }
 
@@ -172,7 +147,7 @@ pub(crate) fn job_request(
     if let Some(path) = &setup.config_path {
         extra_env.push((config::ENV_CONFIG.to_string(), path.display().to_string()));
     }
-    if let Some(url) = known_conductor_url() {
+    if let Some(url) = known_conductor_url(&config::process_env, setup.config.as_ref()) {
         extra_env.push((crate::runner::job::CONDUCTOR_URL_VAR.to_string(), url));
     }
     Ok(JobRequest {
@@ -193,13 +168,30 @@ pub(crate) fn job_request(
 }
 
 /// The server URL an agent may call, when known: the one this process got as an agent
-/// (`JRUN_CONDUCTOR_URL`, so child runs keep it), else the client's `CONDUCTOR_URL`.
-fn known_conductor_url() -> Option<String> {
+/// (`JRUN_CONDUCTOR_URL`, so child runs keep it), else the client's `CONDUCTOR_URL`, else
+/// `http://<api.host>:<api.port>` of the loaded config (reference runJob step 10; a wildcard
+/// or empty host becomes `127.0.0.1`). Without a config file nothing is assumed.
+fn known_conductor_url(
+    env: &dyn Fn(&str) -> Option<String>,
+    config: Option<&Config>,
+) -> Option<String> {
     [crate::runner::job::CONDUCTOR_URL_VAR, "CONDUCTOR_URL"]
         .into_iter()
-        .filter_map(|var| std::env::var(var).ok())
+        .filter_map(env)
         .map(|url| url.trim().to_string())
         .find(|url| !url.is_empty())
+        .or_else(|| config.map(|c| config_url(&c.api.host, c.api.port)))
+}
+
+/// `http://host:port` for a configured listen address, as a local client reaches it.
+fn config_url(host: &str, port: u16) -> String {
+    let host = host.trim();
+    let host = match host {
+        "" | "0.0.0.0" | "::" | "[::]" => "127.0.0.1".to_string(),
+        h if h.contains(':') && !h.starts_with('[') => format!("[{h}]"),
+        h => h.to_string(),
+    };
+    format!("http://{host}:{port}")
 }
 
 /// Prints the final record of a run as `key: value` lines.
@@ -236,7 +228,7 @@ pub fn run(args: JobArgs) -> anyhow::Result<ExitCode> {
     let task = TaskId::parse(&task_text).context("--task")?;
     let prompt = read_prompt(args.prompt.as_deref(), args.prompt_file.as_deref())?
         .ok_or_else(|| anyhow!("no prompt: pass --prompt TEXT or --prompt-file FILE"))?;
-    let setup = setup(args.root.as_deref(), args.config.as_deref())?;
+    let setup = args.location.setup()?;
     let agent = select_agent(args.agent.as_deref(), &setup)?;
     let mut req = job_request(
         &setup,
@@ -266,4 +258,47 @@ pub fn run(args: JobArgs) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::from(1)
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn conductor_url_falls_back_to_the_loaded_config() {
+        let none = |_: &str| None;
+        assert_eq!(known_conductor_url(&none, None), None);
+        let mut config = Config::default();
+        assert_eq!(
+            known_conductor_url(&none, Some(&config)).as_deref(),
+            Some("http://127.0.0.1:14355")
+        );
+        config.api.host = "conductor.lan".into();
+        config.api.port = 9000;
+        assert_eq!(
+            known_conductor_url(&none, Some(&config)).as_deref(),
+            Some("http://conductor.lan:9000")
+        );
+        config.api.host = " ".into();
+        assert_eq!(
+            known_conductor_url(&none, Some(&config)).as_deref(),
+            Some("http://127.0.0.1:9000")
+        );
+        config.api.host = "::1".into();
+        assert_eq!(config_url(&config.api.host, 1), "http://[::1]:1");
+        let client = |k: &str| (k == "CONDUCTOR_URL").then(|| " http://c:1 ".to_string());
+        assert_eq!(
+            known_conductor_url(&client, Some(&config)).as_deref(),
+            Some("http://c:1")
+        );
+        let agent = |k: &str| match k {
+            "JRUN_CONDUCTOR_URL" => Some("http://a:2".to_string()),
+            "CONDUCTOR_URL" => Some("http://c:1".to_string()),
+            _ => None,
+        };
+        assert_eq!(
+            known_conductor_url(&agent, None).as_deref(),
+            Some("http://a:2")
+        );
+    }
 }

@@ -1,16 +1,17 @@
 //! `run-agent list`: projects, their tasks with a derived status, and (with `--task`) the
 //! task's runs, read from the files (no server). Reading reconciles `running` records whose
-//! process is gone to `failed`.
+//! process is gone to `failed`. Runs of the config's `storage.extra_roots` are listed under the
+//! project and task their run-info.yaml names (read-only).
 
-use std::path::PathBuf;
+use std::collections::BTreeMap;
 use std::process::ExitCode;
 
 use anyhow::{anyhow, bail};
 use serde_json::{json, Value};
 
-use crate::runner::inspect::{TaskStatus, TaskView};
-use crate::storage::ids::TaskId;
-use crate::storage::scan::{self, RunEntry};
+use crate::runner::inspect::{extra_runs, TaskStatus, TaskView};
+use crate::storage::ids::{ProjectId, TaskId};
+use crate::storage::scan::{self, RunEntry, TaskEntry};
 use crate::storage::time::format_rfc3339_nano;
 use crate::storage::RunStatus;
 
@@ -30,9 +31,9 @@ pub struct ListArgs {
     /// Print JSON.
     #[arg(long)]
     pub json: bool,
-    /// Runs root.
-    #[arg(long, value_name = "DIR")]
-    pub root: Option<PathBuf>,
+    /// Runs root and config.
+    #[command(flatten)]
+    pub location: super::scope::RootArgs,
 }
 
 /// One run as JSON.
@@ -112,28 +113,65 @@ pub(crate) fn print_table(header: &[&str], rows: &[Vec<String>]) {
 /// Runs `list`.
 pub fn run(args: ListArgs) -> anyhow::Result<ExitCode> {
     let (project, task) = super::scope::parse(args.project.as_deref(), args.task.as_deref())?;
-    let setup = super::job::setup(args.root.as_deref(), None)?;
+    let setup = args.location.setup()?;
     let root = setup.root;
-    if !root.is_dir() {
+    if !root.is_dir() && setup.extra_roots.is_empty() {
         bail!("runs root {} does not exist", root.display());
     }
-    let projects: Vec<_> = scan::list_projects(&root)
+    let wanted = |p: &ProjectId, t: Option<&TaskId>| {
+        project.as_ref().is_none_or(|want| p == want)
+            && t.is_none_or(|t| task.as_ref().is_none_or(|want| t == want))
+    };
+    // Runs of the extra roots, by the project and task their records name.
+    let mut extra: BTreeMap<(ProjectId, TaskId), Vec<RunEntry>> = BTreeMap::new();
+    for run in extra_runs(&setup.extra_roots) {
+        if wanted(&run.project, Some(&run.task)) {
+            extra
+                .entry((run.project, run.task))
+                .or_default()
+                .push(run.entry);
+        }
+    }
+    let mut project_ids: Vec<ProjectId> = scan::list_projects(&root)
         .into_iter()
-        .filter(|p| project.as_ref().is_none_or(|want| &p.id == want))
+        .filter(|p| wanted(&p.id, None))
+        .map(|p| p.id)
+        .chain(extra.keys().map(|(p, _)| p.clone()))
         .collect();
+    project_ids.sort();
+    project_ids.dedup();
     if let Some(want) = &project {
-        if projects.is_empty() {
-            bail!("project {want} not found under {}", root.display());
+        if project_ids.is_empty() {
+            bail!(
+                "project {want} not found under {}",
+                roots_text(&root, &setup.extra_roots)
+            );
         }
     }
     let mut views: Vec<TaskView> = Vec::new();
-    for p in &projects {
-        for t in scan::list_tasks(p) {
-            if task.as_ref().is_none_or(|want| &t.id == want) {
-                views.push(TaskView::read(t));
+    for p in scan::list_projects(&root) {
+        if !wanted(&p.id, None) {
+            continue;
+        }
+        for t in scan::list_tasks(&p) {
+            if wanted(&p.id, Some(&t.id)) {
+                let more = extra.remove(&(p.id.clone(), t.id.clone()));
+                views.push(TaskView::read(t).with_runs(more.unwrap_or_default()));
             }
         }
     }
+    // Tasks that exist only in the extra roots.
+    let task_root = crate::storage::Root::new(&root);
+    for ((p, t), runs) in extra {
+        let entry = TaskEntry {
+            dir: task_root.task_dir(&p, &t),
+            project: p,
+            id: t,
+            done: false,
+        };
+        views.push(TaskView::read(entry).with_runs(runs));
+    }
+    views.sort_by(|a, b| (&a.task.project, &a.task.id).cmp(&(&b.task.project, &b.task.id)));
     if let (Some(p), Some(t)) = (&project, &task) {
         let view = views
             .pop()
@@ -150,15 +188,15 @@ pub fn run(args: ListArgs) -> anyhow::Result<ExitCode> {
         views.retain(|v| v.status == want);
     }
     if args.json {
-        let list: Vec<Value> = projects
+        let list: Vec<Value> = project_ids
             .iter()
             .map(|p| {
                 let tasks: Vec<Value> = views
                     .iter()
-                    .filter(|v| v.task.project == p.id)
+                    .filter(|v| &v.task.project == p)
                     .map(task_json)
                     .collect();
-                json!({ "project_id": p.id.as_str(), "tasks": tasks })
+                json!({ "project_id": p.as_str(), "tasks": tasks })
             })
             .collect();
         println!(
@@ -205,6 +243,15 @@ pub fn run(args: ListArgs) -> anyhow::Result<ExitCode> {
         &rows,
     );
     Ok(ExitCode::SUCCESS)
+}
+
+/// The runs root and the extra roots, for messages.
+pub(crate) fn roots_text(root: &std::path::Path, extra: &[std::path::PathBuf]) -> String {
+    let mut text = root.display().to_string();
+    for e in extra {
+        text.push_str(&format!(" or extra root {}", e.display()));
+    }
+    text
 }
 
 fn list_runs(view: &TaskView, status: Option<&str>, json: bool) -> anyhow::Result<ExitCode> {

@@ -1,7 +1,8 @@
 //! `run-agent output`: print a run's output.md (falling back to agent-stdout.txt), or its
 //! stdout, stderr or prompt file; `--follow` tails a running run's file until the run ends.
 //! The run is `--run R` (searched under the root when no task is given) or the latest run of
-//! `--project P --task T`.
+//! `--project P --task T`; runs of the config's `storage.extra_roots` are found too (and only
+//! read: their records are never rewritten).
 
 use std::fs::File;
 use std::io::{Seek, SeekFrom, Write};
@@ -10,12 +11,13 @@ use std::process::ExitCode;
 use std::sync::mpsc;
 use std::time::Duration;
 
-use anyhow::{anyhow, bail, Context};
+use anyhow::{bail, Context};
 use notify::{RecursiveMode, Watcher};
 
-use crate::runner::inspect::{find_run, read_run};
+use crate::runner::inspect::{extra_runs, find_run, read_run, read_run_read_only};
 use crate::storage::ids::{ProjectId, RunId, TaskId};
-use crate::storage::paths::{OUTPUT_FILE, PROMPT_FILE, STDERR_FILE, STDOUT_FILE};
+use crate::storage::paths::{OUTPUT_FILE, PROMPT_FILE, RUNS_DIR, STDERR_FILE, STDOUT_FILE};
+use crate::storage::scan::RunEntry;
 use crate::storage::{Root, RunStatus};
 
 /// How often a followed run is re-checked without a file event (its process may just die).
@@ -46,16 +48,34 @@ pub struct OutputArgs {
     /// Print prompt.md.
     #[arg(long)]
     pub prompt: bool,
-    /// Runs root.
-    #[arg(long, value_name = "DIR")]
-    pub root: Option<PathBuf>,
+    /// Runs root and config.
+    #[command(flatten)]
+    pub location: super::scope::RootArgs,
+}
+
+/// A selected run directory and whether it lies in an extra root (read-only).
+struct Selected {
+    dir: PathBuf,
+    extra: bool,
+}
+
+impl Selected {
+    /// Reads the run's record (reconciling a dead `running` one only under the main root).
+    fn read(&self) -> RunEntry {
+        if self.extra {
+            read_run_read_only(self.dir.clone())
+        } else {
+            read_run(self.dir.clone())
+        }
+    }
 }
 
 /// Runs `output`.
 pub fn run(args: OutputArgs) -> anyhow::Result<ExitCode> {
-    let setup = super::job::setup(args.root.as_deref(), None)?;
-    let run_dir = select_run(&args, &Root::new(&setup.root))?;
-    let running = read_run(run_dir.clone()).status() == RunStatus::Running;
+    let setup = args.location.setup()?;
+    let selected = select_run(&args, &Root::new(&setup.root), &setup.extra_roots)?;
+    let run_dir = selected.dir.clone();
+    let running = selected.read().status() == RunStatus::Running;
     let file = match (args.stdout, args.stderr, args.prompt) {
         (true, _, _) => STDOUT_FILE,
         (_, true, _) => STDERR_FILE,
@@ -67,7 +87,7 @@ pub fn run(args: OutputArgs) -> anyhow::Result<ExitCode> {
     };
     let path = run_dir.join(file);
     if args.follow && running {
-        follow(&run_dir, &path)?;
+        follow(&selected, &path)?;
         return Ok(ExitCode::SUCCESS);
     }
     let mut f = File::open(&path).with_context(|| format!("cannot open {}", path.display()))?;
@@ -75,33 +95,78 @@ pub fn run(args: OutputArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn select_run(args: &OutputArgs, root: &Root) -> anyhow::Result<PathBuf> {
+fn select_run(args: &OutputArgs, root: &Root, extra_roots: &[PathBuf]) -> anyhow::Result<Selected> {
     let run = args
         .run
         .as_deref()
         .map(RunId::parse)
         .transpose()
         .context("--run")?;
-    let dir = match (&args.project, &args.task, run) {
+    let main = |dir: PathBuf| Selected { dir, extra: false };
+    let extra = |dir: PathBuf| Selected { dir, extra: true };
+    let selected = match (&args.project, &args.task, run) {
         (Some(p), Some(t), run) => {
             let project = ProjectId::parse(p).context("--project")?;
             let task = TaskId::parse(t).context("--task")?;
+            // The task's runs in the extra roots, by the project and task their records name.
+            let mut others: Vec<RunEntry> = extra_runs(extra_roots)
+                .into_iter()
+                .filter(|r| r.project == project && r.task == task)
+                .map(|r| r.entry)
+                .collect();
             match run {
-                Some(run) => root.run_dir(&project, &task, &run),
-                None => latest_run(&root.runs_dir(&project, &task))
-                    .ok_or_else(|| anyhow!("task {task} of project {project} has no runs"))?,
+                Some(run) => {
+                    let dir = root.run_dir(&project, &task, &run);
+                    match others.into_iter().find(|r| r.run_id() == run.as_str()) {
+                        Some(other) if !dir.is_dir() => extra(other.dir),
+                        _ => main(dir),
+                    }
+                }
+                None => {
+                    others.sort_by_key(RunEntry::run_id);
+                    let local = latest_run(&root.runs_dir(&project, &task));
+                    let local_id = local
+                        .as_ref()
+                        .and_then(|d| d.file_name())
+                        .map(|n| n.to_string_lossy().into_owned());
+                    match (local, others.pop()) {
+                        (Some(dir), Some(other))
+                            if local_id.is_some_and(|id| id >= other.run_id()) =>
+                        {
+                            main(dir)
+                        }
+                        (_, Some(other)) => extra(other.dir),
+                        (Some(dir), None) => main(dir),
+                        (None, None) => {
+                            bail!("task {task} of project {project} has no runs")
+                        }
+                    }
+                }
             }
         }
         (_, _, Some(run)) => {
-            let found = find_run(root.path(), run.as_str());
-            match found.as_slice() {
-                [one] => one.clone(),
-                [] => bail!("run {run} not found under {}", root.path().display()),
-                many => bail!(
-                    "run id {run} exists in {} tasks ({}); pass --project and --task",
-                    many.len(),
-                    many.iter()
-                        .map(|d| d.display().to_string())
+            let mut found: Vec<Selected> = find_run(root.path(), run.as_str())
+                .into_iter()
+                .map(main)
+                .collect();
+            found.extend(
+                extra_roots
+                    .iter()
+                    .map(|e| e.join(RUNS_DIR).join(run.as_str()))
+                    .filter(|d| std::fs::symlink_metadata(d).is_ok_and(|m| m.is_dir()))
+                    .map(extra),
+            );
+            match found.len() {
+                1 => found.remove(0),
+                0 => bail!(
+                    "run {run} not found under {}",
+                    super::list::roots_text(root.path(), extra_roots)
+                ),
+                n => bail!(
+                    "run id {run} exists in {n} places ({}); pass --project and --task",
+                    found
+                        .iter()
+                        .map(|s| s.dir.display().to_string())
                         .collect::<Vec<_>>()
                         .join(", ")
                 ),
@@ -109,10 +174,10 @@ fn select_run(args: &OutputArgs, root: &Root) -> anyhow::Result<PathBuf> {
         }
         _ => bail!("pass --run RUN, or --project P --task T (optionally with --run)"),
     };
-    if !dir.is_dir() {
-        bail!("run directory {} does not exist", dir.display());
+    if !selected.dir.is_dir() {
+        bail!("run directory {} does not exist", selected.dir.display());
     }
-    Ok(dir)
+    Ok(selected)
 }
 
 /// The run dir with the greatest name in `runs_dir` (run ids sort by start time).
@@ -139,7 +204,8 @@ fn copy_new(f: &mut File, path: &Path) -> anyhow::Result<u64> {
 
 /// Prints `path` and what is appended to it until the run in `run_dir` is no longer running
 /// (woken by file events, re-checked every [`RECHECK`]); then prints the rest.
-fn follow(run_dir: &Path, path: &Path) -> anyhow::Result<()> {
+fn follow(run: &Selected, path: &Path) -> anyhow::Result<()> {
+    let run_dir = run.dir.as_path();
     let (tx, rx) = mpsc::channel::<notify::Result<notify::Event>>();
     let mut watcher = crate::storage::watch::watcher(tx, notify::Config::default()).ok();
     if let Some(w) = watcher.as_mut() {
@@ -150,7 +216,7 @@ fn follow(run_dir: &Path, path: &Path) -> anyhow::Result<()> {
     let mut file: Option<File> = None;
     let mut pos: u64 = 0;
     loop {
-        let running = read_run(run_dir.to_path_buf()).status() == RunStatus::Running;
+        let running = run.read().status() == RunStatus::Running;
         if file.is_none() {
             file = File::open(path).ok();
         }

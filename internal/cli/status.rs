@@ -1,13 +1,13 @@
 //! `run-agent status`: one task's derived status, DONE flag, latest run (status, exit code,
-//! pid and whether it is alive) and dependencies, read from the files (no server).
+//! pid and whether it is alive) and dependencies, read from the files (no server). Runs of
+//! the config's `storage.extra_roots` that name the task count as its runs (read-only).
 
-use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{bail, Context};
 use serde_json::json;
 
-use crate::runner::inspect::TaskView;
+use crate::runner::inspect::{extra_runs, TaskView};
 use crate::storage::ids::{ProjectId, TaskId};
 use crate::storage::liveness::is_alive;
 use crate::storage::scan::TaskEntry;
@@ -25,22 +25,32 @@ pub struct StatusArgs {
     /// Print JSON.
     #[arg(long)]
     pub json: bool,
-    /// Runs root.
-    #[arg(long, value_name = "DIR")]
-    pub root: Option<PathBuf>,
+    /// Runs root and config.
+    #[command(flatten)]
+    pub location: super::scope::RootArgs,
 }
 
 /// Runs `status`.
 pub fn run(args: StatusArgs) -> anyhow::Result<ExitCode> {
     let project = ProjectId::parse(&args.project).context("--project")?;
     let task = TaskId::parse(&args.task).context("--task")?;
-    let setup = super::job::setup(args.root.as_deref(), None)?;
+    let setup = args.location.setup()?;
     let root = Root::new(&setup.root);
     let dir = root.task_dir(&project, &task);
-    if !std::fs::symlink_metadata(&dir).is_ok_and(|m| m.is_dir()) {
+    let extra: Vec<_> = extra_runs(&setup.extra_roots)
+        .into_iter()
+        .filter(|r| r.project == project && r.task == task)
+        .map(|r| r.entry)
+        .collect();
+    if !std::fs::symlink_metadata(&dir).is_ok_and(|m| m.is_dir()) && extra.is_empty() {
         bail!(
-            "task {task} not found in project {project} (looked in {})",
-            dir.display()
+            "task {task} not found in project {project} (looked in {}{})",
+            dir.display(),
+            setup
+                .extra_roots
+                .iter()
+                .map(|e| format!(" and extra root {}", e.display()))
+                .collect::<String>()
         );
     }
     let done = std::fs::symlink_metadata(dir.join(crate::storage::paths::DONE_FILE))
@@ -50,7 +60,8 @@ pub fn run(args: StatusArgs) -> anyhow::Result<ExitCode> {
         id: task,
         dir,
         done,
-    });
+    })
+    .with_runs(extra);
     let latest = view.latest().and_then(|r| r.info.as_ref().ok());
     let pid_alive = latest.map(|i| i.status == RunStatus::Running && is_alive(i));
     let mut v = super::list::task_json(&view);

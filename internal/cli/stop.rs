@@ -32,9 +32,9 @@ pub struct StopArgs {
     /// Time between SIGTERM and SIGKILL.
     #[arg(long, value_name = "DURATION", default_value = "30s")]
     pub grace: String,
-    /// Runs root.
-    #[arg(long, value_name = "DIR")]
-    pub root: Option<PathBuf>,
+    /// Runs root and config.
+    #[command(flatten)]
+    pub location: crate::cli::scope::RootArgs,
 }
 
 /// Runs `stop`.
@@ -42,19 +42,31 @@ pub fn run(args: StopArgs) -> anyhow::Result<ExitCode> {
     let project = ProjectId::parse(&args.project).context("--project")?;
     let task = TaskId::parse(&args.task).context("--task")?;
     let grace = parse_duration("--grace", &args.grace)?;
-    let setup = super::job::setup(args.root.as_deref(), None)?;
+    let setup = args.location.setup()?;
     let root = Root::new(&setup.root);
     let run_dir = match &args.run {
         Some(run) => {
             let run = RunId::parse(run).context("--run")?;
             let dir = root.run_dir(&project, &task, &run);
-            if !dir.join(RUN_INFO_FILE).exists() {
+            // Like the server's stop route, a run of an extra root can be stopped by its id.
+            let extra = || {
+                crate::runner::inspect::extra_runs(&setup.extra_roots)
+                    .into_iter()
+                    .find(|r| {
+                        r.project == project && r.task == task && r.entry.run_id() == run.as_str()
+                    })
+                    .map(|r| r.entry.dir)
+            };
+            if dir.join(RUN_INFO_FILE).exists() {
+                dir
+            } else if let Some(dir) = extra() {
+                dir
+            } else {
                 return Err(anyhow!(
                     "run {run} not found in task {task} of project {project} (looked in {})",
                     dir.display()
                 ));
             }
-            dir
         }
         None => match latest_running(&root, &project, &task)? {
             Some(dir) => dir,

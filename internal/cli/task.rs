@@ -70,12 +70,9 @@ pub struct TaskArgs {
     /// Kill a run after this long without output, e.g. 30m (default: defaults.timeout, else no limit).
     #[arg(long, value_name = "DURATION")]
     pub timeout: Option<String>,
-    /// Runs root.
-    #[arg(long, value_name = "DIR")]
-    pub root: Option<PathBuf>,
-    /// Config file.
-    #[arg(long, value_name = "FILE")]
-    pub config: Option<PathBuf>,
+    /// Runs root (inside a run: the run's own) and config.
+    #[command(flatten)]
+    pub location: super::scope::RootArgs,
 }
 
 /// `task` subcommands.
@@ -116,7 +113,7 @@ pub fn run(args: TaskArgs) -> anyhow::Result<ExitCode> {
                 .as_deref(),
         ),
     };
-    let setup = super::job::setup(args.root.as_deref(), args.config.as_deref())?;
+    let setup = args.location.setup()?;
     let task_md = Root::new(&setup.root)
         .task_dir(&project, &task)
         .join(TASK_FILE);

@@ -2,7 +2,8 @@
 //! refreshed when the files change, until none of them is running and no task loop in scope is
 //! active (a loop waiting to restart its task holds the task's loop lock, so the restart gap
 //! does not end the watch). When stdout is not a terminal it prints one line per run status
-//! change instead of redrawing a table.
+//! change instead of redrawing a table. Runs of the config's `storage.extra_roots` are watched
+//! too (read-only).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{IsTerminal, Write};
@@ -32,9 +33,9 @@ pub struct WatchArgs {
     /// Only this task (needs --project).
     #[arg(long, requires = "project")]
     pub task: Option<String>,
-    /// Runs root.
-    #[arg(long, value_name = "DIR")]
-    pub root: Option<PathBuf>,
+    /// Runs root and config.
+    #[command(flatten)]
+    pub location: super::scope::RootArgs,
 }
 
 /// One run as watched.
@@ -54,27 +55,42 @@ type Loops = BTreeSet<String>;
 /// Runs `watch`.
 pub fn run(args: WatchArgs) -> anyhow::Result<ExitCode> {
     let (project, task) = super::scope::parse(args.project.as_deref(), args.task.as_deref())?;
-    let setup = super::job::setup(args.root.as_deref(), None)?;
+    let setup = args.location.setup()?;
     let root = Root::new(&setup.root);
+    let extra = setup.extra_roots.as_slice();
     let scope = match (&project, &task) {
         (Some(p), Some(t)) => root.task_dir(p, t),
         (Some(p), None) => root.project_dir(p),
         _ => root.path().to_path_buf(),
     };
-    if !scope.is_dir() {
+    let in_extra = || {
+        inspect::extra_runs(extra).iter().any(|r| {
+            project.as_ref().is_none_or(|p| &r.project == p)
+                && task.as_ref().is_none_or(|t| &r.task == t)
+        })
+    };
+    if !scope.is_dir() && !in_extra() {
         bail!("{} does not exist", scope.display());
     }
     let (tx, rx) = mpsc::channel::<notify::Result<notify::Event>>();
     let mut watcher = crate::storage::watch::watcher(tx, notify::Config::default()).ok();
     if let Some(w) = watcher.as_mut() {
-        if let Err(err) = w.watch(&scope, RecursiveMode::Recursive) {
-            tracing::debug!("cannot watch {}: {err}; polling", scope.display());
+        let extra_runs = extra
+            .iter()
+            .map(|e| e.join(crate::storage::paths::RUNS_DIR));
+        for dir in std::iter::once(scope.clone()).chain(extra_runs) {
+            if !dir.is_dir() {
+                continue;
+            }
+            if let Err(err) = w.watch(&dir, RecursiveMode::Recursive) {
+                tracing::debug!("cannot watch {}: {err}; polling", dir.display());
+            }
         }
     }
     let tty = std::io::stdout().is_terminal();
     let mut previous: Option<(Snapshot, Loops)> = None;
     loop {
-        let (snap, loops) = snapshot(&root, project.as_ref(), task.as_ref());
+        let (snap, loops) = snapshot(&root, extra, project.as_ref(), task.as_ref());
         let running = snap.values().any(|r| r.status == RunStatus::Running) || !loops.is_empty();
         if previous.as_ref().map(|(s, l)| (s, l)) != Some((&snap, &loops)) {
             if tty {
@@ -92,9 +108,23 @@ pub fn run(args: WatchArgs) -> anyhow::Result<ExitCode> {
     }
 }
 
-fn snapshot(root: &Root, project: Option<&ProjectId>, task: Option<&TaskId>) -> (Snapshot, Loops) {
+fn snapshot(
+    root: &Root,
+    extra: &[PathBuf],
+    project: Option<&ProjectId>,
+    task: Option<&TaskId>,
+) -> (Snapshot, Loops) {
     let mut out = Snapshot::new();
     let mut loops = Loops::new();
+    for run in inspect::extra_runs(extra) {
+        if project.is_some_and(|want| &run.project != want)
+            || task.is_some_and(|want| &run.task != want)
+        {
+            continue;
+        }
+        let key = (format!("{}/{}", run.project, run.task), run.entry.run_id());
+        out.insert(key, row(&run.entry));
+    }
     for p in scan::list_projects(root.path()) {
         if project.is_some_and(|want| &p.id != want) {
             continue;
@@ -107,21 +137,24 @@ fn snapshot(root: &Root, project: Option<&ProjectId>, task: Option<&TaskId>) -> 
                 loops.insert(format!("{}/{}", p.id, t.id));
             }
             for run in inspect::list_runs(&t.dir) {
-                let info = run.info.as_ref().ok();
-                let row = Row {
-                    status: run.status(),
-                    exit_code: info.filter(|i| i.status.is_terminal()).map(|i| i.exit_code),
-                    summary: info.and_then(|i| i.error_summary.clone()),
-                    started: info
-                        .and_then(|i| i.start_time_opt())
-                        .map(|t| t.format("%H:%M:%S").to_string())
-                        .unwrap_or_else(|| "-".into()),
-                };
-                out.insert((format!("{}/{}", p.id, t.id), run.run_id()), row);
+                out.insert((format!("{}/{}", p.id, t.id), run.run_id()), row(&run));
             }
         }
     }
     (out, loops)
+}
+
+fn row(run: &scan::RunEntry) -> Row {
+    let info = run.info.as_ref().ok();
+    Row {
+        status: run.status(),
+        exit_code: info.filter(|i| i.status.is_terminal()).map(|i| i.exit_code),
+        summary: info.and_then(|i| i.error_summary.clone()),
+        started: info
+            .and_then(|i| i.start_time_opt())
+            .map(|t| t.format("%H:%M:%S").to_string())
+            .unwrap_or_else(|| "-".into()),
+    }
 }
 
 /// Redraws the whole table (terminal mode).

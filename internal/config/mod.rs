@@ -23,8 +23,9 @@ pub use error::{ConfigError, Format, Location};
 pub use load::{agent_token_env, load, ENV_ADMIN_KEY, ENV_API_KEY};
 pub use mask::mask_secret;
 pub use resolve::{
-    parse_bool, process_env, resolve_root, resolve_server, ConfigMode, ServerFlags, ServerSettings,
-    Setting, Source, DEFAULT_ROOT_NAME, ENV_DISABLE_TASK_START, ENV_HOST, ENV_PORT, ENV_ROOT,
+    parse_bool, process_env, resolve_root, resolve_server, ConfigMode, LocalFlags, LocalRoot,
+    ServerFlags, ServerSettings, Setting, Source, DEFAULT_ROOT_NAME, ENV_DISABLE_TASK_START,
+    ENV_HOST, ENV_PORT, ENV_ROOT,
 };
 pub use schema::{
     parse_duration_secs, AgentConfig, AgentType, ApiConfig, BusConfig, Config, Defaults,

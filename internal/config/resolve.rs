@@ -360,37 +360,87 @@ fn root_setting(
     }
 }
 
+/// What a local command asks for: `--root`, `--config`, and whether to search for a config
+/// when none is named (off inside a run, whose working directory is some project's repo).
+#[derive(Debug, Clone, Copy)]
+pub struct LocalFlags<'a> {
+    /// `--root`.
+    pub root: Option<&'a Path>,
+    /// `--config`.
+    pub config: Option<&'a Path>,
+    /// Search `./config.*` and `~/.config/conductor/config.*` when neither `--config` nor
+    /// `CONDUCTOR_CONFIG` names a file.
+    pub search: bool,
+}
+
+/// The tree a local command works on.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LocalRoot {
+    /// `--root` > `CONDUCTOR_ROOT` > `storage.runs_dir` > `$HOME/run-agent`.
+    pub root: Setting<PathBuf>,
+    /// The loaded config, when one was named or found.
+    pub config: Option<Config>,
+    /// Its absolute path.
+    pub config_path: Option<PathBuf>,
+}
+
+impl LocalRoot {
+    /// The config's `storage.extra_roots` (read-only flat roots); empty without a config.
+    pub fn extra_roots(&self) -> &[PathBuf] {
+        self.config
+            .as_ref()
+            .map_or(&[], |c| c.storage.extra_roots.as_slice())
+    }
+}
+
 /// The runs root for local commands, by the server's rule: `--root` > `CONDUCTOR_ROOT` >
-/// `storage.runs_dir` of the discovered config > `$HOME/run-agent`. A config that exists but
-/// fails to load is an error here (a local command must not silently pick another tree).
+/// `storage.runs_dir` of the config (`--config` > `CONDUCTOR_CONFIG` > the search) >
+/// `$HOME/run-agent`. The config is loaded even when the root is explicit (its
+/// `storage.extra_roots` still apply). A named config that is missing, or any config that
+/// fails to load, is an error naming the file (a local command must not silently pick
+/// another tree); finding none is fine.
 pub fn resolve_root(
-    flags_root: Option<&Path>,
+    flags: LocalFlags<'_>,
     env: &dyn Fn(&str) -> Option<String>,
     cwd: &Path,
-) -> Result<Setting<PathBuf>, ConfigError> {
-    let explicit =
-        flags_root.is_some_and(|p| !p.as_os_str().is_empty()) || env_value(env, ENV_ROOT).is_some();
-    let config = if explicit {
-        Config::default()
+) -> Result<LocalRoot, ConfigError> {
+    let named = flags.config.is_some_and(|p| !p.as_os_str().is_empty())
+        || env_value(env, super::discovery::ENV_CONFIG).is_some();
+    let discovery = if flags.search || named {
+        discover(flags.config, env, cwd)
     } else {
-        let discovery = discover(None, env, cwd);
-        match (&discovery.path, discovery.missing_explicit()) {
-            (_, Some(missing)) => {
-                return Err(ConfigError::NotFound {
-                    path: missing.to_path_buf(),
-                    origin: discovery.origin(),
-                })
-            }
-            (Some(path), None) => load(path, env)?,
-            (None, None) => Config::default(),
+        super::discovery::Discovery {
+            path: None,
+            source: Source::Default,
+            searched: Vec::new(),
         }
     };
+    if let Some(missing) = discovery.missing_explicit() {
+        return Err(ConfigError::NotFound {
+            path: missing.to_path_buf(),
+            origin: discovery.origin(),
+        });
+    }
+    let config = match &discovery.path {
+        Some(path) => Some(load(path, env)?),
+        None => None,
+    };
     let mut warnings = Vec::new();
-    let root = root_setting(flags_root, env, cwd, &config, &mut warnings);
+    let root = root_setting(
+        flags.root,
+        env,
+        cwd,
+        config.as_ref().unwrap_or(&Config::default()),
+        &mut warnings,
+    );
     for warning in warnings {
         tracing::warn!("{warning}");
     }
-    Ok(root)
+    Ok(LocalRoot {
+        root,
+        config,
+        config_path: discovery.path,
+    })
 }
 
 #[cfg(test)]
@@ -727,27 +777,89 @@ mod tests {
             let vars = w.vars.clone();
             move |key: &str| vars.get(key).cloned()
         };
-        let root = resolve_root(None, &env_of(&world), &world.cwd).unwrap();
+        let search = LocalFlags {
+            root: None,
+            config: None,
+            search: true,
+        };
+        let local = |w: &World, flags: LocalFlags<'_>| resolve_root(flags, &env_of(w), &w.cwd);
+        let got = local(&world, search).unwrap();
         assert_eq!(
-            root,
+            got.root,
             Setting::new(world.home.join("run-agent"), Source::Default)
         );
-        world.write("config.yml", "storage:\n  runs_dir: ~/from-file\n");
-        let root = resolve_root(None, &env_of(&world), &world.cwd).unwrap();
+        assert_eq!(got.config, None);
+        assert!(got.extra_roots().is_empty());
+        let found = world.write(
+            "config.yml",
+            "storage:\n  runs_dir: ~/from-file\n  extra_roots: [old]\n",
+        );
+        let got = local(&world, search).unwrap();
         assert_eq!(
-            root,
+            got.root,
             Setting::new(world.home.join("from-file"), Source::File)
         );
-        world.set("CONDUCTOR_ROOT", "/env/root");
-        let root = resolve_root(None, &env_of(&world), &world.cwd).unwrap();
-        assert_eq!(root, Setting::new(PathBuf::from("/env/root"), Source::Env));
-        let root = resolve_root(Some(Path::new("rel")), &env_of(&world), &world.cwd).unwrap();
-        assert_eq!(root, Setting::new(world.cwd.join("rel"), Source::Flag));
+        assert_eq!(got.config_path, Some(found.clone()));
+        assert_eq!(got.extra_roots(), [world.cwd.join("old")]);
+        // Inside a run (no search) the cwd's config is not ours.
+        let no_search = LocalFlags {
+            search: false,
+            ..search
+        };
+        let got = local(&world, no_search).unwrap();
+        assert_eq!(got.config_path, None);
+        assert_eq!(got.root.source, Source::Default);
 
+        world.set("CONDUCTOR_ROOT", "/env/root");
+        let got = local(&world, search).unwrap();
+        assert_eq!(
+            got.root,
+            Setting::new(PathBuf::from("/env/root"), Source::Env)
+        );
+        // An explicit root still loads the config: its extra roots apply.
+        let rel = LocalFlags {
+            root: Some(Path::new("rel")),
+            ..search
+        };
+        let got = local(&world, rel).unwrap();
+        assert_eq!(got.root, Setting::new(world.cwd.join("rel"), Source::Flag));
+        assert_eq!(got.extra_roots(), [world.cwd.join("old")]);
+
+        // --config names a file elsewhere (beats the search; relative to cwd).
         world.vars.remove("CONDUCTOR_ROOT");
+        std::fs::create_dir_all(world.home.join("etc")).unwrap();
+        std::fs::write(
+            world.home.join("etc/c.yaml"),
+            "storage:\n  runs_dir: runs\n",
+        )
+        .unwrap();
+        let named = world.home.join("etc/c.yaml");
+        let flags = LocalFlags {
+            config: Some(&named),
+            ..no_search
+        };
+        let got = local(&world, flags).unwrap();
+        assert_eq!(got.root.value, world.home.join("etc/runs"));
+        assert_eq!(got.config_path, Some(named.clone()));
+        let missing = world.cwd.join("nope.yaml");
+        let flags = LocalFlags {
+            config: Some(Path::new("nope.yaml")),
+            ..search
+        };
+        let err = local(&world, flags).unwrap_err().to_string();
+        assert!(
+            err.contains(&missing.display().to_string()) && err.contains("--config"),
+            "{err}"
+        );
+
         world.write("config.yml", "storage:\n  runs_dirr: x\n");
-        let err = resolve_root(None, &env_of(&world), &world.cwd).unwrap_err();
+        let err = local(&world, search).unwrap_err();
         assert!(err.to_string().contains("`storage.runs_dirr`"), "{err}");
+        let err = local(&world, rel).unwrap_err();
+        assert!(
+            err.to_string().contains(&found.display().to_string()),
+            "{err}"
+        );
     }
 
     #[test]

@@ -1,13 +1,13 @@
 //! Reading tasks for the local inspection commands (`list`, `status`, `output`, `watch`): a
-//! task's runs (liveness-reconciled), its derived status, its dependencies, and finding a
-//! run by id anywhere under a root.
+//! task's runs (liveness-reconciled), its derived status, its dependencies, finding a run by
+//! id anywhere under a root, and the runs of the read-only `storage.extra_roots`.
 
 use std::path::{Path, PathBuf};
 
-use crate::storage::liveness::is_alive;
+use crate::storage::liveness::{is_alive, mark_vanished, supervisor_active};
 use crate::storage::paths::DONE_FILE;
 use crate::storage::scan::{self, Reconcile, RunEntry, TaskEntry};
-use crate::storage::{RunStatus, TaskId};
+use crate::storage::{ProjectId, RunStatus, TaskId};
 
 use super::{deps, loop_lock, supervisor_lock};
 
@@ -156,6 +156,70 @@ impl TaskView {
     pub fn latest(&self) -> Option<&RunEntry> {
         self.runs.last()
     }
+
+    /// Adds runs found outside the task directory (extra roots), keeps the runs sorted by run
+    /// id and derives the status again.
+    pub fn with_runs(mut self, more: impl IntoIterator<Item = RunEntry>) -> TaskView {
+        let before = self.runs.len();
+        self.runs.extend(more);
+        if self.runs.len() == before {
+            return self;
+        }
+        self.runs.sort_by_key(RunEntry::run_id);
+        let statuses: Vec<RunStatus> = self.runs.iter().map(RunEntry::status).collect();
+        self.status = derive_status(
+            self.task.done,
+            &statuses,
+            !self.blocked_by.is_empty(),
+            loop_lock::active(&self.task.dir),
+        );
+        self
+    }
+}
+
+/// A run of an extra root, with the project and task its run-info.yaml names.
+#[derive(Debug, Clone)]
+pub struct ExtraRun {
+    /// `project_id` of the record.
+    pub project: ProjectId,
+    /// `task_id` of the record.
+    pub task: TaskId,
+    /// The run.
+    pub entry: RunEntry,
+}
+
+/// The runs of the flat extra roots (`<extra>/runs/<run>/run-info.yaml`, scanned as the
+/// server's index scans them). Extra roots are read-only: a `running` record whose process
+/// and supervisor are gone is shown `failed` but never rewritten. A record that does not
+/// parse or names no valid project and task cannot be placed and is skipped.
+pub fn extra_runs(extra_roots: &[PathBuf]) -> Vec<ExtraRun> {
+    scan::scan_flat_roots(extra_roots, Reconcile::No)
+        .into_iter()
+        .filter_map(|entry| {
+            let entry = settle_read_only(entry);
+            let info = entry.info.as_ref().ok()?;
+            Some(ExtraRun {
+                project: ProjectId::parse(&info.project_id).ok()?,
+                task: TaskId::parse(&info.task_id).ok()?,
+                entry,
+            })
+        })
+        .collect()
+}
+
+/// Reads one run dir of an extra root without ever writing it: a `running` record whose
+/// process and supervisor are gone is shown `failed` (in memory only).
+pub fn read_run_read_only(dir: PathBuf) -> RunEntry {
+    settle_read_only(scan::read_entry(dir, Reconcile::No))
+}
+
+fn settle_read_only(mut entry: RunEntry) -> RunEntry {
+    if let Ok(info) = entry.info.as_mut() {
+        if info.status == RunStatus::Running && !is_alive(info) && !supervisor_active(&entry.dir) {
+            mark_vanished(info);
+        }
+    }
+    entry
 }
 
 /// Reads one run dir. A `running` record whose process is gone is reconciled to `failed`

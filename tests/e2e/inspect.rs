@@ -298,3 +298,238 @@ fn output_follow_and_watch_end_with_the_run() {
     let again = w.ok(&["watch", "--project", "proj"]);
     assert_eq!(again.lines().count(), 1, "{again}");
 }
+
+/// The Go fixture of a completed run (project `my-project`), as a flat extra-root run.
+const GO_COMPLETED: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/tests/fixtures/run-info/go-completed.yaml"
+);
+const LEGACY_PROJECT: &str = "my-project";
+const LEGACY_TASK: &str = "task-20260223-204712-fix-build";
+const LEGACY_RUN: &str = "20260223-2048580000-66788-1";
+
+#[test]
+fn config_flag_and_extra_roots_reach_every_local_command() {
+    let sb = Sandbox::new();
+    // A config elsewhere: its relative paths resolve against its own directory.
+    let config = sb.write(
+        "etc/conductor.yaml",
+        "storage:\n  runs_dir: ../tree\n  extra_roots: [../legacy]\n",
+    );
+    let config_arg = config.display().to_string();
+    let elsewhere = sb.path().join("elsewhere");
+    std::fs::create_dir_all(&elsewhere).unwrap();
+    let cmd = |args: &[&str]| {
+        let mut cmd = sb.run_agent();
+        cmd.current_dir(&elsewhere).args(args);
+        run(&mut cmd)
+    };
+    let ok = |args: &[&str]| {
+        let out = cmd(args);
+        assert!(out.status.success(), "{args:?}: {}", text(&out));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+
+    // A run in the main tree, written directly.
+    let main_run = sb.path().join("tree/xp/t1/runs/20260101-0000000000-1-1");
+    std::fs::create_dir_all(&main_run).unwrap();
+    let mut info = RunInfo::new_running(
+        "20260101-0000000000-1-1",
+        "xp",
+        "t1",
+        "claude",
+        chrono::Utc::now(),
+    );
+    info.status = RunStatus::Completed;
+    info.exit_code = 0;
+    info.write(&main_run.join("run-info.yaml")).unwrap();
+    std::fs::write(main_run.join("output.md"), "main output\n").unwrap();
+
+    // Flat extra root: the Go fixture, and a later run of the same task whose process is gone.
+    let legacy = sb.path().join("legacy/runs");
+    std::fs::create_dir_all(legacy.join(LEGACY_RUN)).unwrap();
+    std::fs::copy(GO_COMPLETED, legacy.join(LEGACY_RUN).join("run-info.yaml")).unwrap();
+    std::fs::write(legacy.join(LEGACY_RUN).join("output.md"), "legacy output\n").unwrap();
+    let dead_run = "20260223-2100000000-66788-2";
+    std::fs::create_dir_all(legacy.join(dead_run)).unwrap();
+    let mut dead = RunInfo::new_running(
+        dead_run,
+        LEGACY_PROJECT,
+        LEGACY_TASK,
+        "codex",
+        chrono::Utc::now(),
+    );
+    dead.pid = dead_pid();
+    dead.pgid = dead.pid;
+    let dead_file = legacy.join(dead_run).join("run-info.yaml");
+    dead.write(&dead_file).unwrap();
+    let dead_bytes = std::fs::read(&dead_file).unwrap();
+
+    // Without --config, from another directory, nothing of this is visible.
+    let out = cmd(&["list", "--project", "xp"]);
+    assert!(!out.status.success(), "{}", text(&out));
+
+    // list: the main tree and the extra root's task (placed by its record's ids).
+    let list: serde_json::Value =
+        serde_json::from_str(&ok(&["list", "--config", &config_arg, "--json"])).unwrap();
+    assert_eq!(task_of(&list, "xp", "t1")["status"], "idle");
+    let legacy_task = task_of(&list, LEGACY_PROJECT, LEGACY_TASK);
+    assert_eq!(
+        legacy_task["runs"].as_array().unwrap().len(),
+        2,
+        "{legacy_task:#}"
+    );
+    assert_eq!(legacy_task["latest_run"], dead_run);
+    // The dead `running` record reads as failed, but an extra root is never written.
+    assert_eq!(legacy_task["status"], "failed", "{legacy_task:#}");
+    assert_eq!(std::fs::read(&dead_file).unwrap(), dead_bytes);
+    let table = ok(&["list", "--config", &config_arg, "--project", LEGACY_PROJECT]);
+    assert!(table.contains(LEGACY_TASK), "{table}");
+    let runs = ok(&[
+        "list",
+        "--config",
+        &config_arg,
+        "--project",
+        LEGACY_PROJECT,
+        "--task",
+        LEGACY_TASK,
+    ]);
+    assert!(
+        runs.contains(LEGACY_RUN) && runs.contains(dead_run),
+        "{runs}"
+    );
+
+    // status
+    let status: serde_json::Value = serde_json::from_str(&ok(&[
+        "status",
+        "--config",
+        &config_arg,
+        "--project",
+        LEGACY_PROJECT,
+        "--task",
+        LEGACY_TASK,
+        "--json",
+    ]))
+    .unwrap();
+    assert_eq!(status["runs"], 2, "{status:#}");
+    assert_eq!(status["latest_run"], dead_run);
+    assert_eq!(status["latest_status"], "failed");
+    let status = ok(&[
+        "status",
+        "--config",
+        &config_arg,
+        "--project",
+        "xp",
+        "--task",
+        "t1",
+    ]);
+    assert!(status.contains("status: idle"), "{status}");
+
+    // output: by run id alone, and the task's latest (main tree) run.
+    assert_eq!(
+        ok(&["output", "--config", &config_arg, "--run", LEGACY_RUN]),
+        "legacy output\n"
+    );
+    assert_eq!(
+        ok(&[
+            "output",
+            "--config",
+            &config_arg,
+            "--project",
+            "xp",
+            "--task",
+            "t1"
+        ]),
+        "main output\n"
+    );
+    assert_eq!(
+        ok(&[
+            "output",
+            "--config",
+            &config_arg,
+            "--project",
+            LEGACY_PROJECT,
+            "--task",
+            LEGACY_TASK,
+            "--run",
+            LEGACY_RUN,
+        ]),
+        "legacy output\n"
+    );
+    assert_eq!(std::fs::read(&dead_file).unwrap(), dead_bytes);
+
+    // watch ends at once: nothing runs (the dead extra run included).
+    let watched = ok(&[
+        "watch",
+        "--config",
+        &config_arg,
+        "--project",
+        LEGACY_PROJECT,
+    ]);
+    assert!(watched.contains(LEGACY_RUN), "{watched}");
+
+    // bus post/read/discover use the config's root.
+    let posted = ok(&[
+        "bus",
+        "post",
+        "--config",
+        &config_arg,
+        "--project",
+        "xp",
+        "--task",
+        "t1",
+        "--body",
+        "hello",
+    ]);
+    assert!(!posted.trim().is_empty());
+    assert!(sb.path().join("tree/xp/t1/TASK-MESSAGE-BUS.md").is_file());
+    let read = ok(&[
+        "bus",
+        "read",
+        "--config",
+        &config_arg,
+        "--project",
+        "xp",
+        "--task",
+        "t1",
+    ]);
+    assert!(read.contains("hello"), "{read}");
+    let found = ok(&["bus", "discover", "--config", &config_arg]);
+    assert!(found.contains("TASK-MESSAGE-BUS.md"), "{found}");
+
+    // A --config that does not exist (or does not load) fails, naming the file.
+    let missing = elsewhere.join("nope.yaml");
+    for args in [
+        vec!["list"],
+        vec!["status", "--project", "xp", "--task", "t1"],
+        vec!["output", "--run", LEGACY_RUN],
+        vec!["watch"],
+        vec!["stop", "--project", "xp", "--task", "t1"],
+        vec!["bus", "read", "--project", "xp"],
+        vec!["bus", "post", "--project", "xp", "--body", "x"],
+        vec!["bus", "discover"],
+        vec!["task", "delete", "--project", "xp", "--task", "t1"],
+    ] {
+        let mut args = args.clone();
+        args.extend(["--config", "nope.yaml"]);
+        let out = cmd(&args);
+        assert!(!out.status.success(), "{args:?}: {}", text(&out));
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains(&missing.display().to_string()) && err.contains("--config"),
+            "{args:?}: {err}"
+        );
+    }
+    let broken = sb.write("etc/broken.yaml", "storage:\n  runs_dirr: x\n");
+    let out = cmd(&["list", "--config", &broken.display().to_string()]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(&broken.display().to_string()) && err.contains("storage.runs_dirr"),
+        "{err}"
+    );
+    assert!(
+        sb.path().join("tree/xp/t1").is_dir(),
+        "task delete must not have run"
+    );
+}

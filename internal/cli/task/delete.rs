@@ -2,7 +2,6 @@
 //! with a running run, or whose task loop is active (even between runs), is refused: stop it
 //! first.
 
-use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{bail, Context};
@@ -21,16 +20,16 @@ pub struct DeleteArgs {
     /// Task id.
     #[arg(long)]
     pub task: String,
-    /// Runs root.
-    #[arg(long, value_name = "DIR")]
-    pub root: Option<PathBuf>,
+    /// Runs root and config.
+    #[command(flatten)]
+    pub location: crate::cli::scope::RootArgs,
 }
 
 /// Runs `task delete`.
 pub fn run(args: DeleteArgs) -> anyhow::Result<ExitCode> {
     let project = ProjectId::parse(&args.project).context("--project")?;
     let task = TaskId::parse(&args.task).context("--task")?;
-    let setup = crate::cli::job::setup(args.root.as_deref(), None)?;
+    let setup = args.location.setup()?;
     let root = Root::new(&setup.root);
     let task_dir = root.task_dir(&project, &task);
     let meta = std::fs::symlink_metadata(&task_dir).with_context(|| {

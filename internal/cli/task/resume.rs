@@ -62,19 +62,16 @@ pub struct ResumeArgs {
     /// Kill a run after this long without output.
     #[arg(long, value_name = "DURATION")]
     pub timeout: Option<String>,
-    /// Runs root.
-    #[arg(long, value_name = "DIR")]
-    pub root: Option<PathBuf>,
-    /// Config file.
-    #[arg(long, value_name = "FILE")]
-    pub config: Option<PathBuf>,
+    /// Runs root (inside a run: the run's own) and config.
+    #[command(flatten)]
+    pub location: crate::cli::scope::RootArgs,
 }
 
 /// Runs `task resume`.
 pub fn run(args: ResumeArgs) -> anyhow::Result<ExitCode> {
     let project = ProjectId::parse(&args.project).context("--project")?;
     let task = TaskId::parse(&args.task).context("--task")?;
-    let setup = crate::cli::job::setup(args.root.as_deref(), args.config.as_deref())?;
+    let setup = args.location.setup()?;
     let root = Root::new(&setup.root);
     let task_dir = root.task_dir(&project, &task);
     if !task_dir.is_dir() {
