@@ -78,6 +78,7 @@ function showStatus(s) {
 }
 
 async function refreshStatus() {
+  if (location.hash === "#/login") return;
   try {
     showStatus(await get("/status"));
   } catch (_) {

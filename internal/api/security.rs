@@ -92,10 +92,7 @@ pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 }
 
 fn is_public(path: &str) -> bool {
-    matches!(
-        path,
-        "/" | "/ui" | "/healthz" | "/api/v1/auth/login"
-    ) || path.starts_with("/ui/")
+    matches!(path, "/" | "/ui" | "/healthz" | "/api/v1/auth/login") || path.starts_with("/ui/")
 }
 
 /// POST/PUT/PATCH must declare a JSON body (an empty one counts as `{}`). A cross-site HTML
@@ -295,7 +292,11 @@ fn check(
             ));
         }
     }
-    if let Some(ip) = ip {
+    // Only a presented credential that is wrong counts as an attempt: a browser with no (or an
+    // expired) session polling the status is not guessing keys, and must not lock itself out
+    // of the login form.
+    let presented = bearer(headers).is_some() || cookie(headers, SESSION_COOKIE).is_some();
+    if let (Some(ip), true) = (ip, presented) {
         state.security.record_failure(ip);
     }
     let what = if admin && settings.admin_key.is_some() {

@@ -122,6 +122,15 @@ fn failed_auth_is_rate_limited() {
     let sb = Sandbox::new();
     let server = start_with_key(&sb);
     let a = agent();
+    // Requests without any credential (a logged-out browser polling) are refused but are not
+    // attempts: they never lock the client out of the login.
+    for _ in 0..15 {
+        let resp = a
+            .get(&format!("{}/api/v1/status", server.base))
+            .call()
+            .unwrap();
+        assert_eq!(resp.status().as_u16(), 401);
+    }
     let mut statuses = Vec::new();
     for _ in 0..12 {
         let resp = a

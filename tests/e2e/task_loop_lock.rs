@@ -229,10 +229,11 @@ fn a_loop_waiting_to_restart_is_running_everywhere() {
     assert_eq!(w.run_count(), 1);
 
     // Stopping the task in its gap ends the loop; then watch ends and nothing stays running.
-    // (No run to signal: `stop` marks the task stopped and says so with exit code 1.)
+    // (No run to signal: `stop` marks the task stopped, which ends the live loop: exit 0.)
     let out = run(&mut w.cmd(&["stop", "--project", "demo", "--task", "dup"]));
+    assert!(out.status.success(), "{}", text(&out));
     assert!(
-        text(&out).contains("marked the task stopped"),
+        text(&out).contains("its task loop, waiting to restart, now ends"),
         "{}",
         text(&out)
     );
