@@ -202,16 +202,16 @@ pub async fn start_task(
 }
 
 /// The caller's `env` plus what agents of this server need: its config file (so a child run
-/// an agent starts with `run-agent job` knows the same agents) and `JRUN_CONDUCTOR_URL` (last,
-/// so a caller's env cannot replace it).
+/// an agent starts with `run-agent job` knows the same agents) and `JRUN_CONDUCTOR_URL`. A
+/// caller's env cannot replace either.
 fn agent_env(mut env: Vec<(String, String)>, state: &AppState) -> Vec<(String, String)> {
+    // The server's config is the only one its runs (and their supervisors' webhooks) use.
+    env.retain(|(k, _)| k != crate::config::ENV_CONFIG);
     if let Some(path) = &state.settings.config_path {
-        if !env.iter().any(|(k, _)| k == crate::config::ENV_CONFIG) {
-            env.push((
-                crate::config::ENV_CONFIG.to_string(),
-                path.display().to_string(),
-            ));
-        }
+        env.push((
+            crate::config::ENV_CONFIG.to_string(),
+            path.display().to_string(),
+        ));
     }
     if let Some(url) = &state.conductor_url {
         env.retain(|(k, _)| k != runner::job::CONDUCTOR_URL_VAR);

@@ -226,7 +226,8 @@ fn agents_and_their_child_runs_know_the_server_url_and_config() {
         "/api/v1/tasks",
         // A caller's JRUN_* cannot replace the server's own.
         serde_json::json!({"project_id": "demo", "task_id": "t1", "prompt": "x", "wait_seconds": 60,
-                           "env": {"JRUN_CONDUCTOR_URL": "http://evil.example"}}),
+                           "env": {"JRUN_CONDUCTOR_URL": "http://evil.example",
+                                   "CONDUCTOR_CONFIG": "/nonexistent/config.yaml"}}),
     );
     assert_eq!(code, 200, "{body}");
     // The dump is the child's: the agent started `run-agent job --agent script`, which only
