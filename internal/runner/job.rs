@@ -226,14 +226,46 @@ pub fn start_supervisor(req: &JobRequest, run: &PreparedRun) -> Result<Child, Ru
         })
 }
 
+/// How often [`wait`] looks for the final record while the supervisor runs.
+const FINAL_RECORD_POLL: std::time::Duration = std::time::Duration::from_millis(50);
+
 /// Waits for the supervisor and returns the final run-info. If the supervisor died without
 /// finishing the record, the run is recorded as failed with the reason — unless its agent is
 /// still alive, then the record stays `running` (and is returned as such).
+///
+/// The run is over once its record is final and the supervisor let go of its presence lock;
+/// the supervisor may still be delivering webhooks then, and nobody waits for that (a thread
+/// reaps it when it exits).
 pub fn wait(mut supervisor: Child, run: &PreparedRun) -> Result<RunInfo, RunnerError> {
-    let status = supervisor
-        .wait()
-        .map_err(|e| RunnerError::io("wait for the supervisor of", &run.run_dir, e))?;
     let info_path = run.run_dir.join(RUN_INFO_FILE);
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(supervisor.wait());
+    });
+    let status = loop {
+        match rx.recv_timeout(FINAL_RECORD_POLL) {
+            Ok(result) => {
+                break result
+                    .map_err(|e| RunnerError::io("wait for the supervisor of", &run.run_dir, e))?
+            }
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                if !crate::storage::liveness::supervisor_active(&run.run_dir) {
+                    if let Ok(info) = RunInfo::read(&info_path) {
+                        if info.status != RunStatus::Running {
+                            return Ok(info);
+                        }
+                    }
+                }
+            }
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+                return Err(RunnerError::io(
+                    "wait for the supervisor of",
+                    &run.run_dir,
+                    std::io::Error::other("the waiting thread ended"),
+                ))
+            }
+        }
+    };
     let info = RunInfo::read(&info_path)?;
     if info.status != RunStatus::Running {
         return Ok(info);
