@@ -6,7 +6,7 @@
 //! crashed loop never leaves a stale "running" behind. Same idea as the per-run
 //! [`supervisor_lock`](super::supervisor_lock).
 
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -37,11 +37,7 @@ impl TaskLoopLock {
         std::fs::create_dir_all(&task_dir)
             .map_err(|e| RunnerError::io("create directory", &task_dir, e))?;
         let path = task_dir.join(TASK_LOOP_LOCK_FILE);
-        let file = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&path)
+        let file = crate::storage::lock::open_lock_file(&path)
             .map_err(|e| RunnerError::io("open", &path, e))?;
         match lock_exclusive(&file, &path, ACQUIRE_WAIT) {
             Ok(()) => Ok(Self { _file: file, path }),

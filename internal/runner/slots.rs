@@ -5,7 +5,7 @@
 //! taken. The kernel releases a slot when its holder exits, even by SIGKILL, so a crashed
 //! holder never leaks one.
 
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -58,11 +58,7 @@ pub fn acquire_in(
     loop {
         for n in 0..limit.max(1) {
             let path = dir.join(format!("slot-{n}.lock"));
-            let file = OpenOptions::new()
-                .create(true)
-                .truncate(false)
-                .write(true)
-                .open(&path)
+            let file = crate::storage::lock::open_lock_file(&path)
                 .map_err(|e| RunnerError::io("open", &path, e))?;
             if file.try_lock_exclusive().is_ok() {
                 return Ok(Some(Slot { file, path }));

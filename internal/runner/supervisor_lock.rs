@@ -3,7 +3,7 @@
 //! exits, even by SIGKILL). Readers use it to tell "the agent exited and its supervisor is
 //! recording the result" from "the run's processes vanished".
 
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::path::Path;
 
 use fs2::FileExt;
@@ -15,11 +15,7 @@ pub use crate::storage::paths::SUPERVISOR_LOCK_FILE;
 /// Takes the supervisor lock of `run_dir`; hold the returned file until the run is recorded.
 pub fn hold(run_dir: &Path) -> Result<File, RunnerError> {
     let path = run_dir.join(SUPERVISOR_LOCK_FILE);
-    let file = OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&path)
+    let file = crate::storage::lock::open_lock_file(&path)
         .map_err(|e| RunnerError::io("open", &path, e))?;
     // Blocking: a reader's probe holds a shared lock for an instant.
     file.lock_exclusive()

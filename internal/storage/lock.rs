@@ -72,6 +72,16 @@ fn is_contended(err: &std::io::Error) -> bool {
 }
 
 /// An open lock file (`<name>.lock`) held exclusively until dropped.
+/// Opens (creating, never truncating) a file used only for its `flock`.
+pub fn open_lock_file(path: &Path) -> std::io::Result<File> {
+    std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .read(true)
+        .write(true)
+        .open(path)
+}
+
 #[derive(Debug)]
 pub struct LockFile {
     file: File,
@@ -82,16 +92,10 @@ impl LockFile {
     /// The lock file is never deleted: unlinking a lock file others may be waiting on would
     /// let two holders in at once (a bug of the reference).
     pub fn acquire(path: &Path, timeout: Duration) -> Result<Self, LockError> {
-        let file = std::fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .read(true)
-            .write(true)
-            .open(path)
-            .map_err(|source| LockError::Io {
-                path: path.to_path_buf(),
-                source,
-            })?;
+        let file = open_lock_file(path).map_err(|source| LockError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
         lock_exclusive(&file, path, timeout)?;
         Ok(Self { file })
     }

@@ -2,7 +2,6 @@
 //! update in flight, the hand-over marker the new image completes, and the history. Written
 //! atomically under a lock, so it survives the exec and is readable without a server.
 
-use std::fs::OpenOptions;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -228,11 +227,7 @@ impl StateStore {
         if let Some(dir) = self.path.parent() {
             std::fs::create_dir_all(dir).map_err(|e| UpdateError::io("cannot create", dir, e))?;
         }
-        let lock = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&self.lock_path)
+        let lock = crate::storage::lock::open_lock_file(&self.lock_path)
             .map_err(|e| UpdateError::io("cannot open", &self.lock_path, e))?;
         lock_exclusive(&lock, &self.lock_path, LOCK_TIMEOUT)?;
         let mut record = self.load()?;
