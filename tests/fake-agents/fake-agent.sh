@@ -11,6 +11,7 @@
 #   FAKE_SPAWN_CHILD=AGENT   start a child run: run-agent job --agent AGENT --prompt …
 #   FAKE_SLEEP=SECONDS       sleep that long
 #   FAKE_TICK_UNTIL=FILE     print `tick N` (stdout) and `warn N` (stderr) every 0.1 s until FILE exists
+#                            (or its directory is gone, or 2 minutes passed)
 #   FAKE_DONE_AFTER=N        create $JRUN_TASK_FOLDER/DONE on the N-th run of the task
 #   FAKE_EXIT=CODE           exit with CODE (default 0)
 if [ "$1" = "--version" ]; then
@@ -35,7 +36,9 @@ fi
 if [ -n "$FAKE_SLEEP" ]; then sleep "$FAKE_SLEEP"; fi
 if [ -n "$FAKE_TICK_UNTIL" ]; then
     n=0
-    while [ ! -e "$FAKE_TICK_UNTIL" ]; do
+    # Also ends when the test's temp dir is gone (a failed test never writes the file) or
+    # after 2 minutes, so no ticking agent outlives its test.
+    while [ ! -e "$FAKE_TICK_UNTIL" ] && [ -d "$(dirname "$FAKE_TICK_UNTIL")" ] && [ "$n" -lt 1200 ]; do
         n=$((n + 1))
         echo "tick $n"
         echo "warn $n" >&2
