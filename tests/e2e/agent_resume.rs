@@ -12,11 +12,6 @@ use conductor::storage::{RunInfo, RunStatus};
 
 use crate::support::{run, text, Sandbox, Server};
 
-const FAKE_AGENT: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/tests/fake-agents/fake-agent.sh"
-);
-
 const CLAUDE: &str = "claude -p --input-format text --output-format stream-json --verbose \
                       --tools default --permission-mode bypassPermissions";
 const CODEX: &str = "codex exec --dangerously-bypass-approvals-and-sandbox --json -";
@@ -67,11 +62,7 @@ struct World {
 impl World {
     fn new() -> World {
         let sb = Sandbox::new();
-        let bin = sb.path().join("bin");
-        std::fs::create_dir_all(&bin).unwrap();
-        for name in ["claude", "codex", "gemini"] {
-            std::os::unix::fs::symlink(FAKE_AGENT, bin.join(name)).unwrap();
-        }
+        sb.install_fake_clis(&["claude", "codex", "gemini"]);
         World { sb }
     }
 
@@ -85,18 +76,8 @@ impl World {
 
     /// `run-agent <args…>` with the fake bin dir first on PATH and no inherited FAKE_*.
     fn cmd(&self, args: &[&str]) -> Command {
-        let mut cmd = self.sb.run_agent();
-        let path = format!(
-            "{}:{}",
-            self.sb.path().join("bin").display(),
-            std::env::var("PATH").unwrap_or_default()
-        );
-        cmd.args(args).env("PATH", path);
-        for (key, _) in std::env::vars() {
-            if key.starts_with("FAKE_") {
-                cmd.env_remove(key);
-            }
-        }
+        let mut cmd = self.sb.run_agent_with_fake_clis();
+        cmd.args(args);
         cmd
     }
 

@@ -10,10 +10,7 @@ use std::sync::{Arc, Mutex};
 
 use crate::support::{free_port, run, text, ChildGuard, Sandbox, Server};
 
-const FAKE_AGENT: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/tests/fake-agents/fake-agent.sh"
-);
+use crate::support::FAKE_AGENT;
 
 fn config(api: &str) -> String {
     format!(

@@ -10,11 +10,6 @@ use conductor::storage::{RunInfo, RunStatus};
 
 use crate::support::{run, text, ChildGuard, Sandbox};
 
-const FAKE_AGENT: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/tests/fake-agents/fake-agent.sh"
-);
-
 /// A sandbox with the fake agent installed as `claude` first on PATH, and a runs root.
 struct World {
     sb: Sandbox,
@@ -23,9 +18,7 @@ struct World {
 impl World {
     fn new() -> World {
         let sb = Sandbox::new();
-        let bin = sb.path().join("bin");
-        std::fs::create_dir_all(&bin).unwrap();
-        std::os::unix::fs::symlink(FAKE_AGENT, bin.join("claude")).unwrap();
+        sb.install_fake_clis(&["claude"]);
         World { sb }
     }
 
@@ -34,21 +27,8 @@ impl World {
     }
 
     fn cmd(&self, args: &[&str]) -> Command {
-        let mut cmd = self.sb.run_agent();
-        let path = format!(
-            "{}:{}",
-            self.sb.path().join("bin").display(),
-            std::env::var("PATH").unwrap_or_default()
-        );
-        cmd.args(args)
-            .arg("--root")
-            .arg(self.root())
-            .env("PATH", path);
-        for (key, _) in std::env::vars() {
-            if key.starts_with("FAKE_") {
-                cmd.env_remove(key);
-            }
-        }
+        let mut cmd = self.sb.run_agent_with_fake_clis();
+        cmd.args(args).arg("--root").arg(self.root());
         cmd
     }
 

@@ -2,10 +2,7 @@
 
 use crate::support::{run, text, Sandbox};
 
-const FAKE_AGENT: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/tests/fake-agents/fake-agent.sh"
-);
+use crate::support::FAKE_AGENT;
 
 #[test]
 fn top_level_resume_continues_the_chain() {

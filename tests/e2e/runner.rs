@@ -13,10 +13,7 @@ use conductor::storage::{RunInfo, RunStatus};
 
 use crate::support::{run, text, ChildGuard, Sandbox};
 
-const FAKE_AGENT: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/tests/fake-agents/fake-agent.sh"
-);
+use crate::support::FAKE_AGENT;
 
 /// A sandbox with a `bin/` of fake CLIs first on PATH and a runs root.
 struct World {
@@ -26,11 +23,7 @@ struct World {
 impl World {
     fn new() -> World {
         let sb = Sandbox::new();
-        let bin = sb.path().join("bin");
-        std::fs::create_dir_all(&bin).unwrap();
-        for name in ["claude", "codex", "gemini"] {
-            std::os::unix::fs::symlink(FAKE_AGENT, bin.join(name)).unwrap();
-        }
+        sb.install_fake_clis(&["claude", "codex", "gemini"]);
         World { sb }
     }
 
@@ -44,21 +37,8 @@ impl World {
 
     /// `run-agent <args…> --root <root>` with the fake bin dir first on PATH.
     fn cmd(&self, args: &[&str]) -> Command {
-        let mut cmd = self.sb.run_agent();
-        let path = format!(
-            "{}:{}",
-            self.sb.path().join("bin").display(),
-            std::env::var("PATH").unwrap_or_default()
-        );
-        cmd.args(args)
-            .arg("--root")
-            .arg(self.root())
-            .env("PATH", path);
-        for (key, _) in std::env::vars() {
-            if key.starts_with("FAKE_") {
-                cmd.env_remove(key);
-            }
-        }
+        let mut cmd = self.sb.run_agent_with_fake_clis();
+        cmd.args(args).arg("--root").arg(self.root());
         cmd
     }
 

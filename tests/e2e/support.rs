@@ -7,6 +7,12 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+/// The fake agent CLI of the tests (its behaviour is driven by `FAKE_*` variables).
+pub const FAKE_AGENT: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/tests/fake-agents/fake-agent.sh"
+);
+
 /// Path of the built `run-agent` binary.
 pub fn run_agent_bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_run-agent"))
@@ -54,6 +60,33 @@ impl Sandbox {
 
     pub fn conductor(&self) -> Command {
         self.command(&conductor_bin())
+    }
+
+    /// Puts the fake agent (`tests/fake-agents/fake-agent.sh`) into `<sandbox>/bin` under each
+    /// of `names` (e.g. `claude`, `codex`, `gemini`).
+    pub fn install_fake_clis(&self, names: &[&str]) {
+        let bin = self.path().join("bin");
+        std::fs::create_dir_all(&bin).expect("create bin dir");
+        for name in names {
+            std::os::unix::fs::symlink(FAKE_AGENT, bin.join(name)).expect("link fake CLI");
+        }
+    }
+
+    /// `run-agent` with `<sandbox>/bin` first on PATH and no inherited `FAKE_*` variable.
+    pub fn run_agent_with_fake_clis(&self) -> Command {
+        let mut cmd = self.run_agent();
+        let path = format!(
+            "{}:{}",
+            self.path().join("bin").display(),
+            std::env::var("PATH").unwrap_or_default()
+        );
+        cmd.env("PATH", path);
+        for (key, _) in std::env::vars() {
+            if key.starts_with("FAKE_") {
+                cmd.env_remove(key);
+            }
+        }
+        cmd
     }
 
     /// Writes `contents` to `name` inside the sandbox and returns its path.

@@ -14,10 +14,7 @@ use conductor::storage::{RunInfo, RunStatus};
 
 use crate::support::{run, text, ChildGuard, Sandbox, Server};
 
-const FAKE_AGENT: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/tests/fake-agents/fake-agent.sh"
-);
+use crate::support::FAKE_AGENT;
 /// Generous upper bound of every wait (never reached unless something is broken).
 const LIMIT: Duration = Duration::from_secs(60);
 

@@ -6,10 +6,7 @@ use std::time::Duration;
 
 use crate::support::{Sandbox, Server};
 
-const FAKE_AGENT: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/tests/fake-agents/fake-agent.sh"
-);
+use crate::support::FAKE_AGENT;
 
 fn agent() -> ureq::Agent {
     ureq::Agent::config_builder()

@@ -9,10 +9,7 @@ use serde_json::json;
 use crate::browser::{Browser, WAIT};
 use crate::support::{run, text, Sandbox, Server};
 
-const FAKE_AGENT: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/tests/fake-agents/fake-agent.sh"
-);
+use crate::support::FAKE_AGENT;
 
 /// A server on `<sandbox>/root` whose default agent is the fake agent, with `env` for it.
 fn serve(sb: &Sandbox, env: &[(&str, &str)], extra: &[&str]) -> Server {

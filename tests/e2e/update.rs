@@ -18,10 +18,7 @@ use serde_json::{json, Value};
 
 use crate::support::{free_port, run, text, ChildGuard, Sandbox, Server};
 
-const FAKE_AGENT: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/tests/fake-agents/fake-agent.sh"
-);
+use crate::support::FAKE_AGENT;
 const ROUTE: &str = "/api/v1/admin/self-update";
 /// Generous bound for one update (copies and fsyncs a ~50 MB debug binary).
 const UPDATE_LIMIT: Duration = Duration::from_secs(90);

@@ -13,10 +13,7 @@ use crate::support::{run, text, Sandbox, Server};
 
 type Request = (Vec<String>, String);
 
-const FAKE_AGENT: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/tests/fake-agents/fake-agent.sh"
-);
+use crate::support::FAKE_AGENT;
 
 /// A one-thread HTTP receiver on 127.0.0.1: sends (headers, body) of each request.
 fn receiver() -> (u16, mpsc::Receiver<Request>) {
