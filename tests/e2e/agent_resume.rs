@@ -92,14 +92,7 @@ impl World {
     }
 
     fn runs(&self, task: &str) -> Vec<RunInfo> {
-        let dir = self.root().join("demo").join(task).join("runs");
-        let mut dirs: Vec<PathBuf> = std::fs::read_dir(&dir)
-            .map(|rd| rd.flatten().map(|e| e.path()).collect())
-            .unwrap_or_default();
-        dirs.sort();
-        dirs.iter()
-            .filter_map(|d| RunInfo::read(&d.join("run-info.yaml")).ok())
-            .collect()
+        crate::support::run_infos(&self.root().join("demo").join(task).join("runs"))
     }
 
     /// The dumped command lines of the fake `program`, in run order.

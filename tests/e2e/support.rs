@@ -13,6 +13,18 @@ pub const FAKE_AGENT: &str = concat!(
     "/tests/fake-agents/fake-agent.sh"
 );
 
+/// The readable run records in `runs_dir` (a task's `runs/`), oldest first by run id; none
+/// when the directory does not exist.
+pub fn run_infos(runs_dir: &Path) -> Vec<conductor::storage::RunInfo> {
+    let mut dirs: Vec<PathBuf> = std::fs::read_dir(runs_dir)
+        .map(|rd| rd.flatten().map(|e| e.path()).collect())
+        .unwrap_or_default();
+    dirs.sort();
+    dirs.iter()
+        .filter_map(|d| conductor::storage::RunInfo::read(&d.join("run-info.yaml")).ok())
+        .collect()
+}
+
 /// Path of the built `run-agent` binary.
 pub fn run_agent_bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_run-agent"))

@@ -79,13 +79,7 @@ impl World {
     }
 
     fn run_infos(&self) -> Vec<RunInfo> {
-        let mut dirs: Vec<PathBuf> = std::fs::read_dir(self.runs_dir())
-            .map(|rd| rd.flatten().map(|e| e.path()).collect())
-            .unwrap_or_default();
-        dirs.sort();
-        dirs.iter()
-            .filter_map(|d| RunInfo::read(&d.join("run-info.yaml")).ok())
-            .collect()
+        crate::support::run_infos(&self.runs_dir())
     }
 
     fn run_count(&self) -> usize {

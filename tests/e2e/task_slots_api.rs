@@ -23,13 +23,7 @@ fn post(base: &str, body: serde_json::Value) -> (u16, String) {
 }
 
 fn runs_of(root: &Path, task: &str) -> Vec<RunInfo> {
-    let mut dirs: Vec<_> = std::fs::read_dir(root.join("demo").join(task).join("runs"))
-        .map(|rd| rd.flatten().map(|e| e.path()).collect())
-        .unwrap_or_default();
-    dirs.sort();
-    dirs.iter()
-        .filter_map(|d| RunInfo::read(&d.join("run-info.yaml")).ok())
-        .collect()
+    crate::support::run_infos(&root.join("demo").join(task).join("runs"))
 }
 
 fn wait_until(what: &str, mut check: impl FnMut() -> bool) {
