@@ -94,6 +94,9 @@ pub struct LoopRecord {
     /// Extra agent environment given at start.
     #[serde(default)]
     pub env: Vec<(String, String)>,
+    /// Working directory of the agent (a resume's; `None`: the project's default).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cwd: Option<PathBuf>,
 }
 
 impl LoopRecord {
@@ -105,6 +108,7 @@ impl LoopRecord {
             agent: agent.to_string(),
             max_restarts: request.max_restarts,
             env: request.job.extra_env.clone(),
+            cwd: request.job.cwd.clone(),
         }
     }
 
@@ -190,7 +194,11 @@ pub fn spawn_loop(
         let end = match result {
             Ok(TaskEnd::Done { last }) => ("done", last.map(|r| r.run_id), None),
             Ok(TaskEnd::Stopped { last }) => ("stopped", last.map(|r| r.run_id), None),
-            Ok(TaskEnd::GaveUp { last, .. }) => ("gave_up", last.map(|r| r.run_id), None),
+            Ok(TaskEnd::GaveUp { last, .. }) => {
+                // Why the last attempt failed (the agent's own reason, see runner::failure).
+                let error = last.as_ref().and_then(|r| r.error_summary.clone());
+                ("gave_up", last.map(|r| r.run_id), error)
+            }
             Err(err) => ("error", None, Some(err.to_string())),
         };
         let run_id = end.1.or_else(|| match &*tx.borrow() {
@@ -267,6 +275,7 @@ pub fn continue_request(
         record.env.clone(),
     )?;
     request.job.previous_run_id = latest.map(|r| r.run_id);
+    request.job.cwd = record.cwd.clone();
     request.max_restarts = record.max_restarts.saturating_sub(used);
     Ok((format!("{}/{}", record.project_id, record.task_id), request))
 }

@@ -248,6 +248,7 @@ pub fn task_request(
             extra_env: agent_env(env, state),
             max_concurrent_runs: config.defaults.max_concurrent_runs,
             exe,
+            resumes_session: None,
         },
         max_restarts: config.defaults.max_restarts,
         restart_delay: Duration::from_secs(1),
@@ -264,10 +265,14 @@ pub struct ResumeBody {
     /// Remove DONE and continue a finished task.
     #[serde(default)]
     pub reset_done: bool,
-    /// Agent (default: the latest run's agent type).
+    /// Agent (default: the latest run's agent, by its recorded `agent_name`).
     pub agent: Option<String>,
     /// Restarts after the first attempt (default: `defaults.max_restarts`).
     pub max_restarts: Option<u32>,
+    /// Absolute working directory of the agent (default: the latest run's `cwd`; claude and
+    /// gemini keep their conversations per directory).
+    #[schema(value_type = Option<String>)]
+    pub cwd: Option<PathBuf>,
 }
 
 /// `POST /api/v1/projects/{p}/tasks/{t}/resume`: continues a task's loop after its latest run;
@@ -310,25 +315,43 @@ pub async fn resume_task(
             .map_err(|e| ApiError::internal(format!("cannot remove {}: {e}", done.display())))?;
     }
     let latest = super::task_loops::latest_run(&dir);
-    let agent_name = body
-        .agent
-        .clone()
-        .or_else(|| {
-            latest
-                .as_ref()
-                .map(|r| r.agent.clone())
-                .filter(|a| !a.is_empty())
-        })
-        .or_else(|| state.settings.config.defaults.agent.clone())
-        .ok_or_else(|| ApiError::bad_request("agent is required (the task has no runs)"))?;
+    let config = &state.settings.config;
+    let agent = match (&body.agent, &latest) {
+        (Some(name), _) => runner::agent::select(name, Some(config)),
+        (None, Some(run)) if !run.agent.is_empty() => {
+            runner::agent::select_for_resume(run, Some(config))
+        }
+        (None, _) => match &config.defaults.agent {
+            Some(name) => runner::agent::select(name, Some(config)),
+            None => {
+                return Err(ApiError::bad_request(
+                    "agent is required (the task has no runs)",
+                ))
+            }
+        },
+    }
+    .map_err(|e| ApiError::bad_request(e.to_string()))?;
+    let cwd = match &body.cwd {
+        Some(cwd) if !cwd.is_absolute() || !cwd.is_dir() => {
+            return Err(ApiError::bad_request(format!(
+                "cwd {} must be an absolute path of an existing directory",
+                cwd.display()
+            )))
+        }
+        Some(cwd) => Some(cwd.clone()),
+        None => latest
+            .as_ref()
+            .and_then(|r| r.cwd.as_deref())
+            .filter(|c| !c.trim().is_empty())
+            .map(PathBuf::from),
+    };
     let record = LoopRecord {
         project_id: project.to_string(),
         task_id: task.to_string(),
-        agent: agent_name,
-        max_restarts: body
-            .max_restarts
-            .unwrap_or(state.settings.config.defaults.max_restarts),
+        agent: agent.name.clone(),
+        max_restarts: body.max_restarts.unwrap_or(config.defaults.max_restarts),
         env: Vec::new(),
+        cwd: cwd.clone(),
     };
     let (key, mut request) =
         super::task_loops::continue_request(&state, &record).map_err(ApiError::bad_request)?;

@@ -164,6 +164,7 @@ pub(crate) fn job_request(
         extra_env,
         max_concurrent_runs: defaults.map_or(0, |d| d.max_concurrent_runs),
         exe: crate::runner::exe::current_exe().context("cannot find the run-agent executable")?,
+        resumes_session: None,
     })
 }
 

@@ -142,6 +142,21 @@ pub fn resume_argv(agent_type: AgentType, argv: &[String], session: &str) -> Opt
     Some(out)
 }
 
+/// The agent a resumed task runs when none is given: the one named by the latest run's
+/// `agent_name` (the name it was selected by, e.g. a config agent `long` of type `command`),
+/// else — when that name is no longer known, or for records written before `agent_name`
+/// existed — the first agent of the latest run's type.
+pub fn select_for_resume(
+    latest: &RunInfo,
+    config: Option<&Config>,
+) -> Result<AgentSpec, RunnerError> {
+    let by_name = select(latest.agent_name_or_type(), config);
+    match by_name {
+        Ok(spec) if spec.agent_type.as_str() == latest.agent => Ok(spec),
+        _ => select(&latest.agent, config),
+    }
+}
+
 /// Selects the agent called `name`. With a config: an exact key of `agents`, else the first
 /// agent (by name) whose type is `name`, else a built-in CLI type when no agents are
 /// configured. Without a config: `claude`, `codex` or `gemini` by type.

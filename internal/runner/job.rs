@@ -56,6 +56,10 @@ pub struct JobRequest {
     pub max_concurrent_runs: u32,
     /// The `run-agent` binary that hosts the supervisor.
     pub exe: PathBuf,
+    /// The agent's own session this run continues (its argv is the resume form). Recorded
+    /// as the run's `agent_session_id` from the start, so a resume that fails before the
+    /// agent reports a session keeps the id for the next try.
+    pub resumes_session: Option<String>,
 }
 
 /// A run whose files exist and whose supervisor may be started.
@@ -121,6 +125,8 @@ pub fn prepare(req: &JobRequest) -> Result<PreparedRun, RunnerError> {
     info.parent_run_id = req.parent_run_id.clone();
     info.previous_run_id = req.previous_run_id.clone();
     info.restart_index = req.restart_index;
+    info.agent_name = Some(req.agent.name.clone());
+    info.agent_session_id = req.resumes_session.clone();
     info.process_ownership = Some("managed".to_string());
     info.cwd = Some(cwd.display().to_string());
     info.prompt_path = Some(prompt_path.display().to_string());

@@ -116,7 +116,10 @@ pub fn run_task(
         if attempt == 0 {
             if let Some(session) = &req.resume_session {
                 match resume_argv(job.agent.agent_type, &job.agent.argv, session) {
-                    Some(argv) => job.agent.argv = argv,
+                    Some(argv) => {
+                        job.agent.argv = argv;
+                        job.resumes_session = Some(session.clone());
+                    }
                     None => tracing::warn!(
                         agent = %job.agent.agent_type,
                         "cannot resume session {session:?} with this agent; starting a new conversation"

@@ -143,6 +143,10 @@ pub struct RunInfo {
     /// Position of this run in its task's restart chain (0 = first).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub restart_index: Option<u64>,
+    /// The name the agent was selected by (a config key such as `long`, or a type name);
+    /// `agent` holds its type. Resume runs the agent of this name again.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub agent_name: Option<String>,
     /// Keys this version does not know, kept in file order and written back unchanged.
     #[serde(skip)]
     pub extra: Vec<(String, Value)>,
@@ -183,8 +187,15 @@ impl RunInfo {
             agent_session_id: None,
             pid_start_time: None,
             restart_index: None,
+            agent_name: None,
             extra: Vec::new(),
         }
+    }
+
+    /// The name the run's agent was selected by: `agent_name`, else (records written before
+    /// it existed) the agent type.
+    pub fn agent_name_or_type(&self) -> &str {
+        nonempty(&self.agent_name).unwrap_or(&self.agent)
     }
 
     /// The end time, or `None` while it is the zero time.
@@ -250,6 +261,9 @@ impl RunInfo {
         if let Some(v) = self.restart_index {
             line("restart_index", v.to_string());
         }
+        if let Some(v) = nonempty(&self.agent_name) {
+            line("agent_name", s(v));
+        }
         for (key, value) in &self.extra {
             let mut map = Mapping::new();
             map.insert(Value::String(key.clone()), value.clone());
@@ -313,6 +327,7 @@ impl RunInfo {
                 "agent_session_id" => info.agent_session_id = field.opt_string()?,
                 "pid_start_time" => info.pid_start_time = Some(field.uint()?),
                 "restart_index" => info.restart_index = Some(field.uint()?),
+                "agent_name" => info.agent_name = field.opt_string()?,
                 _ => info.extra.push((key.clone(), value.clone())),
             }
         }

@@ -81,11 +81,20 @@ impl World {
         cmd
     }
 
-    /// A first run of `task` with `agent` whose stream reports a session.
+    /// The working directory of `task`'s first run (claude and gemini keep conversations
+    /// per directory, so resumed runs must run there too).
+    fn work_dir(&self, task: &str) -> PathBuf {
+        self.sb.path().join("work").join(task)
+    }
+
+    /// A first run of `task` with `agent` whose stream reports a session, in [`World::work_dir`].
     fn first_run(&self, task: &str, agent: &str, stream: &str) {
+        std::fs::create_dir_all(self.work_dir(task)).unwrap();
         let mut cmd = self.cmd(&["job", "--project", "demo", "--task", task, "--agent", agent]);
         cmd.args(["--prompt", "work", "--root"])
             .arg(self.root())
+            .arg("--cwd")
+            .arg(self.work_dir(task))
             .env("FAKE_STDOUT", stream);
         let out = run(&mut cmd);
         assert!(out.status.success(), "{}", text(&out));
@@ -132,6 +141,11 @@ fn cli_task_resume_continues_each_agents_session_in_the_first_run_only() {
         let runs = w.runs(&task);
         assert_eq!(runs.len(), 3);
         assert_eq!(runs[1].commandline.as_deref(), Some(case.resumed.as_str()));
+        let work = w.work_dir(&task).display().to_string();
+        assert!(
+            runs.iter().all(|r| r.cwd.as_deref() == Some(work.as_str())),
+            "resumed runs keep the first run's cwd: {runs:?}"
+        );
     }
 
     // Resuming with another agent type starts a new conversation.
@@ -182,7 +196,15 @@ fn api_resume_continues_each_agents_session_in_the_first_run_only() {
     }
     let (code, body) = server.post_json(
         "/api/v1/projects/demo/tasks/switch/resume",
-        serde_json::json!({"agent": "codex", "max_restarts": 1}),
+        serde_json::json!({"agent": "codex", "max_restarts": 1, "cwd": "relative/dir"}),
+    );
+    assert_eq!(code, 400, "{body}");
+    assert!(body.to_string().contains("cwd"), "{body}");
+    let elsewhere = w.sb.path().join("elsewhere");
+    std::fs::create_dir_all(&elsewhere).unwrap();
+    let (code, body) = server.post_json(
+        "/api/v1/projects/demo/tasks/switch/resume",
+        serde_json::json!({"agent": "codex", "max_restarts": 1, "cwd": elsewhere}),
     );
     assert_eq!(code, 202, "{body}");
     for task in ["t-claude", "t-codex", "t-gemini", "switch"] {
@@ -204,6 +226,14 @@ fn api_resume_continues_each_agents_session_in_the_first_run_only() {
         assert_eq!(runs.len(), 3, "{runs:?}");
         assert_eq!(runs[1].commandline.as_deref(), Some(case.resumed.as_str()));
         assert_eq!(runs[2].commandline.as_deref(), Some(case.fresh));
+        let work = w
+            .work_dir(&format!("t-{}", case.agent))
+            .display()
+            .to_string();
+        assert!(
+            runs.iter().all(|r| r.cwd.as_deref() == Some(work.as_str())),
+            "resumed runs keep the first run's cwd: {runs:?}"
+        );
     }
     assert_eq!(w.argv_lines("claude").len(), 2);
     assert_eq!(w.argv_lines("codex").len(), 4);
@@ -211,5 +241,37 @@ fn api_resume_continues_each_agents_session_in_the_first_run_only() {
     assert_eq!(switched.len(), 3);
     assert_eq!(switched[1].agent, "codex");
     assert_eq!(switched[1].commandline.as_deref(), Some(CODEX));
+    let elsewhere = elsewhere.display().to_string();
+    assert_eq!(switched[1].cwd.as_deref(), Some(elsewhere.as_str()));
+    assert_eq!(switched[2].cwd.as_deref(), Some(elsewhere.as_str()));
     drop(server);
+}
+
+/// A resume whose agent fails before reporting a session (no stream at all) keeps the
+/// session id in its record, so the next resume tries the same conversation again.
+#[test]
+fn a_failed_resume_without_a_stream_keeps_the_session_for_the_next_try() {
+    let w = World::new();
+    let case = &cases()[0];
+    w.first_run("t", case.agent, case.stream);
+    let resume = |exit: &str, done_after: &str| {
+        let mut cmd = w.cmd(&["task", "resume", "--project", "demo", "--task", "t"]);
+        cmd.args(["--max-restarts", "0", "--root"])
+            .arg(w.root())
+            .env("FAKE_ARGV_DUMP", w.dump())
+            .env("FAKE_EXIT", exit)
+            .env("FAKE_DONE_AFTER", done_after);
+        run(&mut cmd)
+    };
+    let out = resume("1", "99");
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let runs = w.runs("t");
+    assert_eq!(runs[1].status, RunStatus::Failed);
+    assert_eq!(runs[1].agent_session_id.as_deref(), Some(case.session));
+    let out = resume("0", "1");
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(
+        w.argv_lines(case.agent),
+        [case.resumed.as_str(), case.resumed.as_str()]
+    );
 }

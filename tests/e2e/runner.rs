@@ -1584,6 +1584,7 @@ fn the_conductor_binary_can_supervise_runs() {
         extra_env: vec![("FAKE_STDOUT".into(), "served answer".into())],
         max_concurrent_runs: 0,
         exe: crate::support::conductor_bin(),
+        resumes_session: None,
     };
     let info = run_job(&req, |_| {}).unwrap();
     assert_eq!(info.status, RunStatus::Completed, "{info:?}");

@@ -32,7 +32,7 @@ pub struct ResumeArgs {
     /// Task id.
     #[arg(long)]
     pub task: String,
-    /// Agent (default: the type of the latest run).
+    /// Agent (default: the latest run's agent, by its recorded `agent_name`).
     #[arg(long)]
     pub agent: Option<String>,
     /// The prompt text (default: the task's TASK.md).
@@ -56,7 +56,8 @@ pub struct ResumeArgs {
     /// How long to wait for still-running child runs once DONE exists.
     #[arg(long, value_name = "DURATION", default_value = "300s")]
     pub child_wait: String,
-    /// Working directory of the agent.
+    /// Working directory of the agent (default: the latest run's `cwd`: claude and gemini
+    /// keep their conversations per directory).
     #[arg(long, value_name = "DIR")]
     pub cwd: Option<PathBuf>,
     /// Kill a run after this long without output.
@@ -116,12 +117,12 @@ pub fn run(args: ResumeArgs) -> anyhow::Result<ExitCode> {
                     })?
             }
         };
-    let agent_name = args
-        .agent
-        .clone()
-        .or_else(|| latest.as_ref().map(|r| r.agent.clone()))
-        .filter(|a| !a.is_empty());
-    let agent = crate::cli::job::select_agent(agent_name.as_deref(), &setup)?;
+    let agent = match (&args.agent, &latest) {
+        (None, Some(latest)) if !latest.agent.is_empty() => {
+            crate::runner::agent::select_for_resume(latest, setup.config.as_ref())?
+        }
+        _ => crate::cli::job::select_agent(args.agent.as_deref(), &setup)?,
+    };
     let resume_session = session_to_resume(latest.as_ref(), &agent);
     let mut job = crate::cli::job::job_request(
         &setup,
@@ -129,7 +130,7 @@ pub fn run(args: ResumeArgs) -> anyhow::Result<ExitCode> {
         task,
         agent,
         prompt,
-        args.cwd.as_deref(),
+        resume_cwd(args.cwd, latest.as_ref()).as_deref(),
         args.timeout.as_deref(),
     )?;
     job.previous_run_id = latest.map(|r| r.run_id);
@@ -152,6 +153,17 @@ pub fn run(args: ResumeArgs) -> anyhow::Result<ExitCode> {
             dependency_poll: "2s",
         },
     )
+}
+
+/// `--cwd`, else the working directory the latest run recorded (the resumed agent must run
+/// where its conversation was kept).
+fn resume_cwd(flag: Option<PathBuf>, latest: Option<&RunInfo>) -> Option<PathBuf> {
+    flag.or_else(|| {
+        latest
+            .and_then(|r| r.cwd.as_deref())
+            .filter(|c| !c.trim().is_empty())
+            .map(PathBuf::from)
+    })
 }
 
 /// The task's latest run (by run id order) with a readable record.
