@@ -2,11 +2,13 @@
 //! already-bound listener and a shutdown future; nothing binds inside the router, so tests
 //! and socket hand-over can pass their own socket.
 
+pub mod agents;
 pub mod audit;
 pub mod browse;
 pub mod bus;
 pub mod compat;
 pub mod error;
+pub mod events;
 pub mod index;
 pub mod listen;
 pub mod lookup;
@@ -16,6 +18,7 @@ pub mod range;
 pub mod run_stream;
 pub mod security;
 pub mod self_update;
+pub mod shutdown;
 pub mod state;
 pub mod status;
 pub mod task_loops;
@@ -84,6 +87,12 @@ pub fn router(state: AppState) -> Router {
             "/api/v1/tasks/{task}",
             get(compat::show).delete(compat::stop),
         )
+        .route("/api/v1/agents", get(agents::agents))
+        .route("/api/v1/events", get(events::events))
+        .route(
+            "/api/v1/events/{stream}/topics",
+            post(events::change_topics),
+        )
         .route("/api/v1/runs", get(browse::runs))
         .route("/api/v1/runs/{run}", get(browse::run))
         .route("/api/v1/runs/{run}/stop", post(tasks::stop_run))
@@ -108,6 +117,10 @@ pub fn router(state: AppState) -> Router {
             state.clone(),
             metrics::track,
         ))
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            shutdown::end_streams,
+        ))
         .fallback(error::fallback)
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(axum::middleware::from_fn_with_state(
@@ -123,8 +136,11 @@ pub async fn serve(
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let app = router(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
+    let app = router(state.clone()).into_make_service_with_connect_info::<std::net::SocketAddr>();
     axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
+        .with_graceful_shutdown(async move {
+            shutdown.await;
+            state.shutdown.begin();
+        })
         .await
 }

@@ -6,7 +6,8 @@ use axum::Json;
 use utoipa::OpenApi;
 
 use super::{
-    browse, bus, compat, error, metrics, run_stream, security, self_update, status, tasks,
+    agents, browse, bus, compat, error, events, metrics, run_stream, security, self_update, status,
+    tasks,
 };
 
 /// The API description.
@@ -49,6 +50,9 @@ use super::{
         tasks::stop_run,
         run_stream::run_stream,
         run_stream::all_runs_stream,
+        events::events,
+        events::change_topics,
+        agents::agents,
         security::login,
         security::logout,
         self_update::status,

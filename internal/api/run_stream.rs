@@ -45,23 +45,23 @@ pub struct RunStreamQuery {
     pub from: Option<String>,
 }
 
-fn parse_position(text: &str) -> Option<(u64, u64)> {
+pub(super) fn parse_position(text: &str) -> Option<(u64, u64)> {
     let (o, e) = text.split_once(':')?;
     Some((o.trim().parse().ok()?, e.trim().parse().ok()?))
 }
 
 /// One followed log file.
-struct LogTail {
-    name: &'static str,
-    path: PathBuf,
-    offset: u64,
-    partial: Vec<u8>,
+pub(super) struct LogTail {
+    pub(super) name: &'static str,
+    pub(super) path: PathBuf,
+    pub(super) offset: u64,
+    pub(super) partial: Vec<u8>,
 }
 
 impl LogTail {
     /// Reads what was appended; returns complete lines (or all of it when `flush`) with the
     /// offset just after each.
-    fn poll(&mut self, flush: bool) -> Vec<(String, u64)> {
+    pub(super) fn poll(&mut self, flush: bool) -> Vec<(String, u64)> {
         let mut out = Vec::new();
         if let Ok(mut file) = std::fs::File::open(&self.path) {
             let start = self.offset + self.partial.len() as u64;
@@ -88,7 +88,7 @@ impl LogTail {
 }
 
 /// A file watcher whose events land in a channel; `None` if notification is unavailable.
-fn watch(
+pub(super) fn watch(
     path: &Path,
     mode: RecursiveMode,
 ) -> (Option<notify::RecommendedWatcher>, std_mpsc::Receiver<()>) {
@@ -109,7 +109,7 @@ fn watch(
 }
 
 /// Waits for a notification (or the re-check interval), then drains queued ones.
-fn wait_change(rx: &std_mpsc::Receiver<()>) {
+pub(super) fn wait_change(rx: &std_mpsc::Receiver<()>) {
     let _ = rx.recv_timeout(RECHECK);
     while rx.try_recv().is_ok() {}
 }

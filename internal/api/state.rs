@@ -38,6 +38,8 @@ pub struct ServerState {
     pub update: Arc<crate::update::UpdateManager>,
     /// The URL agents of this server's runs get as `JRUN_CONDUCTOR_URL` (set once bound).
     pub conductor_url: Option<String>,
+    /// Set when the server starts shutting down; open event streams end then.
+    pub shutdown: super::shutdown::Shutdown,
 }
 
 /// Cheap-to-clone handle used as axum state.
@@ -69,6 +71,7 @@ impl ServerState {
             started_at: Utc::now(),
             executable,
             conductor_url: None,
+            shutdown: Default::default(),
         }
     }
 

@@ -318,6 +318,20 @@ fn lock_bus(file: &File, path: &Path, timeout: Duration) -> Result<(), LockError
     lock::lock_exclusive(file, path, timeout)
 }
 
+/// Longest message type accepted on append.
+pub const MAX_TYPE_LEN: usize = 64;
+
+/// Whether `t` is a message type a bus accepts: 1 to [`MAX_TYPE_LEN`] characters of
+/// `[A-Za-z0-9_/-]`, the characters the legacy line format allows in a type. The vocabulary is
+/// open (FACT, PROGRESS, RUN_START, …; see docs/bus.md); this keeps out spaces, punctuation
+/// and anything that would not survive a round trip through the file.
+pub fn is_valid_type(t: &str) -> bool {
+    !t.is_empty()
+        && t.len() <= MAX_TYPE_LEN
+        && t.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'/' | b'-'))
+}
+
 fn validate(msg: &NewMessage) -> Result<(), BusError> {
     let invalid = |field, reason: &str| {
         Err(BusError::InvalidMessage {
@@ -331,10 +345,14 @@ fn validate(msg: &NewMessage) -> Result<(), BusError> {
             "it is empty; give a type such as FACT, PROGRESS or INFO",
         );
     }
-    if msg.msg_type.chars().any(char::is_control) {
+    if !is_valid_type(&msg.msg_type) {
         return invalid(
             "type",
-            "it contains control characters (line breaks, tabs, …)",
+            &format!(
+                "{:?} is not a message type: use 1 to {MAX_TYPE_LEN} characters of A-Z, a-z, \
+                 0-9, `_`, `/` and `-` (e.g. FACT, PROGRESS, DECISION, QUESTION, ERROR)",
+                msg.msg_type
+            ),
         );
     }
     if msg.parents.iter().any(|p| p.msg_id.trim().is_empty()) {
@@ -464,6 +482,40 @@ mod tests {
         msg.msg_type = "  ".into();
         let err = append(&bus, &msg, &AppendOptions::default()).unwrap_err();
         assert!(err.to_string().contains("type"), "{err}");
+        assert!(!bus.exists());
+    }
+
+    #[test]
+    fn types_are_tokens_of_the_legacy_type_alphabet() {
+        for ok in [
+            "FACT",
+            "RUN_START",
+            "progress",
+            "a/b-c_1",
+            &"X".repeat(MAX_TYPE_LEN),
+        ] {
+            assert!(is_valid_type(ok), "{ok}");
+        }
+        for bad in [
+            "",
+            "bogus type",
+            "FACT:",
+            "a.b",
+            "É",
+            &"X".repeat(MAX_TYPE_LEN + 1),
+        ] {
+            assert!(!is_valid_type(bad), "{bad}");
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let bus = dir.path().join("b.md");
+        let mut msg = new("x");
+        msg.msg_type = "bogus type".into();
+        let err = append(&bus, &msg, &AppendOptions::default()).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("\"bogus type\" is not a message type"),
+            "{err}"
+        );
         assert!(!bus.exists());
     }
 }

@@ -107,7 +107,7 @@ fn serialize_ts<S: Serializer>(ts: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Err
 /// A message to append. The id, and the timestamp when not given, are assigned at append time.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewMessage {
-    /// Message type; must be non-empty, without control characters.
+    /// Message type: 1 to 64 characters of `[A-Za-z0-9_/-]` (see [`crate::bus::append::is_valid_type`]).
     pub msg_type: String,
     /// Project the message belongs to.
     pub project_id: ProjectId,

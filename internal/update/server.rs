@@ -82,6 +82,8 @@ pub async fn serve(
         () = shutdown => None,
         plan = next_plan(&mut plans) => plan,
     };
+    // Event streams end now: graceful shutdown would otherwise wait for every open browser tab.
+    state.shutdown.begin();
     let Some(plan) = plan else {
         let manager = std::sync::Arc::clone(&state.update);
         let _ = tokio::task::spawn_blocking(move || manager.begin_shutdown()).await;

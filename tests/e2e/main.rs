@@ -10,6 +10,7 @@ mod bus;
 mod bus_api;
 mod client;
 mod config;
+mod events_api;
 mod gc;
 mod inspect;
 mod rest;

@@ -19,7 +19,10 @@ fn agent() -> ureq::Agent {
 }
 
 /// Opens an SSE stream and returns an iterator of (event, id, data).
-fn events(url: &str, last_id: Option<&str>) -> impl Iterator<Item = (String, String, String)> {
+pub(crate) fn events(
+    url: &str,
+    last_id: Option<&str>,
+) -> impl Iterator<Item = (String, String, String)> {
     let mut req = agent().get(url);
     if let Some(id) = last_id {
         req = req.header("Last-Event-ID", id);
@@ -48,7 +51,7 @@ fn events(url: &str, last_id: Option<&str>) -> impl Iterator<Item = (String, Str
     })
 }
 
-fn append(path: &Path, text: &str) {
+pub(crate) fn append(path: &Path, text: &str) {
     let mut f = std::fs::OpenOptions::new()
         .create(true)
         .append(true)

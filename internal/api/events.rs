@@ -1,0 +1,579 @@
+//! One multiplexed event stream per browser: `GET /api/v1/events?topics=…` carries everything
+//! a page follows (the run list, one or more runs' logs, message buses) over one connection,
+//! so any number of tabs stay within the browser's six connections per host. The topic set
+//! changes without reconnecting: `POST /api/v1/events/{stream}/topics` with
+//! `{"add": […], "remove": […]}` (the stream id is the `hello` event's data).
+//!
+//! Topics (a resume position after `@` is optional):
+//! - `runs`: `run_created` / `run_status` of every run in the index;
+//! - `run:<run_id>[@<stdout offset>:<stderr offset>]`: `log` batches (`stream`, `lines`,
+//!   `pos`), `status` changes and a final `end`;
+//! - `bus:<project>[/<task>][@<msg_id>]`: `bus` batches of messages after `msg_id` (without
+//!   it, every message), `resync` when `msg_id` is unknown.
+//!
+//! Every event's data is JSON with a `topic` field. Events queue in one bounded channel per
+//! stream: a client too slow to read blocks only its own followers (log and bus followers
+//! wait, the run list says `resync`), never the server's memory.
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, LazyLock, Mutex};
+use std::time::Duration;
+
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{Path as UrlPath, Query, State};
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use notify::RecursiveMode;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use tokio::sync::{broadcast, mpsc};
+use tokio_stream::wrappers::ReceiverStream;
+use tokio_stream::StreamExt;
+
+use super::bus::HEARTBEAT;
+use super::error::ApiError;
+use super::index::IndexChange;
+use super::lookup;
+use super::run_stream::{parse_position, wait_change, watch, LogTail};
+use super::state::AppState;
+use crate::bus::{BusError, FollowFrom, Follower};
+use crate::storage::paths::{
+    PROJECT_BUS_FILE, RUN_INFO_FILE, STDERR_FILE, STDOUT_FILE, TASK_BUS_FILE,
+};
+use crate::storage::{liveness, ProjectId, RunId, RunStatus, TaskId};
+
+/// Events queued per stream before its followers wait.
+const BUFFER: usize = 64;
+/// Largest `log` event (bytes of lines); a bigger batch is split.
+const MAX_BATCH_BYTES: usize = 64 * 1024;
+/// Most topics one stream may follow.
+pub const MAX_TOPICS: usize = 32;
+/// Under steady output, wait this long after a change so lines travel in fewer, larger events.
+const COALESCE: Duration = Duration::from_millis(40);
+/// How often an idle run-list follower checks whether it was unsubscribed.
+const IDLE_CHECK: Duration = Duration::from_secs(2);
+
+/// One subscription of an event stream.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Topic {
+    /// Runs created and status changes.
+    Runs,
+    /// One run's log lines and status, from byte offsets of stdout and stderr.
+    Run {
+        /// The run.
+        run: RunId,
+        /// Where to start in stdout and stderr.
+        from: (u64, u64),
+    },
+    /// A project or task message bus, after a message id.
+    Bus {
+        /// The project.
+        project: ProjectId,
+        /// The task, for a task bus.
+        task: Option<TaskId>,
+        /// Resume after this message.
+        since: Option<String>,
+    },
+}
+
+impl Topic {
+    /// Parses `runs`, `run:<id>[@o:e]` or `bus:<project>[/<task>][@msg_id]`.
+    pub fn parse(text: &str) -> Result<Topic, String> {
+        let text = text.trim();
+        let (name, at) = match text.split_once('@') {
+            Some((name, at)) => (name, Some(at)),
+            None => (text, None),
+        };
+        let bad = |why: String| Err(format!("invalid topic {text:?}: {why}"));
+        if name == "runs" {
+            if at.is_some() {
+                return bad("`runs` takes no position".into());
+            }
+            return Ok(Topic::Runs);
+        }
+        if let Some(id) = name.strip_prefix("run:") {
+            let run = match RunId::parse(id) {
+                Ok(run) => run,
+                Err(e) => return bad(e.to_string()),
+            };
+            let from = match at {
+                None => (0, 0),
+                Some(pos) => match parse_position(pos) {
+                    Some(p) => p,
+                    None => {
+                        return bad("the position must be <stdout offset>:<stderr offset>".into())
+                    }
+                },
+            };
+            return Ok(Topic::Run { run, from });
+        }
+        if let Some(path) = name.strip_prefix("bus:") {
+            let (project, task) = match path.split_once('/') {
+                Some((p, t)) => (p, Some(t)),
+                None => (path, None),
+            };
+            let project = match ProjectId::parse(project) {
+                Ok(p) => p,
+                Err(e) => return bad(e.to_string()),
+            };
+            let task = match task.map(TaskId::parse).transpose() {
+                Ok(t) => t,
+                Err(e) => return bad(e.to_string()),
+            };
+            let since = at.map(str::to_string).filter(|s| !s.is_empty());
+            return Ok(Topic::Bus {
+                project,
+                task,
+                since,
+            });
+        }
+        bad("allowed: runs, run:<run_id>[@<stdout offset>:<stderr offset>], bus:<project>[/<task>][@<msg_id>]".into())
+    }
+
+    /// The topic's name without its position: what events carry and what `remove` takes.
+    pub fn key(&self) -> String {
+        match self {
+            Topic::Runs => "runs".into(),
+            Topic::Run { run, .. } => format!("run:{run}"),
+            Topic::Bus {
+                project,
+                task: Some(task),
+                ..
+            } => format!("bus:{project}/{task}"),
+            Topic::Bus { project, .. } => format!("bus:{project}"),
+        }
+    }
+}
+
+/// Parses a list of topics (an empty one is allowed: a stream may start idle).
+fn parse_topics<'a>(items: impl IntoIterator<Item = &'a str>) -> Result<Vec<Topic>, ApiError> {
+    let mut topics = Vec::new();
+    for item in items {
+        if item.trim().is_empty() {
+            continue;
+        }
+        topics.push(Topic::parse(item).map_err(ApiError::bad_request)?);
+    }
+    Ok(topics)
+}
+
+/// An open stream's sender and its followed topics (each with a stop flag).
+struct Stream {
+    tx: mpsc::Sender<Event>,
+    topics: Mutex<HashMap<String, Arc<AtomicBool>>>,
+}
+
+/// Open streams by id, for topic changes.
+static STREAMS: LazyLock<Mutex<HashMap<String, Arc<Stream>>>> = LazyLock::new(Default::default);
+
+fn streams() -> std::sync::MutexGuard<'static, HashMap<String, Arc<Stream>>> {
+    STREAMS.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Removes the stream from the registry and stops its followers when the response is dropped.
+struct StreamGuard {
+    id: String,
+    stream: Arc<Stream>,
+    _sse: super::metrics::SseGuard,
+}
+
+impl Drop for StreamGuard {
+    fn drop(&mut self) {
+        streams().remove(&self.id);
+        let topics = self.stream.topics.lock().unwrap_or_else(|e| e.into_inner());
+        for stop in topics.values() {
+            stop.store(true, Ordering::Relaxed);
+        }
+    }
+}
+
+/// Query of the events route.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct EventsQuery {
+    /// Comma-separated topics: `runs`, `run:<id>[@o:e]`, `bus:<project>[/<task>][@msg_id]`.
+    pub topics: Option<String>,
+}
+
+/// `GET /api/v1/events?topics=…`
+#[utoipa::path(
+    get,
+    path = "/api/v1/events",
+    tag = "events",
+    params(EventsQuery),
+    responses((status = 200, description = "SSE: hello (stream id), then run_created, run_status, log, status, end, bus, resync, error events; data is JSON with `topic`", content_type = "text/event-stream"), (status = 400, description = "Bad topic", body = crate::api::error::ErrorBody))
+)]
+pub async fn events(
+    State(state): State<AppState>,
+    Query(query): Query<EventsQuery>,
+) -> Result<Response, ApiError> {
+    let topics = parse_topics(query.topics.as_deref().unwrap_or("").split(','))?;
+    check_count(topics.len())?;
+    let (tx, rx) = mpsc::channel::<Event>(BUFFER);
+    let id = format!("{:016x}{:016x}", fastrand::u64(..), fastrand::u64(..));
+    let stream = Arc::new(Stream {
+        tx: tx.clone(),
+        topics: Mutex::new(HashMap::new()),
+    });
+    streams().insert(id.clone(), stream.clone());
+    let guard = StreamGuard {
+        id: id.clone(),
+        stream: stream.clone(),
+        _sse: state.metrics.sse_guard(),
+    };
+    // `hello` is the first event; the channel is empty, so this cannot fail.
+    let _ = tx.try_send(
+        Event::default()
+            .event("hello")
+            .data(json!({ "stream": id }).to_string()),
+    );
+    for topic in topics {
+        subscribe(&state, &stream, topic);
+    }
+    let body = ReceiverStream::new(rx).map(move |event| {
+        let _keep = &guard;
+        Ok::<Event, Infallible>(event)
+    });
+    Ok(Sse::new(body)
+        .keep_alive(KeepAlive::new().interval(HEARTBEAT).text("heartbeat"))
+        .into_response())
+}
+
+fn check_count(n: usize) -> Result<(), ApiError> {
+    if n > MAX_TOPICS {
+        return Err(ApiError::bad_request(format!(
+            "too many topics ({n}); a stream follows at most {MAX_TOPICS}"
+        )));
+    }
+    Ok(())
+}
+
+/// Body of `POST /api/v1/events/{stream}/topics`.
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TopicChange {
+    /// Topics to follow (with an optional `@` position).
+    #[serde(default)]
+    pub add: Vec<String>,
+    /// Topic names to stop following (a position is ignored).
+    #[serde(default)]
+    pub remove: Vec<String>,
+}
+
+/// `POST /api/v1/events/{stream}/topics`
+#[utoipa::path(
+    post,
+    path = "/api/v1/events/{stream}/topics",
+    tag = "events",
+    params(("stream" = String, Path, description = "Stream id (the `hello` event's data)")),
+    request_body = TopicChange,
+    responses((status = 200, description = "The stream's topics now"), (status = 400, description = "Bad topic", body = crate::api::error::ErrorBody), (status = 404, description = "No such open stream", body = crate::api::error::ErrorBody))
+)]
+pub async fn change_topics(
+    State(state): State<AppState>,
+    UrlPath(id): UrlPath<String>,
+    body: Result<Json<TopicChange>, JsonRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let Json(change) = body.map_err(ApiError::from_json)?;
+    let add = parse_topics(change.add.iter().map(String::as_str))?;
+    let remove = parse_topics(change.remove.iter().map(String::as_str))?;
+    let stream = streams()
+        .get(&id)
+        .cloned()
+        .ok_or_else(|| ApiError::not_found(format!("event stream {id:?} is not open")))?;
+    {
+        let mut topics = stream.topics.lock().unwrap_or_else(|e| e.into_inner());
+        for topic in &remove {
+            if let Some(stop) = topics.remove(&topic.key()) {
+                stop.store(true, Ordering::Relaxed);
+            }
+        }
+        let new = add
+            .iter()
+            .filter(|t| !topics.contains_key(&t.key()))
+            .count();
+        check_count(topics.len() + new)?;
+    }
+    for topic in add {
+        subscribe(&state, &stream, topic);
+    }
+    let mut names: Vec<String> = stream
+        .topics
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .keys()
+        .cloned()
+        .collect();
+    names.sort();
+    Ok(Json(json!({ "stream": id, "topics": names })))
+}
+
+/// Starts following `topic` on `stream` (a topic already followed is left as it is).
+fn subscribe(state: &AppState, stream: &Arc<Stream>, topic: Topic) {
+    let key = topic.key();
+    let stop = Arc::new(AtomicBool::new(false));
+    {
+        let mut topics = stream.topics.lock().unwrap_or_else(|e| e.into_inner());
+        if topics.contains_key(&key) {
+            return;
+        }
+        topics.insert(key.clone(), stop.clone());
+    }
+    let follower = Follow {
+        key,
+        tx: stream.tx.clone(),
+        stop,
+    };
+    match topic {
+        Topic::Runs => {
+            let changes = state.index.subscribe();
+            tokio::spawn(follower.runs(changes));
+        }
+        Topic::Run { run, from } => match lookup::run_dir(state, &run) {
+            Ok(dir) => {
+                std::thread::spawn(move || follower.run(dir, from));
+            }
+            Err(err) => follower.fail(&err.message),
+        },
+        Topic::Bus {
+            project,
+            task,
+            since,
+        } => match bus_path(state, &project, task.as_ref()) {
+            Ok(path) => {
+                std::thread::spawn(move || follower.bus(path, since));
+            }
+            Err(err) => follower.fail(&err.message),
+        },
+    }
+}
+
+fn bus_path(
+    state: &AppState,
+    project: &ProjectId,
+    task: Option<&TaskId>,
+) -> Result<PathBuf, ApiError> {
+    Ok(match task {
+        Some(task) => lookup::task_dir(&state.root, project, task)?.join(TASK_BUS_FILE),
+        None => lookup::project_dir(&state.root, project)?.join(PROJECT_BUS_FILE),
+    })
+}
+
+/// One topic's follower: sends its events until unsubscribed or the stream is gone.
+struct Follow {
+    key: String,
+    tx: mpsc::Sender<Event>,
+    stop: Arc<AtomicBool>,
+}
+
+impl Follow {
+    fn stopped(&self) -> bool {
+        self.stop.load(Ordering::Relaxed) || self.tx.is_closed()
+    }
+
+    fn event(&self, kind: &str, mut data: Value) -> Event {
+        data["topic"] = Value::String(self.key.clone());
+        Event::default().event(kind).data(data.to_string())
+    }
+
+    /// Sends from a follower thread; false when the stream is gone or the topic dropped.
+    fn send_blocking(&self, kind: &str, data: Value) -> bool {
+        !self.stopped() && self.tx.blocking_send(self.event(kind, data)).is_ok()
+    }
+
+    /// A topic that cannot be followed: one `error` event, the stream goes on.
+    fn fail(&self, message: &str) {
+        let _ = self
+            .tx
+            .try_send(self.event("error", json!({ "message": message })));
+    }
+
+    async fn runs(self, mut changes: broadcast::Receiver<IndexChange>) {
+        loop {
+            let change = tokio::select! {
+                change = changes.recv() => change,
+                () = self.tx.closed() => return,
+                () = tokio::time::sleep(IDLE_CHECK) => {
+                    if self.stopped() { return; }
+                    continue;
+                }
+            };
+            let event = match change {
+                Ok(IndexChange::Created(r)) => (
+                    "run_created",
+                    json!({"run_id": r.run_id, "project_id": r.project_id, "task_id": r.task_id, "status": r.status}),
+                ),
+                Ok(IndexChange::Status(r)) => (
+                    "run_status",
+                    json!({"run_id": r.run_id, "project_id": r.project_id, "task_id": r.task_id, "status": r.status}),
+                ),
+                Err(broadcast::error::RecvError::Lagged(missed)) => (
+                    "resync",
+                    json!({ "reason": format!("{missed} changes were dropped; re-list with GET /api/v1/runs") }),
+                ),
+                Err(broadcast::error::RecvError::Closed) => return,
+            };
+            if self.stopped() || self.tx.send(self.event(event.0, event.1)).await.is_err() {
+                return;
+            }
+        }
+    }
+
+    fn run(self, dir: PathBuf, from: (u64, u64)) {
+        let (_watcher, changes) = watch(&dir, RecursiveMode::NonRecursive);
+        let tail = |name, file, offset| LogTail {
+            name,
+            path: dir.join(file),
+            offset,
+            partial: Vec::new(),
+        };
+        let mut tails = [
+            tail("stdout", STDOUT_FILE, from.0),
+            tail("stderr", STDERR_FILE, from.1),
+        ];
+        let mut last_status: Option<RunStatus> = None;
+        loop {
+            let info = liveness::read_reconciled(&dir.join(RUN_INFO_FILE)).ok();
+            let status = info.as_ref().map_or(RunStatus::Unknown, |i| i.status);
+            let finished = status.is_terminal();
+            let mut busy = false;
+            for i in 0..tails.len() {
+                let lines = tails[i].poll(finished);
+                busy |= !lines.is_empty();
+                for batch in batches(lines) {
+                    let (o, e) = if i == 0 {
+                        (batch.1, tails[1].offset)
+                    } else {
+                        (tails[0].offset, batch.1)
+                    };
+                    let data = json!({"stream": tails[i].name, "lines": batch.0, "pos": format!("{o}:{e}")});
+                    if !self.send_blocking("log", data) {
+                        return;
+                    }
+                }
+            }
+            let pos = format!("{}:{}", tails[0].offset, tails[1].offset);
+            if last_status != Some(status) {
+                last_status = Some(status);
+                let data = json!({
+                    "status": status,
+                    "exit_code": info.as_ref().map(|i| i.exit_code),
+                    "error_summary": info.as_ref().and_then(|i| i.error_summary.clone()),
+                    "pos": pos,
+                });
+                if !self.send_blocking("status", data) {
+                    return;
+                }
+            }
+            if finished {
+                self.send_blocking("end", json!({ "status": status, "pos": pos }));
+                return;
+            }
+            if self.stopped() {
+                return;
+            }
+            wait_change(&changes);
+            if busy {
+                std::thread::sleep(COALESCE);
+            }
+        }
+    }
+
+    fn bus(self, path: PathBuf, since: Option<String>) {
+        let from = since.clone().map_or(FollowFrom::Start, FollowFrom::Since);
+        let mut follower = match Follower::open(&path, from, None) {
+            Ok(f) => f,
+            Err(BusError::SinceNotFound { .. }) => {
+                let reason = "unknown msg_id; replaying the whole bus";
+                if !self.send_blocking("resync", json!({ "reason": reason })) {
+                    return;
+                }
+                match Follower::open(&path, FollowFrom::Start, None) {
+                    Ok(f) => f,
+                    Err(err) => return self.fail(&err.to_string()),
+                }
+            }
+            Err(err) => return self.fail(&err.to_string()),
+        };
+        while !self.stopped() {
+            match follower.next_batch(Duration::from_secs(1)) {
+                Ok(batch) if batch.is_empty() => {}
+                Ok(batch) => {
+                    if !self.send_blocking("bus", json!({ "messages": batch })) {
+                        return;
+                    }
+                }
+                Err(err) => return self.fail(&err.to_string()),
+            }
+        }
+    }
+}
+
+/// Groups `(line, offset after it)` into batches of at most [`MAX_BATCH_BYTES`], each with the
+/// offset after its last line.
+fn batches(lines: Vec<(String, u64)>) -> Vec<(Vec<String>, u64)> {
+    let mut out: Vec<(Vec<String>, u64)> = Vec::new();
+    let mut size = 0;
+    for (line, offset) in lines {
+        match out.last_mut() {
+            Some((batch, end)) if size + line.len() <= MAX_BATCH_BYTES => {
+                size += line.len();
+                batch.push(line);
+                *end = offset;
+            }
+            _ => {
+                size = line.len();
+                out.push((vec![line], offset));
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn topics_parse_with_and_without_positions() {
+        assert_eq!(Topic::parse("runs"), Ok(Topic::Runs));
+        let run = Topic::parse("run:20260101-1200000000-1@10:20").unwrap();
+        assert_eq!(run.key(), "run:20260101-1200000000-1");
+        assert!(matches!(run, Topic::Run { from: (10, 20), .. }));
+        let bus = Topic::parse("bus:demo/t1@MSG-1").unwrap();
+        assert_eq!(bus.key(), "bus:demo/t1");
+        assert!(matches!(bus, Topic::Bus { since: Some(ref s), .. } if s == "MSG-1"));
+        assert_eq!(Topic::parse("bus:demo").unwrap().key(), "bus:demo");
+    }
+
+    #[test]
+    fn bad_topics_name_what_is_allowed() {
+        for bad in ["nope", "runs@1", "run:../x", "run:x@abc", "bus:../p"] {
+            let err = Topic::parse(bad).unwrap_err();
+            assert!(err.contains(bad), "{err}");
+        }
+        assert!(Topic::parse("nope").unwrap_err().contains("allowed: runs"));
+    }
+
+    #[test]
+    fn batches_split_by_size_and_keep_the_last_offset() {
+        let big = "x".repeat(MAX_BATCH_BYTES / 2 + 1);
+        let lines = vec![
+            ("a".to_string(), 2),
+            (big.clone(), 4),
+            (big.clone(), 6),
+            ("b".to_string(), 8),
+        ];
+        let out = batches(lines);
+        assert_eq!(out.len(), 2);
+        assert_eq!(out[0].1, 4);
+        assert_eq!(out[1].0.len(), 2);
+        assert_eq!(out[1].1, 8);
+        assert!(batches(Vec::new()).is_empty());
+    }
+}
