@@ -2,6 +2,7 @@
 //! and the dispatch from a parsed command to its implementation (one file per command).
 
 pub mod bus;
+pub mod completions;
 pub mod gc;
 pub mod job;
 pub mod list;
@@ -70,6 +71,10 @@ pub enum RunAgentCommand {
     /// API client of a running server: status, tasks, runs, bus, self-update.
     #[command(subcommand)]
     Server(server::ServerCommand),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions(completions::CompletionsArgs),
+    /// Print the man page, or write one page per command with --out-dir.
+    Man(completions::ManArgs),
     /// Supervise one run (internal; started by job and task).
     #[command(hide = true)]
     Supervise(supervise::SuperviseArgs),
@@ -106,6 +111,10 @@ pub enum ConductorCommand {
     /// Message bus of a running server: read, post (API client).
     #[command(subcommand)]
     Bus(server::BusCommand),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions(completions::CompletionsArgs),
+    /// Print the man page, or write one page per command with --out-dir.
+    Man(completions::ManArgs),
     /// Supervise one run (internal; started when the server runs a task).
     #[command(hide = true)]
     Supervise(supervise::SuperviseArgs),
@@ -113,6 +122,7 @@ pub enum ConductorCommand {
 
 /// Entry point of the `run-agent` binary.
 pub fn run_agent_main() -> ExitCode {
+    completions::complete_if_asked(completions::Binary::RunAgent);
     let cli = RunAgentCli::parse();
     logging::init(cli.global.log_format);
     let result = match cli.command {
@@ -129,6 +139,10 @@ pub fn run_agent_main() -> ExitCode {
         RunAgentCommand::Output(args) => output::run(args),
         RunAgentCommand::Watch(args) => watch::run(args),
         RunAgentCommand::Server(cmd) => server::run(cmd),
+        RunAgentCommand::Completions(args) => {
+            completions::run_completions(args, completions::Binary::RunAgent)
+        }
+        RunAgentCommand::Man(args) => completions::run_man(args, completions::Binary::RunAgent),
         RunAgentCommand::Supervise(args) => supervise::run(args),
     };
     finish(result)
@@ -136,6 +150,7 @@ pub fn run_agent_main() -> ExitCode {
 
 /// Entry point of the `conductor` binary.
 pub fn conductor_main() -> ExitCode {
+    completions::complete_if_asked(completions::Binary::Conductor);
     let cli = ConductorCli::parse();
     logging::init(cli.global.log_format);
     let result = match cli.command {
@@ -156,6 +171,12 @@ pub fn conductor_main() -> ExitCode {
         }
         Some(ConductorCommand::Bus(cmd)) => {
             server::run_with_config(server::ServerCommand::Bus(cmd), cli.serve.config)
+        }
+        Some(ConductorCommand::Completions(args)) => {
+            completions::run_completions(args, completions::Binary::Conductor)
+        }
+        Some(ConductorCommand::Man(args)) => {
+            completions::run_man(args, completions::Binary::Conductor)
         }
         Some(ConductorCommand::Supervise(args)) => supervise::run(args),
     };

@@ -9,6 +9,7 @@ mod browse;
 mod bus;
 mod bus_api;
 mod client;
+mod completions;
 mod config;
 mod events_api;
 mod gc;
