@@ -14,6 +14,8 @@ mod config;
 mod events_api;
 mod gc;
 mod inspect;
+mod ops_scripts;
+mod ops_units;
 mod rest;
 mod resume_cli;
 mod run_stream;
