@@ -368,18 +368,17 @@ fn read_run_file(
     content_type: &'static str,
 ) -> Result<Response, ApiError> {
     use std::io::{Read, Seek, SeekFrom};
-    use std::os::unix::fs::OpenOptionsExt;
 
     let not_found = || ApiError::not_found(format!("{label} not found"));
-    let file = std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NOFOLLOW)
-        .open(path)
-        .map_err(|e| match e.kind() {
-            std::io::ErrorKind::NotFound => not_found(),
-            _ if e.raw_os_error() == Some(libc::ELOOP) => not_found(),
-            _ => ApiError::internal(format!("cannot open {label}: {e}")),
-        })?;
+    let file = crate::storage::confined::open_nofollow(path).map_err(|e| {
+        if e.is_not_found() {
+            not_found()
+        } else if e.is_refusal() {
+            ApiError::from_confined(e)
+        } else {
+            ApiError::internal(format!("cannot open {label}: {e}"))
+        }
+    })?;
     let meta = file
         .metadata()
         .map_err(|e| ApiError::internal(format!("cannot inspect {label}: {e}")))?;

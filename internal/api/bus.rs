@@ -89,6 +89,10 @@ fn bus_error(err: BusError) -> ApiError {
         BusError::SinceNotFound { .. } | BusError::InvalidMessage { .. } => {
             ApiError::bad_request(err.to_string())
         }
+        // A bus that is a symlink (or not a regular file) is refused, never followed.
+        BusError::Symlink { .. } | BusError::NotRegularFile { .. } => {
+            ApiError::path_refused(err.to_string())
+        }
         other => ApiError::internal(other.to_string()),
     }
 }

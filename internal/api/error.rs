@@ -77,6 +77,28 @@ impl ApiError {
 }
 
 impl ApiError {
+    /// 403 `path_refused`: a path below the root that is a symlink (never followed).
+    pub fn path_refused(message: impl Into<String>) -> Self {
+        Self {
+            status: StatusCode::FORBIDDEN,
+            code: "path_refused",
+            message: message.into(),
+            retry_after: None,
+        }
+    }
+
+    /// 403 `path_refused` for a path below the root that is reached through a symlink (or is
+    /// otherwise refused by [`crate::storage::confined`]), 404 for a missing one, else 500.
+    pub fn from_confined(err: crate::storage::ConfinedError) -> Self {
+        if err.is_refusal() {
+            Self::path_refused(err.to_string())
+        } else if err.is_not_found() {
+            Self::not_found(err.to_string())
+        } else {
+            Self::internal(err.to_string())
+        }
+    }
+
     /// A rejected JSON body: 413 when too large, 415 without a JSON content type, otherwise
     /// 400 — always with the extractor's explanation (e.g. the unknown field's name).
     pub fn from_json(rejection: axum::extract::rejection::JsonRejection) -> Self {

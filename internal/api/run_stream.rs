@@ -63,7 +63,8 @@ impl LogTail {
     /// offset just after each.
     pub(super) fn poll(&mut self, flush: bool) -> Vec<(String, u64)> {
         let mut out = Vec::new();
-        if let Ok(mut file) = std::fs::File::open(&self.path) {
+        // The same rule as the file route: a log that is a symlink is never followed.
+        if let Ok(mut file) = crate::storage::confined::open_nofollow(&self.path) {
             let start = self.offset + self.partial.len() as u64;
             if file.seek(SeekFrom::Start(start)).is_ok() {
                 let _ = file.read_to_end(&mut self.partial);
@@ -130,6 +131,7 @@ pub async fn run_stream(
 ) -> Result<Response, ApiError> {
     let run = lookup::run_id(&run)?;
     let dir = lookup::run_dir(&state, &run)?;
+    lookup::refuse_symlinked_files(&dir, &[STDOUT_FILE, STDERR_FILE])?;
     let resume = last_event_id(&headers).or(query.from);
     let (out_off, err_off) = match resume.as_deref() {
         None => (0, 0),

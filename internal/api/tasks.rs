@@ -18,9 +18,10 @@ use super::error::ApiError;
 use super::lookup;
 use super::state::AppState;
 use super::task_loops::{spawn_loop, LoopRecord, LoopState};
+use crate::gc::TaskDeleteError;
 use crate::runner::{self, JobRequest, StopOptions, TaskRequest};
 use crate::storage::scan::{list_runs, Reconcile};
-use crate::storage::{ids, paths, ProjectId, RunStatus, TaskId};
+use crate::storage::{confined, ids, paths, ProjectId, RunStatus, TaskId};
 
 /// Longest `grace_seconds` of a stop.
 const MAX_GRACE_SECONDS: u64 = 3600;
@@ -123,6 +124,11 @@ pub async fn start_task(
         })?;
     let agent = runner::agent::select(&agent_name, Some(config))
         .map_err(|e| ApiError::bad_request(e.to_string()))?;
+    // Nothing of the task is reached through a symlink (403 before anything is written).
+    state
+        .root
+        .confined_task_dir(&project, &task)
+        .map_err(ApiError::from_confined)?;
     let key = format!("{project}/{task}");
     if state.task_loops.is_active(&key) || task_has_running_run(&state, &project, &task) {
         return Err(ApiError::conflict(format!("task {key} is already running")));
@@ -387,8 +393,12 @@ async fn loop_lock(
         })
 }
 
+/// Whether the task has a running run (a task reached through a symlink has none here).
 fn task_has_running_run(state: &AppState, project: &ProjectId, task: &TaskId) -> bool {
-    list_runs(&state.root.task_dir(project, task), Reconcile::Yes)
+    let Ok(dir) = state.root.confined_task_dir(project, task) else {
+        return false;
+    };
+    list_runs(&dir, Reconcile::Yes)
         .iter()
         .any(|r| r.status() == RunStatus::Running)
 }
@@ -399,7 +409,13 @@ fn read_output(state: &AppState, project: &ProjectId, task: &TaskId, run: &str) 
         .root
         .run_dir(project, task, &run)
         .join(paths::OUTPUT_FILE);
-    std::fs::read_to_string(path).ok()
+    let mut text = String::new();
+    std::io::Read::read_to_string(
+        &mut confined::open_file(state.root.path(), &path).ok()?,
+        &mut text,
+    )
+    .ok()?;
+    Some(text)
 }
 
 /// Body of `POST /api/v1/projects`.
@@ -439,7 +455,10 @@ pub async fn create_project(
             body.project_root.display()
         )));
     }
-    let dir = state.root.project_dir(&project);
+    let dir = state
+        .root
+        .confined_project_dir(&project)
+        .map_err(ApiError::from_confined)?;
     if std::fs::symlink_metadata(&dir).is_ok() {
         return Err(ApiError::conflict(format!(
             "project {project} already exists"
@@ -612,18 +631,26 @@ pub async fn delete_task(
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let project = lookup::project_id(&project)?;
     let task = lookup::task_id(&task)?;
-    let dir = lookup::task_dir(&state.root, &project, &task)?;
+    lookup::task_dir(&state.root, &project, &task)?;
     let key = format!("{project}/{task}");
-    if state.task_loops.is_active(&key)
-        || task_has_running_run(&state, &project, &task)
-        || runner::loop_lock::active(&dir)
-    {
+    if state.task_loops.is_active(&key) {
         return Err(ApiError::conflict(format!(
             "task {key} is running; stop it before deleting it"
         )));
     }
-    std::fs::remove_dir_all(&dir)
-        .map_err(|e| ApiError::internal(format!("cannot delete {}: {e}", dir.display())))?;
+    let root = state.root.clone();
+    let (p, t) = (project.clone(), task.clone());
+    tokio::task::spawn_blocking(move || crate::gc::delete_task(&root, &p, &t))
+        .await
+        .map_err(|e| ApiError::internal(format!("delete failed: {e}")))?
+        .map_err(|e| match e {
+            TaskDeleteError::NotFound { .. } => ApiError::not_found(e.to_string()),
+            TaskDeleteError::Refused(err) => ApiError::from_confined(err),
+            TaskDeleteError::Running { .. } => ApiError::conflict(format!(
+                "task {key} is running; stop it before deleting it ({e})"
+            )),
+            TaskDeleteError::Gc(err) => ApiError::internal(err.to_string()),
+        })?;
     Ok(Json(
         serde_json::json!({ "project_id": project, "task_id": task, "deleted": true }),
     ))

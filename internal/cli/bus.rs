@@ -197,10 +197,7 @@ fn post_target(args: &PostArgs, env: Env) -> anyhow::Result<PostTarget> {
             anyhow!("no bus selected: pass --project (and --task), or set {ENV_PROJECT_ID} or {ENV_MESSAGE_BUS}")
         })?;
     let root = resolve_root(&args.location)?;
-    let bus = match &task {
-        Some(t) => root.task_bus(&project, t),
-        None => root.project_bus(&project),
-    };
+    let bus = root.confined_bus(&project, task.as_ref())?;
     Ok(PostTarget {
         bus,
         project,
@@ -351,10 +348,7 @@ fn read_target(args: &ReadArgs, env: Env) -> anyhow::Result<PathBuf> {
             anyhow!("no bus selected: pass --project (and --task), or set {ENV_MESSAGE_BUS} or {ENV_PROJECT_ID}")
         })?;
     let root = resolve_root(&args.location)?;
-    Ok(match &task {
-        Some(t) => root.task_bus(&project, t),
-        None => root.project_bus(&project),
-    })
+    Ok(root.confined_bus(&project, task.as_ref())?)
 }
 
 /// Prints messages; `Ok(false)` when stdout was closed (e.g. piped into `head`).

@@ -15,6 +15,7 @@ use anyhow::{bail, Context};
 use notify::{RecursiveMode, Watcher};
 
 use crate::runner::inspect::{extra_runs, find_run, read_run, read_run_read_only};
+use crate::storage::confined::open_nofollow;
 use crate::storage::ids::{ProjectId, RunId, TaskId};
 use crate::storage::paths::{OUTPUT_FILE, PROMPT_FILE, RUNS_DIR, STDERR_FILE, STDOUT_FILE};
 use crate::storage::scan::RunEntry;
@@ -90,7 +91,7 @@ pub fn run(args: OutputArgs) -> anyhow::Result<ExitCode> {
         follow(&selected, &path)?;
         return Ok(ExitCode::SUCCESS);
     }
-    let mut f = File::open(&path).with_context(|| format!("cannot open {}", path.display()))?;
+    let mut f = open_nofollow(&path)?;
     copy_new(&mut f, &path)?;
     Ok(ExitCode::SUCCESS)
 }
@@ -124,7 +125,7 @@ fn select_run(args: &OutputArgs, root: &Root, extra_roots: &[PathBuf]) -> anyhow
                 }
                 None => {
                     others.sort_by_key(RunEntry::run_id);
-                    let local = latest_run(&root.runs_dir(&project, &task));
+                    let local = latest_run(&root.confined_runs_dir(&project, &task)?);
                     let local_id = local
                         .as_ref()
                         .and_then(|d| d.file_name())
@@ -174,6 +175,9 @@ fn select_run(args: &OutputArgs, root: &Root, extra_roots: &[PathBuf]) -> anyhow
         }
         _ => bail!("pass --run RUN, or --project P --task T (optionally with --run)"),
     };
+    if !selected.extra {
+        root.confine(selected.dir.clone())?;
+    }
     if !selected.dir.is_dir() {
         bail!("run directory {} does not exist", selected.dir.display());
     }
@@ -218,7 +222,11 @@ fn follow(run: &Selected, path: &Path) -> anyhow::Result<()> {
     loop {
         let running = run.read().status() == RunStatus::Running;
         if file.is_none() {
-            file = File::open(path).ok();
+            file = match open_nofollow(path) {
+                Ok(f) => Some(f),
+                Err(err) if err.is_refusal() => return Err(err.into()),
+                Err(_) => None,
+            };
         }
         if let Some(f) = file.as_mut() {
             // A file truncated in place is read again from its start.

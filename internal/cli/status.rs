@@ -36,7 +36,7 @@ pub fn run(args: StatusArgs) -> anyhow::Result<ExitCode> {
     let task = TaskId::parse(&args.task).context("--task")?;
     let setup = args.location.setup()?;
     let root = Root::new(&setup.root);
-    let dir = root.task_dir(&project, &task);
+    let dir = root.confined_task_dir(&project, &task)?;
     let extra: Vec<_> = extra_runs(&setup.extra_roots)
         .into_iter()
         .filter(|r| r.project == project && r.task == task)

@@ -47,7 +47,7 @@ pub fn run(args: StopArgs) -> anyhow::Result<ExitCode> {
     let run_dir = match &args.run {
         Some(run) => {
             let run = RunId::parse(run).context("--run")?;
-            let dir = root.run_dir(&project, &task, &run);
+            let dir = root.confined_run_dir(&project, &task, &run)?;
             // Like the server's stop route, a run of an extra root can be stopped by its id.
             let extra = || {
                 crate::runner::inspect::extra_runs(&setup.extra_roots)
@@ -72,7 +72,7 @@ pub fn run(args: StopArgs) -> anyhow::Result<ExitCode> {
             Some(dir) => dir,
             None => {
                 // A task loop may be between two runs: make sure it starts no new one.
-                let task_dir = root.task_dir(&project, &task);
+                let task_dir = root.confined_task_dir(&project, &task)?;
                 stop::request(&task_dir)?;
                 if crate::storage::liveness::task_loop_active(&task_dir) {
                     println!(
@@ -106,7 +106,7 @@ fn latest_running(
     project: &ProjectId,
     task: &TaskId,
 ) -> anyhow::Result<Option<PathBuf>> {
-    let runs_dir = root.runs_dir(project, task);
+    let runs_dir = root.confined_runs_dir(project, task)?;
     let mut dirs: Vec<PathBuf> = std::fs::read_dir(&runs_dir)
         .with_context(|| {
             format!(
@@ -115,6 +115,7 @@ fn latest_running(
             )
         })?
         .flatten()
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
         .map(|e| e.path())
         .collect();
     dirs.sort();

@@ -114,9 +114,8 @@ pub fn run(args: TaskArgs) -> anyhow::Result<ExitCode> {
         ),
     };
     let setup = args.location.setup()?;
-    let task_md = Root::new(&setup.root)
-        .task_dir(&project, &task)
-        .join(TASK_FILE);
+    let root = Root::new(&setup.root);
+    let task_md = root.confine(root.confined_task_dir(&project, &task)?.join(TASK_FILE))?;
     let prompt = match prompt {
         Some(p) => p,
         None => std::fs::read_to_string(&task_md)
@@ -185,7 +184,7 @@ pub(crate) fn drive(
         |flag: &str, text: &str| -> anyhow::Result<Duration> { Ok(parse_duration(flag, text)?) };
     eprintln!("task {task}");
     let root = Root::new(&setup.root);
-    let task_dir = root.task_dir(&req.job.project, &task);
+    let task_dir = root.confined_task_dir(&req.job.project, &task)?;
     std::fs::create_dir_all(&task_dir)
         .with_context(|| format!("cannot create directory {}", task_dir.display()))?;
     let deps = if flags.depends_on.is_empty() {

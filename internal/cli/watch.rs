@@ -59,8 +59,8 @@ pub fn run(args: WatchArgs) -> anyhow::Result<ExitCode> {
     let root = Root::new(&setup.root);
     let extra = setup.extra_roots.as_slice();
     let scope = match (&project, &task) {
-        (Some(p), Some(t)) => root.task_dir(p, t),
-        (Some(p), None) => root.project_dir(p),
+        (Some(p), Some(t)) => root.confined_task_dir(p, t)?,
+        (Some(p), None) => root.confined_project_dir(p)?,
         _ => root.path().to_path_buf(),
     };
     let in_extra = || {

@@ -6,6 +6,7 @@
 //! aside (hidden) before it is removed, symlinks are never followed, and nothing outside the
 //! root is ever deleted. Individual failures are collected and gc goes on.
 
+mod delete_task;
 mod error;
 mod parallel;
 mod policy;
@@ -19,6 +20,7 @@ mod tasks;
 mod units;
 mod walk;
 
+pub use delete_task::{delete_task, TaskDeleteError, TaskDeleted};
 pub use error::GcError;
 pub use policy::{KeepReason, Policy, Verdict};
 pub use remove::ASIDE_PREFIX;

@@ -22,6 +22,9 @@ pub enum RunnerError {
     /// A run-info or lock problem.
     #[error(transparent)]
     Storage(#[from] StorageError),
+    /// A path below the runs root is reached through a symbolic link.
+    #[error(transparent)]
+    Confined(#[from] crate::storage::ConfinedError),
     /// A bus append failed.
     #[error(transparent)]
     Bus(#[from] BusError),

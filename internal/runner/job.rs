@@ -82,13 +82,13 @@ pub fn prepare(req: &JobRequest) -> Result<PreparedRun, RunnerError> {
         ));
     }
     let root = Root::new(&req.root);
-    let task_dir = root.task_dir(&req.project, &req.task);
-    let runs_dir = root.runs_dir(&req.project, &req.task);
+    let task_dir = root.confined_task_dir(&req.project, &req.task)?;
+    let runs_dir = root.confined_runs_dir(&req.project, &req.task)?;
     let cwd = working_dir(req, &root, &task_dir)?;
     std::fs::create_dir_all(&runs_dir)
         .map_err(|e| RunnerError::io("create directory", &runs_dir, e))?;
-    let task_md = task_dir.join(TASK_FILE);
-    if !task_md.exists() {
+    let task_md = root.confine(task_dir.join(TASK_FILE))?;
+    if std::fs::symlink_metadata(&task_md).is_err() {
         write_atomic(&task_md, format!("{}\n", req.prompt.trim()).as_bytes())
             .map_err(|e| RunnerError::io("write", &task_md, e))?;
     }
@@ -155,7 +155,7 @@ fn working_dir(req: &JobRequest, root: &Root, task_dir: &Path) -> Result<PathBuf
     let (dir, origin) = if let Some(cwd) = &req.cwd {
         (cwd.clone(), "--cwd".to_string())
     } else {
-        let file = root.project_dir(&req.project).join(PROJECT_ROOT_FILE);
+        let file = root.confine(root.project_dir(&req.project).join(PROJECT_ROOT_FILE))?;
         match std::fs::read_to_string(&file) {
             Ok(text) if !text.trim().is_empty() => {
                 (PathBuf::from(text.trim()), file.display().to_string())

@@ -33,7 +33,7 @@ impl TaskLoopLock {
     /// Creates the task dir if needed and takes its loop lock, or fails with
     /// [`RunnerError::LoopRunning`] when another loop of the task holds it.
     pub fn acquire(root: &Path, project: &ProjectId, task: &TaskId) -> Result<Self, RunnerError> {
-        let task_dir = Root::new(root).task_dir(project, task);
+        let task_dir = Root::new(root).confined_task_dir(project, task)?;
         std::fs::create_dir_all(&task_dir)
             .map_err(|e| RunnerError::io("create directory", &task_dir, e))?;
         let path = task_dir.join(TASK_LOOP_LOCK_FILE);

@@ -79,7 +79,7 @@ pub fn run_task(
     mut on_start: impl FnMut(&PreparedRun, u32),
 ) -> Result<TaskEnd, RunnerError> {
     let root = Root::new(&req.job.root);
-    let task_dir = root.task_dir(&req.job.project, &req.job.task);
+    let task_dir = root.confined_task_dir(&req.job.project, &req.job.task)?;
     let post = |msg_type: &str, body: String| post_task(req, msg_type, body);
     debug_assert_eq!(held.path().parent(), Some(task_dir.as_path()));
     std::fs::create_dir_all(&task_dir)

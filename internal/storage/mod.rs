@@ -2,6 +2,7 @@
 //! crash-safe writes and locked updates, liveness reconciliation, and scanning.
 
 pub mod atomic;
+pub mod confined;
 pub mod error;
 pub mod ids;
 pub mod liveness;
@@ -13,6 +14,7 @@ pub mod time;
 pub mod watch;
 pub(crate) mod yaml_scalar;
 
+pub use confined::ConfinedError;
 pub use error::StorageError;
 pub use ids::{validate_id, IdError, IdKind, ProjectId, RunId, TaskId};
 pub use paths::Root;

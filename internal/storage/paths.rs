@@ -3,6 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
+use super::confined::ConfinedError;
 use super::ids::{ProjectId, RunId, TaskId};
 
 /// Project bus file name.
@@ -98,27 +99,66 @@ impl Root {
     pub fn audit_dir(&self) -> PathBuf {
         self.path.join(AUDIT_DIR)
     }
+
+    /// `path` (built by one of the methods above), refused when a component of it below the
+    /// root is a symbolic link ([`super::confined::check`]). Every command and route goes
+    /// through this (or the `confined_*` shorthands) before reading, writing or deleting.
+    pub fn confine(&self, path: PathBuf) -> Result<PathBuf, ConfinedError> {
+        super::confined::check(&self.path, &path)?;
+        Ok(path)
+    }
+
+    /// [`Root::project_dir`], confined.
+    pub fn confined_project_dir(&self, project: &ProjectId) -> Result<PathBuf, ConfinedError> {
+        self.confine(self.project_dir(project))
+    }
+
+    /// [`Root::task_dir`], confined.
+    pub fn confined_task_dir(
+        &self,
+        project: &ProjectId,
+        task: &TaskId,
+    ) -> Result<PathBuf, ConfinedError> {
+        self.confine(self.task_dir(project, task))
+    }
+
+    /// [`Root::runs_dir`], confined.
+    pub fn confined_runs_dir(
+        &self,
+        project: &ProjectId,
+        task: &TaskId,
+    ) -> Result<PathBuf, ConfinedError> {
+        self.confine(self.runs_dir(project, task))
+    }
+
+    /// [`Root::run_dir`], confined.
+    pub fn confined_run_dir(
+        &self,
+        project: &ProjectId,
+        task: &TaskId,
+        run: &RunId,
+    ) -> Result<PathBuf, ConfinedError> {
+        self.confine(self.run_dir(project, task, run))
+    }
+
+    /// The task bus (with a task) or the project bus, confined.
+    pub fn confined_bus(
+        &self,
+        project: &ProjectId,
+        task: Option<&TaskId>,
+    ) -> Result<PathBuf, ConfinedError> {
+        self.confine(match task {
+            Some(task) => self.task_bus(project, task),
+            None => self.project_bus(project),
+        })
+    }
 }
 
-/// Whether `path` lies under `base` with no symlink on the way (each component below `base`,
+/// Whether `path` exists under `base` with no symlink on the way (each component below `base`,
 /// including `path` itself, is a real directory or file). Used before trusting a path that
 /// came from outside a listing (e.g. a file-change notification or an index).
 pub fn is_inside_without_symlinks(base: &Path, path: &Path) -> bool {
-    let Ok(rest) = path.strip_prefix(base) else {
-        return false;
-    };
-    let mut current = base.to_path_buf();
-    for component in rest.components() {
-        match component {
-            std::path::Component::Normal(name) => current.push(name),
-            _ => return false,
-        }
-        match std::fs::symlink_metadata(&current) {
-            Ok(meta) if !meta.file_type().is_symlink() => {}
-            _ => return false,
-        }
-    }
-    true
+    super::confined::check(base, path).is_ok() && std::fs::symlink_metadata(path).is_ok()
 }
 
 #[cfg(test)]

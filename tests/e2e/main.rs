@@ -23,6 +23,7 @@ mod runner;
 mod security;
 mod serve;
 mod storage;
+mod symlinks;
 mod task_loop_lock;
 mod task_slots_api;
 mod tasks_api;

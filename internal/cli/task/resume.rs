@@ -74,7 +74,7 @@ pub fn run(args: ResumeArgs) -> anyhow::Result<ExitCode> {
     let task = TaskId::parse(&args.task).context("--task")?;
     let setup = args.location.setup()?;
     let root = Root::new(&setup.root);
-    let task_dir = root.task_dir(&project, &task);
+    let task_dir = root.confined_task_dir(&project, &task)?;
     if !task_dir.is_dir() {
         bail!(
             "task {task} of project {project} does not exist ({})",
@@ -168,9 +168,13 @@ fn resume_cwd(flag: Option<PathBuf>, latest: Option<&RunInfo>) -> Option<PathBuf
 
 /// The task's latest run (by run id order) with a readable record.
 fn latest_run(root: &Root, project: &ProjectId, task: &TaskId) -> anyhow::Result<Option<RunInfo>> {
-    let runs_dir = root.runs_dir(project, task);
+    let runs_dir = root.confined_runs_dir(project, task)?;
     let mut dirs: Vec<PathBuf> = match std::fs::read_dir(&runs_dir) {
-        Ok(rd) => rd.flatten().map(|e| e.path()).collect(),
+        Ok(rd) => rd
+            .flatten()
+            .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+            .map(|e| e.path())
+            .collect(),
         Err(_) => return Ok(None),
     };
     dirs.sort();
