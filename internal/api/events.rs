@@ -334,7 +334,9 @@ fn subscribe(state: &AppState, stream: &Arc<Stream>, topic: Topic) {
             let changes = state.index.subscribe();
             tokio::spawn(follower.runs(changes));
         }
-        Topic::Run { run, from } => match lookup::run_dir(state, &run) {
+        Topic::Run { run, from } => match lookup::run_dir(state, &run).and_then(|dir| {
+            lookup::refuse_symlinked_files(&dir, &[STDOUT_FILE, STDERR_FILE]).map(|()| dir)
+        }) {
             Ok(dir) => {
                 std::thread::spawn(move || follower.run(dir, from));
             }
