@@ -1,11 +1,12 @@
 //! The environment given to an agent (SPEC §5): the runner's env, the agent's token under its
-//! provider variable with every other provider's key removed, the runner's own directory
-//! first on PATH, and the JRUN_* variables last so nothing can override them.
+//! provider variable with every other provider's key removed, what the CLI needs to run
+//! unattended ([`unattended`]), the runner's own directory first on PATH, and the JRUN_* variables last so nothing can override them.
 
 use std::ffi::OsString;
 use std::path::Path;
 
 use super::agent::{is_provider_key, keeps_key, token_var, AgentSpec};
+use crate::config::AgentType;
 
 /// The JRUN_* values of one run.
 #[derive(Debug, Clone)]
@@ -50,6 +51,9 @@ pub fn build(
     if let (Some(token), Some(var)) = (&agent.token, token_var(agent.agent_type)) {
         vars.insert(var.into(), token.into());
     }
+    for (key, value) in unattended(agent.agent_type) {
+        vars.entry(key.into()).or_insert_with(|| value.into());
+    }
     if let Some(dir) = exe_dir {
         let current = vars.get(&OsString::from("PATH")).cloned();
         let on_path = current
@@ -84,10 +88,19 @@ pub fn build(
     vars.into_iter().collect()
 }
 
+/// Variables a CLI needs to run unattended in any working directory (kept when the runner's
+/// env sets them already): gemini refuses untrusted folders in headless mode (exit 55) and
+/// downgrades `--approval-mode yolo` there, unless the workspace is trusted.
+pub fn unattended(agent_type: AgentType) -> &'static [(&'static str, &'static str)] {
+    match agent_type {
+        AgentType::Gemini => &[("GEMINI_CLI_TRUST_WORKSPACE", "true")],
+        _ => &[],
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::AgentType;
 
     #[test]
     fn jrun_wins_keys_are_sanitized_and_path_prepended() {
@@ -133,5 +146,15 @@ mod tests {
         assert_eq!(get("ANTHROPIC_API_KEY").as_deref(), Some("tok"));
         assert_eq!(get("PATH").as_deref(), Some("/opt/bin:/usr/bin"));
         assert_eq!(get("HOME").as_deref(), Some("/h"));
+        assert_eq!(get("GEMINI_CLI_TRUST_WORKSPACE"), None);
+        let gemini = AgentSpec {
+            agent_type: AgentType::Gemini,
+            token: None,
+            ..agent
+        };
+        let env = build(Vec::new(), &gemini, &run, None, &[]);
+        assert!(env
+            .iter()
+            .any(|(k, v)| k == "GEMINI_CLI_TRUST_WORKSPACE" && v == "true"));
     }
 }

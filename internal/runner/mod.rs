@@ -6,8 +6,9 @@
 //! Supporting pieces: agent selection and command lines ([`agent`]), the agent's env
 //! ([`env`]), prompt.md ([`prompt`]), exit classification ([`classify`]), output.md
 //! ([`output`], [`stream`]), bus events ([`events`]), the run webhook
-//! ([`webhook`]), the cross-process run limit ([`slots`]) and process-group
-//! plumbing ([`process`]).
+//! ([`webhook`]), why a run failed ([`failure`]), the cross-process run limit ([`slots`]),
+//! process-group plumbing ([`process`]) and the reaping of everything an agent started
+//! ([`reap`]).
 
 pub mod agent;
 pub mod classify;
@@ -17,6 +18,7 @@ pub mod env;
 pub mod error;
 pub mod events;
 pub mod exe;
+pub mod failure;
 pub mod inspect;
 pub mod interrupt;
 pub mod job;
@@ -25,6 +27,7 @@ pub mod output;
 pub mod process;
 pub mod prompt;
 pub mod ralph;
+pub mod reap;
 pub mod rest;
 pub mod rest_run;
 pub mod slots;

@@ -13,6 +13,8 @@ use super::stream;
 
 /// Largest stdout parsed for a final answer; bigger streams are copied as they are.
 const MAX_PARSED_STDOUT: u64 = 64 * 1024 * 1024;
+/// How much of the end of stderr is read for a failure reason.
+const MAX_STDERR_TAIL: u64 = 64 * 1024;
 
 /// Summary of a gemini run whose CLI does not know the stream flags.
 pub const GEMINI_FLAGS_REJECTED: &str =
@@ -40,42 +42,69 @@ pub fn gemini_rejected_flags(run_dir: &Path) -> bool {
     .any(|p| stderr.contains(p))
 }
 
-/// The agent's session id found in its stdout (CLI agents only).
-pub fn session_id(run_dir: &Path, agent_type: AgentType) -> Option<String> {
-    agent_type.cli_binary()?;
-    let stdout = run_dir.join(STDOUT_FILE);
-    let size = std::fs::metadata(&stdout).ok()?.len();
-    if size > MAX_PARSED_STDOUT {
-        return None;
+/// The agent's stream (CLI agents only; empty for other types, a missing or huge stdout).
+pub fn read_stream(run_dir: &Path, agent_type: AgentType) -> stream::StreamSummary {
+    if agent_type.cli_binary().is_none() {
+        return stream::StreamSummary::default();
     }
-    let bytes = std::fs::read(&stdout).ok()?;
-    stream::session_id(agent_type, &String::from_utf8_lossy(&bytes))
+    let stdout = run_dir.join(STDOUT_FILE);
+    let small = std::fs::metadata(&stdout).is_ok_and(|m| m.len() <= MAX_PARSED_STDOUT);
+    match std::fs::read(&stdout) {
+        Ok(bytes) if small => stream::parse(agent_type, &String::from_utf8_lossy(&bytes)),
+        _ => stream::StreamSummary::default(),
+    }
+}
+
+/// The last `MAX_STDERR_TAIL` bytes of the agent's stderr, as text.
+pub fn stderr_tail(run_dir: &Path) -> String {
+    use std::io::{Read, Seek, SeekFrom};
+    let Ok(mut file) = std::fs::File::open(run_dir.join(STDERR_FILE)) else {
+        return String::new();
+    };
+    let len = file.metadata().map(|m| m.len()).unwrap_or(0);
+    let _ = file.seek(SeekFrom::Start(len.saturating_sub(MAX_STDERR_TAIL)));
+    let mut bytes = Vec::new();
+    let _ = file.read_to_end(&mut bytes);
+    String::from_utf8_lossy(&bytes).into_owned()
 }
 
 /// Makes sure `<run_dir>/output.md` exists. Returns whether it was written here.
-pub fn ensure(run_dir: &Path, agent_type: AgentType) -> Result<bool, RunnerError> {
+///
+/// A CLI agent's `stream` answer wins. A JSON stream without an answer (a failed run) is
+/// never copied (it holds the whole prompt): output.md then says `failure`, or stays empty.
+/// Any other stdout is copied as it is.
+pub fn ensure(
+    run_dir: &Path,
+    agent_type: AgentType,
+    stream: &stream::StreamSummary,
+    failure: Option<&str>,
+) -> Result<bool, RunnerError> {
     let output = run_dir.join(OUTPUT_FILE);
     if output.exists() {
         return Ok(false);
     }
-    let stdout = run_dir.join(STDOUT_FILE);
-    let size = std::fs::metadata(&stdout).map(|m| m.len()).unwrap_or(0);
-    let bytes = if size <= MAX_PARSED_STDOUT {
-        std::fs::read(&stdout).unwrap_or_default()
-    } else {
-        Vec::new()
+    let write = |text: &str| {
+        write_atomic(&output, text.as_bytes()).map_err(|e| RunnerError::io("write", &output, e))
     };
-    if agent_type.cli_binary().is_some() && !bytes.is_empty() {
-        if let Some(answer) = stream::final_answer(agent_type, &String::from_utf8_lossy(&bytes)) {
-            write_atomic(&output, format!("{}\n", answer.trim_end()).as_bytes())
-                .map_err(|e| RunnerError::io("write", &output, e))?;
+    if agent_type.cli_binary().is_some() {
+        if let Some(answer) = &stream.answer {
+            write(&format!("{}\n", answer.trim_end()))?;
+            return Ok(true);
+        }
+        if stream.events > 0 {
+            write(
+                &failure
+                    .map(|f| format!("Run failed: {f}\n"))
+                    .unwrap_or_default(),
+            )?;
             return Ok(true);
         }
     }
-    if size > MAX_PARSED_STDOUT {
+    let stdout = run_dir.join(STDOUT_FILE);
+    if stdout.exists() {
         std::fs::copy(&stdout, &output).map_err(|e| RunnerError::io("copy", &stdout, e))?;
     } else {
-        write_atomic(&output, &bytes).map_err(|e| RunnerError::io("write", &output, e))?;
+        write("")?;
     }
     Ok(true)
 }

@@ -29,7 +29,7 @@ use super::error::RunnerError;
 use super::events::RunEvents;
 use super::process::{new_session, signal_group};
 use super::webhook::{self, WebhookTarget};
-use super::{output, rest_run, slots, stop, supervisor_lock};
+use super::{failure, output, reap, rest_run, slots, stop, supervisor_lock};
 
 /// How long `<cli> --version` may take.
 const VERSION_TIMEOUT: Duration = Duration::from_secs(5);
@@ -175,7 +175,8 @@ fn run_to_end(
 
     // Ends the run without an agent process (stopped while queued, or not startable).
     let end_early = |outcome: Outcome| -> Result<RunInfo, RunnerError> {
-        output::ensure(&plan.run_dir, plan.agent_type)?;
+        let failure = outcome.error_summary.as_deref();
+        output::ensure(&plan.run_dir, plan.agent_type, &Default::default(), failure)?;
         report(events.finished(&outcome));
         finish(&info_path, &outcome, |i| {
             i.agent_version = version.clone();
@@ -219,12 +220,17 @@ fn run_to_end(
             }
             .into()
         });
-        output::ensure(&plan.run_dir, plan.agent_type)?;
+        let failure = ended.outcome.error_summary.as_deref();
+        output::ensure(&plan.run_dir, plan.agent_type, &Default::default(), failure)?;
         report(events.finished(&ended.outcome));
         if let (true, Some(limit)) = (ended.timed_out, plan.idle_timeout) {
             report(events.timed_out(limit));
         }
         return finish(&info_path, &ended.outcome, |_| {});
+    }
+    // Orphans of the agent's tools become ours, to be ended with the run (see reap).
+    if let Err(err) = reap::become_subreaper() {
+        tracing::warn!("cannot become the child subreaper; commands the agent's tools leave behind may outlive the run: {err}");
     }
     let mut child = match spawn_agent(plan) {
         Ok(child) => child,
@@ -258,7 +264,17 @@ fn run_to_end(
 
     let (status, timed_out) = wait(&mut child, pid, &plan.run_dir, plan.idle_timeout)?;
     let stopped = stop::requested(&plan.run_dir);
+    if stopped || timed_out {
+        reap::end_descendants(reap::LEFTOVER_GRACE);
+    }
     let mut outcome = classify(exit_code(&status), timed_out, stopped);
+    let stream = output::read_stream(&plan.run_dir, plan.agent_type);
+    if outcome.status == RunStatus::Failed && !timed_out {
+        let stderr = output::stderr_tail(&plan.run_dir);
+        if let Some(reason) = failure::reason(plan.agent_type, &stream, &stderr) {
+            outcome.error_summary = Some(reason);
+        }
+    }
     if plan.agent_type == AgentType::Gemini
         && !stopped
         && !timed_out
@@ -270,8 +286,13 @@ fn run_to_end(
             outcome.exit_code = 1;
         }
     }
-    output::ensure(&plan.run_dir, plan.agent_type)?;
-    let session = output::session_id(&plan.run_dir, plan.agent_type);
+    output::ensure(
+        &plan.run_dir,
+        plan.agent_type,
+        &stream,
+        outcome.error_summary.as_deref(),
+    )?;
+    let session = stream.session_id;
     // The final record comes last: once it says the run ended, output.md and the bus event
     // are already there.
     report(events.finished(&outcome));

@@ -4,7 +4,9 @@
 mod browser;
 mod support;
 
+mod agent_reaping;
 mod agent_resume;
+mod agent_streams;
 mod browse;
 mod bus;
 mod bus_api;

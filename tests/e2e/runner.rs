@@ -252,11 +252,13 @@ fn job_with_cli_agent_writes_every_file_and_event() {
 #[test]
 fn failed_runs_record_code_summary_and_crash_event() {
     let w = World::new();
-    for (code, summary) in [
-        ("1", "agent reported failure"),
-        ("3", "agent exited with code 3"),
+    // The last stderr line is the reason; without stderr, a generic one.
+    for (code, stderr, summary) in [
+        ("1", "boom: something broke", "boom: something broke"),
+        ("1", "", "agent reported failure"),
+        ("3", "", "agent exited with code 3"),
     ] {
-        let task = format!("fail-{code}");
+        let task = format!("fail-{code}-{}", stderr.len());
         let out = run(w
             .cmd(&[
                 "job",
@@ -271,7 +273,7 @@ fn failed_runs_record_code_summary_and_crash_event() {
             ])
             .env("FAKE_EXIT", code)
             .env("FAKE_STDOUT", "plain text answer")
-            .env("FAKE_STDERR", "boom: something broke"));
+            .env("FAKE_STDERR", stderr));
         assert_eq!(out.status.code(), Some(1), "{}", text(&out));
         assert!(stdout(&out).contains("status: failed"), "{}", text(&out));
         let (dir, info) = w.runs("demo", &task).remove(0);
@@ -285,9 +287,14 @@ fn failed_runs_record_code_summary_and_crash_event() {
         );
         let bus = w.task_bus("demo", &task);
         assert_eq!(types(&bus), ["RUN_START", "RUN_CRASH"]);
-        assert!(bus[1]
-            .body
-            .contains("## stderr (last 50 lines)\nboom: something broke"));
+        assert!(
+            stderr.is_empty()
+                || bus[1]
+                    .body
+                    .contains(&format!("## stderr (last 50 lines)\n{stderr}")),
+            "{}",
+            bus[1].body
+        );
     }
 }
 

@@ -8,6 +8,8 @@
 #   FAKE_WRITE_OUTPUT=TEXT   write TEXT to $JRUN_RUN_FOLDER/output.md
 #   FAKE_IGNORE_TERM=1       ignore SIGTERM (also in the children started below)
 #   FAKE_GRANDCHILD=FILE     start a background `sleep 30` and write its pid to FILE
+#   FAKE_SETSID_CHILD=FILE   start `sleep 300` in a session of its own (as claude's Bash tool and
+#                            gemini's shell tool do) and write its pid to FILE
 #   FAKE_SPAWN_CHILD=AGENT   start a child run: run-agent job --agent AGENT --prompt …
 #   FAKE_SLEEP=SECONDS       sleep that long
 #   FAKE_TICK_UNTIL=FILE     print `tick N` (stdout) and `warn N` (stderr) every 0.1 s until FILE exists
@@ -28,6 +30,11 @@ if [ "$FAKE_IGNORE_TERM" = "1" ]; then trap '' TERM; fi
 if [ -n "$FAKE_GRANDCHILD" ]; then
     sleep 30 &
     echo $! > "$FAKE_GRANDCHILD.tmp" && mv "$FAKE_GRANDCHILD.tmp" "$FAKE_GRANDCHILD"
+fi
+if [ -n "$FAKE_SETSID_CHILD" ]; then
+    setsid sh -c 'echo $$ > "$0.tmp" && mv "$0.tmp" "$0" && exec sleep 300' "$FAKE_SETSID_CHILD" \
+        </dev/null >/dev/null 2>&1 &
+    while [ ! -e "$FAKE_SETSID_CHILD" ]; do sleep 0.02; done
 fi
 if [ -n "$FAKE_SPAWN_CHILD" ]; then
     # Start a child run the way the prompt preamble says (same agent, JRUN_* defaults).
