@@ -2,33 +2,27 @@
 //! Events that resume from a msg_id (`Last-Event-ID`). Also the reference's
 //! `/api/v1/messages` routes for its clients.
 
-use std::convert::Infallible;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
-use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Deserialize;
-use tokio::sync::mpsc;
-use tokio_stream::wrappers::ReceiverStream;
-use tokio_stream::StreamExt;
 
 use super::error::ApiError;
 use super::lookup;
+use super::sse::{self, SseEvent};
 use super::state::AppState;
 use crate::bus::{
     self, AppendOptions, BusError, FollowFrom, Follower, NewMessage, Parent, ReadQuery,
 };
 use crate::storage::{ProjectId, TaskId};
 
-/// Messages buffered per SSE client before the client is told to resync.
-const SSE_BUFFER: usize = 256;
-/// Heartbeat interval of SSE streams.
-pub const HEARTBEAT: Duration = Duration::from_secs(15);
+/// How long a stream's follower waits for new messages before checking for a gone client.
+const FOLLOW_POLL: Duration = Duration::from_secs(1);
 
 /// Query of bus reads.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
@@ -278,22 +272,21 @@ fn stream(
         ),
         Err(err) => return Err(bus_error(err)),
     };
-    let (tx, rx) = mpsc::channel::<Event>(SSE_BUFFER);
+    let (tx, body) = sse::channel(Some(guard));
     std::thread::spawn(move || {
-        let _guard = guard;
         if resync {
-            let event = Event::default()
-                .event("resync")
-                .data("unknown Last-Event-ID; replaying the whole bus");
-            if tx.blocking_send(event).is_err() {
+            let event = SseEvent::new("resync", "unknown Last-Event-ID; replaying the whole bus");
+            if tx.send_blocking(event).is_err() {
                 return;
             }
         }
+        // The follower hands out the backlog in bounded batches; a full client buffer makes
+        // `send_blocking` wait, so the rest of the file is read only as the client drains.
         while !tx.is_closed() {
-            let batch = match follower.next_batch(Duration::from_secs(1)) {
+            let batch = match follower.next_batch(FOLLOW_POLL) {
                 Ok(batch) => batch,
                 Err(err) => {
-                    let _ = tx.blocking_send(Event::default().event("error").data(err.to_string()));
+                    let _ = tx.send_blocking(SseEvent::new("error", err.to_string()));
                     return;
                 }
             };
@@ -301,21 +294,14 @@ fn stream(
                 let Ok(data) = serde_json::to_string(&msg) else {
                     continue;
                 };
-                let event = Event::default()
-                    .event("message")
-                    .id(msg.msg_id.clone())
-                    .data(data);
-                // A full buffer means a slow client: it waits on its own thread only.
-                if tx.blocking_send(event).is_err() {
+                let event = SseEvent::new("message", data).id(msg.msg_id.clone());
+                if tx.send_blocking(event).is_err() {
                     return;
                 }
             }
         }
     });
-    let stream = ReceiverStream::new(rx).map(Ok::<Event, Infallible>);
-    Ok(Sse::new(stream)
-        .keep_alive(KeepAlive::new().interval(HEARTBEAT).text("heartbeat"))
-        .into_response())
+    Ok(body.into_response())
 }
 
 /// Query of the reference's `/api/v1/messages`.

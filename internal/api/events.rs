@@ -11,12 +11,12 @@
 //! - `bus:<project>[/<task>][@<msg_id>]`: `bus` batches of messages after `msg_id` (without
 //!   it, every message), `resync` when `msg_id` is unknown.
 //!
-//! Every event's data is JSON with a `topic` field. Events queue in one bounded channel per
-//! stream: a client too slow to read blocks only its own followers (log and bus followers
-//! wait, the run list says `resync`), never the server's memory.
+//! Every event's data is JSON with a `topic` field. Events queue in one bounded buffer per
+//! stream ([`super::sse`], 256 KiB): a client too slow to read blocks only its own followers
+//! (log and bus followers wait; a client that drains nothing for the stall limit, or falls
+//! behind the run list, is sent `resync` and the stream ends), never the server's memory.
 
 use std::collections::HashMap;
-use std::convert::Infallible;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, LazyLock, Mutex};
@@ -24,21 +24,18 @@ use std::time::Duration;
 
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path as UrlPath, Query, State};
-use axum::response::sse::{Event, KeepAlive, Sse};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use axum::Json;
 use notify::RecursiveMode;
 use serde::Deserialize;
 use serde_json::{json, Value};
-use tokio::sync::{broadcast, mpsc};
-use tokio_stream::wrappers::ReceiverStream;
-use tokio_stream::StreamExt;
+use tokio::sync::broadcast;
 
-use super::bus::HEARTBEAT;
 use super::error::ApiError;
 use super::index::IndexChange;
 use super::lookup;
 use super::run_stream::{parse_position, wait_change, watch, LogTail};
+use super::sse::{self, SseEvent, SseSender};
 use super::state::AppState;
 use crate::bus::{BusError, FollowFrom, Follower};
 use crate::storage::paths::{
@@ -46,8 +43,6 @@ use crate::storage::paths::{
 };
 use crate::storage::{liveness, ProjectId, RunId, RunStatus, TaskId};
 
-/// Events queued per stream before its followers wait.
-const BUFFER: usize = 64;
 /// Largest `log` event (bytes of lines); a bigger batch is split.
 const MAX_BATCH_BYTES: usize = 64 * 1024;
 /// Most topics one stream may follow.
@@ -163,7 +158,7 @@ fn parse_topics<'a>(items: impl IntoIterator<Item = &'a str>) -> Result<Vec<Topi
 
 /// An open stream's sender and its followed topics (each with a stop flag).
 struct Stream {
-    tx: mpsc::Sender<Event>,
+    tx: Arc<SseSender>,
     topics: Mutex<HashMap<String, Arc<AtomicBool>>>,
 }
 
@@ -214,7 +209,8 @@ pub async fn events(
 ) -> Result<Response, ApiError> {
     let topics = parse_topics(query.topics.as_deref().unwrap_or("").split(','))?;
     check_count(topics.len())?;
-    let (tx, rx) = mpsc::channel::<Event>(BUFFER);
+    let (tx, body) = sse::channel(None);
+    let tx = Arc::new(tx);
     let id = format!("{:016x}{:016x}", fastrand::u64(..), fastrand::u64(..));
     let stream = Arc::new(Stream {
         tx: tx.clone(),
@@ -226,23 +222,19 @@ pub async fn events(
         stream: stream.clone(),
         _sse: state.metrics.sse_guard(),
     };
-    // `hello` is the first event; the channel is empty, so this cannot fail.
+    // `hello` is the first event; the buffer is empty, so this cannot fail.
     let _ = tx.try_send(
-        Event::default()
-            .event("hello")
-            .data(json!({ "stream": id }).to_string()),
+        SseEvent::new("hello", json!({ "stream": id }).to_string()),
+        RUNS_RESYNC,
     );
     for topic in topics {
         subscribe(&state, &stream, topic);
     }
-    let body = ReceiverStream::new(rx).map(move |event| {
-        let _keep = &guard;
-        Ok::<Event, Infallible>(event)
-    });
-    Ok(Sse::new(body)
-        .keep_alive(KeepAlive::new().interval(HEARTBEAT).text("heartbeat"))
-        .into_response())
+    Ok(body.with_guard(guard).into_response())
 }
+
+/// Why a client that fell behind the run list is told to resync.
+const RUNS_RESYNC: &str = "changes were dropped; reconnect and re-list with GET /api/v1/runs";
 
 fn check_count(n: usize) -> Result<(), ApiError> {
     if n > MAX_TOPICS {
@@ -369,7 +361,7 @@ fn bus_path(
 /// One topic's follower: sends its events until unsubscribed or the stream is gone.
 struct Follow {
     key: String,
-    tx: mpsc::Sender<Event>,
+    tx: Arc<SseSender>,
     stop: Arc<AtomicBool>,
 }
 
@@ -378,21 +370,21 @@ impl Follow {
         self.stop.load(Ordering::Relaxed) || self.tx.is_closed()
     }
 
-    fn event(&self, kind: &str, mut data: Value) -> Event {
+    fn event(&self, kind: &str, mut data: Value) -> SseEvent {
         data["topic"] = Value::String(self.key.clone());
-        Event::default().event(kind).data(data.to_string())
+        SseEvent::new(kind, data.to_string())
     }
 
-    /// Sends from a follower thread; false when the stream is gone or the topic dropped.
+    /// Sends from a follower thread, waiting while the client's buffer is full; false when the
+    /// stream is gone (or was told to resync) or the topic dropped.
     fn send_blocking(&self, kind: &str, data: Value) -> bool {
-        !self.stopped() && self.tx.blocking_send(self.event(kind, data)).is_ok()
+        !self.stopped() && self.tx.send_blocking(self.event(kind, data)).is_ok()
     }
 
     /// A topic that cannot be followed: one `error` event, the stream goes on.
     fn fail(&self, message: &str) {
-        let _ = self
-            .tx
-            .try_send(self.event("error", json!({ "message": message })));
+        let event = self.event("error", json!({ "message": message }));
+        let _ = self.tx.try_send(event, "the client fell behind; reconnect");
     }
 
     async fn runs(self, mut changes: broadcast::Receiver<IndexChange>) {
@@ -414,13 +406,19 @@ impl Follow {
                     "run_status",
                     json!({"run_id": r.run_id, "project_id": r.project_id, "task_id": r.task_id, "status": r.status}),
                 ),
-                Err(broadcast::error::RecvError::Lagged(missed)) => (
-                    "resync",
-                    json!({ "reason": format!("{missed} changes were dropped; re-list with GET /api/v1/runs") }),
-                ),
+                Err(broadcast::error::RecvError::Lagged(_)) => {
+                    self.tx.resync(RUNS_RESYNC);
+                    return;
+                }
                 Err(broadcast::error::RecvError::Closed) => return,
             };
-            if self.stopped() || self.tx.send(self.event(event.0, event.1)).await.is_err() {
+            // The run list cannot wait: a client over its buffer is told to resync.
+            if self.stopped()
+                || self
+                    .tx
+                    .try_send(self.event(event.0, event.1), RUNS_RESYNC)
+                    .is_err()
+            {
                 return;
             }
         }
@@ -444,8 +442,10 @@ impl Follow {
             let status = info.as_ref().map_or(RunStatus::Unknown, |i| i.status);
             let finished = status.is_terminal();
             let mut busy = false;
+            let mut caught_up = true;
             for i in 0..tails.len() {
-                let lines = tails[i].poll(finished);
+                let (lines, at_end) = tails[i].poll(finished);
+                caught_up &= at_end;
                 busy |= !lines.is_empty();
                 for batch in batches(lines) {
                     let (o, e) = if i == 0 {
@@ -458,6 +458,9 @@ impl Follow {
                         return;
                     }
                 }
+            }
+            if !caught_up {
+                continue; // more backlog: read on as the client drains it
             }
             let pos = format!("{}:{}", tails[0].offset, tails[1].offset);
             if last_status != Some(status) {

@@ -19,6 +19,7 @@ pub mod run_stream;
 pub mod security;
 pub mod self_update;
 pub mod shutdown;
+pub mod sse;
 pub mod state;
 pub mod status;
 pub mod task_loops;

@@ -5,7 +5,6 @@
 //!   `Last-Event-ID` resumes exactly where the client stopped: no loss, no duplicates.
 //! - `/api/v1/runs/stream/all`: runs created and status changes under the root.
 
-use std::convert::Infallible;
 use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::sync::mpsc as std_mpsc;
@@ -13,24 +12,22 @@ use std::time::Duration;
 
 use axum::extract::{Path as UrlPath, Query, State};
 use axum::http::HeaderMap;
-use axum::response::sse::{Event, KeepAlive, Sse};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use notify::{RecursiveMode, Watcher};
 use serde::Deserialize;
-use tokio::sync::{broadcast, mpsc};
-use tokio_stream::wrappers::ReceiverStream;
-use tokio_stream::StreamExt;
+use tokio::sync::broadcast;
 
-use super::bus::{last_event_id, HEARTBEAT};
+use super::bus::last_event_id;
 use super::error::ApiError;
 use super::index::{IndexChange, RunRecord};
 use super::lookup;
+use super::sse::{self, SseEvent, SseSender};
 use super::state::AppState;
 use crate::storage::paths::{RUN_INFO_FILE, STDERR_FILE, STDOUT_FILE};
 use crate::storage::{liveness, RunStatus};
 
-/// Events buffered per client; a slower client only waits on its own thread.
-const BUFFER: usize = 256;
+/// Most bytes read from a log file at once: a backlog is read as the client drains it.
+const READ_CHUNK: u64 = 256 * 1024;
 /// Re-check interval when no notification arrives.
 const RECHECK: Duration = Duration::from_secs(2);
 /// Longest line sent as one event; longer lines are split.
@@ -59,32 +56,42 @@ pub(super) struct LogTail {
 }
 
 impl LogTail {
-    /// Reads what was appended; returns complete lines (or all of it when `flush`) with the
-    /// offset just after each.
-    pub(super) fn poll(&mut self, flush: bool) -> Vec<(String, u64)> {
+    /// Reads up to [`READ_CHUNK`] appended bytes; returns the complete lines (and, when
+    /// `flush` and the end of the file was reached, the unterminated rest) with the offset just
+    /// after each, and whether the end of the file was reached.
+    pub(super) fn poll(&mut self, flush: bool) -> (Vec<(String, u64)>, bool) {
         let mut out = Vec::new();
+        let mut at_end = true;
         // The same rule as the file route: a log that is a symlink is never followed.
         if let Ok(mut file) = crate::storage::confined::open_nofollow(&self.path) {
             let start = self.offset + self.partial.len() as u64;
             if file.seek(SeekFrom::Start(start)).is_ok() {
-                let _ = file.read_to_end(&mut self.partial);
+                let read = file
+                    .by_ref()
+                    .take(READ_CHUNK)
+                    .read_to_end(&mut self.partial)
+                    .unwrap_or(0);
+                at_end = (read as u64) < READ_CHUNK;
             }
         }
-        while let Some(pos) = self.partial.iter().position(|&b| b == b'\n') {
+        let mut start = 0;
+        while let Some(pos) = self.partial[start..].iter().position(|&b| b == b'\n') {
             let take = pos.min(MAX_LINE);
             let consumed = if take == pos { pos + 1 } else { take };
-            let line = String::from_utf8_lossy(&self.partial[..take]).into_owned();
-            self.partial.drain(..consumed);
+            let line = String::from_utf8_lossy(&self.partial[start..start + take]).into_owned();
+            start += consumed;
             self.offset += consumed as u64;
             out.push((line, self.offset));
         }
-        if (flush || self.partial.len() >= MAX_LINE) && !self.partial.is_empty() {
-            let line = String::from_utf8_lossy(&self.partial).into_owned();
-            self.offset += self.partial.len() as u64;
-            self.partial.clear();
+        self.partial.drain(..start);
+        if ((flush && at_end) || self.partial.len() >= MAX_LINE) && !self.partial.is_empty() {
+            let take = self.partial.len().min(MAX_LINE);
+            let line = String::from_utf8_lossy(&self.partial[..take]).into_owned();
+            self.offset += take as u64;
+            self.partial.drain(..take);
             out.push((line, self.offset));
         }
-        out
+        (out, at_end)
     }
 }
 
@@ -141,19 +148,12 @@ pub async fn run_stream(
             ))
         })?,
     };
-    let (tx, rx) = mpsc::channel::<Event>(BUFFER);
-    let guard = state.metrics.sse_guard();
-    std::thread::spawn(move || {
-        let _guard = guard;
-        follow_run(dir, out_off, err_off, tx)
-    });
-    let stream = ReceiverStream::new(rx).map(Ok::<Event, Infallible>);
-    Ok(Sse::new(stream)
-        .keep_alive(KeepAlive::new().interval(HEARTBEAT).text("heartbeat"))
-        .into_response())
+    let (tx, body) = sse::channel(Some(state.metrics.sse_guard()));
+    std::thread::spawn(move || follow_run(dir, out_off, err_off, tx));
+    Ok(body.into_response())
 }
 
-fn follow_run(dir: PathBuf, out_off: u64, err_off: u64, tx: mpsc::Sender<Event>) {
+fn follow_run(dir: PathBuf, out_off: u64, err_off: u64, tx: SseSender) {
     let (_watcher, changes) = watch(&dir, RecursiveMode::NonRecursive);
     let mut tails = [
         LogTail {
@@ -177,8 +177,10 @@ fn follow_run(dir: PathBuf, out_off: u64, err_off: u64, tx: mpsc::Sender<Event>)
             .map(|i| i.status)
             .unwrap_or(RunStatus::Unknown);
         let finished = status.is_terminal();
+        let mut caught_up = true;
         for i in 0..tails.len() {
-            let lines = tails[i].poll(finished);
+            let (lines, at_end) = tails[i].poll(finished);
+            caught_up &= at_end;
             for (line, offset) in lines {
                 // The other file's offset is where it stood when this line was read.
                 let id = if i == 0 {
@@ -186,11 +188,17 @@ fn follow_run(dir: PathBuf, out_off: u64, err_off: u64, tx: mpsc::Sender<Event>)
                 } else {
                     format!("{}:{offset}", tails[0].offset)
                 };
-                let event = Event::default().event(tails[i].name).id(id).data(line);
-                if tx.blocking_send(event).is_err() {
+                // Waits while the client's buffer is full: the backlog is read as it drains.
+                if tx
+                    .send_blocking(SseEvent::new(tails[i].name, line).id(id))
+                    .is_err()
+                {
                     return;
                 }
             }
+        }
+        if !caught_up {
+            continue;
         }
         let position = format!("{}:{}", tails[0].offset, tails[1].offset);
         if last_status != Some(status) {
@@ -200,21 +208,13 @@ fn follow_run(dir: PathBuf, out_off: u64, err_off: u64, tx: mpsc::Sender<Event>)
                 "exit_code": info.as_ref().map(|i| i.exit_code),
                 "error_summary": info.as_ref().and_then(|i| i.error_summary.clone()),
             });
-            let event = Event::default()
-                .event("status")
-                .id(position.clone())
-                .data(data.to_string());
-            if tx.blocking_send(event).is_err() {
+            let event = SseEvent::new("status", data.to_string()).id(position.clone());
+            if tx.send_blocking(event).is_err() {
                 return;
             }
         }
         if finished {
-            let _ = tx.blocking_send(
-                Event::default()
-                    .event("end")
-                    .id(position)
-                    .data(status.as_str()),
-            );
+            let _ = tx.send_blocking(SseEvent::new("end", status.as_str()).id(position));
             return;
         }
         if tx.is_closed() {
@@ -226,7 +226,8 @@ fn follow_run(dir: PathBuf, out_off: u64, err_off: u64, tx: mpsc::Sender<Event>)
 
 /// `GET /api/v1/runs/stream/all`: `ready` (with the number of known runs), then
 /// `run_created` and `run_status` events from the run index. A client too slow to keep up
-/// gets a `resync` event (re-list with `GET /api/v1/runs`) and the stream continues.
+/// (over its buffer cap, or lagging the index's broadcast) gets a `resync` event and the stream
+/// ends: reconnect and re-list with `GET /api/v1/runs`.
 #[utoipa::path(
     get,
     path = "/api/v1/runs/stream/all",
@@ -236,45 +237,42 @@ fn follow_run(dir: PathBuf, out_off: u64, err_off: u64, tx: mpsc::Sender<Event>)
 pub async fn all_runs_stream(State(state): State<AppState>) -> Result<Response, ApiError> {
     let mut changes = state.index.subscribe();
     let known = state.index.len();
-    let (tx, rx) = mpsc::channel::<Event>(BUFFER);
-    let guard = state.metrics.sse_guard();
+    let (tx, body) = sse::channel(Some(state.metrics.sse_guard()));
+    const RESYNC: &str = "changes were dropped; reconnect and re-list with GET /api/v1/runs";
     tokio::spawn(async move {
-        let _guard = guard;
         if tx
-            .send(Event::default().event("ready").data(known.to_string()))
-            .await
+            .try_send(SseEvent::new("ready", known.to_string()), RESYNC)
             .is_err()
         {
             return;
         }
         loop {
-            let event = match changes.recv().await {
-                Ok(IndexChange::Created(r)) => change_event("run_created", &r),
-                Ok(IndexChange::Status(r)) => change_event("run_status", &r),
-                Err(broadcast::error::RecvError::Lagged(missed)) => {
-                    Event::default().event("resync").data(format!(
-                        "{missed} changes were dropped; re-list with GET /api/v1/runs"
-                    ))
-                }
-                Err(broadcast::error::RecvError::Closed) => return,
+            let event = tokio::select! {
+                () = tx.closed() => return,
+                change = changes.recv() => match change {
+                    Ok(IndexChange::Created(r)) => change_event("run_created", &r),
+                    Ok(IndexChange::Status(r)) => change_event("run_status", &r),
+                    Err(broadcast::error::RecvError::Lagged(_)) => {
+                        tx.resync(RESYNC);
+                        return;
+                    }
+                    Err(broadcast::error::RecvError::Closed) => return,
+                },
             };
-            if tx.send(event).await.is_err() {
+            if tx.try_send(event, RESYNC).is_err() {
                 return;
             }
         }
     });
-    let stream = ReceiverStream::new(rx).map(Ok::<Event, Infallible>);
-    Ok(Sse::new(stream)
-        .keep_alive(KeepAlive::new().interval(HEARTBEAT).text("heartbeat"))
-        .into_response())
+    Ok(body.into_response())
 }
 
-fn change_event(kind: &str, record: &RunRecord) -> Event {
+fn change_event(kind: &str, record: &RunRecord) -> SseEvent {
     let data = serde_json::json!({
         "run_id": record.run_id,
         "project_id": record.project_id,
         "task_id": record.task_id,
         "status": record.status,
     });
-    Event::default().event(kind).data(data.to_string())
+    SseEvent::new(kind, data.to_string())
 }

@@ -4,12 +4,16 @@
 //! renamed to `.archived`), the old file is drained, then the new one is read from its start.
 //! A file truncated in place is re-read from the start.
 //!
+//! Memory stays bounded however large the bus is: a backlog (from the start, or after a msg_id)
+//! is read in chunks of at most [`FOLLOW_CHUNK`] bytes, one chunk per batch, so a consumer that
+//! waits before asking for the next batch holds back the reading too.
+//!
 //! No async runtime is needed: a server can run a follower on a blocking thread and call
 //! [`Follower::next_batch`] with a short timeout, checking its own stop flag between calls.
 
 use std::collections::VecDeque;
 use std::fs::File;
-use std::os::unix::fs::MetadataExt;
+use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::time::{Duration, Instant};
@@ -24,6 +28,8 @@ use super::read::{self, ReadQuery};
 
 /// How often the file is re-checked even without a change notification.
 pub const DEFAULT_RECHECK: Duration = Duration::from_secs(1);
+/// Most bytes of the bus read for one batch.
+pub const FOLLOW_CHUNK: u64 = 256 * 1024;
 /// Re-check interval while a writer holds the bus lock.
 const BUSY_RECHECK: Duration = Duration::from_millis(5);
 
@@ -52,6 +58,8 @@ pub struct Follower {
     recheck: Duration,
     /// The last read could not settle (bus lock busy): re-check soon instead of waiting.
     busy: bool,
+    /// The current file has more bytes than were read: read on without waiting.
+    behind: bool,
 }
 
 /// The open file being followed and how far it has been parsed.
@@ -86,6 +94,7 @@ impl Follower {
             watching: false,
             recheck: DEFAULT_RECHECK,
             busy: false,
+            behind: false,
         };
         // Watch before the first read so no append between the two goes unnoticed.
         follower.ensure_watch();
@@ -119,6 +128,9 @@ impl Follower {
             let now = Instant::now();
             if now >= deadline {
                 return Ok(Vec::new());
+            }
+            if self.behind {
+                continue;
             }
             let recheck = if self.busy {
                 BUSY_RECHECK
@@ -177,21 +189,68 @@ impl Follower {
             },
             msg_type: self.msg_type.clone(),
         };
-        let parser = if from == FollowFrom::End {
-            Parser::mid_file()
-        } else {
-            let (collector, parser) = read::load(&file, &self.path, size, &query)?;
-            self.ready.extend(collector.into_messages(&self.path)?);
-            parser
+        let (parser, pos) = match &from {
+            FollowFrom::End => (Parser::mid_file(), size),
+            // The backlog is read chunk by chunk by later batches.
+            FollowFrom::Start => (Parser::new(), 0),
+            FollowFrom::Since(id) => self.seek_past(&file, size, id)?,
+            FollowFrom::Tail(_) => {
+                let (collector, parser) = read::load(&file, &self.path, size, &query)?;
+                self.ready.extend(collector.into_messages(&self.path)?);
+                (parser, size)
+            }
         };
+        self.behind = pos < size;
         self.current = Some(Current {
             dev: meta.dev(),
             ino: meta.ino(),
-            pos: size,
+            pos,
             parser,
             file,
         });
         Ok(())
+    }
+
+    /// Parses `file` chunk by chunk until the message `id`; queues what follows it in the same
+    /// chunk and returns the parser with the position after that chunk. Only one chunk's
+    /// messages are ever held.
+    fn seek_past(&mut self, file: &File, size: u64, id: &str) -> Result<(Parser, u64), BusError> {
+        let mut parser = Parser::new();
+        let mut buf = vec![0u8; FOLLOW_CHUNK.min(size).max(1) as usize];
+        let mut out = Vec::new();
+        let mut pos = 0;
+        let mut found = false;
+        let take = |out: &mut Vec<Message>, found: &mut bool| {
+            let mut after = Vec::new();
+            for msg in out.drain(..) {
+                if *found {
+                    after.push(msg);
+                } else {
+                    *found = msg.msg_id == id;
+                }
+            }
+            after
+        };
+        while pos < size && !found {
+            let want = buf.len().min((size - pos) as usize);
+            let n = file
+                .read_at(&mut buf[..want], pos)
+                .map_err(|e| BusError::io("read", &self.path, e))?;
+            if n == 0 {
+                break;
+            }
+            pos += n as u64;
+            parser.feed(&buf[..n], &mut out);
+            if pos >= size {
+                parser.flush(&mut out);
+            }
+            let after = take(&mut out, &mut found);
+            self.queue(after);
+        }
+        if !found {
+            return Err(read::since_not_found(id, &self.path));
+        }
+        Ok((parser, pos))
     }
 
     /// Reads what was appended; switches files on rotation.
@@ -200,6 +259,9 @@ impl Follower {
         for _ in 0..4 {
             if self.current.is_some() {
                 self.drain_current()?;
+                if self.behind {
+                    return Ok(()); // the rest of the backlog comes with the next batches
+                }
             }
             let Some(meta) = path::check(&self.path)? else {
                 return Ok(()); // rotated away and not recreated yet: keep what we have
@@ -211,6 +273,9 @@ impl Follower {
                 // A new file took the path: drain the old one once more (a late writer may
                 // still have appended to it), emit its last record, then switch.
                 self.drain_current()?;
+                while self.behind {
+                    self.drain_current()?;
+                }
                 if let Some(old) = self.current.take() {
                     let mut out = Vec::new();
                     old.parser.finish(&mut out);
@@ -235,9 +300,10 @@ impl Follower {
         Ok(())
     }
 
-    /// Reads the current file up to a settled length (see [`read::settled_len`]) and emits the
-    /// records completed by it.
+    /// Reads the current file up to a settled length (see [`read::settled_len`]), at most
+    /// [`FOLLOW_CHUNK`] bytes of it, and emits the records completed by them.
     fn drain_current(&mut self) -> Result<(), BusError> {
+        self.behind = false;
         let Some(cur) = self.current.as_mut() else {
             return Ok(());
         };
@@ -248,14 +314,17 @@ impl Follower {
             cur.parser = Parser::new();
         }
         let mut out = Vec::new();
-        if len > cur.pos {
+        let end = len.min(cur.pos + FOLLOW_CHUNK);
+        if end > cur.pos {
             let parser = &mut cur.parser;
-            read::stream(&cur.file, &self.path, cur.pos, len, |chunk| {
+            read::stream(&cur.file, &self.path, cur.pos, end, |chunk| {
                 parser.feed(chunk, &mut out);
             })?;
-            cur.pos = len;
+            cur.pos = end;
         }
-        if settled {
+        if end < len {
+            self.behind = true;
+        } else if settled {
             cur.parser.flush(&mut out);
         } else {
             // A writer holds the lock: the last record may be half-written. Look again soon.
@@ -339,6 +408,41 @@ mod tests {
         post(&mut writer, "INFO", "skip");
         post(&mut writer, "FACT", "keep");
         assert_eq!(collect(&mut f, 1), ["keep"]);
+    }
+
+    #[test]
+    fn a_large_backlog_comes_in_bounded_batches() {
+        let dir = tempfile::tempdir().unwrap();
+        let bus = dir.path().join("b.md");
+        let mut writer = BusWriter::new(&bus, AppendOptions::default());
+        let body = "y".repeat(1000);
+        let ids: Vec<String> = (0..1000)
+            .map(|_| post(&mut writer, "INFO", &body))
+            .collect();
+        assert!(std::fs::metadata(&bus).unwrap().len() > 3 * FOLLOW_CHUNK);
+        let mut largest = 0;
+        let mut got = Vec::new();
+        let mut f = Follower::open(&bus, FollowFrom::Start, None).unwrap();
+        while got.len() < ids.len() {
+            let batch = f.next_batch(Duration::from_secs(5)).unwrap();
+            assert!(!batch.is_empty());
+            largest = largest.max(batch.len());
+            got.extend(batch.into_iter().map(|m| m.msg_id));
+        }
+        assert_eq!(got, ids);
+        assert!(largest <= 300, "a batch held {largest} messages");
+        let mut since = Follower::open(&bus, FollowFrom::Since(ids[499].clone()), None).unwrap();
+        let mut rest = Vec::new();
+        while rest.len() < 500 {
+            rest.extend(
+                since
+                    .next_batch(WAIT)
+                    .unwrap()
+                    .into_iter()
+                    .map(|m| m.msg_id),
+            );
+        }
+        assert_eq!(rest, ids[500..]);
     }
 
     #[test]

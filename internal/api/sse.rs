@@ -1,0 +1,336 @@
+//! One bounded Server-Sent-Events pipe for every stream of the server.
+//!
+//! A producer (a blocking thread following a file, or an async task) hands events to an
+//! [`SseSender`]; the client's response body is the matching [`SseStream`]. What sits between
+//! the two is capped at [`CLIENT_BUFFER_BYTES`] per client, counted in bytes, not events:
+//!
+//! - A file-backed producer calls [`SseSender::send_blocking`] (or [`SseSender::send`]): it waits
+//!   while the client's buffer is full, so a backlog is read from the file only as fast as the
+//!   client drains it and is never held whole. A client that drains nothing for
+//!   [`STALL_LIMIT`] is sent a `resync` event and the stream ends, so the client reconnects with
+//!   `Last-Event-ID` and resumes where it stopped.
+//! - A push producer (a broadcast of index changes) calls [`SseSender::try_send`]: a client over
+//!   the cap is sent `resync` and the stream ends at once.
+//!
+//! The open-stream gauge (`conductor_sse_clients`) is held by the response body, so it drops
+//! the moment the client disconnects, and the producer notices the disconnect through
+//! [`SseSender::is_closed`] / a failed send.
+
+use std::convert::Infallible;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
+
+use super::metrics::SseGuard;
+
+/// Bytes of events buffered per client between the producer and the socket.
+pub const CLIENT_BUFFER_BYTES: usize = 256 * 1024;
+/// How long a file-backed producer waits for a full client buffer to drain before the client is
+/// sent `resync` and closed.
+pub const STALL_LIMIT: Duration = Duration::from_secs(10);
+/// Heartbeat interval of SSE streams (a comment line, so proxies keep the connection open).
+pub const HEARTBEAT: Duration = Duration::from_secs(15);
+/// Fixed per-event overhead counted against the buffer (field names, newlines).
+const EVENT_OVERHEAD: usize = 32;
+
+/// One event to send: `event:` kind, optional `id:` and `data:`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SseEvent {
+    kind: String,
+    id: Option<String>,
+    data: String,
+}
+
+impl SseEvent {
+    /// An event of `kind` carrying `data`.
+    pub fn new(kind: impl Into<String>, data: impl Into<String>) -> Self {
+        Self {
+            kind: kind.into(),
+            id: None,
+            data: data.into(),
+        }
+    }
+
+    /// Sets the event id (what the client sends back as `Last-Event-ID`).
+    pub fn id(mut self, id: impl Into<String>) -> Self {
+        self.id = Some(id.into());
+        self
+    }
+
+    /// Bytes this event counts against a client's buffer.
+    fn cost(&self) -> usize {
+        self.kind.len() + self.id.as_ref().map_or(0, String::len) + self.data.len() + EVENT_OVERHEAD
+    }
+
+    fn into_event(self) -> Event {
+        let event = Event::default().event(self.kind);
+        let event = match self.id {
+            Some(id) => event.id(id),
+            None => event,
+        };
+        event.data(self.data)
+    }
+}
+
+/// Why a send did not go through; either way the producer should stop.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum SendError {
+    /// The client disconnected.
+    #[error("the SSE client disconnected")]
+    Closed,
+    /// The client fell behind its buffer cap; it was sent `resync` and the stream ended.
+    #[error("the SSE client fell behind and was told to resync")]
+    Overflow,
+}
+
+struct Queued {
+    event: SseEvent,
+    /// Returns the event's bytes to the client's budget when the body hands it to the socket.
+    _permit: Option<OwnedSemaphorePermit>,
+}
+
+/// The producer side of one client's bounded stream. Cheap to move into a thread or task.
+pub struct SseSender {
+    tx: mpsc::UnboundedSender<Queued>,
+    budget: Arc<Semaphore>,
+    cap: usize,
+    stall: Duration,
+    ended: AtomicBool,
+    handle: tokio::runtime::Handle,
+}
+
+/// The response-body side: yields queued events, holds the open-stream gauge.
+pub struct SseStream {
+    rx: mpsc::UnboundedReceiver<Queued>,
+    _guard: Option<SseGuard>,
+    _extra: Option<Box<dyn Send + Sync>>,
+}
+
+/// A bounded pipe with the default cap and stall limit. Call from inside the runtime (a
+/// handler); `guard` (from `Metrics::sse_guard`) is released when the client goes away.
+pub fn channel(guard: Option<SseGuard>) -> (SseSender, SseStream) {
+    channel_with(guard, CLIENT_BUFFER_BYTES, STALL_LIMIT)
+}
+
+/// [`channel`] with an explicit cap and stall limit (tests).
+pub fn channel_with(
+    guard: Option<SseGuard>,
+    cap: usize,
+    stall: Duration,
+) -> (SseSender, SseStream) {
+    let (tx, rx) = mpsc::unbounded_channel();
+    let cap = cap.clamp(1, Semaphore::MAX_PERMITS.min(u32::MAX as usize));
+    let sender = SseSender {
+        tx,
+        budget: Arc::new(Semaphore::new(cap)),
+        cap,
+        stall,
+        ended: AtomicBool::new(false),
+        handle: tokio::runtime::Handle::current(),
+    };
+    (
+        sender,
+        SseStream {
+            rx,
+            _guard: guard,
+            _extra: None,
+        },
+    )
+}
+
+impl SseSender {
+    /// Whether the client has gone (or the stream already ended); a producer checks this while
+    /// it has nothing to send.
+    pub fn is_closed(&self) -> bool {
+        self.tx.is_closed() || self.ended.load(Ordering::Relaxed)
+    }
+
+    /// Resolves when the client disconnects (for producers waiting on something else).
+    pub async fn closed(&self) {
+        self.tx.closed().await
+    }
+
+    fn permits(&self, event: &SseEvent) -> u32 {
+        // An event larger than the whole budget still goes out, alone.
+        event.cost().min(self.cap) as u32
+    }
+
+    fn check_open(&self) -> Result<(), SendError> {
+        if self.ended.load(Ordering::Relaxed) {
+            return Err(SendError::Overflow);
+        }
+        if self.tx.is_closed() {
+            return Err(SendError::Closed);
+        }
+        Ok(())
+    }
+
+    fn push(&self, event: SseEvent, permit: OwnedSemaphorePermit) -> Result<(), SendError> {
+        self.tx
+            .send(Queued {
+                event,
+                _permit: Some(permit),
+            })
+            .map_err(|_| SendError::Closed)
+    }
+
+    /// Sends `event`, waiting while the client's buffer is full. A client that drains nothing
+    /// for the stall limit is sent `resync` and the stream ends ([`SendError::Overflow`]).
+    pub async fn send(&self, event: SseEvent) -> Result<(), SendError> {
+        self.check_open()?;
+        let wanted = self.permits(&event);
+        let acquire =
+            tokio::time::timeout(self.stall, self.budget.clone().acquire_many_owned(wanted));
+        tokio::select! {
+            () = self.tx.closed() => Err(SendError::Closed),
+            acquired = acquire => match acquired {
+                Ok(Ok(permit)) => self.push(event, permit),
+                _ => {
+                    self.resync("the client stopped reading; reconnect with Last-Event-ID to resume");
+                    Err(SendError::Overflow)
+                }
+            },
+        }
+    }
+
+    /// [`send`](Self::send) from a blocking (non-runtime) thread.
+    pub fn send_blocking(&self, event: SseEvent) -> Result<(), SendError> {
+        self.handle.block_on(self.send(event))
+    }
+
+    /// Sends `event` only if it fits the client's buffer now; otherwise the client is sent
+    /// `resync` and the stream ends ([`SendError::Overflow`]). For producers that cannot wait.
+    pub fn try_send(&self, event: SseEvent, resync_reason: &str) -> Result<(), SendError> {
+        self.check_open()?;
+        match self
+            .budget
+            .clone()
+            .try_acquire_many_owned(self.permits(&event))
+        {
+            Ok(permit) => self.push(event, permit),
+            Err(_) => {
+                self.resync(resync_reason);
+                Err(SendError::Overflow)
+            }
+        }
+    }
+
+    /// Ends the stream with a `resync` event (sent after what is already queued; it needs no
+    /// buffer room). Later sends fail with [`SendError::Overflow`].
+    pub fn resync(&self, reason: &str) {
+        if self.ended.swap(true, Ordering::Relaxed) {
+            return;
+        }
+        tracing::debug!(reason, "SSE client told to resync");
+        let _ = self.tx.send(Queued {
+            event: SseEvent::new("resync", reason),
+            _permit: None,
+        });
+    }
+}
+
+impl tokio_stream::Stream for SseStream {
+    type Item = Result<Event, Infallible>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        // The permit is dropped here: once the body hands the event to hyper it no longer
+        // counts against the producer (hyper's own write buffer is bounded).
+        self.rx
+            .poll_recv(cx)
+            .map(|queued| queued.map(|q| Ok(q.event.into_event())))
+    }
+}
+
+impl SseStream {
+    /// Keeps `value` alive as long as the response body (it is dropped when the client goes).
+    pub fn with_guard(mut self, value: impl Send + Sync + 'static) -> Self {
+        self._extra = Some(Box::new(value));
+        self
+    }
+
+    /// The streaming response, with a heartbeat comment every [`HEARTBEAT`].
+    pub fn into_response(self) -> Response {
+        Sse::new(self)
+            .keep_alive(KeepAlive::new().interval(HEARTBEAT).text("heartbeat"))
+            .into_response()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio_stream::StreamExt;
+
+    fn event(n: usize, size: usize) -> SseEvent {
+        SseEvent::new("line", "x".repeat(size)).id(n.to_string())
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_blocking_producer_waits_for_the_client_then_resyncs_a_stalled_one() {
+        let (tx, mut rx) = channel_with(None, 4096, Duration::from_millis(300));
+        let producer = std::thread::spawn(move || {
+            let mut sent = 0;
+            for n in 0..100 {
+                match tx.send_blocking(event(n, 1000)) {
+                    Ok(()) => sent += 1,
+                    Err(e) => return (sent, Some(e)),
+                }
+            }
+            (sent, None)
+        });
+        // Drain 10 events slowly: the producer keeps up, never more than ~4 ahead.
+        for _ in 0..10 {
+            assert!(rx.next().await.is_some());
+        }
+        // Then stop reading: the producer stalls and gives up with a resync.
+        let (sent, err) = tokio::task::spawn_blocking(move || producer.join().unwrap())
+            .await
+            .unwrap();
+        assert_eq!(err, Some(SendError::Overflow));
+        assert!((10..=14).contains(&sent), "sent {sent}");
+        let mut rest = Vec::new();
+        while let Some(Ok(ev)) = rx.next().await {
+            rest.push(format!("{ev:?}"));
+        }
+        assert!(rest.last().unwrap().contains("resync"), "{rest:?}");
+        assert_eq!(rest.len(), sent - 10 + 1);
+    }
+
+    #[tokio::test]
+    async fn a_push_producer_over_the_cap_resyncs_at_once() {
+        let (tx, mut rx) = channel_with(None, 2048, STALL_LIMIT);
+        assert!(tx.try_send(event(0, 1000), "slow").is_ok());
+        assert_eq!(
+            tx.try_send(event(1, 1500), "slow"),
+            Err(SendError::Overflow)
+        );
+        assert_eq!(tx.try_send(event(2, 1), "slow"), Err(SendError::Overflow));
+        assert!(tx.is_closed());
+        drop(tx);
+        let all: Vec<_> = (&mut rx).collect().await;
+        assert_eq!(all.len(), 2);
+        assert!(format!("{:?}", all[1]).contains("resync"));
+    }
+
+    #[tokio::test]
+    async fn a_disconnected_client_stops_the_producer() {
+        let (tx, rx) = channel_with(None, 64, STALL_LIMIT);
+        drop(rx);
+        assert!(tx.is_closed());
+        assert_eq!(tx.send(event(0, 1)).await, Err(SendError::Closed));
+    }
+
+    #[tokio::test]
+    async fn an_event_larger_than_the_cap_goes_out_alone() {
+        let (tx, mut rx) = channel_with(None, 100, STALL_LIMIT);
+        tx.send(event(0, 10_000)).await.unwrap();
+        assert!(rx.next().await.is_some());
+        tx.send(event(1, 10)).await.unwrap();
+    }
+}
