@@ -49,7 +49,7 @@ pub fn decode(yaml: &[u8]) -> Option<DecodedHeader> {
         let text = if slot == TS && is_plain_timestamp(value) {
             value.to_string()
         } else {
-            scalar_value(value)?
+            scalar::decode_one_line(value)?
         };
         fields[slot] = Some(text);
     }
@@ -80,77 +80,6 @@ fn is_plain_timestamp(value: &str) -> bool {
         && value
             .bytes()
             .all(|b| b.is_ascii_digit() || matches!(b, b'-' | b':' | b'.' | b'+' | b'T' | b'Z'))
-}
-
-/// The string a one-line scalar denotes, when it is one of the simple forms.
-fn scalar_value(value: &str) -> Option<String> {
-    if let Some(inner) = value.strip_prefix('"') {
-        double_quoted(inner.strip_suffix('"')?)
-    } else if let Some(inner) = value.strip_prefix('\'') {
-        let inner = inner.strip_suffix('\'')?;
-        if inner.replace("''", "").contains('\'') || inner.chars().any(forbidden) {
-            return None;
-        }
-        Some(inner.replace("''", "'"))
-    } else if scalar::is_plain(value) {
-        // Text the writer would emit plain reads back as itself, never as a number or bool.
-        Some(value.to_string())
-    } else {
-        None
-    }
-}
-
-/// The content of a double-quoted scalar (between the quotes), unescaped.
-fn double_quoted(inner: &str) -> Option<String> {
-    let mut out = String::with_capacity(inner.len());
-    let mut chars = inner.chars();
-    while let Some(c) = chars.next() {
-        match c {
-            '"' => return None,
-            '\\' => {
-                let decoded = match chars.next()? {
-                    '0' => '\0',
-                    'a' => '\u{07}',
-                    'b' => '\u{08}',
-                    't' | '\t' => '\t',
-                    'n' => '\n',
-                    'v' => '\u{0B}',
-                    'f' => '\u{0C}',
-                    'r' => '\r',
-                    'e' => '\u{1B}',
-                    ' ' => ' ',
-                    '"' => '"',
-                    '/' => '/',
-                    '\\' => '\\',
-                    'N' => '\u{85}',
-                    '_' => '\u{A0}',
-                    'L' => '\u{2028}',
-                    'P' => '\u{2029}',
-                    'x' => hex(&mut chars, 2)?,
-                    'u' => hex(&mut chars, 4)?,
-                    'U' => hex(&mut chars, 8)?,
-                    _ => return None,
-                };
-                out.push(decoded);
-            }
-            c if forbidden(c) => return None,
-            c => out.push(c),
-        }
-    }
-    Some(out)
-}
-
-/// Raw characters a quoted scalar here may not hold (YAML would fold or reject them).
-fn forbidden(c: char) -> bool {
-    c != '\t' && scalar::needs_escape(c)
-}
-
-fn hex(chars: &mut std::str::Chars<'_>, digits: usize) -> Option<char> {
-    let mut value = 0u32;
-    for _ in 0..digits {
-        value = value * 16 + chars.next()?.to_digit(16)?;
-    }
-    char::from_u32(value)
 }
 
 #[cfg(test)]

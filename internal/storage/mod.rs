@@ -9,6 +9,7 @@ pub mod liveness;
 pub mod lock;
 pub mod paths;
 pub mod run_info;
+mod run_info_fast;
 pub mod scan;
 pub mod time;
 pub mod watch;

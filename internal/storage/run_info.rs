@@ -278,6 +278,14 @@ impl RunInfo {
     /// Parses run-info.yaml text. Missing keys take the reference's zero values; unknown
     /// keys are kept in [`RunInfo::extra`]. Errors name the key and the expected type.
     pub fn parse(text: &str) -> Result<RunInfo, String> {
+        match super::run_info_fast::decode(text) {
+            Some(info) => Ok(info),
+            None => Self::parse_with_yaml(text),
+        }
+    }
+
+    /// [`RunInfo::parse`] through the YAML parser (the fast decoder's fallback and its oracle).
+    pub(crate) fn parse_with_yaml(text: &str) -> Result<RunInfo, String> {
         let doc: Value = crate::yaml::from_str(text).map_err(|e| format!("invalid YAML: {e}"))?;
         let map = match doc {
             Value::Mapping(map) => map,

@@ -266,6 +266,79 @@ fn double_quoted(value: &str) -> String {
     out
 }
 
+/// The string a one-line scalar denotes, when it is one of the simple forms (plain text that
+/// reads back as itself, or a single- or double-quoted scalar closed on the same line); `None`
+/// for anything a full YAML reader should decide.
+pub(crate) fn decode_one_line(value: &str) -> Option<String> {
+    if let Some(inner) = value.strip_prefix('"') {
+        unquote_double(inner.strip_suffix('"')?)
+    } else if let Some(inner) = value.strip_prefix('\'') {
+        let inner = inner.strip_suffix('\'')?;
+        if inner.replace("''", "").contains('\'') || inner.chars().any(forbidden) {
+            return None;
+        }
+        Some(inner.replace("''", "'"))
+    } else if is_plain(value) {
+        // Text the writer would emit plain reads back as itself, never as a number or bool.
+        Some(value.to_string())
+    } else {
+        None
+    }
+}
+
+/// The content of a double-quoted scalar (between the quotes), unescaped.
+fn unquote_double(inner: &str) -> Option<String> {
+    let mut out = String::with_capacity(inner.len());
+    let mut chars = inner.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '"' => return None,
+            '\\' => {
+                let decoded = match chars.next()? {
+                    '0' => '\0',
+                    'a' => '\u{07}',
+                    'b' => '\u{08}',
+                    't' | '\t' => '\t',
+                    'n' => '\n',
+                    'v' => '\u{0B}',
+                    'f' => '\u{0C}',
+                    'r' => '\r',
+                    'e' => '\u{1B}',
+                    ' ' => ' ',
+                    '"' => '"',
+                    '/' => '/',
+                    '\\' => '\\',
+                    'N' => '\u{85}',
+                    '_' => '\u{A0}',
+                    'L' => '\u{2028}',
+                    'P' => '\u{2029}',
+                    'x' => hex(&mut chars, 2)?,
+                    'u' => hex(&mut chars, 4)?,
+                    'U' => hex(&mut chars, 8)?,
+                    _ => return None,
+                };
+                out.push(decoded);
+            }
+            c if forbidden(c) => return None,
+            c => out.push(c),
+        }
+    }
+    Some(out)
+}
+
+/// Raw characters a quoted scalar here may not hold (YAML would fold or reject them).
+fn forbidden(c: char) -> bool {
+    c != '\t' && needs_escape(c)
+}
+
+fn hex(chars: &mut std::str::Chars<'_>, digits: usize) -> Option<char> {
+    let mut value = 0u32;
+    for _ in 0..digits {
+        value = value * 16 + chars.next()?.to_digit(16)?;
+    }
+    char::from_u32(value)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
