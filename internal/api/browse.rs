@@ -7,16 +7,50 @@ use axum::Json;
 use serde::{Deserialize, Serialize};
 
 use super::error::ApiError;
-use super::index::{RunFilter, RunRecord};
+use super::index::{IndexState, RunFilter, TaskRuns};
 use super::lookup;
 use super::range::ByteRange;
-use super::state::AppState;
-use crate::storage::scan::{self, list_projects, list_runs, list_tasks, Reconcile, RunEntry};
-use crate::storage::{paths, ProjectId, RunInfo, RunStatus, TaskId};
+use super::state::{AppState, ServerState};
+use crate::runner::inspect::{derive_status, Dependencies, TaskStatus};
+use crate::storage::scan::{self, list_projects, list_tasks, Reconcile, RunEntry};
+use crate::storage::{paths, ProjectId, RunId, RunInfo, RunStatus, TaskId};
 
 /// Largest page of runs a client may ask for.
 const MAX_PAGE: usize = 1000;
 const DEFAULT_PAGE: usize = 100;
+/// Runs in one page of a task view (`GET /api/v1/projects/{p}/tasks/{t}`) by default.
+const DEFAULT_TASK_PAGE: usize = 20;
+
+/// How long a listing that needs the run index waits for it while the server builds it at
+/// start; after that it answers 503 `indexing` (with `Retry-After: 1`).
+pub const INDEX_WAIT: std::time::Duration = std::time::Duration::from_secs(3);
+
+/// Waits (at most [`INDEX_WAIT`]) for the run index built in the background at start.
+pub async fn index_ready(state: &AppState) -> Result<(), ApiError> {
+    index_ready_within(state, INDEX_WAIT).await
+}
+
+async fn index_ready_within(state: &AppState, wait: std::time::Duration) -> Result<(), ApiError> {
+    if matches!(state.index.state(), IndexState::Ready(_)) {
+        return Ok(());
+    }
+    let index = state.index.clone();
+    let ready = tokio::task::spawn_blocking(move || index.wait_ready(wait))
+        .await
+        .unwrap_or(false);
+    if ready {
+        return Ok(());
+    }
+    Err(ApiError {
+        status: axum::http::StatusCode::SERVICE_UNAVAILABLE,
+        code: "indexing",
+        message: format!(
+            "the run index is still being built ({} runs so far); retry shortly",
+            state.index.len()
+        ),
+        retry_after: Some(1),
+    })
+}
 
 /// A project in a listing.
 #[derive(Debug, Serialize)]
@@ -67,17 +101,6 @@ pub struct RunSummary {
 }
 
 impl RunSummary {
-    fn from_record(record: &RunRecord) -> Self {
-        RunSummary {
-            run_id: record.run_id.clone(),
-            project_id: record.project_id.clone(),
-            task_id: record.task_id.clone(),
-            status: record.status,
-            info: record.info.clone(),
-            error: record.error.clone(),
-        }
-    }
-
     fn from_entry(entry: RunEntry, project_id: &str, task_id: &str) -> Self {
         let run_id = entry.run_id();
         let status = entry.status();
@@ -96,17 +119,28 @@ impl RunSummary {
     }
 }
 
-/// A task's status derived from its marker, its runs and its task loop (a loop between two
-/// runs keeps the task `running`), as `run-agent list` derives it.
-fn derived_status(done: bool, runs: &[RunSummary], task_dir: &std::path::Path) -> &'static str {
-    let statuses: Vec<RunStatus> = runs.iter().map(|r| r.status).collect();
-    crate::runner::inspect::derive_status(
+/// A task's status from its DONE marker, its runs as the index knows them (any running, the
+/// newest), its dependencies and its task loop (a loop between two runs keeps the task
+/// `running`): the same rule `run-agent list` applies ([`derive_status`]).
+fn task_status(
+    done: bool,
+    runs: &TaskRuns,
+    blocked: bool,
+    task_dir: &std::path::Path,
+) -> TaskStatus {
+    let mut statuses = Vec::with_capacity(2);
+    if runs.any_running {
+        statuses.push(RunStatus::Running);
+    }
+    if let Some((_, newest)) = &runs.newest {
+        statuses.push(*newest);
+    }
+    derive_status(
         done,
         &statuses,
-        false,
+        blocked,
         crate::runner::loop_lock::active(task_dir),
     )
-    .as_str()
 }
 
 /// `GET /api/v1/projects/{p}/tasks`
@@ -115,7 +149,7 @@ fn derived_status(done: bool, runs: &[RunSummary], task_dir: &std::path::Path) -
     path = "/api/v1/projects/{project}/tasks",
     tag = "tasks",
     params(("project" = String, Path, description = "Project id")),
-    responses((status = 200, description = "Tasks with derived status"), (status = 400, description = "Bad id, query or body", body = crate::api::error::ErrorBody), (status = 404, description = "Not found", body = crate::api::error::ErrorBody))
+    responses((status = 200, description = "Tasks with derived status"), (status = 400, description = "Bad id, query or body", body = crate::api::error::ErrorBody), (status = 404, description = "Not found", body = crate::api::error::ErrorBody), (status = 503, description = "The run index is still being built at start (code `indexing`)", body = crate::api::error::ErrorBody))
 )]
 pub async fn tasks(
     State(state): State<AppState>,
@@ -123,21 +157,30 @@ pub async fn tasks(
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let project = lookup::project_id(&project)?;
     let dir = lookup::project_dir(&state.root, &project)?;
+    index_ready(&state).await?;
     let entry = scan::ProjectEntry {
         id: project.clone(),
         dir,
     };
-    let tasks: Vec<serde_json::Value> = list_tasks(&entry).iter().map(task_summary).collect();
+    state.index.reconcile_stale();
+    let tasks: Vec<serde_json::Value> = list_tasks(&entry)
+        .iter()
+        .map(|t| task_summary(&state, t))
+        .collect();
     Ok(Json(
         serde_json::json!({ "project_id": project, "tasks": tasks }),
     ))
 }
 
-fn task_runs(task_dir: &std::path::Path, project: &str, task: &str) -> Vec<RunSummary> {
-    list_runs(task_dir, Reconcile::Yes)
-        .into_iter()
-        .map(|e| RunSummary::from_entry(e, project, task))
-        .collect()
+/// Query of `GET /api/v1/projects/{p}/tasks/{t}`: a page of the task's runs.
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct TaskQuery {
+    /// Runs per page, newest first (default 20, at most 1000).
+    pub limit: Option<usize>,
+    /// Continue after this run id (the `next_cursor` of the previous page).
+    pub cursor: Option<String>,
 }
 
 /// `GET /api/v1/projects/{p}/tasks/{t}`
@@ -145,21 +188,45 @@ fn task_runs(task_dir: &std::path::Path, project: &str, task: &str) -> Vec<RunSu
     get,
     path = "/api/v1/projects/{project}/tasks/{task}",
     tag = "tasks",
-    params(("project" = String, Path, description = "Project id"), ("task" = String, Path, description = "Task id")),
-    responses((status = 200, description = "TASK.md, DONE and runs"), (status = 400, description = "Bad id, query or body", body = crate::api::error::ErrorBody), (status = 404, description = "Not found", body = crate::api::error::ErrorBody))
+    params(("project" = String, Path, description = "Project id"), ("task" = String, Path, description = "Task id"), TaskQuery),
+    responses((status = 200, description = "TASK.md, DONE, run_count and one page of runs (newest first) with next_cursor"), (status = 400, description = "Bad id, query or body", body = crate::api::error::ErrorBody), (status = 404, description = "Not found", body = crate::api::error::ErrorBody), (status = 503, description = "The run index is still being built at start (code `indexing`)", body = crate::api::error::ErrorBody))
 )]
 pub async fn task(
     State(state): State<AppState>,
     Path((project, task)): Path<(String, String)>,
+    Query(query): Query<TaskQuery>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let project = lookup::project_id(&project)?;
     let task = lookup::task_id(&task)?;
+    let limit = page_limit(query.limit, DEFAULT_TASK_PAGE)?;
+    let cursor = query.cursor.as_deref().map(lookup::run_id).transpose()?;
     let dir = lookup::task_dir(&state.root, &project, &task)?;
-    Ok(Json(task_view(&project, &task, &dir)))
+    index_ready(&state).await?;
+    let page = RunsPage {
+        limit: Some(limit),
+        cursor: cursor.as_ref(),
+    };
+    Ok(Json(task_view(&state, &project, &task, &dir, page)))
 }
 
-/// The full view of one task: status, DONE, TASK.md and its runs.
-pub fn task_view(project: &ProjectId, task: &TaskId, dir: &std::path::Path) -> serde_json::Value {
+/// Which of a task's runs a task view holds.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RunsPage<'a> {
+    /// At most this many (all when `None`).
+    pub limit: Option<usize>,
+    /// Only runs older than this one.
+    pub cursor: Option<&'a RunId>,
+}
+
+/// The view of one task: status, DONE, TASK.md, its run count and one page of its runs,
+/// newest first (read from the files, so the newest runs are always current).
+pub fn task_view(
+    state: &ServerState,
+    project: &ProjectId,
+    task: &TaskId,
+    dir: &std::path::Path,
+    page: RunsPage<'_>,
+) -> serde_json::Value {
     let read_regular = |name: &str| -> Option<String> {
         let path = dir.join(name);
         let meta = std::fs::symlink_metadata(&path).ok()?;
@@ -170,35 +237,96 @@ pub fn task_view(project: &ProjectId, task: &TaskId, dir: &std::path::Path) -> s
     let done = std::fs::symlink_metadata(dir.join(paths::DONE_FILE))
         .map(|m| m.is_file())
         .unwrap_or(false);
-    let runs = task_runs(dir, project.as_str(), task.as_str());
-    serde_json::json!({
+    let runs_dir = dir.join(paths::RUNS_DIR);
+    let mut names = scan::run_names(&runs_dir);
+    names.sort_unstable_by(|a, b| b.cmp(a));
+    let start = page
+        .cursor
+        .map_or(0, |c| names.partition_point(|n| n.as_str() >= c.as_str()));
+    let end = page
+        .limit
+        .map_or(names.len(), |l| start.saturating_add(l).min(names.len()));
+    let read = |name: &str| {
+        let entry = scan::read_entry(runs_dir.join(name), Reconcile::Yes);
+        RunSummary::from_entry(entry, project.as_str(), task.as_str())
+    };
+    let runs: Vec<RunSummary> = names[start..end].iter().map(|n| read(n)).collect();
+    // The newest run decides the status; the index knows whether an older one still runs.
+    let newest = match (start, runs.first(), names.first()) {
+        (0, Some(first), _) => Some((first.run_id.clone(), first.status)),
+        (_, _, Some(name)) => Some((name.clone(), read(name).status)),
+        _ => None,
+    };
+    let indexed = state.index.task_runs(project.as_str(), task.as_str());
+    let any_running = runs.iter().any(|r| r.status == RunStatus::Running)
+        || newest
+            .as_ref()
+            .is_some_and(|(_, s)| *s == RunStatus::Running)
+        || (indexed.any_running && {
+            state.index.reconcile_stale();
+            state
+                .index
+                .task_runs(project.as_str(), task.as_str())
+                .any_running
+        });
+    let summary = TaskRuns {
+        run_count: names.len(),
+        newest,
+        any_running,
+        last_activity_ns: None,
+    };
+    let deps = Dependencies::read(dir);
+    let next_cursor = (end < names.len() && end > start).then(|| names[end - 1].clone());
+    let mut view = serde_json::json!({
         "project_id": project,
         "task_id": task,
-        "status": derived_status(done, &runs, dir),
+        "status": task_status(done, &summary, deps.is_blocked(), dir).as_str(),
         "done": done,
         "task_md": read_regular(paths::TASK_FILE),
+        "depends_on": deps.depends_on,
+        "blocked_by": deps.blocked_by,
+        "run_count": names.len(),
         "runs": runs,
-    })
+        "next_cursor": next_cursor,
+    });
+    if let Some(err) = deps.error {
+        view["deps_error"] = serde_json::json!(err);
+    }
+    view
 }
 
-/// One line of a task listing.
-pub fn task_summary(task: &scan::TaskEntry) -> serde_json::Value {
-    let runs = task_runs(&task.dir, task.project.as_str(), task.id.as_str());
+/// One line of a task listing, from the run index: status, DONE, run count, newest run,
+/// last activity and the dependencies that are not DONE.
+pub fn task_summary(state: &ServerState, task: &scan::TaskEntry) -> serde_json::Value {
+    let runs = state
+        .index
+        .task_runs(task.project.as_str(), task.id.as_str());
+    let deps = Dependencies::read(&task.dir);
     let last_activity = runs
-        .iter()
-        .filter_map(|r| r.info.as_ref())
-        .map(|i| i.end_time_opt().unwrap_or(i.start_time))
-        .max()
+        .last_activity_ns
+        .map(chrono::DateTime::from_timestamp_nanos)
         .map(|t| crate::storage::time::format_rfc3339_nano(&t));
     serde_json::json!({
         "project_id": task.project,
         "task_id": task.id,
-        "status": derived_status(task.done, &runs, &task.dir),
+        "status": task_status(task.done, &runs, deps.is_blocked(), &task.dir).as_str(),
         "done": task.done,
-        "run_count": runs.len(),
-        "latest_run": runs.last().map(|r| r.run_id.clone()),
+        "run_count": runs.run_count,
+        "latest_run": runs.newest.map(|(id, _)| id),
         "last_activity": last_activity,
+        "blocked_by": deps.blocked_by,
     })
+}
+
+/// A page size from a query: `default` when absent, 400 outside 1..=1000.
+fn page_limit(limit: Option<usize>, default: usize) -> Result<usize, ApiError> {
+    let limit = limit.unwrap_or(default);
+    if limit == 0 || limit > MAX_PAGE {
+        return Err(ApiError::bad_request(format!(
+            "invalid limit {limit}; allowed: 1..={MAX_PAGE}"
+        )));
+    }
+    Ok(limit)
 }
 
 /// Query of `GET /api/v1/runs`.
@@ -247,25 +375,28 @@ pub async fn runs(
             s => Some(s),
         },
     };
-    let limit = query.limit.unwrap_or(DEFAULT_PAGE);
-    if limit == 0 || limit > MAX_PAGE {
-        return Err(ApiError::bad_request(format!(
-            "invalid limit {limit}; allowed: 1..={MAX_PAGE}"
-        )));
-    }
+    let limit = page_limit(query.limit, DEFAULT_PAGE)?;
     let cursor = query.cursor.as_deref().map(lookup::run_id).transpose()?;
     let filter = RunFilter {
         project: project.map(|p| p.to_string()),
         task: task.map(|t| t.to_string()),
         status,
     };
+    index_ready(&state).await?;
     let index = state.index.clone();
-    let (page, next_cursor) = tokio::task::spawn_blocking(move || {
-        index.page(&filter, cursor.as_ref().map(|c| c.as_str()), limit)
+    let (runs, next_cursor) = tokio::task::spawn_blocking(move || {
+        let (page, next) = index.page(&filter, cursor.as_ref().map(|c| c.as_str()), limit);
+        let runs: Vec<RunSummary> = page
+            .into_iter()
+            .map(|r| {
+                let entry = scan::read_entry(r.dir, Reconcile::No);
+                RunSummary::from_entry(entry, &r.project_id, &r.task_id)
+            })
+            .collect();
+        (runs, next)
     })
     .await
     .map_err(|e| ApiError::internal(format!("listing failed: {e}")))?;
-    let runs: Vec<RunSummary> = page.iter().map(|r| RunSummary::from_record(r)).collect();
     Ok(Json(
         serde_json::json!({ "runs": runs, "next_cursor": next_cursor }),
     ))
@@ -303,17 +434,40 @@ pub async fn run(
             Ok(([(header::CONTENT_TYPE, "application/yaml")], text).into_response())
         }
         Some("json") | None => {
-            let (p, t) = entry
-                .info
-                .as_ref()
-                .map(|i| (i.project_id.clone(), i.task_id.clone()))
-                .unwrap_or_default();
+            let (p, t) = run_owner(&state, &entry);
             Ok(Json(RunSummary::from_entry(entry, &p, &t)).into_response())
         }
         Some(other) => Err(ApiError::bad_request(format!(
             "invalid format {other:?}; allowed: json, yaml"
         ))),
     }
+}
+
+/// The project and task a run belongs to: from its path `<project>/<task>/runs/<run>`, or for
+/// a run of a flat extra root (`<extra>/runs/<run>`) from its record.
+fn run_owner(state: &ServerState, entry: &RunEntry) -> (String, String) {
+    let runs_dir = entry.dir.parent();
+    let base = runs_dir.and_then(std::path::Path::parent);
+    let flat = state
+        .settings
+        .config
+        .storage
+        .extra_roots
+        .iter()
+        .any(|e| base == Some(e.as_path()));
+    if flat {
+        return entry
+            .info
+            .as_ref()
+            .map(|i| (i.project_id.clone(), i.task_id.clone()))
+            .unwrap_or_default();
+    }
+    let name = |p: Option<&std::path::Path>| {
+        p.and_then(std::path::Path::file_name)
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default()
+    };
+    (name(base.and_then(std::path::Path::parent)), name(base))
 }
 
 /// `GET /api/v1/runs/{run_id}/files/{name}` with `Range: bytes=…` support.
@@ -420,5 +574,33 @@ fn read_run_file(
             [(header::CONTENT_RANGE, format!("bytes */{len}"))],
         )
             .into_response()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{resolve_server, ConfigMode, ServerFlags};
+
+    #[tokio::test]
+    async fn listings_answer_indexing_until_the_index_is_built() {
+        let dir = tempfile::tempdir().unwrap();
+        let flags = ServerFlags {
+            root: Some(dir.path().to_path_buf()),
+            ..ServerFlags::default()
+        };
+        let env = |k: &str| (k == "HOME").then(|| "/nonexistent".to_string());
+        let settings = resolve_server(&flags, ConfigMode::Optional, &env, dir.path()).unwrap();
+        // A fresh state's index is not started: it stays `building`.
+        let state: AppState = std::sync::Arc::new(ServerState::new(settings));
+        let wait = std::time::Duration::from_millis(20);
+        let err = index_ready_within(&state, wait).await.unwrap_err();
+        assert_eq!(err.status, axum::http::StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(err.code, "indexing");
+        assert_eq!(err.retry_after, Some(1));
+        state.index.start();
+        index_ready_within(&state, std::time::Duration::from_secs(60))
+            .await
+            .unwrap();
     }
 }

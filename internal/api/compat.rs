@@ -9,7 +9,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Deserialize;
 
-use super::browse::{task_summary, task_view};
+use super::browse::{index_ready, task_summary, task_view, RunsPage};
 use super::error::ApiError;
 use super::lookup;
 use super::state::AppState;
@@ -43,10 +43,13 @@ pub async fn list(
     State(state): State<AppState>,
     Query(q): Query<ProjectQuery>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let tasks: Vec<serde_json::Value> = projects(&state, q.project_id.as_deref())?
+    let projects = projects(&state, q.project_id.as_deref())?;
+    index_ready(&state).await?;
+    state.index.reconcile_stale();
+    let tasks: Vec<serde_json::Value> = projects
         .iter()
         .flat_map(list_tasks)
-        .map(|t| task_summary(&t))
+        .map(|t| task_summary(&state, &t))
         .collect();
     Ok(Json(serde_json::json!({ "tasks": tasks })))
 }
@@ -95,7 +98,14 @@ pub async fn show(
     Query(q): Query<ProjectQuery>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let (project, task, dir) = find(&state, &task, q.project_id.as_deref())?;
-    Ok(Json(task_view(&project, &task, &dir)))
+    index_ready(&state).await?;
+    Ok(Json(task_view(
+        &state,
+        &project,
+        &task,
+        &dir,
+        RunsPage::default(),
+    )))
 }
 
 /// `DELETE /api/v1/tasks/{task}?project_id=`: writes DONE and stops the task's runs (202).

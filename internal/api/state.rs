@@ -32,7 +32,7 @@ pub struct ServerState {
     pub task_loops: super::task_loops::TaskLoops,
     /// Prometheus metrics.
     pub metrics: Arc<super::metrics::Metrics>,
-    /// In-memory index of runs (call [`super::index::RunIndex::watch`] to keep it current).
+    /// In-memory index of runs, empty until [`super::index::RunIndex::start`] builds it.
     pub index: Arc<super::index::RunIndex>,
     /// Self-update manager; task starts consult `update.drain_in_progress()`.
     pub update: Arc<crate::update::UpdateManager>,
@@ -61,7 +61,7 @@ impl ServerState {
             security: SecurityState::default(),
             task_loops: Default::default(),
             metrics: Default::default(),
-            index: super::index::RunIndex::build(
+            index: super::index::RunIndex::new(
                 &settings.root.value,
                 &settings.config.storage.extra_roots,
             ),

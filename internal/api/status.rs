@@ -7,6 +7,7 @@ use axum::extract::State;
 use axum::Json;
 use serde::Serialize;
 
+use super::index::IndexState;
 use super::state::AppState;
 use crate::version::{GIT_COMMIT, VERSION};
 
@@ -67,6 +68,20 @@ pub struct StatusBody {
     pub runs: BTreeMap<String, usize>,
     /// The self-update state (the full view with history is `GET /api/v1/admin/self-update`).
     pub update: UpdateSummary,
+    /// The run index (built in the background at start).
+    pub index: IndexSummary,
+}
+
+/// The run index part of the status.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct IndexSummary {
+    /// `building` while the first scan runs (listings wait for it briefly, then answer 503
+    /// `indexing`), then `ready`.
+    pub state: &'static str,
+    /// Runs indexed so far.
+    pub runs: usize,
+    /// How long the first scan took, once ready.
+    pub build_ms: Option<u64>,
 }
 
 /// The self-update part of the status.
@@ -91,6 +106,7 @@ pub struct UpdateSummary {
 )]
 pub async fn status(State(state): State<AppState>) -> Json<StatusBody> {
     let settings = &state.settings;
+    let index_state = state.index.state();
     let counts = state.index.status_counts();
     let manager = state.update.clone();
     let update = match tokio::task::spawn_blocking(move || manager.status()).await {
@@ -133,6 +149,17 @@ pub async fn status(State(state): State<AppState>) -> Json<StatusBody> {
             .map(|(status, n)| (status.as_str().to_string(), *n))
             .collect(),
         update,
+        index: IndexSummary {
+            state: match index_state {
+                IndexState::Building => "building",
+                IndexState::Ready(_) => "ready",
+            },
+            runs: counts.values().sum(),
+            build_ms: match index_state {
+                IndexState::Building => None,
+                IndexState::Ready(took) => Some(took.as_millis() as u64),
+            },
+        },
     })
 }
 

@@ -171,6 +171,7 @@ pub fn spawn_loop(
     save(state, &record);
     let records = records_dir(state);
     let limit = state.settings.config.defaults.max_concurrent_root_tasks;
+    let index = state.index.clone();
     std::thread::spawn(move || {
         // defaults.max_concurrent_root_tasks: the same slots as `run-agent task` (runner::slots).
         let job = &request.job;
@@ -185,6 +186,12 @@ pub fn spawn_loop(
             Ok(runner::slots::TaskSlot::Stopped) => Ok(TaskEnd::Stopped { last: None }),
             Ok(runner::slots::TaskSlot::Go(_slot)) => {
                 runner::run_task(&request, &lock, |run, _attempt| {
+                    // Listings see the new run at once, not only after its file event.
+                    index.refresh(
+                        &task_dir
+                            .join(crate::storage::paths::RUNS_DIR)
+                            .join(&run.run_id),
+                    );
                     tx.send_replace(LoopState::Running {
                         run_id: run.run_id.to_string(),
                     });

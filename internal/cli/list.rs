@@ -148,6 +148,13 @@ pub fn run(args: ListArgs) -> anyhow::Result<ExitCode> {
             );
         }
     }
+    // A task table needs each task's newest run only; JSON and a task's run list show every
+    // run, so they read them all.
+    let read: fn(TaskEntry) -> TaskView = if args.json || task.is_some() {
+        TaskView::read
+    } else {
+        TaskView::read_newest
+    };
     let mut views: Vec<TaskView> = Vec::new();
     for p in scan::list_projects(&root) {
         if !wanted(&p.id, None) {
@@ -156,7 +163,7 @@ pub fn run(args: ListArgs) -> anyhow::Result<ExitCode> {
         for t in scan::list_tasks(&p) {
             if wanted(&p.id, Some(&t.id)) {
                 let more = extra.remove(&(p.id.clone(), t.id.clone()));
-                views.push(TaskView::read(t).with_runs(more.unwrap_or_default()));
+                views.push(read(t).with_runs(more.unwrap_or_default()));
             }
         }
     }
@@ -169,7 +176,7 @@ pub fn run(args: ListArgs) -> anyhow::Result<ExitCode> {
             id: t,
             done: false,
         };
-        views.push(TaskView::read(entry).with_runs(runs));
+        views.push(read(entry).with_runs(runs));
     }
     views.sort_by(|a, b| (&a.task.project, &a.task.id).cmp(&(&b.task.project, &b.task.id)));
     if let (Some(p), Some(t)) = (&project, &task) {
@@ -217,7 +224,7 @@ pub fn run(args: ListArgs) -> anyhow::Result<ExitCode> {
                 v.task.project.to_string(),
                 v.task.id.to_string(),
                 v.status.to_string(),
-                v.runs.len().to_string(),
+                v.run_count.to_string(),
                 latest.map(RunEntry::run_id).unwrap_or_else(|| "-".into()),
                 if v.blocked_by.is_empty() {
                     "-".into()

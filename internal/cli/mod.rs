@@ -3,6 +3,7 @@
 
 pub mod bus;
 pub mod completions;
+mod fast_parse;
 pub mod gc;
 pub mod job;
 pub mod list;
@@ -123,7 +124,7 @@ pub enum ConductorCommand {
 /// Entry point of the `run-agent` binary.
 pub fn run_agent_main() -> ExitCode {
     completions::complete_if_asked(completions::Binary::RunAgent);
-    let cli = RunAgentCli::parse();
+    let cli = fast_parse::run_agent_cli();
     logging::init(cli.global.log_format);
     let result = match cli.command {
         RunAgentCommand::Serve(args) => serve::run(args, serve::Flavor::RunAgent),

@@ -116,8 +116,8 @@ pub fn run(args: ServeArgs, flavor: Flavor) -> anyhow::Result<ExitCode> {
 
     let state =
         Arc::new(ServerState::new(settings).with_conductor_url(listen::local_base_url(&addr)));
-    state.index.watch();
-    tracing::info!(runs = state.index.len(), "run index built");
+    // Built in the background: /healthz and the UI answer at once, listings wait briefly.
+    state.index.start();
     if !state.settings.task_start_disabled.value {
         crate::api::task_loops::resume_recorded(&state);
     }

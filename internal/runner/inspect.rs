@@ -104,13 +104,53 @@ pub fn derive_status(
     }
 }
 
+/// A task's `depends_on` (TASK-CONFIG.yaml) and which of them are not DONE yet.
+#[derive(Debug, Clone, Default)]
+pub struct Dependencies {
+    /// `depends_on` of TASK-CONFIG.yaml.
+    pub depends_on: Vec<TaskId>,
+    /// The dependencies without a DONE file.
+    pub blocked_by: Vec<TaskId>,
+    /// Why TASK-CONFIG.yaml could not be read, if it could not.
+    pub error: Option<String>,
+}
+
+impl Dependencies {
+    /// Reads the dependencies of the task in `task_dir` and checks their DONE files.
+    pub fn read(task_dir: &Path) -> Dependencies {
+        let (depends_on, error) = match deps::read(task_dir) {
+            Ok(list) => (list, None),
+            Err(err) => (Vec::new(), Some(err.to_string())),
+        };
+        let project_dir = task_dir.parent().unwrap_or(Path::new(""));
+        let blocked_by = depends_on
+            .iter()
+            .filter(|dep| !project_dir.join(dep.as_str()).join(DONE_FILE).is_file())
+            .cloned()
+            .collect();
+        Dependencies {
+            depends_on,
+            blocked_by,
+            error,
+        }
+    }
+
+    /// Whether some dependency is not DONE.
+    pub fn is_blocked(&self) -> bool {
+        !self.blocked_by.is_empty()
+    }
+}
+
 /// A task with its runs and dependencies, as the inspection commands show it.
 #[derive(Debug, Clone)]
 pub struct TaskView {
     /// The task directory entry.
     pub task: TaskEntry,
-    /// Its runs, sorted by run id (oldest first), reconciled.
+    /// Its runs, sorted by run id (oldest first), reconciled: all of them, or only the newest
+    /// for a listing ([`TaskView::read_newest`]).
     pub runs: Vec<RunEntry>,
+    /// How many runs the task has (all of them, also when `runs` holds only the newest).
+    pub run_count: usize,
     /// `depends_on` of TASK-CONFIG.yaml.
     pub depends_on: Vec<TaskId>,
     /// The dependencies without a DONE file.
@@ -122,32 +162,45 @@ pub struct TaskView {
 }
 
 impl TaskView {
-    /// Reads a task: runs (reconciling dead `running` records), dependencies, status.
+    /// Reads a task: every run (reconciling dead `running` records), dependencies, status.
     pub fn read(task: TaskEntry) -> TaskView {
         let runs = list_runs(&task.dir);
-        let (depends_on, deps_error) = match deps::read(&task.dir) {
-            Ok(list) => (list, None),
-            Err(err) => (Vec::new(), Some(err.to_string())),
-        };
-        let project_dir = task.dir.parent().unwrap_or(Path::new(""));
-        let blocked_by: Vec<TaskId> = depends_on
-            .iter()
-            .filter(|dep| !project_dir.join(dep.as_str()).join(DONE_FILE).is_file())
-            .cloned()
+        let count = runs.len();
+        Self::with(task, runs, count)
+    }
+
+    /// Reads a task for a listing: only its newest run directory (run ids sort by start
+    /// time) plus the number of run directories, its DONE file, dependencies and loop lock.
+    /// An older run that still runs while a newer one has ended is not seen here (the full
+    /// [`TaskView::read`] and the server's index see it).
+    pub fn read_newest(task: TaskEntry) -> TaskView {
+        let names = scan::run_names(&task.dir.join(crate::storage::paths::RUNS_DIR));
+        let count = names.len();
+        let runs = names
+            .into_iter()
+            .max()
+            .map(|newest| read_run(task.dir.join(crate::storage::paths::RUNS_DIR).join(newest)))
+            .into_iter()
             .collect();
+        Self::with(task, runs, count)
+    }
+
+    fn with(task: TaskEntry, runs: Vec<RunEntry>, run_count: usize) -> TaskView {
+        let deps = Dependencies::read(&task.dir);
         let statuses: Vec<RunStatus> = runs.iter().map(RunEntry::status).collect();
         let status = derive_status(
             task.done,
             &statuses,
-            !blocked_by.is_empty(),
+            deps.is_blocked(),
             loop_lock::active(&task.dir),
         );
         TaskView {
             task,
             runs,
-            depends_on,
-            blocked_by,
-            deps_error,
+            run_count,
+            depends_on: deps.depends_on,
+            blocked_by: deps.blocked_by,
+            deps_error: deps.error,
             status,
         }
     }
@@ -165,6 +218,7 @@ impl TaskView {
         if self.runs.len() == before {
             return self;
         }
+        self.run_count += self.runs.len() - before;
         self.runs.sort_by_key(RunEntry::run_id);
         let statuses: Vec<RunStatus> = self.runs.iter().map(RunEntry::status).collect();
         self.status = derive_status(

@@ -29,18 +29,23 @@ pub fn process_start_time(pid: i64) -> Option<u64> {
 /// Whether the process recorded in `info` still exists and is the same process.
 /// A record with neither pid nor pgid cannot be judged and counts as alive.
 pub fn is_alive(info: &RunInfo) -> bool {
-    if info.pid <= 0 && info.pgid <= 0 {
+    process_alive(info.pid, info.pgid, info.pid_start_time)
+}
+
+/// [`is_alive`] from the three fields it needs (`pid`, `pgid`, `pid_start_time`).
+pub fn process_alive(pid: i64, pgid: i64, pid_start_time: Option<u64>) -> bool {
+    if pid <= 0 && pgid <= 0 {
         return true;
     }
-    if info.pid > 0 && pid_exists(info.pid) {
-        return match (info.pid_start_time, process_start_time(info.pid)) {
+    if pid > 0 && pid_exists(pid) {
+        return match (pid_start_time, process_start_time(pid)) {
             (Some(recorded), Some(actual)) => recorded == actual,
             _ => true,
         };
     }
     // The leader is gone; members of its process group (the agent's children) keep the run
     // alive, unless the pid was reused (then the group id is not trustworthy either).
-    info.pgid > 0 && info.pid_start_time.is_none() && group_exists(info.pgid)
+    pgid > 0 && pid_start_time.is_none() && group_exists(pgid)
 }
 
 fn pid_exists(pid: i64) -> bool {

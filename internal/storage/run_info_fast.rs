@@ -144,7 +144,8 @@ mod tests {
 
     fn same(text: &str) {
         if let Some(fast) = decode(text) {
-            let slow = slow(text).unwrap_or_else(|e| panic!("fast accepted, YAML rejected ({e}): {text:?}"));
+            let slow = slow(text)
+                .unwrap_or_else(|e| panic!("fast accepted, YAML rejected ({e}): {text:?}"));
             assert_eq!(fast, slow, "{text:?}");
         }
     }
@@ -156,8 +157,10 @@ mod tests {
         info.commandline = Some("claude -p --x \"quoted\" 'single' #hash: colon".into());
         info.error_summary = Some("true".into());
         info.pid_start_time = Some(77);
-        info.extra.push(("agent_name".into(), Value::String("reviewer".into())));
-        info.extra.push(("input_tokens".into(), Value::Number(1234.into())));
+        info.extra
+            .push(("agent_name".into(), Value::String("reviewer".into())));
+        info.extra
+            .push(("input_tokens".into(), Value::Number(1234.into())));
         let text = info.to_yaml();
         let fast = decode(&text).expect("fast path");
         assert_eq!(fast, info);

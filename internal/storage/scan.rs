@@ -51,12 +51,9 @@ impl RunEntry {
             .unwrap_or(RunStatus::Unknown)
     }
 
-    /// The run id: from run-info.yaml, else the directory name.
+    /// The run id: the directory name (what the file claims is never trusted for identity).
     pub fn run_id(&self) -> String {
-        match &self.info {
-            Ok(info) if !info.run_id.is_empty() => info.run_id.clone(),
-            _ => file_name(&self.dir),
-        }
+        file_name(&self.dir)
     }
 }
 
@@ -125,6 +122,20 @@ pub fn list_tasks(project: &ProjectEntry) -> Vec<TaskEntry> {
 /// Runs of a task directory, sorted by run id (which sorts by start time).
 pub fn list_runs(task_dir: &Path, reconcile: Reconcile) -> Vec<RunEntry> {
     runs_in(&task_dir.join(RUNS_DIR), reconcile)
+}
+
+/// The names of the run directories in `runs_dir` (real directories with a valid run id),
+/// unsorted; empty when `runs_dir` is missing. Reads only the directory itself.
+pub fn run_names(runs_dir: &Path) -> Vec<String> {
+    let Ok(entries) = std::fs::read_dir(runs_dir) else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(Result::ok)
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+        .filter_map(|e| e.file_name().into_string().ok())
+        .filter(|name| validate_id(IdKind::Run, name).is_ok())
+        .collect()
 }
 
 fn runs_in(runs_dir: &Path, reconcile: Reconcile) -> Vec<RunEntry> {

@@ -16,6 +16,7 @@ mod config;
 mod events_api;
 mod gc;
 mod inspect;
+mod listing;
 mod ops_scripts;
 mod ops_units;
 mod rest;

@@ -1,76 +1,52 @@
-//! The in-memory index of runs: built by one scan at start, kept current by file-change
-//! notification (one recursive inotify watcher) with a periodic full rescan as a safety net.
-//! The files remain the truth; the index only saves listing requests from walking the disk.
+//! The in-memory index of runs: built in the background at server start (listings wait for
+//! it briefly, see [`RunIndex::wait_ready`]), kept current by file-change notification (one
+//! recursive inotify watcher) with a periodic rescan as a safety net. The files remain the
+//! truth; the index only saves listing requests from walking the disk.
+//!
+//! Runs are keyed by their directory: the run id is the directory name, the project and task
+//! come from the path (flat extra roots: from the record). What a file claims about its own id
+//! is never trusted, so a forged, renamed or truncated run-info.yaml cannot create a second or
+//! stale entry. Each entry remembers the identity of the file it was read from (inode, size,
+//! mtime); a rescan re-reads exactly the files whose identity changed.
+
+mod events;
+mod read;
+mod store;
 
 use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Condvar, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use notify::{RecursiveMode, Watcher};
 use tokio::sync::broadcast;
 
-use crate::storage::paths::{is_inside_without_symlinks, RUNS_DIR, RUN_INFO_FILE};
-use crate::storage::scan::{read_entry, scan_all_runs, Reconcile, RunEntry};
-use crate::storage::{liveness, RunInfo, RunStatus};
+use crate::storage::paths::{is_inside_without_symlinks, RUN_INFO_FILE};
+use crate::storage::{liveness, RunStatus};
+
+pub use store::TaskRuns;
+use store::{Store, Upsert};
 
 /// Full rescan interval (catches anything notification missed).
 const RESCAN_EVERY: Duration = Duration::from_secs(30);
 /// Events arriving within this window are handled together.
 const DEBOUNCE: Duration = Duration::from_millis(20);
 
-/// One run as the index knows it.
+/// One run as listeners and listings see it.
 #[derive(Debug, Clone)]
 pub struct RunRecord {
-    /// Run id.
+    /// Run id (the directory name).
     pub run_id: String,
-    /// Project id (from run-info, else the path).
+    /// Project id (from the path; flat extra roots: from run-info).
     pub project_id: String,
-    /// Task id (from run-info, else the path).
+    /// Task id (from the path; flat extra roots: from run-info).
     pub task_id: String,
     /// The run directory.
     pub dir: PathBuf,
     /// Status (`unknown` when run-info is missing or broken).
     pub status: RunStatus,
-    /// The record, when it parses.
-    pub info: Option<RunInfo>,
-    /// Why run-info could not be read.
-    pub error: Option<String>,
-}
-
-impl RunRecord {
-    fn from_entry(entry: RunEntry) -> Self {
-        let run_id = entry.run_id();
-        let status = entry.status();
-        // Fall back to the canonical path layout `<p>/<t>/runs/<r>` for ids.
-        let from_path = |n: usize| {
-            entry
-                .dir
-                .ancestors()
-                .nth(n)
-                .and_then(Path::file_name)
-                .map(|s| s.to_string_lossy().into_owned())
-                .unwrap_or_default()
-        };
-        let (info, error) = match entry.info {
-            Ok(info) => (Some(info), None),
-            Err(e) => (None, Some(e)),
-        };
-        let pick = |v: Option<&String>, n| {
-            v.filter(|s| !s.is_empty())
-                .cloned()
-                .unwrap_or_else(|| from_path(n))
-        };
-        RunRecord {
-            project_id: pick(info.as_ref().map(|i| &i.project_id), 3),
-            task_id: pick(info.as_ref().map(|i| &i.task_id), 2),
-            run_id,
-            dir: entry.dir,
-            status,
-            info,
-            error,
-        }
-    }
+    /// The configured agent's name (`agent_name` of run-info), when recorded.
+    pub agent_name: Option<String>,
 }
 
 /// A change the index observed.
@@ -93,37 +69,83 @@ pub struct RunFilter {
     pub status: Option<RunStatus>,
 }
 
-type Key = (String, PathBuf);
+/// Whether the index has been built.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IndexState {
+    /// The first scan is still running.
+    Building,
+    /// Built; the duration the first scan took.
+    Ready(Duration),
+}
 
-/// Runs under the root and extra roots, keyed by (run id, dir).
+/// Runs under the root and extra roots, keyed by run directory.
 #[derive(Debug)]
 pub struct RunIndex {
     root: PathBuf,
     extra: Vec<PathBuf>,
-    runs: RwLock<BTreeMap<Key, Arc<RunRecord>>>,
+    store: RwLock<Store>,
+    state: Mutex<IndexState>,
+    ready: Condvar,
     changes: broadcast::Sender<IndexChange>,
 }
 
 impl RunIndex {
-    /// Scans the tree once and returns the index (not yet watching).
-    pub fn build(root: &Path, extra: &[PathBuf]) -> Arc<Self> {
+    /// An empty index in state [`IndexState::Building`]; [`RunIndex::start`] builds it in the
+    /// background and keeps it current.
+    pub fn new(root: &Path, extra: &[PathBuf]) -> Arc<Self> {
         let (changes, _) = broadcast::channel(1024);
-        let index = Arc::new(Self {
+        Arc::new(Self {
             root: root.to_path_buf(),
             extra: extra.to_vec(),
-            runs: RwLock::new(BTreeMap::new()),
+            store: RwLock::new(Store::default()),
+            state: Mutex::new(IndexState::Building),
+            ready: Condvar::new(),
             changes,
-        });
-        index.rescan();
+        })
+    }
+
+    /// Scans the tree now and returns the built index (not watching).
+    pub fn build(root: &Path, extra: &[PathBuf]) -> Arc<Self> {
+        let index = Self::new(root, extra);
+        index.build_now();
         index
     }
 
-    fn read(&self) -> std::sync::RwLockReadGuard<'_, BTreeMap<Key, Arc<RunRecord>>> {
-        self.runs.read().unwrap_or_else(|p| p.into_inner())
+    fn build_now(&self) {
+        let started = Instant::now();
+        self.rescan();
+        self.mark_ready(started.elapsed());
+        // Runs whose supervisor died while no server was watching.
+        self.reconcile_stale();
     }
 
-    fn write(&self) -> std::sync::RwLockWriteGuard<'_, BTreeMap<Key, Arc<RunRecord>>> {
-        self.runs.write().unwrap_or_else(|p| p.into_inner())
+    fn mark_ready(&self, took: Duration) {
+        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        *state = IndexState::Ready(took);
+        self.ready.notify_all();
+    }
+
+    /// Whether the first scan has finished, and how long it took.
+    pub fn state(&self) -> IndexState {
+        *self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Waits at most `timeout` for the first scan; true when the index is ready.
+    pub fn wait_ready(&self, timeout: Duration) -> bool {
+        let state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        let (state, _) = self
+            .ready
+            .wait_timeout_while(state, timeout, |s| *s == IndexState::Building)
+            .unwrap_or_else(|p| p.into_inner());
+        *state != IndexState::Building
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, Store> {
+        self.store.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, Store> {
+        self.store.write().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Number of indexed runs.
@@ -133,68 +155,98 @@ impl RunIndex {
 
     /// Whether the index is empty.
     pub fn is_empty(&self) -> bool {
-        self.read().is_empty()
+        self.len() == 0
     }
 
-    /// Receives every change from now on.
+    /// Receives every change from now on (none are sent for the first scan).
     pub fn subscribe(&self) -> broadcast::Receiver<IndexChange> {
         self.changes.subscribe()
     }
 
-    /// Re-reads every run, dropping vanished ones.
+    /// Re-reads every run whose run-info.yaml changed identity and drops vanished ones.
     pub fn rescan(&self) {
-        let entries = scan_all_runs(&self.root, &self.extra, Reconcile::No);
-        let mut seen = HashSet::with_capacity(entries.len());
-        for entry in entries {
-            seen.insert(entry.dir.clone());
-            self.upsert(RunRecord::from_entry(entry));
+        let found = read::scan(&self.root, &self.extra, |runs_dir, run_id| {
+            let store = self.read();
+            store.get(runs_dir, run_id).and_then(|(_, run)| run.file)
+        });
+        let mut seen: std::collections::HashMap<Arc<Path>, HashSet<String>> =
+            std::collections::HashMap::new();
+        for item in found {
+            if let Some(run) = item.run {
+                self.put(&item.runs_dir, &item.run_id, run);
+            }
+            seen.entry(item.runs_dir).or_default().insert(item.run_id);
         }
-        self.write().retain(|(_, dir), _| seen.contains(dir));
+        self.write()
+            .retain(|runs_dir, id| seen.get(runs_dir).is_some_and(|ids| ids.contains(id)));
     }
 
     /// Re-reads one run directory (removes it from the index when it is gone).
     pub fn refresh(&self, dir: &Path) {
+        let (Some(runs_dir), Some(run_id)) = (dir.parent(), dir.file_name()) else {
+            return;
+        };
+        let Some(run_id) = run_id.to_str() else {
+            return;
+        };
         let inside = std::iter::once(&self.root)
             .chain(&self.extra)
             .any(|base| is_inside_without_symlinks(base, dir));
-        if inside
-            && std::fs::symlink_metadata(dir)
-                .map(|m| m.is_dir())
-                .unwrap_or(false)
-        {
-            if dir.join(RUN_INFO_FILE).exists() {
-                self.upsert(RunRecord::from_entry(read_entry(
-                    dir.to_path_buf(),
-                    Reconcile::No,
-                )));
+        let is_dir = std::fs::symlink_metadata(dir).is_ok_and(|m| m.is_dir());
+        if inside && is_dir && read::is_run_id(run_id) {
+            if let Some(run) = read::read_run(dir, self.flat_root(runs_dir)) {
+                self.put(runs_dir, run_id, run);
             }
         } else {
-            self.write().retain(|(_, d), _| d != dir);
+            self.write().remove(runs_dir, run_id);
         }
     }
 
-    fn upsert(&self, record: RunRecord) {
-        let key = (record.run_id.clone(), record.dir.clone());
-        let record = Arc::new(record);
-        let previous = self.write().insert(key, record.clone());
-        let change = match previous {
-            None => Some(IndexChange::Created(record)),
-            Some(old) if old.status != record.status => Some(IndexChange::Status(record)),
-            Some(_) => None,
+    fn flat_root(&self, runs_dir: &Path) -> bool {
+        self.extra
+            .iter()
+            .any(|e| runs_dir.parent() == Some(e.as_path()))
+    }
+
+    fn put(&self, runs_dir: &Path, run_id: &str, run: store::Run) {
+        let Some((project, task)) = read::place(runs_dir, &run) else {
+            return;
         };
-        if let Some(change) = change {
-            // No subscriber is fine.
-            let _ = self.changes.send(change);
+        let agent_name = run.agent_name.as_deref().map(str::to_string);
+        let status = run.status;
+        let outcome = {
+            let mut store = self.write();
+            let key = store::SlotKey {
+                runs_dir: Arc::from(runs_dir),
+                project: store.intern(&project),
+                task: store.intern(&task),
+            };
+            let mut run = run;
+            run.agent_name = run.agent_name.map(|n| store.intern(&n));
+            store.upsert(key, run_id, run)
+        };
+        if outcome == Upsert::Same || self.state() == IndexState::Building {
+            return;
         }
+        let record = Arc::new(RunRecord {
+            run_id: run_id.to_string(),
+            project_id: project,
+            task_id: task,
+            dir: runs_dir.join(run_id),
+            status,
+            agent_name,
+        });
+        let change = match outcome {
+            Upsert::Created => IndexChange::Created(record),
+            _ => IndexChange::Status(record),
+        };
+        // No subscriber is fine.
+        let _ = self.changes.send(change);
     }
 
     /// The directory of run `run_id`, if indexed.
     pub fn find(&self, run_id: &str) -> Option<PathBuf> {
-        let runs = self.read();
-        runs.range((run_id.to_string(), PathBuf::new())..)
-            .next()
-            .filter(|((id, _), _)| id == run_id)
-            .map(|((_, dir), _)| dir.clone())
+        self.read().find(run_id)
     }
 
     /// Runs matching `filter`, newest (highest run id) first, strictly before `cursor`,
@@ -205,17 +257,33 @@ impl RunIndex {
         filter: &RunFilter,
         cursor: Option<&str>,
         limit: usize,
-    ) -> (Vec<Arc<RunRecord>>, Option<String>) {
+    ) -> (Vec<RunRecord>, Option<String>) {
         self.reconcile_stale();
-        let runs = self.read();
-        let mut out: Vec<Arc<RunRecord>> = runs
-            .iter()
-            .rev()
-            .filter(|((id, _), _)| cursor.is_none_or(|c| id.as_str() < c))
-            .map(|(_, r)| r)
-            .filter(|r| matches(filter, r))
-            .take(limit + 1)
-            .cloned()
+        let store = self.read();
+        let mut out: Vec<RunRecord> = store
+            .page(
+                filter.project.as_deref(),
+                filter.task.as_deref(),
+                filter.status,
+                cursor,
+                limit + 1,
+            )
+            .into_iter()
+            .map(|entry| {
+                let slot = &store.slots[entry.slot];
+                let agent_name = slot
+                    .runs
+                    .get(entry.run_id.as_str())
+                    .and_then(|r| r.agent_name.as_deref().map(str::to_string));
+                RunRecord {
+                    dir: slot.runs_dir.join(&entry.run_id),
+                    project_id: slot.project.to_string(),
+                    task_id: slot.task.to_string(),
+                    run_id: entry.run_id,
+                    status: entry.status,
+                    agent_name,
+                }
+            })
             .collect();
         let next = (out.len() > limit).then(|| {
             out.truncate(limit);
@@ -224,17 +292,19 @@ impl RunIndex {
         (out, next.flatten())
     }
 
-    /// Rewrites `running` records whose process is gone (liveness reconciliation) and
-    /// refreshes them in the index.
+    /// The run facts of one task (count, newest run, whether any run is running).
+    pub fn task_runs(&self, project: &str, task: &str) -> TaskRuns {
+        self.read().task_runs(project, task)
+    }
+
+    /// Rewrites `running` records whose process and supervisor are gone (liveness
+    /// reconciliation) and refreshes them in the index. Only the running runs are looked at.
     pub fn reconcile_stale(&self) {
-        let stale: Vec<PathBuf> = self
-            .read()
-            .values()
-            .filter(|r| r.status == RunStatus::Running)
-            .filter(|r| r.info.as_ref().is_some_and(|i| !liveness::is_alive(i)))
-            .map(|r| r.dir.clone())
-            .collect();
-        for dir in stale {
+        let candidates = self.read().running();
+        for (dir, pid, pgid, start) in candidates {
+            if liveness::process_alive(pid.into(), pgid.into(), start) {
+                continue;
+            }
             if let Err(err) = liveness::read_reconciled(&dir.join(RUN_INFO_FILE)) {
                 tracing::warn!(dir = %dir.display(), "cannot reconcile a stale run: {err}");
             }
@@ -242,28 +312,38 @@ impl RunIndex {
         }
     }
 
-    /// Counts of runs by status.
+    /// Counts of runs by status (kept up to date on every change; no scan).
     pub fn status_counts(&self) -> BTreeMap<RunStatus, usize> {
-        let mut counts = BTreeMap::new();
-        for record in self.read().values() {
-            *counts.entry(record.status).or_insert(0) += 1;
-        }
-        counts
+        self.read().counts()
     }
 
-    /// Starts the watcher thread that keeps the index current.
+    /// Builds the index on a background thread, then keeps it current from file-change
+    /// notification. Returns at once; see [`RunIndex::state`] and [`RunIndex::wait_ready`].
+    pub fn start(self: &Arc<Self>) {
+        let index = Arc::clone(self);
+        let spawned = std::thread::Builder::new()
+            .name("run-index".into())
+            .spawn(move || index.watch_loop(true));
+        if let Err(err) = spawned {
+            tracing::error!("cannot start the run index thread ({err}); building it now");
+            self.build_now();
+        }
+    }
+
+    /// Keeps an already built index current (the watcher thread of [`RunIndex::start`]).
     pub fn watch(self: &Arc<Self>) {
         let index = Arc::clone(self);
         std::thread::Builder::new()
             .name("run-index".into())
-            .spawn(move || index.watch_loop())
+            .spawn(move || index.watch_loop(false))
             .map_err(|e| tracing::error!("cannot start the run index watcher: {e}"))
             .ok();
     }
 
-    fn watch_loop(&self) {
+    fn watch_loop(&self, build: bool) {
         let (tx, rx) = std::sync::mpsc::channel::<notify::Result<notify::Event>>();
         let config = notify::Config::default().with_follow_symlinks(false);
+        // Watch before the first scan, so nothing written meanwhile is missed.
         let watcher = crate::storage::watch::watcher(tx, config).and_then(|mut w| {
             w.watch(&self.root, RecursiveMode::Recursive)?;
             for extra in &self.extra {
@@ -282,17 +362,27 @@ impl RunIndex {
                 None
             }
         };
+        if build {
+            self.build_now();
+            if let IndexState::Ready(took) = self.state() {
+                tracing::info!(
+                    runs = self.len(),
+                    took_ms = took.as_millis() as u64,
+                    "run index built"
+                );
+            }
+        }
         let mut last_rescan = Instant::now();
         loop {
             let mut dirs: HashSet<PathBuf> = HashSet::new();
             let mut rescan = false;
             match rx.recv_timeout(RESCAN_EVERY) {
                 Ok(event) => {
-                    collect(event, &mut dirs, &mut rescan);
+                    events::collect(event, &mut dirs, &mut rescan);
                     let until = Instant::now() + DEBOUNCE;
                     while let Some(left) = until.checked_duration_since(Instant::now()) {
                         match rx.recv_timeout(left) {
-                            Ok(event) => collect(event, &mut dirs, &mut rescan),
+                            Ok(event) => events::collect(event, &mut dirs, &mut rescan),
                             Err(_) => break,
                         }
                     }
@@ -315,66 +405,95 @@ impl RunIndex {
     }
 }
 
-/// Maps a notification to the run directories it touches; structural changes above run
-/// level (a task or project removed or renamed) ask for a rescan.
-fn collect(event: notify::Result<notify::Event>, dirs: &mut HashSet<PathBuf>, rescan: &mut bool) {
-    let Ok(event) = event else {
-        *rescan = true;
-        return;
-    };
-    for path in event.paths {
-        match run_dir_of(&path) {
-            Some(dir) => {
-                dirs.insert(dir);
-            }
-            None => {
-                if matches!(
-                    event.kind,
-                    notify::EventKind::Remove(_)
-                        | notify::EventKind::Modify(notify::event::ModifyKind::Name(_))
-                ) {
-                    *rescan = true;
-                }
-            }
-        }
-    }
-}
-
-/// `…/runs/<run>` for a path at or below a run directory.
-fn run_dir_of(path: &Path) -> Option<PathBuf> {
-    let mut current = path;
-    loop {
-        let parent = current.parent()?;
-        if parent.file_name().is_some_and(|n| n == RUNS_DIR) {
-            return Some(current.to_path_buf());
-        }
-        current = parent;
-    }
-}
-
-fn matches(filter: &RunFilter, record: &RunRecord) -> bool {
-    filter
-        .project
-        .as_deref()
-        .is_none_or(|p| p == record.project_id)
-        && filter.task.as_deref().is_none_or(|t| t == record.task_id)
-        && filter.status.is_none_or(|s| s == record.status)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::storage::RunInfo;
+
+    fn write_run(root: &Path, p: &str, t: &str, r: &str, status: RunStatus, claimed_id: &str) {
+        let dir = root.join(p).join(t).join("runs").join(r);
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut info = RunInfo::new_running(claimed_id, p, t, "claude", chrono::Utc::now());
+        info.status = status;
+        std::fs::write(dir.join(RUN_INFO_FILE), info.to_yaml()).unwrap();
+    }
+
+    const A: &str = "20260101-0000000000-1-1";
+    const B: &str = "20260101-0000000001-1-2";
 
     #[test]
-    fn run_dir_of_paths() {
-        assert_eq!(
-            run_dir_of(Path::new("/r/p/t/runs/r1/run-info.yaml")),
-            Some(PathBuf::from("/r/p/t/runs/r1"))
+    fn entries_are_keyed_by_directory_not_by_what_the_file_claims() {
+        let root = tempfile::tempdir().unwrap();
+        write_run(root.path(), "p", "t", A, RunStatus::Completed, A);
+        // B's file claims to be A.
+        write_run(root.path(), "p", "t", B, RunStatus::Failed, A);
+        let index = RunIndex::build(root.path(), &[]);
+        let (page, _) = index.page(&RunFilter::default(), None, 10);
+        let ids: Vec<&str> = page.iter().map(|r| r.run_id.as_str()).collect();
+        assert_eq!(ids, [B, A]);
+        assert!(index.find(B).unwrap().ends_with(B));
+        assert!(index.find(A).unwrap().ends_with(A));
+
+        // Rewritten with another id, then restored: still one entry per directory.
+        write_run(
+            root.path(),
+            "p",
+            "t",
+            A,
+            RunStatus::Completed,
+            "20991231-0000000000-9-9",
         );
-        assert_eq!(
-            run_dir_of(Path::new("/r/p/t/runs/r1")),
-            Some(PathBuf::from("/r/p/t/runs/r1"))
-        );
-        assert_eq!(run_dir_of(Path::new("/r/p/t/TASK.md")), None);
+        index.rescan();
+        write_run(root.path(), "p", "t", A, RunStatus::Completed, A);
+        index.rescan();
+        assert_eq!(index.len(), 2);
+        // A truncated file is listed under its directory name, as unknown.
+        let path = root.path().join("p/t/runs").join(A).join(RUN_INFO_FILE);
+        let text = std::fs::read_to_string(&path).unwrap();
+        std::fs::write(&path, &text[..20]).unwrap();
+        index.refresh(&root.path().join("p/t/runs").join(A));
+        let (page, _) = index.page(&RunFilter::default(), None, 10);
+        assert_eq!(page.len(), 2);
+        assert_eq!(page[1].run_id, A);
+        assert_eq!(page[1].status, RunStatus::Unknown);
+        assert_eq!(index.status_counts()[&RunStatus::Unknown], 1);
+    }
+
+    #[test]
+    fn background_build_becomes_ready_and_counts_without_a_scan() {
+        let root = tempfile::tempdir().unwrap();
+        write_run(root.path(), "p", "t", A, RunStatus::Completed, A);
+        write_run(root.path(), "p", "u", B, RunStatus::Failed, B);
+        let index = RunIndex::new(root.path(), &[]);
+        assert_eq!(index.state(), IndexState::Building);
+        assert!(!index.wait_ready(Duration::from_millis(1)));
+        index.start();
+        assert!(index.wait_ready(Duration::from_secs(60)));
+        assert!(matches!(index.state(), IndexState::Ready(_)));
+        let counts = index.status_counts();
+        assert_eq!(counts[&RunStatus::Completed], 1);
+        assert_eq!(counts[&RunStatus::Failed], 1);
+        let runs = index.task_runs("p", "u");
+        assert_eq!(runs.run_count, 1);
+        assert_eq!(runs.newest, Some((B.to_string(), RunStatus::Failed)));
+    }
+
+    #[test]
+    fn a_dead_running_run_is_reconciled_when_the_index_is_built() {
+        let root = tempfile::tempdir().unwrap();
+        let dir = root.path().join("p/t/runs").join(A);
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let pid = i64::from(child.id());
+        child.wait().unwrap();
+        let mut info = RunInfo::new_running(A, "p", "t", "claude", chrono::Utc::now());
+        info.pid = pid;
+        info.pgid = pid;
+        info.write(&dir.join(RUN_INFO_FILE)).unwrap();
+        let index = RunIndex::build(root.path(), &[]);
+        assert_eq!(index.status_counts().get(&RunStatus::Running), None);
+        assert_eq!(index.status_counts()[&RunStatus::Failed], 1);
+        let info = RunInfo::read(&dir.join(RUN_INFO_FILE)).unwrap();
+        assert_eq!(info.error_summary.as_deref(), Some("process vanished"));
     }
 }
