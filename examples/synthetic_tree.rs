@@ -38,7 +38,12 @@ fn main() -> ExitCode {
     }
     match synthetic::generate(&root, tasks, runs) {
         Ok(project) => {
-            println!("{} tasks x {} runs under {}", tasks, runs, project.display());
+            println!(
+                "{} tasks x {} runs under {}",
+                tasks,
+                runs,
+                project.display()
+            );
             ExitCode::SUCCESS
         }
         Err(err) => {

@@ -29,7 +29,10 @@ pub fn run_id(i: usize, j: usize) -> String {
 }
 
 fn start_time(i: usize, j: usize) -> DateTime<Utc> {
-    let base = Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).single().expect("valid date");
+    let base = Utc
+        .with_ymd_and_hms(2026, 1, 1, 0, 0, 0)
+        .single()
+        .expect("valid date");
     base + Duration::seconds((j * 2_000 + i) as i64)
 }
 
