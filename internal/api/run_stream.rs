@@ -235,6 +235,9 @@ fn follow_run(dir: PathBuf, out_off: u64, err_off: u64, tx: SseSender) {
     responses((status = 200, description = "SSE: ready, run_created, run_status, resync", content_type = "text/event-stream"))
 )]
 pub async fn all_runs_stream(State(state): State<AppState>) -> Result<Response, ApiError> {
+    // `ready` means "re-list, then changes follow": only true once the index is built (no
+    // change events are sent for the first scan).
+    super::browse::index_ready(&state).await?;
     let mut changes = state.index.subscribe();
     let known = state.index.len();
     let (tx, body) = sse::channel(Some(state.metrics.sse_guard()));

@@ -67,6 +67,7 @@ pub(crate) fn decode(text: &str) -> Option<RunInfo> {
             "agent_session_id" => info.agent_session_id = opt_string(value)?,
             "pid_start_time" => info.pid_start_time = Some(uint(value)?),
             "restart_index" => info.restart_index = Some(uint(value)?),
+            "agent_name" => info.agent_name = opt_string(value)?,
             other => info.extra.push((other.to_string(), unknown(value)?)),
         }
     }
@@ -157,8 +158,9 @@ mod tests {
         info.commandline = Some("claude -p --x \"quoted\" 'single' #hash: colon".into());
         info.error_summary = Some("true".into());
         info.pid_start_time = Some(77);
+        info.agent_name = Some("reviewer".into());
         info.extra
-            .push(("agent_name".into(), Value::String("reviewer".into())));
+            .push(("model".into(), Value::String("opus".into())));
         info.extra
             .push(("input_tokens".into(), Value::Number(1234.into())));
         let text = info.to_yaml();

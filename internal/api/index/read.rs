@@ -159,11 +159,5 @@ fn fill(run: &mut Run, info: &RunInfo) {
     run.pid = i32::try_from(info.pid).unwrap_or(0);
     run.pgid = i32::try_from(info.pgid).unwrap_or(0);
     run.pid_start_time = info.pid_start_time;
-    run.agent_name = info
-        .extra
-        .iter()
-        .find(|(k, _)| k == "agent_name")
-        .and_then(|(_, v)| v.as_str())
-        .filter(|s| !s.is_empty())
-        .map(Arc::from);
+    run.agent_name = info.agent_name.as_deref().map(Arc::from);
 }
