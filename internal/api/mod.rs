@@ -9,6 +9,7 @@ pub mod bus;
 pub mod compat;
 pub mod error;
 pub mod events;
+pub mod host;
 pub mod index;
 pub mod listen;
 pub mod lookup;
@@ -127,6 +128,11 @@ pub fn router(state: AppState) -> Router {
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             security::cors,
+        ))
+        // Outermost: a request for another host name never reaches CORS or a handler.
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            host::check_host,
         ))
         .with_state(state)
 }

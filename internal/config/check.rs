@@ -113,6 +113,14 @@ fn check_api(config: &Config) -> Result<(), Violation> {
             format!("{:?} is not a host name or address", api.host),
         );
     }
+    for (i, host) in api.allowed_hosts.iter().enumerate() {
+        if crate::api::host::parse_allowed(host).is_none() {
+            return violation(
+                format!("api.allowed_hosts[{i}]"),
+                format!("{host:?} is not a host name with an optional :port (no scheme, no path)"),
+            );
+        }
+    }
     for (i, origin) in api.cors_origins.iter().enumerate() {
         if let Err(why) = check_origin(origin) {
             return violation(
@@ -298,6 +306,9 @@ mod tests {
         config.api.cors_origins = vec!["https://ok.example".into(), "bad".into()];
         assert_eq!(key_of(&config), "api.cors_origins[1]");
         config.api.cors_origins.clear();
+        config.api.allowed_hosts = vec!["ok.example:80".into(), "https://bad.example".into()];
+        assert_eq!(key_of(&config), "api.allowed_hosts[1]");
+        config.api.allowed_hosts.clear();
         config.webhook.url = Some("mailto:x".into());
         assert_eq!(key_of(&config), "webhook.url");
     }

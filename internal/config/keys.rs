@@ -23,7 +23,7 @@ pub const DEFAULTS_KEYS: [&str; 5] = [
     "max_restarts",
 ];
 /// Keys of `api`.
-pub const API_KEYS: [&str; 7] = [
+pub const API_KEYS: [&str; 8] = [
     "host",
     "port",
     "auth_enabled",
@@ -31,6 +31,7 @@ pub const API_KEYS: [&str; 7] = [
     "admin_key",
     "cors_origins",
     "allow_remote_without_key",
+    "allowed_hosts",
 ];
 /// Keys of `webhook`.
 pub const WEBHOOK_KEYS: [&str; 3] = ["url", "events", "secret"];
@@ -112,6 +113,9 @@ pub fn allowed(key: &str, format: Format) -> String {
         ["api", "api_key" | "admin_key"] => "a string".to_string(),
         ["api", "cors_origins"] => {
             "a list of origins of the form scheme://host[:port], e.g. https://example.com:8443".to_string()
+        }
+        ["api", "allowed_hosts"] => {
+            "a list of host names, each optionally with :port, e.g. conductor.example.com or devbox:14355 (no scheme, no path)".to_string()
         }
         ["webhook"] => keys(&WEBHOOK_KEYS),
         ["webhook", "url"] => "an http:// or https:// URL".to_string(),

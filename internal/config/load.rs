@@ -312,6 +312,7 @@ mod tests {
                     "https://conductor.example.com".into(),
                 ],
                 allow_remote_without_key: false,
+                allowed_hosts: vec!["conductor.example.com".into()],
             },
             webhook: WebhookConfig {
                 url: Some("https://hooks.example.com/conductor".into()),

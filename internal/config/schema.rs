@@ -329,6 +329,9 @@ pub struct ApiConfig {
     pub cors_origins: Vec<String>,
     /// Allow binding a non-loopback host without an API key.
     pub allow_remote_without_key: bool,
+    /// Host names (optionally `name:port`) accepted in the `Host` header besides loopback
+    /// names, IP addresses, the bind host and this machine's name (DNS-rebinding guard).
+    pub allowed_hosts: Vec<String>,
 }
 
 impl Default for ApiConfig {
@@ -341,6 +344,7 @@ impl Default for ApiConfig {
             admin_key: None,
             cors_origins: Vec::new(),
             allow_remote_without_key: false,
+            allowed_hosts: Vec::new(),
         }
     }
 }
@@ -425,6 +429,7 @@ impl fmt::Debug for ApiConfig {
             .field("admin_key", &Masked(&self.admin_key))
             .field("cors_origins", &self.cors_origins)
             .field("allow_remote_without_key", &self.allow_remote_without_key)
+            .field("allowed_hosts", &self.allowed_hosts)
             .finish()
     }
 }

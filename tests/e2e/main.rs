@@ -15,6 +15,7 @@ mod completions;
 mod config;
 mod events_api;
 mod gc;
+mod hostile;
 mod inspect;
 mod listing;
 mod ops_scripts;

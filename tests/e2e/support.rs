@@ -295,3 +295,28 @@ pub fn listening_url(log: &str) -> Option<String> {
     let url = url.trim_end_matches("/api/v1/").trim_end_matches('/');
     Some(url.replace("localhost", "127.0.0.1"))
 }
+
+/// Sends `request` (a full raw HTTP/1.1 request, `Connection: close` advised) to
+/// 127.0.0.1:`port` and returns the status and the body (headers stripped).
+pub fn raw_http(port: u16, request: &str) -> (u16, String) {
+    use std::io::{Read, Write};
+    let mut stream =
+        std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect to the server");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .expect("read timeout");
+    stream.write_all(request.as_bytes()).expect("send request");
+    let mut answer = Vec::new();
+    let _ = stream.read_to_end(&mut answer);
+    let text = String::from_utf8_lossy(&answer).into_owned();
+    let status = text
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("no HTTP status in {text:?}"));
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    (status, body)
+}
