@@ -31,8 +31,8 @@ use super::process::{new_session, signal_group};
 use super::webhook::{self, WebhookTarget};
 use super::{failure, output, reap, rest_run, slots, stop, supervisor_lock};
 
-/// How long `<cli> --version` may take.
-const VERSION_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long `<cli> --version` may take (gemini's Node start takes ~5 s on a busy machine).
+const VERSION_TIMEOUT: Duration = Duration::from_secs(15);
 
 /// What the supervisor runs; the agent's env is the supervisor's own env.
 #[derive(Debug, Clone)]
