@@ -3,6 +3,7 @@
 
 pub mod bus;
 pub mod completions;
+pub mod doctor;
 mod fast_parse;
 pub mod gc;
 pub mod job;
@@ -72,6 +73,8 @@ pub enum RunAgentCommand {
     /// API client of a running server: status, tasks, runs, bus, self-update.
     #[command(subcommand)]
     Server(server::ServerCommand),
+    /// Check the setup: config, runs root, agents, port, server; pass/warn/fail list.
+    Doctor(doctor::DoctorArgs),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
     Completions(completions::CompletionsArgs),
     /// Print the man page, or write one page per command with --out-dir.
@@ -140,6 +143,7 @@ pub fn run_agent_main() -> ExitCode {
         RunAgentCommand::Output(args) => output::run(args),
         RunAgentCommand::Watch(args) => watch::run(args),
         RunAgentCommand::Server(cmd) => server::run(cmd),
+        RunAgentCommand::Doctor(args) => doctor::run(args),
         RunAgentCommand::Completions(args) => {
             completions::run_completions(args, completions::Binary::RunAgent)
         }

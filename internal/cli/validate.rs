@@ -40,22 +40,22 @@ pub struct ValidateArgs {
 
 /// The result of checking one agent.
 #[derive(Debug, Serialize)]
-struct AgentReport {
-    name: String,
+pub(crate) struct AgentReport {
+    pub(crate) name: String,
     #[serde(rename = "type")]
-    agent_type: AgentType,
+    pub(crate) agent_type: AgentType,
     /// `file`, `token_file`, `env` or null.
-    token_source: Option<&'static str>,
+    pub(crate) token_source: Option<&'static str>,
     /// The program run (CLI and command agents).
-    program: Option<String>,
+    pub(crate) program: Option<String>,
     /// Where the program was found.
-    resolved: Option<PathBuf>,
+    pub(crate) resolved: Option<PathBuf>,
     /// First line of `--version` output (CLI agents).
-    version: Option<String>,
+    pub(crate) version: Option<String>,
     /// Why the agent cannot run; `None` when fine (or not checked).
-    problem: Option<String>,
+    pub(crate) problem: Option<String>,
     /// Advice that does not fail validation.
-    note: Option<String>,
+    pub(crate) note: Option<String>,
 }
 
 /// The JSON document printed by `--json`.
@@ -334,7 +334,7 @@ fn token_env_var(agent_type: AgentType) -> Option<&'static str> {
     }
 }
 
-fn check_agent(
+pub(crate) fn check_agent(
     name: &str,
     agent: &AgentConfig,
     env: &dyn Fn(&str) -> Option<String>,
@@ -400,7 +400,7 @@ fn check_agent(
 
 /// A program path (containing `/`) if it is an executable file, else the first executable
 /// `PATH` entry of that name.
-fn find_program(program: &str, env: &dyn Fn(&str) -> Option<String>) -> Option<PathBuf> {
+pub(crate) fn find_program(program: &str, env: &dyn Fn(&str) -> Option<String>) -> Option<PathBuf> {
     if program.is_empty() {
         return None;
     }
@@ -420,7 +420,7 @@ fn is_executable(path: &Path) -> bool {
 }
 
 /// Runs `<program> --version` with a deadline; the first non-empty output line.
-fn version_of(program: &Path) -> Result<String, String> {
+pub(crate) fn version_of(program: &Path) -> Result<String, String> {
     let mut child = Command::new(program)
         .arg("--version")
         .stdin(Stdio::null())

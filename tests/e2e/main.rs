@@ -13,6 +13,7 @@ mod bus_api;
 mod client;
 mod completions;
 mod config;
+mod doctor;
 mod events_api;
 mod gc;
 mod hostile;
