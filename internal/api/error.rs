@@ -77,6 +77,16 @@ impl ApiError {
 }
 
 impl ApiError {
+    /// 507 `insufficient_storage`: the file system holding the runs root is full.
+    pub fn insufficient_storage(message: impl Into<String>) -> Self {
+        Self {
+            status: StatusCode::INSUFFICIENT_STORAGE,
+            code: "insufficient_storage",
+            message: message.into(),
+            retry_after: None,
+        }
+    }
+
     /// 403 `path_refused`: a path below the root that is a symlink (never followed).
     pub fn path_refused(message: impl Into<String>) -> Self {
         Self {

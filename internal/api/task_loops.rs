@@ -44,7 +44,7 @@ pub enum LoopState {
     },
     /// The loop ended.
     Ended {
-        /// `done`, `stopped`, `gave_up` or `error`.
+        /// `done`, `stopped`, `gave_up`, `error`, or `no_space` (the file system is full).
         outcome: String,
         /// The last run, if any.
         run_id: Option<String>,
@@ -206,6 +206,7 @@ pub fn spawn_loop(
                 let error = last.as_ref().and_then(|r| r.error_summary.clone());
                 ("gave_up", last.map(|r| r.run_id), error)
             }
+            Err(err) if err.is_storage_full() => ("no_space", None, Some(err.to_string())),
             Err(err) => ("error", None, Some(err.to_string())),
         };
         let run_id = end.1.or_else(|| match &*tx.borrow() {

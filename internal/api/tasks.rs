@@ -155,6 +155,20 @@ pub async fn start_task(
             .and_then(Result::ok)
             .map(|s| s.clone());
     let status_url = format!("/api/v1/projects/{project}/tasks/{task}");
+    if let Some(LoopState::Ended {
+        outcome,
+        run_id: None,
+        error,
+    }) = &first_run
+    {
+        if outcome == "no_space" {
+            remove_unstarted_task(&state, &project, &task);
+            return Err(ApiError::insufficient_storage(format!(
+                "task {project}/{task} was not started: {}",
+                error.as_deref().unwrap_or("no space left on device")
+            )));
+        }
+    }
     let run_id = match &first_run {
         Some(LoopState::Running { run_id }) => Some(run_id.clone()),
         Some(LoopState::Ended { run_id, .. }) => run_id.clone(),
@@ -389,8 +403,36 @@ async fn loop_lock(
             runner::RunnerError::LoopRunning { .. } => ApiError::conflict(format!(
                 "task {project}/{task} is already running (its task loop, of this server or `run-agent task`, holds the task)"
             )),
+            other if other.is_storage_full() => ApiError::insufficient_storage(format!(
+                "task {project}/{task} was not started: {other}"
+            )),
             other => ApiError::internal(other.to_string()),
         })
+}
+
+/// Removes the directory of a task whose start failed before anything of it was written
+/// (only its loop lock, an empty `runs/` and an empty bus whose first post failed), so it
+/// does not list as `queued`.
+fn remove_unstarted_task(state: &AppState, project: &ProjectId, task: &TaskId) {
+    let Ok(dir) = state.root.confined_task_dir(project, task) else {
+        return;
+    };
+    let Ok(entries) = std::fs::read_dir(&dir) else {
+        return;
+    };
+    let runs = dir.join(paths::RUNS_DIR);
+    let only_ours = entries.flatten().all(|e| {
+        let name = e.file_name();
+        name == paths::TASK_LOOP_LOCK_FILE
+            || (name == paths::TASK_BUS_FILE && e.metadata().is_ok_and(|m| m.len() == 0))
+            || (name == paths::RUNS_DIR
+                && std::fs::read_dir(&runs).is_ok_and(|mut r| r.next().is_none()))
+    });
+    if only_ours {
+        if let Err(err) = std::fs::remove_dir_all(&dir) {
+            tracing::warn!("cannot remove {}: {err}", dir.display());
+        }
+    }
 }
 
 /// Whether the task has a running run (a task reached through a symlink has none here).

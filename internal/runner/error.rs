@@ -61,6 +61,13 @@ pub enum RunnerError {
     /// `stop` found nothing to stop.
     #[error("{0}")]
     NotRunning(String),
+    /// A run could not be recorded because the file system is full (or over quota); the
+    /// task loop stops instead of retrying.
+    #[error("no space left to record a run under the runs root: {source}; free disk space (or raise the quota) and start the task again")]
+    NoSpace {
+        /// The failed write.
+        source: Box<RunnerError>,
+    },
     /// Another Ralph loop of the task is running (it holds the task's loop lock).
     #[error("task {task} of project {project} already has a running task loop (another `run-agent task` or the server holds {}); stop it first (run-agent stop --project {project} --task {task}) or wait for it to end", path.display())]
     LoopRunning {
@@ -83,6 +90,24 @@ impl RunnerError {
         }
     }
 
+    /// Whether this failure (or one it wraps) is a full file system: `ENOSPC`, `EDQUOT` or
+    /// `EFBIG`.
+    pub fn is_storage_full(&self) -> bool {
+        if matches!(self, RunnerError::NoSpace { .. }) {
+            return true;
+        }
+        let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(self);
+        while let Some(err) = cause {
+            if let Some(io) = err.downcast_ref::<std::io::Error>() {
+                if is_storage_full_io(io) {
+                    return true;
+                }
+            }
+            cause = err.source();
+        }
+        false
+    }
+
     /// An invalid flag or input.
     pub fn invalid(what: impl Into<String>, message: impl Into<String>) -> Self {
         RunnerError::Invalid {
@@ -90,4 +115,18 @@ impl RunnerError {
             message: message.into(),
         }
     }
+}
+
+/// Whether `err` means the file system is full (`ENOSPC`), over quota (`EDQUOT`) or the file
+/// over its size limit (`EFBIG`).
+pub fn is_storage_full_io(err: &std::io::Error) -> bool {
+    use std::io::ErrorKind;
+    // Wrapped errors (e.g. a temp file's, which adds the path) keep the kind, not the errno.
+    matches!(
+        err.kind(),
+        ErrorKind::StorageFull | ErrorKind::QuotaExceeded | ErrorKind::FileTooLarge
+    ) || matches!(
+        err.raw_os_error(),
+        Some(libc::ENOSPC) | Some(libc::EDQUOT) | Some(libc::EFBIG)
+    )
 }

@@ -28,6 +28,7 @@ pub mod process;
 pub mod prompt;
 pub mod ralph;
 pub mod reap;
+pub mod reserve;
 pub mod rest;
 pub mod rest_run;
 pub mod slots;

@@ -68,6 +68,24 @@ pub fn stderr_tail(run_dir: &Path) -> String {
     String::from_utf8_lossy(&bytes).into_owned()
 }
 
+/// [`ensure`], but a failure (e.g. a full disk) does not end the supervisor: it is logged
+/// and added to `error_summary`, so the run's real end is still recorded.
+pub fn ensure_or_note(
+    run_dir: &Path,
+    agent_type: AgentType,
+    stream: &stream::StreamSummary,
+    error_summary: &mut Option<String>,
+) {
+    if let Err(err) = ensure(run_dir, agent_type, stream, error_summary.as_deref()) {
+        tracing::warn!("{err}");
+        let note = format!("{OUTPUT_FILE} not written: {err}");
+        *error_summary = Some(match error_summary.take() {
+            Some(summary) => format!("{summary}; {note}"),
+            None => note,
+        });
+    }
+}
+
 /// Makes sure `<run_dir>/output.md` exists. Returns whether it was written here.
 ///
 /// A CLI agent's `stream` answer wins. A JSON stream without an answer (a failed run) is

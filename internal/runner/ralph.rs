@@ -151,6 +151,12 @@ pub fn run_task(
                     return Ok(TaskEnd::Stopped { last });
                 }
             }
+            // A full disk is not retried silently: the loop ends with the error.
+            Err(err) if err.is_storage_full() => {
+                return Err(RunnerError::NoSpace {
+                    source: Box::new(err),
+                })
+            }
             Err(err) => post(
                 "WARNING",
                 format!("root agent failed on restart #{attempt}: {err}"),

@@ -4,6 +4,7 @@
 //! waits (killing the group after an idle-output timeout), then writes output.md, the final
 //! run-info and the bus events. Whoever started the run may exit or be killed meanwhile.
 
+use std::cell::RefCell;
 use std::fs::{File, OpenOptions};
 use std::io::Read;
 use std::os::unix::fs::OpenOptionsExt;
@@ -28,6 +29,7 @@ use super::classify::{classify, exit_code, Outcome};
 use super::error::RunnerError;
 use super::events::RunEvents;
 use super::process::{new_session, signal_group};
+use super::reserve::FinalRecordReserve;
 use super::webhook::{self, WebhookTarget};
 use super::{failure, output, reap, rest_run, slots, stop, supervisor_lock};
 
@@ -152,6 +154,8 @@ fn run_to_end(
     // Held until the final record is written: readers see the run as still ending, not vanished.
     let _presence = supervisor_lock::hold(&plan.run_dir)?;
     let info_path = plan.run_dir.join(RUN_INFO_FILE);
+    // Space for the final record even if the agent fills the disk.
+    let reserve = RefCell::new(FinalRecordReserve::create(&plan.run_dir));
     let info = RunInfo::read(&info_path)?;
     let project = ProjectId::parse(&info.project_id)?;
     let task = TaskId::parse(&info.task_id)?;
@@ -174,11 +178,15 @@ fn run_to_end(
     let commandline = shell_join(&plan.argv);
 
     // Ends the run without an agent process (stopped while queued, or not startable).
-    let end_early = |outcome: Outcome| -> Result<RunInfo, RunnerError> {
-        let failure = outcome.error_summary.as_deref();
-        output::ensure(&plan.run_dir, plan.agent_type, &Default::default(), failure)?;
+    let end_early = |mut outcome: Outcome| -> Result<RunInfo, RunnerError> {
+        output::ensure_or_note(
+            &plan.run_dir,
+            plan.agent_type,
+            &Default::default(),
+            &mut outcome.error_summary,
+        );
         report(events.finished(&outcome));
-        finish(&info_path, &outcome, |i| {
+        finish(&info_path, &outcome, &reserve, |i| {
             i.agent_version = version.clone();
             i.commandline = Some(commandline.clone());
         })
@@ -212,7 +220,7 @@ fn run_to_end(
             report(events.started());
             notifier.started();
         };
-        let ended = rest_run::run(plan, &info_path, started).unwrap_or_else(|err| {
+        let mut ended = rest_run::run(plan, &info_path, started).unwrap_or_else(|err| {
             Outcome {
                 status: RunStatus::Failed,
                 exit_code: 1,
@@ -220,13 +228,17 @@ fn run_to_end(
             }
             .into()
         });
-        let failure = ended.outcome.error_summary.as_deref();
-        output::ensure(&plan.run_dir, plan.agent_type, &Default::default(), failure)?;
+        output::ensure_or_note(
+            &plan.run_dir,
+            plan.agent_type,
+            &Default::default(),
+            &mut ended.outcome.error_summary,
+        );
         report(events.finished(&ended.outcome));
         if let (true, Some(limit)) = (ended.timed_out, plan.idle_timeout) {
             report(events.timed_out(limit));
         }
-        return finish(&info_path, &ended.outcome, |_| {});
+        return finish(&info_path, &ended.outcome, &reserve, |_| {});
     }
     // Orphans of the agent's tools become ours, to be ended with the run (see reap).
     if let Err(err) = reap::become_subreaper() {
@@ -286,12 +298,12 @@ fn run_to_end(
             outcome.exit_code = 1;
         }
     }
-    output::ensure(
+    output::ensure_or_note(
         &plan.run_dir,
         plan.agent_type,
         &stream,
-        outcome.error_summary.as_deref(),
-    )?;
+        &mut outcome.error_summary,
+    );
     let session = stream.session_id;
     // The final record comes last: once it says the run ended, output.md and the bus event
     // are already there.
@@ -299,9 +311,9 @@ fn run_to_end(
     if let (true, Some(limit)) = (timed_out && !stopped, plan.idle_timeout) {
         report(events.timed_out(limit));
     }
-    let final_info = finish(&info_path, &outcome, |i| {
+    let final_info = finish(&info_path, &outcome, &reserve, |i| {
         if session.is_some() {
-            i.agent_session_id = session;
+            i.agent_session_id = session.clone();
         }
     })?;
     tracing::debug!(run = %run, status = %outcome.status, exit_code = outcome.exit_code, "run finished");
@@ -395,22 +407,33 @@ fn wait(
 }
 
 /// Writes the final status, end time and exit code (replacing a `process vanished` that a
-/// reader may have recorded between the agent's exit and now).
+/// reader may have recorded between the agent's exit and now). On a full disk the reserved
+/// slot is given back and the write retried once.
 fn finish(
     info_path: &Path,
     outcome: &Outcome,
-    extra: impl FnOnce(&mut RunInfo),
+    reserve: &RefCell<FinalRecordReserve>,
+    extra: impl Fn(&mut RunInfo),
 ) -> Result<RunInfo, RunnerError> {
-    let info = RunInfo::update(info_path, UPDATE_LOCK_TIMEOUT, |i| {
-        extra(i);
-        i.status = outcome.status;
-        i.exit_code = outcome.exit_code;
-        i.end_time = Utc::now();
-        i.error_summary = outcome.error_summary.clone();
-        Ok::<(), std::convert::Infallible>(())
-    })?
-    .unwrap_or_else(|never| match never {});
-    Ok(info)
+    let write = || {
+        RunInfo::update(info_path, UPDATE_LOCK_TIMEOUT, |i| {
+            extra(i);
+            i.status = outcome.status;
+            i.exit_code = outcome.exit_code;
+            i.end_time = Utc::now();
+            i.error_summary = outcome.error_summary.clone();
+            Ok::<(), std::convert::Infallible>(())
+        })
+        .map(|r| r.unwrap_or_else(|never| match never {}))
+        .map_err(RunnerError::from)
+    };
+    match write() {
+        Err(err) if err.is_storage_full() && reserve.borrow_mut().release() => {
+            tracing::warn!("{err}; retrying with the reserved space");
+            write()
+        }
+        other => other,
+    }
 }
 
 /// `<program> --version` (stdout trimmed, else stderr), empty when it fails or takes too long.

@@ -15,6 +15,7 @@ mod completions;
 mod config;
 mod doctor;
 mod events_api;
+mod faults;
 mod gc;
 mod hostile;
 mod inspect;
