@@ -7,6 +7,7 @@ pub mod audit;
 pub mod browse;
 pub mod bus;
 pub mod compat;
+pub mod conn;
 pub mod error;
 pub mod events;
 pub mod host;
@@ -143,11 +144,10 @@ pub async fn serve(
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let app = router(state.clone()).into_make_service_with_connect_info::<std::net::SocketAddr>();
-    axum::serve(listener, app)
-        .with_graceful_shutdown(async move {
-            shutdown.await;
-            state.shutdown.begin();
-        })
-        .await
+    let app = router(state.clone());
+    conn::serve(listener, app, conn::max_connections(), async move {
+        shutdown.await;
+        state.shutdown.begin();
+    })
+    .await
 }

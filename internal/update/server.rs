@@ -5,11 +5,9 @@
 
 use std::ffi::OsString;
 use std::future::Future;
-use std::net::SocketAddr;
 use std::os::fd::AsRawFd;
 use std::time::Duration;
 
-use axum::serve::ListenerExt;
 use tokio::sync::{oneshot, watch};
 
 use super::handoff::exec_with_listener;
@@ -58,15 +56,16 @@ pub async fn serve(
     let tokio_listener = tokio::net::TcpListener::from_std(listener)?;
     let (stop_tx, stop_rx) = watch::channel(false);
     let (close_tx, close_rx) = oneshot::channel::<()>();
-    let app = crate::api::router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
-    let server = axum::serve(
-        StoppableListener::new(tokio_listener, stop_rx).tap_io(|_| {}),
+    let app = crate::api::router(state.clone());
+    let server = crate::api::conn::serve(
+        StoppableListener::new(tokio_listener, stop_rx),
         app,
-    )
-    .with_graceful_shutdown(async move {
-        let _ = close_rx.await;
-    });
-    let mut server = std::pin::pin!(std::future::IntoFuture::into_future(server));
+        crate::api::conn::max_connections(),
+        async move {
+            let _ = close_rx.await;
+        },
+    );
+    let mut server = std::pin::pin!(server);
 
     let manager = std::sync::Arc::clone(&state.update);
     let marker = start.pending_marker.clone();
