@@ -4,7 +4,8 @@
 //! changes without reconnecting: `POST /api/v1/events/{stream}/topics` with
 //! `{"add": […], "remove": […]}` (the stream id is the `hello` event's data).
 //!
-//! Topics (a resume position after `@` is optional):
+//! Topics (a resume position after `@` is optional; `run:` and `bus:` topics may carry a
+//! `#tag` so one stream can follow the same run or bus twice, e.g. for two browser tabs):
 //! - `runs`: `run_created` / `run_status` of every run in the index;
 //! - `run:<run_id>[@<stdout offset>:<stderr offset>]`: `log` batches (`stream`, `lines`,
 //!   `pos`), `status` changes and a final `end`;
@@ -45,6 +46,8 @@ use crate::storage::{liveness, ProjectId, RunId, RunStatus, TaskId};
 
 /// Largest `log` event (bytes of lines); a bigger batch is split.
 const MAX_BATCH_BYTES: usize = 64 * 1024;
+/// Longest `#tag` of a topic.
+const MAX_TAG: usize = 32;
 /// Most topics one stream may follow.
 pub const MAX_TOPICS: usize = 32;
 /// Under steady output, wait this long after a change so lines travel in fewer, larger events.
@@ -61,6 +64,8 @@ pub enum Topic {
     Run {
         /// The run.
         run: RunId,
+        /// Tells apart two subscriptions of one stream to the same run at different positions.
+        tag: Option<String>,
         /// Where to start in stdout and stderr.
         from: (u64, u64),
     },
@@ -68,6 +73,8 @@ pub enum Topic {
     Bus {
         /// The project.
         project: ProjectId,
+        /// Tells apart two subscriptions of one stream to the same bus.
+        tag: Option<String>,
         /// The task, for a task bus.
         task: Option<TaskId>,
         /// Resume after this message.
@@ -84,6 +91,21 @@ impl Topic {
             None => (text, None),
         };
         let bad = |why: String| Err(format!("invalid topic {text:?}: {why}"));
+        let (name, tag) = match name.split_once('#') {
+            Some((name, tag)) => (name, Some(tag.to_string())),
+            None => (name, None),
+        };
+        if let Some(tag) = &tag {
+            let ok = (1..=MAX_TAG).contains(&tag.len())
+                && tag
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+            if !ok || name == "runs" {
+                return bad(format!(
+                    "a `#tag` (on run: and bus: topics only) is 1 to {MAX_TAG} characters of A-Z, a-z, 0-9, `-`, `_`"
+                ));
+            }
+        }
         if name == "runs" {
             if at.is_some() {
                 return bad("`runs` takes no position".into());
@@ -104,7 +126,7 @@ impl Topic {
                     }
                 },
             };
-            return Ok(Topic::Run { run, from });
+            return Ok(Topic::Run { run, tag, from });
         }
         if let Some(path) = name.strip_prefix("bus:") {
             let (project, task) = match path.split_once('/') {
@@ -122,6 +144,7 @@ impl Topic {
             let since = at.map(str::to_string).filter(|s| !s.is_empty());
             return Ok(Topic::Bus {
                 project,
+                tag,
                 task,
                 since,
             });
@@ -131,15 +154,20 @@ impl Topic {
 
     /// The topic's name without its position: what events carry and what `remove` takes.
     pub fn key(&self) -> String {
+        let tagged = |name: String, tag: &Option<String>| match tag {
+            Some(tag) => format!("{name}#{tag}"),
+            None => name,
+        };
         match self {
             Topic::Runs => "runs".into(),
-            Topic::Run { run, .. } => format!("run:{run}"),
+            Topic::Run { run, tag, .. } => tagged(format!("run:{run}"), tag),
             Topic::Bus {
                 project,
                 task: Some(task),
+                tag,
                 ..
-            } => format!("bus:{project}/{task}"),
-            Topic::Bus { project, .. } => format!("bus:{project}"),
+            } => tagged(format!("bus:{project}/{task}"), tag),
+            Topic::Bus { project, tag, .. } => tagged(format!("bus:{project}"), tag),
         }
     }
 }
@@ -326,7 +354,7 @@ fn subscribe(state: &AppState, stream: &Arc<Stream>, topic: Topic) {
             let changes = state.index.subscribe();
             tokio::spawn(follower.runs(changes));
         }
-        Topic::Run { run, from } => match lookup::run_dir(state, &run).and_then(|dir| {
+        Topic::Run { run, from, .. } => match lookup::run_dir(state, &run).and_then(|dir| {
             lookup::refuse_symlinked_files(&dir, &[STDOUT_FILE, STDERR_FILE]).map(|()| dir)
         }) {
             Ok(dir) => {
@@ -338,6 +366,7 @@ fn subscribe(state: &AppState, stream: &Arc<Stream>, topic: Topic) {
             project,
             task,
             since,
+            ..
         } => match bus_path(state, &project, task.as_ref()) {
             Ok(path) => {
                 std::thread::spawn(move || follower.bus(path, since));
@@ -554,11 +583,23 @@ mod tests {
         assert_eq!(bus.key(), "bus:demo/t1");
         assert!(matches!(bus, Topic::Bus { since: Some(ref s), .. } if s == "MSG-1"));
         assert_eq!(Topic::parse("bus:demo").unwrap().key(), "bus:demo");
+        let tagged = Topic::parse("run:r1#tab-1@0:0").unwrap();
+        assert_eq!(tagged.key(), "run:r1#tab-1");
+        assert_eq!(Topic::parse("bus:demo#t2").unwrap().key(), "bus:demo#t2");
     }
 
     #[test]
     fn bad_topics_name_what_is_allowed() {
-        for bad in ["nope", "runs@1", "run:../x", "run:x@abc", "bus:../p"] {
+        for bad in [
+            "nope",
+            "runs@1",
+            "run:../x",
+            "run:x@abc",
+            "bus:../p",
+            "runs#a",
+            "run:x#a b",
+            "run:x#",
+        ] {
             let err = Topic::parse(bad).unwrap_err();
             assert!(err.contains(bad), "{err}");
         }
