@@ -1,11 +1,15 @@
 // Conductor web UI: a hash-routed single page. Plain ES modules, no build step, no external
-// resources. Routes: #/ (dashboard), #/projects/P, #/projects/P/tasks/T, #/runs/R, #/login.
+// resources. Routes: #/ (dashboard), #/runs[?filters], #/projects/P, #/projects/P/tasks/T,
+// #/runs/R, #/about, #/login.
 
 import { get, onUnauthorized, post } from "./js/api.js";
 import { h } from "./js/dom.js";
 import { reconnect } from "./js/live.js";
 import { Tree } from "./js/tree.js";
+import { refreshTimes } from "./js/dom.js";
+import { aboutView } from "./js/views/about.js";
 import { dashboard } from "./js/views/dashboard.js";
+import { runsView } from "./js/views/runs.js";
 import { loginView } from "./js/views/login.js";
 import { projectView } from "./js/views/project.js";
 import { runView } from "./js/views/run.js";
@@ -14,6 +18,8 @@ import { taskView } from "./js/views/task.js";
 const ROUTES = [
   [/^\/?$/, [], dashboard],
   [/^\/login$/, [], loginView],
+  [/^\/about$/, [], aboutView],
+  [/^\/runs(?:\?(.*))?$/, ["query"], runsView],
   [/^\/projects\/([^/]+)$/, ["project"], projectView],
   [/^\/projects\/([^/]+)\/tasks\/([^/]+)$/, ["project", "task"], taskView],
   [/^\/runs\/([^/]+)$/, ["run"], runView],
@@ -55,7 +61,7 @@ function route() {
     const m = re.exec(path || "/");
     if (!m) continue;
     const params = {};
-    names.forEach((name, i) => { params[name] = decodeURIComponent(m[i + 1]); });
+    names.forEach((name, i) => { params[name] = name === "query" ? (m[i + 1] || "") : decodeURIComponent(m[i + 1]); });
     document.body.dataset.route = render.name;
     view.replaceChildren();
     cleanup = render(view, params, ctx) || (() => {});
@@ -107,3 +113,4 @@ route();
 tree.load();
 refreshStatus();
 setInterval(refreshStatus, 15000);
+setInterval(() => refreshTimes(), 15000);

@@ -435,7 +435,10 @@ pub async fn run(
         }
         Some("json") | None => {
             let (p, t) = run_owner(&state, &entry);
-            Ok(Json(RunSummary::from_entry(entry, &p, &t)).into_response())
+            let mut body = serde_json::to_value(RunSummary::from_entry(entry, &p, &t))
+                .map_err(|e| ApiError::internal(e.to_string()))?;
+            body["files"] = super::run_files::file_sizes(&dir);
+            Ok(Json(body).into_response())
         }
         Some(other) => Err(ApiError::bad_request(format!(
             "invalid format {other:?}; allowed: json, yaml"

@@ -17,6 +17,7 @@ pub mod lookup;
 pub mod metrics;
 pub mod openapi;
 pub mod range;
+pub mod run_files;
 pub mod run_stream;
 pub mod security;
 pub mod self_update;

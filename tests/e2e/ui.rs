@@ -24,13 +24,13 @@ fn ui_shows_server_status_without_console_errors() {
     let server = serve(&sb);
     let root = sb.path().join("run-agent").display().to_string();
 
-    browser.goto(&format!("{}/ui/", server.base));
+    browser.goto(&format!("{}/ui/#/about", server.base));
     browser.wait_until("the page shows the server's root path", WAIT, |b| {
         b.body_text().contains(&root)
     });
     assert!(browser.title().contains("Conductor"), "{}", browser.title());
     assert!(
-        browser.current_url().ends_with("/ui/"),
+        browser.current_url().ends_with("/ui/#/about"),
         "{}",
         browser.current_url()
     );

@@ -106,9 +106,14 @@ fn start_a_task_from_the_dashboard_and_follow_its_run_live() {
         &[],
     );
 
-    b.goto(&format!("{}/ui/", server.base));
+    b.goto(&format!("{}/ui/#/about", server.base));
     wait_text(&b, "#server-status", &root(&sb).display().to_string());
     wait_text(&b, "#update-state", "idle");
+    b.goto(&format!("{}/ui/#/", server.base));
+    // The agents offered are the server's config, by name.
+    b.wait_until("the agent list is loaded", WAIT, |b| {
+        count(b, "#agent-names option[value=script]") == 1
+    });
     b.find("#start-project").send_keys("demo");
     b.find("#start-task").send_keys("ui-task");
     b.find("#start-prompt").send_keys("Count to a hundred.");
@@ -316,6 +321,8 @@ fn the_api_key_login_gates_the_ui() {
     key.clear();
     key.send_keys("s3cret-key");
     b.find("#login-form button[type=submit]").click();
+    b.wait_for("#recent-runs", WAIT);
+    b.goto(&format!("{}/ui/#/about", server.base));
     wait_text(&b, "#server-status", &root(&sb).display().to_string());
     wait_text(&b, "#server-status", "API key required");
     // The session cookie is HttpOnly: scripts cannot read it.
@@ -381,7 +388,7 @@ fn markdown_rendering_keeps_structure_and_drops_anything_active() {
     let sb = Sandbox::new();
     let server = serve(&sb, &[], &[]);
     b.goto(&format!("{}/ui/", server.base));
-    b.wait_for("#server-status", WAIT);
+    b.wait_for("#recent-runs", WAIT);
     let source = "# Title\n\nA *soft* and **strong** `code` ~~gone~~.\n\n\
         ```html\n<b onclick=\"x()\">not bold</b>\n```\n\n\
         1. first\n2. second\n\n- a\n- b\n\n> quoted\n\n\

@@ -90,3 +90,52 @@ export function debounce(fn, ms) {
   wrapped.cancel = () => clearTimeout(timer);
   return wrapped;
 }
+
+/** "3 min ago" / "in 2 h" for an RFC 3339 time; "—" for an unset or zero time. */
+export function fmtRelative(value, now = Date.now()) {
+  if (!value || value.startsWith("0001-01-01")) return "—";
+  const t = new Date(value).getTime();
+  if (Number.isNaN(t)) return value;
+  const s = Math.round((now - t) / 1000);
+  const a = Math.abs(s);
+  const text = a < 45 ? `${a} s` : a < 3600 ? `${Math.round(a / 60)} min` : a < 86400 ? `${Math.round(a / 3600)} h` : `${Math.round(a / 86400)} d`;
+  return s >= 0 ? `${text} ago` : `in ${text}`;
+}
+
+/** A <time> showing the relative time, with the absolute local time and zone on hover. */
+export function timeEl(value) {
+  if (!value || value.startsWith("0001-01-01")) return "—";
+  const d = new Date(value);
+  const zone = Intl.DateTimeFormat().resolvedOptions().timeZone || "local time";
+  return h("time", { datetime: value, class: "rel", title: `${fmtTime(value)} ${zone}` }, fmtRelative(value));
+}
+
+/** Refreshes every relative time on the page (called periodically by the app). */
+export function refreshTimes(root = document) {
+  const now = Date.now();
+  for (const el of root.querySelectorAll("time.rel")) el.textContent = fmtRelative(el.getAttribute("datetime"), now);
+}
+
+/**
+ * Calls `fn` at once, then at most once per `ms` while calls keep coming (the last call is
+ * never lost): a steady stream of events still refreshes once per `ms`.
+ */
+export function throttle(fn, ms) {
+  let timer = null;
+  let last = 0;
+  let pending = false;
+  const run = () => {
+    timer = null;
+    last = Date.now();
+    pending = false;
+    fn();
+  };
+  const wrapped = () => {
+    pending = true;
+    if (timer) return;
+    timer = setTimeout(run, Math.max(0, last + ms - Date.now()));
+  };
+  wrapped.cancel = () => { clearTimeout(timer); timer = null; pending = false; };
+  wrapped.pending = () => pending;
+  return wrapped;
+}

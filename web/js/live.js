@@ -1,11 +1,11 @@
-// One shared subscription to the all-runs stream (GET /api/v1/runs/stream/all). Views and the
-// tree register listeners; each gets {kind, run} for run_created / run_status, and
-// {kind: "resync"} when the server says the client fell behind or the connection came back.
+// One shared subscription to the `runs` topic of the tab's event stream. Views and the tree
+// register listeners; each gets {kind, run} for run_created / run_status, and {kind: "resync"}
+// when changes may have been missed (the server said so, or the stream came back).
 
-import { API } from "./api.js";
+import { onConnection, reconnectEvents, subscribe } from "./events.js";
 
 const listeners = new Set();
-let source = null;
+let subscribed = false;
 
 /** Registers `fn`; returns the function that unregisters it. */
 export function onRunChange(fn) {
@@ -14,11 +14,10 @@ export function onRunChange(fn) {
   return () => listeners.delete(fn);
 }
 
-/** (Re)opens the stream, e.g. after logging in. */
+/** Reopens the stream, e.g. after logging in. */
 export function reconnect() {
-  if (source) source.close();
-  source = null;
   ensureOpen();
+  reconnectEvents();
 }
 
 function emit(change) {
@@ -32,26 +31,11 @@ function emit(change) {
 }
 
 function ensureOpen() {
-  if (source) return;
-  source = new EventSource(`${API}/runs/stream/all`, { withCredentials: true });
-  let opened = false;
-  source.addEventListener("ready", () => {
-    // A reconnect may have missed events: let everyone re-read.
-    if (opened) emit({ kind: "resync" });
-    opened = true;
-    document.body.dataset.live = "on";
+  if (subscribed) return;
+  subscribed = true;
+  onConnection((open) => { document.body.dataset.live = open ? "on" : "off"; });
+  subscribe("runs", null, (kind, data) => {
+    if (kind === "run_created" || kind === "run_status") emit({ kind, run: data });
+    else if (kind === "resync") emit({ kind: "resync" });
   });
-  for (const kind of ["run_created", "run_status"]) {
-    source.addEventListener(kind, (ev) => {
-      try {
-        emit({ kind, run: JSON.parse(ev.data) });
-      } catch (err) {
-        console.warn("bad run event", err);
-      }
-    });
-  }
-  source.addEventListener("resync", () => emit({ kind: "resync" }));
-  source.onerror = () => {
-    document.body.dataset.live = "off";
-  };
 }

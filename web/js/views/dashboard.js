@@ -1,94 +1,68 @@
-// The home view: server status and self-update state, the start-task form, projects and the
-// latest runs (live).
+// The dashboard: what is running now (with live elapsed time), recent failures with their
+// error, run counts by status (each a link to the runs page), the latest runs, the start-task
+// form (agents from the server's config) and the projects. Refreshed on run events at most
+// once a second, so it keeps up under steady activity without redrawing per event.
 
-import { ApiError, get, post } from "../api.js";
-import { badge, debounce, dl, fmtDuration, fmtTime, h, link, notice } from "../dom.js";
+import { get, post } from "../api.js";
+import { badge, fmtDuration, h, link, notice, throttle, timeEl } from "../dom.js";
 import { onRunChange } from "../live.js";
 
-const AGENTS = ["claude", "codex", "gemini", "perplexity", "xai"];
-
 export function dashboard(view, _params, ctx) {
-  const statusBox = h("div", { id: "server-status" }, "Loading…");
-  const updateBox = h("div", { id: "update-state" }, "Loading…");
+  const countsBox = h("div", { id: "run-counts", class: "counts" }, "Loading…");
+  const runningBox = h("div", { id: "running-runs" }, "Loading…");
+  const failedBox = h("div", { id: "failed-runs" }, "Loading…");
   const runsBox = h("div", { id: "recent-runs" }, "Loading…");
   const projectsBox = h("div", { id: "project-list" }, "Loading…");
   view.replaceChildren(
     h("h1", {}, "Dashboard"),
+    countsBox,
     h("div", { class: "grid" },
-      h("section", { class: "panel" }, h("h2", {}, "Server"), statusBox),
-      h("section", { class: "panel" }, h("h2", {}, "Self-update"), updateBox)),
+      h("section", { class: "panel" }, h("h2", {}, "Running now"), runningBox),
+      h("section", { class: "panel" }, h("h2", {}, "Recent failures"), failedBox)),
+    h("section", { class: "panel" }, h("h2", {}, "Latest runs ", h("a", { href: "#/runs", class: "small" }, "all runs →")), runsBox),
     startTaskForm(ctx),
-    h("section", { class: "panel" }, h("h2", {}, "Projects"), projectsBox),
-    h("section", { class: "panel" }, h("h2", {}, "Latest runs"), runsBox));
+    h("section", { class: "panel" }, h("h2", {}, "Projects"), projectsBox));
+  document.title = "Dashboard — Conductor";
 
-  async function loadStatus() {
+  async function loadCounts() {
     try {
       const s = await get("/status");
       ctx.setStatus(s);
-      const runs = Object.entries(s.runs || {}).map(([k, v]) => `${k} ${v}`).join(", ");
-      statusBox.replaceChildren(
-        s.config_error ? notice("error", `Config error: ${s.config_error}`) : "",
-        ...(s.warnings || []).map((w) => notice("warning", w)),
-        dl([
-          ["Version", `${s.version} (${s.commit})`],
-          ["Root", s.root],
-          ["Config", s.config],
-          ["Uptime", fmtDuration(s.uptime_seconds)],
-          ["Started", fmtTime(s.started_at)],
-          ["PID", s.pid],
-          ["Active runs", s.active_runs],
-          ["Runs", runs || "none"],
-          ["Task start", s.task_start_enabled ? "enabled" : "disabled (read-only server)"],
-          ["Auth", s.auth_enabled ? "API key required" : "off"],
-          ["Executable sha256", s.executable_sha256],
-        ], { class: "status-list" }));
-      const u = s.update || {};
-      updateBox.replaceChildren(
-        dl([
-          ["State", badge(u.state)],
-          ["Mode", u.mode],
-          ["Requested", fmtTime(u.started_at)],
-          ["Last error", u.last_error],
-        ], { class: "update-list" }));
-      // The history is an audited admin read: fetch it when the page opens and when the
-      // state changes, not on every refresh. The login cookie cannot read it.
-      if (u.state !== lastUpdateState) {
-        lastUpdateState = u.state;
-        historyBox = null;
-        if (s.auth_enabled) {
-          historyBox = h("p", { class: "muted" }, "The update history needs the admin key (`run-agent server update status`).");
-          updateBox.append(historyBox);
-        } else {
-          loadHistory();
-        }
-      } else if (historyBox) {
-        updateBox.append(historyBox);
-      }
+      const entries = Object.entries(s.runs || {});
+      countsBox.replaceChildren(entries.length === 0 ? h("p", { class: "muted" }, "No runs yet.") :
+        h("ul", { class: "count-list" }, entries.map(([status, n]) =>
+          h("li", {}, h("a", { href: `#/runs?status=${encodeURIComponent(status)}`, dataset: { status } }, badge(status), " ", String(n))))),
+        s.config_error ? notice("error", `Config error: ${s.config_error}`) : "");
     } catch (err) {
-      statusBox.replaceChildren(notice("error", err.message));
+      countsBox.replaceChildren(notice("error", err.message));
     }
   }
 
-  let lastUpdateState = null;
-  let historyBox = null;
-
-  async function loadHistory() {
+  async function loadRunning() {
     try {
-      const full = await get("/admin/self-update", { own401: true });
-      const rows = (full.history || []).slice(-5).reverse();
-      historyBox = null;
-      if (rows.length === 0) return;
-      historyBox = h("div", { class: "update-history" }, h("h3", {}, "Recent updates"), h("table", { class: "table" },
-        h("thead", {}, h("tr", {}, ["Time", "From", "To", "Mode", "Result"].map((c) => h("th", {}, c)))),
-        h("tbody", {}, rows.map((r) => h("tr", {},
-          h("td", {}, fmtTime(r.time)), h("td", {}, r.from_version), h("td", {}, r.to_version || "—"),
-          h("td", {}, r.mode), h("td", {}, r.error ? `${r.result}: ${r.error}` : r.result))))));
-      updateBox.append(historyBox);
+      const { runs } = await get("/runs?status=running&limit=50");
+      runningBox.replaceChildren(runs.length === 0 ? h("p", { class: "muted" }, "Nothing is running.") :
+        h("table", { class: "table runs-table" },
+          h("thead", {}, h("tr", {}, ["Run", "Task", "Agent", "Elapsed"].map((c) => h("th", {}, c)))),
+          h("tbody", {}, runs.map((r) => h("tr", { dataset: { run: r.run_id } },
+            h("td", {}, h("a", { href: link.run(r.run_id) }, r.run_id)),
+            h("td", {}, h("a", { href: link.task(r.project_id, r.task_id) }, `${r.project_id}/${r.task_id}`)),
+            h("td", {}, agentOf(r)),
+            h("td", { class: "elapsed", dataset: { since: r.info?.start_time || "" } }, elapsed(r.info?.start_time)))))));
     } catch (err) {
-      if (err instanceof ApiError && (err.status === 401 || err.status === 403)) {
-        historyBox = h("p", { class: "muted" }, "The update history needs the admin key.");
-        updateBox.append(historyBox);
-      }
+      runningBox.replaceChildren(notice("error", err.message));
+    }
+  }
+
+  async function loadFailed() {
+    try {
+      const { runs } = await get("/runs?status=failed&limit=5");
+      failedBox.replaceChildren(runs.length === 0 ? h("p", { class: "muted" }, "No failed runs.") :
+        h("ul", { class: "failures" }, runs.map((r) => h("li", { dataset: { run: r.run_id } },
+          h("a", { href: link.run(r.run_id) }, `${r.project_id}/${r.task_id}`), " ", timeEl(r.info?.end_time),
+          h("div", { class: "failure-error" }, r.info?.error_summary || r.error || `exit code ${r.info?.exit_code ?? "?"}`)))));
+    } catch (err) {
+      failedBox.replaceChildren(notice("error", err.message));
     }
   }
 
@@ -117,13 +91,31 @@ export function dashboard(view, _params, ctx) {
     }
   }
 
-  loadStatus();
+  const all = () => { loadCounts(); loadRunning(); loadFailed(); loadRuns(); };
+  all();
   loadProjects();
-  loadRuns();
-  const refresh = debounce(() => { loadRuns(); loadProjects(); loadStatus(); }, 300);
-  const off = onRunChange(refresh);
-  const timer = setInterval(loadStatus, 5000);
-  return () => { off(); refresh.cancel(); clearInterval(timer); };
+  const refresh = throttle(all, 1000);
+  const refreshProjects = throttle(loadProjects, 5000);
+  const off = onRunChange((c) => {
+    refresh();
+    if (c.kind !== "run_status") refreshProjects();
+  });
+  const ticker = setInterval(() => {
+    for (const td of runningBox.querySelectorAll("td.elapsed")) td.textContent = elapsed(td.dataset.since);
+  }, 1000);
+  return () => { off(); refresh.cancel(); refreshProjects.cancel(); clearInterval(ticker); };
+}
+
+function elapsed(start) {
+  if (!start) return "—";
+  return fmtDuration((Date.now() - new Date(start).getTime()) / 1000);
+}
+
+/** The agent of a run summary: its name (and type when they differ). */
+export function agentOf(r) {
+  const i = r.info || {};
+  if (i.agent_name && i.agent_name !== i.agent) return `${i.agent_name} (${i.agent})`;
+  return i.agent_name || i.agent || "—";
 }
 
 function startTaskForm(ctx) {
@@ -133,9 +125,14 @@ function startTaskForm(ctx) {
   const maxRestarts = h("input", { name: "max_restarts", id: "start-max-restarts", type: "number", min: 0, placeholder: "server default" });
   const prompt = h("textarea", { name: "prompt", id: "start-prompt", rows: 6, required: true, placeholder: "What should the agent do?" });
   const message = h("div", { class: "form-message" });
+  const agentList = h("datalist", { id: "agent-names" });
+  get("/agents").then((a) => {
+    agentList.replaceChildren(...a.agents.map((x) => h("option", { value: x.name }, x.name === x.type ? x.name : `${x.name} (${x.type})`)));
+    agent.placeholder = a.default ? `default: ${a.default}` : "server default";
+  }, (err) => message.replaceChildren(notice("error", `Cannot list agents: ${err.message}`)));
   const form = h("form", { id: "start-task-form", class: "panel form" },
     h("h2", {}, "Start a task"),
-    h("datalist", { id: "agent-names" }, AGENTS.map((a) => h("option", { value: a }))),
+    agentList,
     h("div", { class: "form-row" },
       h("label", {}, "Project", project),
       h("label", {}, "Task id", task),
@@ -179,9 +176,9 @@ export function runTable(runs, withTask) {
         withTask ? h("td", {}, h("a", { href: link.project(r.project_id) }, r.project_id)) : null,
         withTask ? h("td", {}, h("a", { href: link.task(r.project_id, r.task_id) }, r.task_id)) : null,
         h("td", {}, badge(r.status)),
-        h("td", {}, i.agent || "—"),
-        h("td", {}, fmtTime(i.start_time)),
-        h("td", {}, fmtTime(i.end_time)),
+        h("td", {}, agentOf(r)),
+        h("td", {}, timeEl(i.start_time)),
+        h("td", {}, timeEl(i.end_time)),
         h("td", {}, r.status === "running" || i.exit_code === undefined ? "—" : i.exit_code));
     })));
 }

@@ -14,6 +14,7 @@ export function projectView(view, { project }) {
     h("section", { class: "panel" }, h("h2", {}, "Tasks"), tasksBox),
     bus.element);
 
+  document.title = `${project} — Conductor`;
   async function load() {
     try {
       const { tasks } = await get(`/projects/${seg(project)}/tasks`);

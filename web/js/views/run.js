@@ -1,67 +1,82 @@
-// A run: run-info, live stdout/stderr (the tail of each file, then the run stream from those
-// byte offsets), the rendered output.md, the prompt and the raw run-info.yaml.
+// A run: status and run-info, the log viewer (the tail of stdout/stderr, then the tab's event
+// stream from those byte offsets), output.md (rendered when it is a small answer, else a raw
+// link), the prompt and the raw run-info.yaml. While the run is running the log comes first.
 
-import { API, ApiError, get, post, readTail, request, seg } from "../api.js";
-import { badge, dl, fmtTime, h, link, notice } from "../dom.js";
+import { API, get, post, readTail, request, seg } from "../api.js";
+import { badge, dl, fmtDuration, h, link, notice, timeEl } from "../dom.js";
+import { subscribe } from "../events.js";
+import { logViewer } from "../logview.js";
 import { renderMarkdown } from "../markdown.js";
 
 const TAIL_BYTES = 256 * 1024;
-const MAX_LINES = 5000;
+/** Largest output.md rendered as Markdown; a bigger one is shown collapsed with a raw link. */
+export const MAX_MARKDOWN = 64 * 1024;
 
 export function runView(view, { run }, ctx) {
   const base = `/runs/${seg(run)}`;
+  const rawUrl = (name) => `${API}${base}/files/${name}`;
   const statusSlot = h("span", { id: "run-status" }, badge("unknown"));
   const crumbs = h("nav", { class: "crumbs" }, h("a", { href: link.home() }, "Dashboard"));
   const infoBox = h("div", { id: "run-info" }, "Loading…");
   const message = h("div", { class: "form-message" });
   const stopButton = h("button", { type: "button", id: "run-stop", class: "danger", disabled: true }, "Stop run");
-  const stdout = logPane("stdout");
-  const stderr = logPane("stderr");
+  const logs = logViewer(rawUrl);
   const outputBox = h("div", { id: "run-output" }, h("p", { class: "muted" }, "Loading…"));
   const promptBox = h("pre", { id: "run-prompt" }, "");
   const yamlBox = h("pre", { id: "run-yaml" }, "");
+  const streamState = h("span", { class: "muted", id: "stream-state" }, "");
+  const logSection = h("section", { class: "panel logs" }, h("h2", {}, "Log ", streamState), logs.element);
+  const outputSection = h("section", { class: "panel" }, h("h2", {}, "Output"), outputBox);
+  const promptDetails = h("details", { class: "panel" }, h("summary", {}, "Prompt"), promptBox);
   view.replaceChildren(
     crumbs,
     h("h1", {}, "Run ", h("span", { class: "id" }, run), " ", statusSlot),
     h("div", { class: "actions" }, stopButton), message,
     h("section", { class: "panel" }, h("h2", {}, "Run info"), infoBox),
-    h("section", { class: "panel" }, h("h2", {}, "Output"), outputBox),
-    h("section", { class: "panel logs" }, h("h2", {}, "Live log ", h("span", { class: "muted", id: "stream-state" }, "")),
-      h("div", { class: "log-grid" }, stdout.element, stderr.element)),
-    h("details", { class: "panel" }, h("summary", {}, "Prompt"), promptBox),
+    logSection, outputSection, promptDetails,
     h("details", { class: "panel" }, h("summary", {}, "run-info.yaml"), yamlBox));
+  document.title = `run ${run} — Conductor`;
 
-  let source = null;
+  let unsubscribe = null;
   let closed = false;
-  let project = null;
-  let task = null;
+  let running = false;
+  let files = {};
 
   function setStatus(s) {
     statusSlot.replaceChildren(badge(s));
     stopButton.disabled = s !== "running";
+    running = s === "running";
+    // While running the log comes first; afterwards the answer does.
+    if (running) view.insertBefore(logSection, outputSection);
+    else view.insertBefore(outputSection, logSection);
   }
 
   async function loadInfo() {
     try {
       const r = await get(base);
       const i = r.info || {};
-      project = r.project_id;
-      task = r.task_id;
+      files = r.files || {};
       crumbs.replaceChildren(h("a", { href: link.home() }, "Dashboard"), " / ",
-        h("a", { href: link.project(project) }, project), " / ",
-        h("a", { href: link.task(project, task) }, task), " / ", run);
+        h("a", { href: link.project(r.project_id) }, r.project_id), " / ",
+        h("a", { href: link.task(r.project_id, r.task_id) }, r.task_id), " / ", run);
+      document.title = `${run} · ${r.task_id} · ${r.project_id} — Conductor`;
       setStatus(r.status);
-      ctx.reveal({ project, task, run });
+      ctx.reveal({ project: r.project_id, task: r.task_id, run });
+      const ended = i.end_time && !i.end_time.startsWith("0001") ? new Date(i.end_time) : null;
+      const started = i.start_time ? new Date(i.start_time) : null;
+      const duration = started ? ((ended || new Date()) - started) / 1000 : null;
       infoBox.replaceChildren(
         r.error ? notice("error", `run-info.yaml is unreadable: ${r.error}`) : "",
         dl([
           ["Status", r.status],
-          ["Agent", i.agent],
+          ["Agent", i.agent_name ? `${i.agent_name} (${i.agent})` : i.agent],
           ["Agent version", i.agent_version],
           ["Exit code", r.status === "running" ? "—" : i.exit_code],
           ["Error", i.error_summary],
-          ["Started", fmtTime(i.start_time)],
-          ["Ended", fmtTime(i.end_time)],
+          ["Started", timeEl(i.start_time)],
+          ["Ended", timeEl(i.end_time)],
+          ["Duration", duration === null ? "" : fmtDuration(duration)],
+          ["Restart", i.restart_count ?? i.attempt ?? ""],
           ["Parent run", i.parent_run_id ? h("a", { href: link.run(i.parent_run_id) }, i.parent_run_id) : ""],
           ["PID / PGID", i.pid ? `${i.pid} / ${i.pgid}` : ""],
           ["Working dir", i.cwd],
@@ -77,16 +92,31 @@ export function runView(view, { run }, ctx) {
   }
 
   async function loadOutput() {
+    const size = files.output;
+    if (size === null || size === undefined) {
+      outputBox.replaceChildren(h("p", { class: "muted" }, running ? "No output.md yet (the run is running)." : "This run wrote no output.md."));
+      return;
+    }
+    const raw = h("a", { href: rawUrl("output"), target: "_blank", rel: "noopener" }, "raw output.md");
+    if (size > MAX_MARKDOWN) {
+      outputBox.replaceChildren(h("details", { class: "output-collapsed" },
+        h("summary", {}, `output.md is ${(size / 1024).toFixed(0)} KB — too large to render; open the `, raw, "."),
+        h("p", { class: "muted" }, "A command agent's output.md is a copy of its stdout: see the log.")));
+      return;
+    }
     try {
       const text = await get(`${base}/files/output`);
-      outputBox.replaceChildren(renderMarkdown(text));
+      outputBox.replaceChildren(renderMarkdown(text), h("p", { class: "muted output-raw" }, raw));
     } catch (err) {
-      outputBox.replaceChildren(h("p", { class: "muted" },
-        err instanceof ApiError && err.status === 404 ? "No output.md yet." : err.message));
+      outputBox.replaceChildren(notice("error", err.message));
     }
   }
 
   async function loadPrompt() {
+    if (files.prompt === null) {
+      promptBox.textContent = "(no prompt file)";
+      return;
+    }
     try {
       promptBox.textContent = await get(`${base}/files/prompt`);
     } catch (err) {
@@ -95,39 +125,41 @@ export function runView(view, { run }, ctx) {
   }
 
   async function follow() {
-    const streamState = view.querySelector("#stream-state");
     try {
-      const [o, e] = await Promise.all([readTail(run, "stdout", TAIL_BYTES), readTail(run, "stderr", TAIL_BYTES)]);
+      const none = { text: "", offset: 0, truncated: false };
+      const [o, e] = await Promise.all([
+        files.stdout ? readTail(run, "stdout", TAIL_BYTES) : none,
+        files.stderr ? readTail(run, "stderr", TAIL_BYTES) : none,
+      ]);
       if (closed) return;
-      stdout.reset(o);
-      stderr.reset(e);
-      source = new EventSource(`${API}${base}/stream?from=${o.offset}:${e.offset}`, { withCredentials: true });
-      source.addEventListener("open", () => { streamState.textContent = "(live)"; });
-      source.addEventListener("stdout", (ev) => stdout.add(ev.data));
-      source.addEventListener("stderr", (ev) => stderr.add(ev.data));
-      source.addEventListener("status", (ev) => onStatus(ev.data, false));
-      source.addEventListener("end", (ev) => onStatus(ev.data, true));
-      source.onerror = () => { if (!closed && source.readyState !== EventSource.CLOSED) streamState.textContent = "(reconnecting…)"; };
+      logs.panes.stdout.reset(o.text, o.truncated);
+      logs.panes.stderr.reset(e.text, e.truncated);
+      if (e.text) logs.panes.stderr.element.dispatchEvent(new CustomEvent("lines"));
+      unsubscribe = subscribe(`run:${run}`, `${o.offset}:${e.offset}`, (kind, data) => {
+        if (kind === "log") {
+          logs.panes[data.stream].add(data.lines);
+          streamState.textContent = "(live)";
+        } else if (kind === "status") {
+          streamState.textContent = data.status === "running" ? "(live)" : "";
+          setStatus(data.status);
+        } else if (kind === "end") {
+          onEnd(data.status);
+        } else if (kind === "error") {
+          streamState.textContent = `(${data.message})`;
+        }
+      });
     } catch (err) {
       streamState.textContent = `(${err.message})`;
     }
   }
 
-  function onStatus(data, end) {
-    let s = data;
-    try {
-      const parsed = JSON.parse(data);
-      s = typeof parsed === "string" ? parsed : parsed.status;
-    } catch (_) {
-      // `end` carries the bare status.
-    }
-    setStatus(s);
-    if (end) {
-      source?.close();
-      view.querySelector("#stream-state").textContent = "(ended)";
-      loadInfo();
-      loadOutput();
-    }
+  async function onEnd(status) {
+    setStatus(status);
+    streamState.textContent = "(ended)";
+    unsubscribe?.();
+    unsubscribe = null;
+    await loadInfo();
+    loadOutput();
   }
 
   stopButton.addEventListener("click", async () => {
@@ -142,50 +174,12 @@ export function runView(view, { run }, ctx) {
     loadInfo();
   });
 
-  loadInfo();
-  loadOutput();
-  loadPrompt();
-  follow();
-  return () => { closed = true; source?.close(); };
-}
-
-/** A log pane that keeps at most MAX_LINES lines and follows the end while scrolled there. */
-function logPane(name) {
-  const pre = h("pre", { class: "log", id: `log-${name}`, tabindex: 0 });
-  const note = h("p", { class: "muted log-note" });
-  const element = h("div", { class: `log-pane log-${name}` }, h("h3", {}, name), note, pre);
-  let lines = 0;
-  function atEnd() {
-    return pre.scrollTop + pre.clientHeight >= pre.scrollHeight - 8;
-  }
-  function trim() {
-    while (lines > MAX_LINES && pre.firstChild) {
-      pre.firstChild.remove();
-      lines--;
-      note.textContent = "Earlier output is not shown.";
-    }
-  }
-  return {
-    element,
-    reset({ text, truncated }) {
-      pre.replaceChildren();
-      lines = 0;
-      note.textContent = truncated ? "Earlier output is not shown." : "";
-      if (text) {
-        for (const line of text.replace(/\n$/, "").split("\n")) {
-          pre.append(line + "\n");
-          lines++;
-        }
-      }
-      trim();
-      pre.scrollTop = pre.scrollHeight;
-    },
-    add(line) {
-      const stick = atEnd();
-      pre.append(line + "\n");
-      lines++;
-      trim();
-      if (stick) pre.scrollTop = pre.scrollHeight;
-    },
-  };
+  (async () => {
+    await loadInfo();
+    if (closed) return;
+    follow();
+    loadOutput();
+    loadPrompt();
+  })();
+  return () => { closed = true; unsubscribe?.(); };
 }
