@@ -5,35 +5,14 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use conductor::storage::RunStatus;
 
-use crate::support::{run, text, ChildGuard, Sandbox, FAKE_AGENT};
-
-/// Whether `pid` is a live process (a zombie counts as gone).
-fn alive(pid: i32) -> bool {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(stat) => {
-            let state = stat
-                .rfind(')')
-                .and_then(|i| stat[i + 1..].split_whitespace().next().map(str::to_string));
-            !matches!(state.as_deref(), Some("Z") | Some("X"))
-        }
-        Err(_) => false,
-    }
-}
-
-fn wait_for(what: &str, limit: Duration, mut check: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !check() {
-        assert!(start.elapsed() < limit, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
+use crate::support::{alive, run, text, wait_until, ChildGuard, Sandbox};
 
 fn read_pid(file: &Path) -> i32 {
-    wait_for("the tool's pid", Duration::from_secs(30), || file.exists());
+    wait_until("the tool's pid", Duration::from_secs(30), || file.exists());
     std::fs::read_to_string(file)
         .unwrap()
         .trim()
@@ -63,10 +42,7 @@ struct World {
 impl World {
     fn new() -> World {
         let sb = Sandbox::new();
-        let config = sb.write(
-            "config.yaml",
-            &format!("agents:\n  fake:\n    type: command\n    command: [\"{FAKE_AGENT}\"]\n"),
-        );
+        let config = sb.fake_agent_config("fake");
         World { sb, config }
     }
 
@@ -148,7 +124,7 @@ fn ctrl_c_of_a_foreground_job_ends_the_tools_commands() {
     )
     .unwrap();
     let child = job.0.as_mut().unwrap();
-    wait_for("the job to end", Duration::from_secs(60), || {
+    wait_until("the job to end", Duration::from_secs(60), || {
         child.try_wait().unwrap().is_some()
     });
     assert_eq!(w.status("t"), RunStatus::Stopped);

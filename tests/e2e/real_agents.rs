@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use conductor::storage::{RunInfo, RunStatus};
 
 use crate::mock_models::{MockModels, Reply};
-use crate::support::{run, text, Sandbox};
+use crate::support::{run, text, wait_until, Sandbox};
 
 /// Where `npm ci` puts the CLIs.
 fn cli_bin_dir() -> PathBuf {
@@ -151,6 +151,17 @@ impl World {
         std::fs::read_to_string(self.run_dir(task, info).join("output.md")).unwrap_or_default()
     }
 
+    /// Fails the test, with the runs' files, unless `out` succeeded.
+    fn assert_ok(&self, out: &std::process::Output, task: &str) {
+        assert!(
+            out.status.success(),
+            "{}: {}\n{}",
+            self.agent,
+            text(out),
+            self.explain(task)
+        );
+    }
+
     fn explain(&self, task: &str) -> String {
         let mut out = String::new();
         for info in self.runs(task) {
@@ -217,12 +228,7 @@ fn job_records_the_models_answer_and_the_session() {
         };
         let out = w.job("t", "say hello");
         let runs = w.runs("t");
-        assert!(
-            out.status.success(),
-            "{agent}: {}\n{}",
-            text(&out),
-            w.explain("t")
-        );
+        w.assert_ok(&out, "t");
         let info = &runs[0];
         assert_eq!(info.status, RunStatus::Completed);
         assert_eq!(
@@ -266,14 +272,6 @@ fn processes_of_run(run_id: &str) -> Vec<i32> {
         .collect()
 }
 
-fn wait_for(what: &str, limit: Duration, mut check: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !check() {
-        assert!(start.elapsed() < limit, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
 /// The shell command the model asks the CLI's tool to run to finish the task.
 const TOUCH_DONE: &str = r#"touch "$JRUN_TASK_FOLDER/DONE""#;
 
@@ -304,12 +302,7 @@ fn task_finishes_through_the_clis_tool_and_resume_continues_the_conversation() {
         .arg("--cwd")
         .arg(w.work());
         let out = run(&mut cmd);
-        assert!(
-            out.status.success(),
-            "{agent}: {}\n{}",
-            text(&out),
-            w.explain("t")
-        );
+        w.assert_ok(&out, "t");
         assert!(w.root().join("p/t/DONE").exists());
         let first = w.runs("t");
         assert_eq!(first.len(), 1, "{agent}: done in the first run");
@@ -326,12 +319,7 @@ fn task_finishes_through_the_clis_tool_and_resume_continues_the_conversation() {
         let mut cmd = w.cmd(&["resume", "--project", "p", "--task", "t", "--reset-done"]);
         cmd.args(["--max-restarts", "0", "--root"]).arg(w.root());
         let out = run(&mut cmd);
-        assert!(
-            out.status.success(),
-            "{agent}: {}\n{}",
-            text(&out),
-            w.explain("t")
-        );
+        w.assert_ok(&out, "t");
         let runs = w.runs("t");
         assert_eq!(runs.len(), 2);
         assert!(
@@ -363,7 +351,7 @@ fn task_finishes_through_the_clis_tool_and_resume_continues_the_conversation() {
             serde_json::json!({"reset_done": true, "max_restarts": 0}),
         );
         assert_eq!(code, 202, "{agent}: {body}");
-        wait_for("the API resume to finish", Duration::from_secs(90), || {
+        wait_until("the API resume to finish", Duration::from_secs(90), || {
             let runs = w.runs("t");
             runs.len() == 3 && runs[2].status != RunStatus::Running
         });
@@ -415,7 +403,7 @@ fn stop_leaves_no_process_while_the_model_stalls_or_the_tool_runs() {
             let _job = crate::support::ChildGuard(Some(job.spawn().unwrap()));
             let turns = w.mock.turns().len();
             let tool_pid = w.root().join("p").join(task).join("tool.pid");
-            wait_for("the model turn", Duration::from_secs(60), || {
+            wait_until("the model turn", Duration::from_secs(60), || {
                 w.mock.turns().len() > turns && (task == "stall" || tool_pid.exists())
             });
             let run_id = w.runs(task)[0].run_id.clone();

@@ -4,6 +4,7 @@
 //! events and process trees (the supervisor outlives a killed caller; a stop leaves no
 //! grandchild).
 
+use crate::support::alive;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -115,19 +116,6 @@ fn wait_for<T>(what: &str, mut check: impl FnMut() -> Option<T>) -> T {
             "timed out waiting for {what}"
         );
         std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-/// Whether `pid` is a live (non-zombie) process.
-fn alive(pid: i32) -> bool {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(stat) => {
-            let state = stat[stat.rfind(')').unwrap() + 1..]
-                .split_whitespace()
-                .next();
-            !matches!(state, Some("Z") | Some("X"))
-        }
-        Err(_) => false,
     }
 }
 

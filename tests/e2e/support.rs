@@ -101,6 +101,15 @@ impl Sandbox {
         cmd
     }
 
+    /// Writes `config.yaml` with one `command` agent called `name` running the fake agent,
+    /// and returns its path.
+    pub fn fake_agent_config(&self, name: &str) -> PathBuf {
+        self.write(
+            "config.yaml",
+            &format!("agents:\n  {name}:\n    type: command\n    command: [\"{FAKE_AGENT}\"]\n"),
+        )
+    }
+
     /// Writes `contents` to `name` inside the sandbox and returns its path.
     pub fn write(&self, name: &str, contents: &str) -> PathBuf {
         let path = self.path().join(name);
@@ -319,4 +328,26 @@ pub fn raw_http(port: u16, request: &str) -> (u16, String) {
         .map(|(_, b)| b.to_string())
         .unwrap_or_default();
     (status, body)
+}
+
+/// Whether `pid` is a live process (a zombie counts as gone).
+pub fn alive(pid: i32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => {
+            let state = stat
+                .rfind(')')
+                .and_then(|i| stat[i + 1..].split_whitespace().next().map(str::to_string));
+            !matches!(state.as_deref(), Some("Z") | Some("X"))
+        }
+        Err(_) => false,
+    }
+}
+
+/// Polls `check` every 50 ms until it holds; fails the test after `limit`.
+pub fn wait_until(what: &str, limit: Duration, mut check: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !check() {
+        assert!(start.elapsed() < limit, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }

@@ -14,7 +14,6 @@ use conductor::storage::{RunInfo, RunStatus};
 
 use crate::support::{run, text, ChildGuard, Sandbox, Server};
 
-use crate::support::FAKE_AGENT;
 /// Generous upper bound of every wait (never reached unless something is broken).
 const LIMIT: Duration = Duration::from_secs(60);
 
@@ -26,10 +25,7 @@ struct World {
 impl World {
     fn new() -> World {
         let sb = Sandbox::new();
-        let config = sb.write(
-            "config.yaml",
-            &format!("agents:\n  script:\n    type: command\n    command: [\"{FAKE_AGENT}\"]\n"),
-        );
+        let config = sb.fake_agent_config("script");
         World { sb, config }
     }
 
