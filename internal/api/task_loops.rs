@@ -345,6 +345,16 @@ fn resume_one(state: &AppState, record: LoopRecord) {
         forget(&records_dir(state), &record);
         return;
     }
+    // The loop's last attempt already ran (its run ended after the restart, without DONE):
+    // the loop would have ended there, so the new server starts no further run.
+    let budget_spent = latest_run(&task_dir)
+        .and_then(|r| r.restart_index)
+        .is_some_and(|i| i >= u64::from(record.max_restarts));
+    if budget_spent && !task_dir.join(crate::storage::paths::DONE_FILE).exists() {
+        tracing::info!(task = %format!("{project}/{task}"), "task loop's restarts are used up; not resuming it");
+        forget(&records_dir(state), &record);
+        return;
+    }
     match continue_request(state, &record) {
         Ok((key, request)) => {
             tracing::info!(task = %key, "resuming task loop after a server restart");

@@ -959,3 +959,81 @@ fn handoff_keeps_a_server_task_loop_going_in_the_new_image() {
         Some(runs[0].run_id.as_str())
     );
 }
+
+#[test]
+fn handoff_with_a_server_owned_run_in_flight_records_its_nonzero_exit_after_the_swap() {
+    let w = World::new();
+    let bin = w.sb.path().join("fake-bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    std::os::unix::fs::symlink(FAKE_AGENT, bin.join("claude")).unwrap();
+    let cand = w.candidate("cand", "handoff-exit");
+    let release = w.sb.path().join("release");
+    let port = free_port().to_string();
+    let mut cmd = w.sb.command(&w.exe());
+    cmd.args(["serve", "--host", "127.0.0.1", "--port", &port, "--root"])
+        .arg(w.root())
+        .env(
+            "PATH",
+            format!(
+                "{}:{}",
+                bin.display(),
+                std::env::var("PATH").unwrap_or_default()
+            ),
+        );
+    let server = Server::start(cmd, w.sb.path());
+    let (code, started) = server.post_json(
+        "/api/v1/tasks",
+        json!({
+            "project_id": "demo", "task_id": "exits", "prompt": "x", "agent": "claude",
+            "max_restarts": 0,
+            "env": {"FAKE_TICK_UNTIL": release.display().to_string(), "FAKE_EXIT": "5"},
+        }),
+    );
+    assert_eq!(code, 201, "{started}");
+    let runs_dir = w.root().join("demo/exits/runs");
+    let info_path = wait_for("the run to start", Duration::from_secs(30), || {
+        let dir = std::fs::read_dir(&runs_dir).ok()?.flatten().next()?.path();
+        let info = RunInfo::read(&dir.join("run-info.yaml")).ok()?;
+        (info.status == RunStatus::Running && info.pid > 0).then(|| dir.join("run-info.yaml"))
+    });
+    let _agent = PidGuard(-(RunInfo::read(&info_path).unwrap().pgid as i32));
+
+    let (code, accepted, _) = post(
+        &server,
+        &json!({ "binary_path": cand, "mode": "handoff" }),
+        None,
+    );
+    assert_eq!(code, 202, "{accepted}");
+    let done = wait_finished(&server, &accepted["started_at"]);
+    assert_eq!(done["state"], "idle", "{done}");
+    assert_eq!(running_sha(&server), sha256(&cand));
+    let swapped_at = chrono::Utc::now();
+    assert_eq!(
+        RunInfo::read(&info_path).unwrap().status,
+        RunStatus::Running,
+        "the run is still in flight after the swap"
+    );
+
+    std::fs::write(&release, "").unwrap();
+    let info = wait_for("the run to finish", Duration::from_secs(60), || {
+        let info = RunInfo::read(&info_path).ok()?;
+        info.status.is_terminal().then_some(info)
+    });
+    assert_eq!(info.exit_code, 5, "{info:?}");
+    assert_eq!(info.status, RunStatus::Failed, "{info:?}");
+    assert!(info.end_time > swapped_at, "end after the swap: {info:?}");
+    // The new image reports the same end, and its resumed loop (no restarts left) starts
+    // no other run.
+    let run_id = info.run_id.clone();
+    let seen = wait_for(
+        "the new image to report the end",
+        Duration::from_secs(30),
+        || {
+            let (_, run) = server.get_json(&format!("/api/v1/runs/{run_id}"));
+            (run["status"] == "failed").then_some(run)
+        },
+    );
+    assert_eq!(seen["info"]["exit_code"], 5, "{seen}");
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(std::fs::read_dir(&runs_dir).unwrap().count(), 1);
+}
