@@ -156,9 +156,18 @@ fn unattended_pitfalls_of_claude_and_gemini_are_reported() {
     assert!(message.contains("version"), "{message}");
     // No key and no login file in the sandbox HOME.
     assert_eq!(check(&doc, "agents.claude.login").0, "warn");
-    let (level, message, hint) = check(&doc, "agents.gemini.folder_trust");
-    assert_eq!(level, "warn");
+    // Runs get GEMINI_CLI_TRUST_WORKSPACE=true, so folder trust alone is no problem...
+    let (level, message, _) = check(&doc, "agents.gemini.folder_trust");
+    assert_eq!(level, "pass", "{message}");
     assert!(message.contains("folder trust is enabled"), "{message}");
+    // ...but an environment that sets it otherwise is.
+    let (_, doc_false) = doctor(&sb, &args, &[("GEMINI_CLI_TRUST_WORKSPACE", "false")]);
+    let (level, message, hint) = check(&doc_false, "agents.gemini.folder_trust");
+    assert_eq!(level, "warn");
+    assert!(
+        message.contains("GEMINI_CLI_TRUST_WORKSPACE=false"),
+        "{message}"
+    );
     assert!(hint.contains("trustedFolders.json"), "{hint}");
 
     // SAFETY: geteuid has no preconditions.

@@ -213,52 +213,55 @@ fn claude_as_root(key: &str, env: Env, report: &mut Report) {
             format!("{key}.root"),
             Level::Fail,
             "running as root without IS_SANDBOX=1: claude refuses --permission-mode bypassPermissions as root, so every run fails",
-            "run the server and run-agent as a normal user, or (only inside a throw-away container or VM) set IS_SANDBOX=1 in their environment",
+            crate::runner::failure::CLAUDE_ROOT_HINT,
         );
     }
 }
 
-/// With folder trust on, gemini ignores `--approval-mode yolo` in folders it does not trust,
-/// so an unattended run stops at the first tool call.
+/// Gemini refuses folders it does not trust in headless mode and downgrades
+/// `--approval-mode yolo` there. Runs get the runner's unattended variables
+/// (`GEMINI_CLI_TRUST_WORKSPACE=true`) unless the environment already sets them, so the
+/// pitfall is an environment that sets them otherwise.
 fn gemini_folder_trust(key: &str, env: Env, report: &mut Report) {
-    let Some(home) = home(env) else {
-        return;
+    let trust_setting = home(env).and_then(|home| {
+        let settings = home.join(".gemini/settings.json");
+        let doc: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&settings).ok()?).ok()?;
+        let enabled = doc
+            .pointer("/security/folderTrust/enabled")
+            .and_then(|v| v.as_bool())
+            .or_else(|| doc.get("folderTrust").and_then(|v| v.as_bool()))?;
+        Some((settings, enabled))
+    });
+    let setting_text = match &trust_setting {
+        Some((path, true)) => format!("folder trust is enabled in {}", path.display()),
+        Some((path, false)) => format!("folder trust is disabled in {}", path.display()),
+        None => "gemini's folder trust applies to headless runs".to_string(),
     };
-    let settings = home.join(".gemini/settings.json");
-    let Ok(text) = std::fs::read_to_string(&settings) else {
-        return;
-    };
-    let Ok(doc) = serde_json::from_str::<serde_json::Value>(&text) else {
-        report.add(
-            "agents",
-            format!("{key}.settings"),
-            Level::Warn,
-            format!("{} is not valid JSON", settings.display()),
-        );
-        return;
-    };
-    let enabled = doc
-        .pointer("/security/folderTrust/enabled")
-        .and_then(|v| v.as_bool())
-        .or_else(|| doc.get("folderTrust").and_then(|v| v.as_bool()))
-        .unwrap_or(false);
-    if enabled {
-        report.add_hint(
-            "agents",
-            format!("{key}.folder_trust"),
-            Level::Warn,
-            format!("folder trust is enabled in {}: gemini ignores --approval-mode yolo in folders it does not trust", settings.display()),
-            format!(
-                "add the agents' working folders to {} or set security.folderTrust.enabled to false",
-                home.join(".gemini/trustedFolders.json").display()
-            ),
-        );
-    } else {
-        report.add(
-            "agents",
-            format!("{key}.folder_trust"),
-            Level::Pass,
-            "folder trust is off",
-        );
+    for (var, wanted) in crate::runner::env::unattended(AgentType::Gemini) {
+        match env(var) {
+            Some(value) if value != *wanted => {
+                if matches!(trust_setting, Some((_, false))) {
+                    continue;
+                }
+                report.add_hint(
+                    "agents",
+                    format!("{key}.folder_trust"),
+                    Level::Warn,
+                    format!(
+                        "{setting_text}, and the environment sets {var}={value}: gemini refuses (exit 55) or ignores --approval-mode yolo in folders it does not trust"
+                    ),
+                    format!("unset {var} (runs then get {var}={wanted}) or trust the agents' working folders in ~/.gemini/trustedFolders.json"),
+                );
+                return;
+            }
+            _ => {}
+        }
     }
+    report.add(
+        "agents",
+        format!("{key}.folder_trust"),
+        Level::Pass,
+        format!("{setting_text}; runs get GEMINI_CLI_TRUST_WORKSPACE=true, so any working folder is trusted"),
+    );
 }
