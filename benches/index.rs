@@ -1,52 +1,69 @@
-//! Listing performance of the server's run index: one page of `GET /api/v1/runs` over a
-//! tree of 10,000 runs (target: well under 50 ms per page), and the start-up scan.
+//! The parts behind the listing figures of docs/performance.md, on the synthetic tree of
+//! issue 14 (one project, 100 tasks × 100 runs, every run-info key filled, every 10th run
+//! failed): building the server's run index, one page of `GET /api/v1/runs`, a task summary
+//! and the status counters from the index, and the CLI's per-task read of `run-agent list`.
+//! `BENCH_100K=1` adds the index build over 1,000 × 100 runs (slow to generate, off by default).
 
-use std::path::Path;
+#[path = "support/synthetic.rs"]
+mod synthetic;
 
-use chrono::Utc;
 use conductor::api::index::{RunFilter, RunIndex};
-use conductor::storage::{RunInfo, RunStatus};
+use conductor::runner::inspect::TaskView;
+use conductor::storage::scan::{list_projects, list_tasks};
+use conductor::storage::RunStatus;
 use criterion::{criterion_group, criterion_main, Criterion};
-
-const RUNS: usize = 10_000;
-
-fn build_tree(root: &Path) {
-    for i in 0..RUNS {
-        let (p, t) = (format!("proj-{}", i % 10), format!("task-{}", i % 200));
-        let run = format!("20260101-{:010}-1-{i}", i);
-        let dir = root.join(&p).join(&t).join("runs").join(&run);
-        std::fs::create_dir_all(&dir).expect("mkdir");
-        let mut info = RunInfo::new_running(&run, &p, &t, "claude", Utc::now());
-        info.status = if i % 3 == 0 {
-            RunStatus::Failed
-        } else {
-            RunStatus::Completed
-        };
-        std::fs::write(dir.join("run-info.yaml"), info.to_yaml()).expect("write");
-    }
-}
 
 fn bench(c: &mut Criterion) {
     let dir = tempfile::tempdir().expect("temp dir");
-    build_tree(dir.path());
+    synthetic::generate(dir.path(), 100, 100).expect("synthetic tree");
     let mut group = c.benchmark_group("run_index");
     group.sample_size(10);
     group.bench_function("build_10k", |b| b.iter(|| RunIndex::build(dir.path(), &[])));
     let index = RunIndex::build(dir.path(), &[]);
-    assert_eq!(index.len(), RUNS);
+    assert_eq!(index.len(), 10_000);
     group.sample_size(50);
     group.bench_function("page_100_of_10k", |b| {
         b.iter(|| index.page(&RunFilter::default(), None, 100))
     });
     let filter = RunFilter {
-        project: Some("proj-3".into()),
+        project: Some(synthetic::PROJECT.into()),
         status: Some(RunStatus::Failed),
         ..RunFilter::default()
     };
+    let cursor = synthetic::run_id(50, 50);
     group.bench_function("filtered_page_100_of_10k", |b| {
-        b.iter(|| index.page(&filter, Some("20260101-0000009000-1-9000"), 100))
+        b.iter(|| index.page(&filter, Some(&cursor), 100))
     });
+    let task = synthetic::task_id(7);
+    group.bench_function("task_summary", |b| {
+        b.iter(|| index.task_runs(synthetic::PROJECT, &task))
+    });
+    group.bench_function("status_counts_10k", |b| b.iter(|| index.status_counts()));
     group.finish();
+
+    let mut cli = c.benchmark_group("cli_list");
+    cli.sample_size(20);
+    let project = list_projects(dir.path()).remove(0);
+    cli.bench_function("newest_run_of_100_tasks", |b| {
+        b.iter(|| {
+            list_tasks(&project)
+                .into_iter()
+                .map(TaskView::read_newest)
+                .count()
+        })
+    });
+    cli.finish();
+
+    if std::env::var_os("BENCH_100K").is_some() {
+        let big = tempfile::tempdir().expect("temp dir");
+        synthetic::generate(big.path(), 1_000, 100).expect("synthetic tree");
+        let mut group = c.benchmark_group("run_index_100k");
+        group.sample_size(10);
+        group.bench_function("build_100k", |b| {
+            b.iter(|| RunIndex::build(big.path(), &[]))
+        });
+        group.finish();
+    }
 }
 
 criterion_group!(benches, bench);

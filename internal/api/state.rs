@@ -22,8 +22,9 @@ pub struct ServerState {
     pub started: Instant,
     /// When the server started (wall clock).
     pub started_at: DateTime<Utc>,
-    /// The running executable and its sha256 (hex), when readable.
-    pub executable: Option<(PathBuf, String)>,
+    /// The running executable and its sha256 (hex), when readable (hashed in the background:
+    /// call `executable.start()` once serving).
+    pub executable: crate::update::manager::ExecutableDigest,
     /// The audit log of mutations.
     pub audit: AuditLog,
     /// Login sessions and failed-auth counters.
@@ -49,7 +50,7 @@ impl ServerState {
     /// Builds the state for `settings`, hashing the running executable.
     pub fn new(settings: ServerSettings) -> Self {
         let root = Root::new(settings.root.value.clone());
-        let executable = executable_digest();
+        let executable = crate::update::manager::ExecutableDigest::new(executable_digest);
         let update = Arc::new(crate::update::UpdateManager::new(
             root.path(),
             settings.config.storage.extra_roots.clone(),

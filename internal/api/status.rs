@@ -109,7 +109,13 @@ pub async fn status(State(state): State<AppState>) -> Json<StatusBody> {
     let index_state = state.index.state();
     let counts = state.index.status_counts();
     let manager = state.update.clone();
-    let update = match tokio::task::spawn_blocking(move || manager.status()).await {
+    let digest = state.executable.clone();
+    let (update, executable) =
+        match tokio::task::spawn_blocking(move || (manager.status(), digest.get())).await {
+            Ok((update, executable)) => (Ok(update), executable),
+            Err(err) => (Err(err), None),
+        };
+    let update = match update {
         Ok(Ok(view)) => UpdateSummary {
             state: view.state.as_str().to_string(),
             mode: view.mode.map(|m| m.as_str().to_string()),
@@ -134,11 +140,8 @@ pub async fn status(State(state): State<AppState>) -> Json<StatusBody> {
         config_error: settings.config_error.clone(),
         task_start_enabled: !settings.task_start_disabled.value,
         auth_enabled: settings.auth_enabled,
-        executable: state
-            .executable
-            .as_ref()
-            .map(|(p, _)| p.display().to_string()),
-        executable_sha256: state.executable.as_ref().map(|(_, h)| h.clone()),
+        executable: executable.as_ref().map(|(p, _)| p.display().to_string()),
+        executable_sha256: executable.map(|(_, h)| h),
         warnings: settings.warnings.clone(),
         active_runs: counts
             .get(&crate::storage::RunStatus::Running)

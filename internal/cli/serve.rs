@@ -118,6 +118,7 @@ pub fn run(args: ServeArgs, flavor: Flavor) -> anyhow::Result<ExitCode> {
         Arc::new(ServerState::new(settings).with_conductor_url(listen::local_base_url(&addr)));
     // Built in the background: /healthz and the UI answer at once, listings wait briefly.
     state.index.start();
+    state.executable.start();
     if !state.settings.task_start_disabled.value {
         crate::api::task_loops::resume_recorded(&state);
     }

@@ -117,13 +117,50 @@ impl StatusView {
 }
 
 /// Owns the self-update of one server process.
+/// The running executable and its sha256 (hex), hashed once: on a background thread started
+/// with the server (hashing a 10 MB binary would otherwise delay its first answer), or by the
+/// first reader that needs it before that thread is done (it then waits for the hash).
+#[derive(Debug, Clone)]
+pub struct ExecutableDigest {
+    cell: Arc<OnceLock<Option<(PathBuf, String)>>>,
+    compute: fn() -> Option<(PathBuf, String)>,
+}
+
+impl ExecutableDigest {
+    /// A digest computed by `compute` when first needed.
+    pub fn new(compute: fn() -> Option<(PathBuf, String)>) -> Self {
+        Self {
+            cell: Arc::new(OnceLock::new()),
+            compute,
+        }
+    }
+
+    /// Computes the digest on a background thread now.
+    pub fn start(&self) {
+        let this = self.clone();
+        let spawned = std::thread::Builder::new()
+            .name("exe-digest".into())
+            .spawn(move || {
+                this.get();
+            });
+        if let Err(err) = spawned {
+            tracing::warn!("cannot hash the executable in the background ({err}); on first use");
+        }
+    }
+
+    /// The path and sha256, computing them if no one has yet.
+    pub fn get(&self) -> Option<(PathBuf, String)> {
+        self.cell.get_or_init(self.compute).clone()
+    }
+}
+
 #[derive(Debug)]
 pub struct UpdateManager {
     root: PathBuf,
     extra_roots: Vec<PathBuf>,
     store: StateStore,
     audit: UpdateAudit,
-    executable: Option<(PathBuf, String)>,
+    executable: ExecutableDigest,
     cache: Mutex<UpdateRecord>,
     limiter: Mutex<TokenBucket>,
     serve: OnceLock<ServeContext>,
@@ -136,11 +173,7 @@ pub struct UpdateManager {
 impl UpdateManager {
     /// The manager of a server on `root` running `executable` (path, sha256). Reads the
     /// persisted state; starts nothing.
-    pub fn new(
-        root: &Path,
-        extra_roots: Vec<PathBuf>,
-        executable: Option<(PathBuf, String)>,
-    ) -> Self {
+    pub fn new(root: &Path, extra_roots: Vec<PathBuf>, executable: ExecutableDigest) -> Self {
         let store = StateStore::new(&root.join(crate::storage::paths::CONDUCTOR_STATE_DIR));
         let record = store.load().unwrap_or_else(|err| {
             tracing::error!("{err}; self-update status starts from idle");
@@ -223,7 +256,7 @@ impl UpdateManager {
                 "it was not started by `serve`".to_string(),
             ));
         }
-        let Some((exe, from_sha)) = self.executable.clone() else {
+        let Some((exe, from_sha)) = self.executable.get() else {
             return Err(UpdateError::Unsupported(
                 "the running executable cannot be read".to_string(),
             ));
@@ -356,7 +389,7 @@ impl UpdateManager {
             .ok_or_else(|| UpdateError::Unsupported("no serve loop".to_string()))?;
         let (exe, from_sha) = self
             .executable
-            .clone()
+            .get()
             .ok_or_else(|| UpdateError::Unsupported("no executable".to_string()))?;
         if !self.advance(who, UpdateState::Applying)? {
             return Err(UpdateError::Cancelled);
@@ -430,10 +463,10 @@ impl UpdateManager {
     /// interrupted as failed. Returns the watchdog to reap, if any.
     pub fn on_start(&self, marker: Option<OsString>) -> Option<u32> {
         let me = std::process::id();
-        let my_sha = self.executable.as_ref().map(|(_, s)| s.clone());
         let outcome = self.set_with(|r| match (&r.pending, &marker) {
             (Some(p), Some(_)) if p.server_pid == me => {
                 let watchdog = p.watchdog_pid;
+                let my_sha = self.executable.get().map(|(_, s)| s);
                 if r.sha256 == my_sha {
                     r.finish(None);
                     (Some("applied"), watchdog)
