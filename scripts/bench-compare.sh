@@ -28,7 +28,9 @@ else
 fi
 [[ -n "$go" ]] && go="$(cd "$(dirname "$go")" && pwd)/$(basename "$go")"
 
-cargo build --release --quiet --bin run-agent --example synthetic_tree --manifest-path "$repo/Cargo.toml"
+cargo build --release --quiet --bin run-agent --manifest-path "$repo/Cargo.toml"
+# The generator only writes files: its dev build is enough (and skips an LTO link).
+cargo build --quiet --example synthetic_tree --manifest-path "$repo/Cargo.toml"
 target="${CARGO_TARGET_DIR:-$repo/target}"
 trees="$target/bench-trees"
 mkdir -p "$trees"
@@ -38,7 +40,7 @@ tree() { # name tasks runs
   local dir="$trees/$1-$stamp"
   if [[ ! -d "$dir" ]]; then
     rm -rf "$trees/$1"-* "$dir.partial"
-    "$target/release/examples/synthetic_tree" "$dir.partial" "$2" "$3" >&2
+    "$target/debug/examples/synthetic_tree" "$dir.partial" "$2" "$3" >&2
     mv "$dir.partial" "$dir"
   fi
   echo "$dir"
