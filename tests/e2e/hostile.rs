@@ -135,3 +135,133 @@ fn half_open_connections_are_capped_and_timed_out() {
     assert!(!log.contains("Too many open files"), "{log}");
     drop(open);
 }
+
+/// The server's resident memory in KiB (`VmRSS`).
+fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .expect("VmRSS")
+}
+
+fn sse_clients(server: &Server) -> u64 {
+    let (_, body) = crate::support::http_get(&format!("{}/metrics", server.base)).unwrap();
+    body.lines()
+        .find(|l| l.starts_with("conductor_sse_clients "))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse::<f64>().ok())
+        .map(|v| v as u64)
+        .expect("conductor_sse_clients in /metrics")
+}
+
+/// Clients that open a stream on a 50 MB stdout or a 20 MB bus and never read: the server's
+/// memory stays bounded (each client costs its 256 KiB buffer, not the backlog), `/healthz`
+/// answers meanwhile, the open-stream gauge drops when they leave, and a client that does read
+/// gets every byte of the log.
+#[test]
+fn non_reading_sse_clients_cost_a_bounded_buffer_each() {
+    use std::io::{BufRead, BufReader, Write};
+    use std::time::{Duration, Instant};
+
+    use conductor::bus::{AppendOptions, BusWriter, NewMessage};
+    use conductor::storage::{ProjectId, RunInfo, RunStatus};
+
+    let sb = Sandbox::new();
+    let root = sb.path().join("root");
+    let run_dir = root.join("demo/task-1/runs/r-big");
+    std::fs::create_dir_all(&run_dir).unwrap();
+    let mut info = RunInfo::new_running("r-big", "demo", "task-1", "command", chrono::Utc::now());
+    info.status = RunStatus::Completed;
+    info.write(&run_dir.join("run-info.yaml")).unwrap();
+    let line = format!("{}\n", "o".repeat(4095));
+    let mut stdout = std::fs::File::create(run_dir.join("agent-stdout.txt")).unwrap();
+    for _ in 0..(50 * 256) {
+        stdout.write_all(line.as_bytes()).unwrap();
+    }
+    drop(stdout);
+    let stdout_len = std::fs::metadata(run_dir.join("agent-stdout.txt"))
+        .unwrap()
+        .len();
+    let bus = root.join("demo/task-1/TASK-MESSAGE-BUS.md");
+    let mut writer = BusWriter::new(&bus, AppendOptions::default());
+    let body = "b".repeat(10_000);
+    for _ in 0..2000 {
+        let msg = NewMessage::new("INFO", ProjectId::parse("demo").unwrap()).body(body.clone());
+        writer.append(&msg).unwrap();
+    }
+
+    let mut cmd = sb.run_agent();
+    cmd.args(["serve", "--host", "127.0.0.1", "--root"])
+        .arg(&root);
+    let server = Server::start(cmd, sb.path());
+    let port = server.port();
+    let pid = server.child.0.as_ref().unwrap().id();
+    let before = rss_kib(pid);
+
+    let open = |path: &str| {
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+        write!(s, "GET {path} HTTP/1.1\r\nHost: localhost\r\n\r\n").unwrap();
+        s
+    };
+    let mut silent = Vec::new();
+    for _ in 0..15 {
+        silent.push(open("/api/v1/runs/r-big/stream"));
+        silent.push(open("/api/v1/projects/demo/tasks/task-1/bus/stream"));
+    }
+    std::thread::sleep(Duration::from_secs(3));
+    let health = Instant::now();
+    let (status, _) = crate::support::http_get(&format!("{}/healthz", server.base)).unwrap();
+    assert_eq!(status, 200);
+    let health_ms = health.elapsed().as_millis();
+    let during = rss_kib(pid);
+    assert_eq!(sse_clients(&server), 30);
+    // Unbounded, 30 clients would hold 15 × 50 MB + 15 × 20 MB. Bounded, each holds a few
+    // hundred KiB (its buffer and hyper's): allow a generous 200 MB in total.
+    let grown_mb = during.saturating_sub(before) / 1024;
+    eprintln!(
+        "30 silent SSE clients: RSS {} MB -> {} MB (+{grown_mb} MB), /healthz {health_ms} ms",
+        before / 1024,
+        during / 1024
+    );
+    assert!(grown_mb < 200, "RSS grew by {grown_mb} MB");
+
+    // A reading client gets the whole log, line for line.
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .timeout_global(Some(Duration::from_secs(300)))
+        .build()
+        .into();
+    let resp = agent
+        .get(&format!("{}/api/v1/runs/r-big/stream", server.base))
+        .call()
+        .unwrap();
+    let mut received = 0u64;
+    let mut lines = 0u64;
+    for l in BufReader::new(resp.into_body().into_reader()).lines() {
+        let l = l.unwrap();
+        if let Some(data) = l.strip_prefix("data: ") {
+            if data.len() == 4095 {
+                received += 4096;
+                lines += 1;
+            }
+        }
+        if l == "event: end" {
+            break;
+        }
+    }
+    assert_eq!(received, stdout_len, "{lines} lines received");
+
+    drop(silent);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while sse_clients(&server) > 0 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(
+        sse_clients(&server),
+        0,
+        "the gauge drops when clients leave"
+    );
+    eprintln!("after the clients left: RSS {} MB", rss_kib(pid) / 1024);
+}
