@@ -126,6 +126,7 @@ pub fn router(state: AppState) -> Router {
             shutdown::end_streams,
         ))
         .fallback(error::fallback)
+        .layer(axum::middleware::from_fn(error::json_errors))
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),

@@ -22,6 +22,9 @@ pub const SESSION_COOKIE: &str = "conductor_session";
 /// Failed attempts allowed per client within [`FAILURE_WINDOW`] before 429.
 const MAX_FAILURES: usize = 10;
 const FAILURE_WINDOW: Duration = Duration::from_secs(60);
+/// Most client addresses whose failures are remembered; beyond it expired entries are dropped,
+/// then the stalest, so the map stays bounded whatever the number of clients.
+const MAX_TRACKED_CLIENTS: usize = 4096;
 /// Query parameters that look like a credential and are refused.
 const KEY_QUERY_PARAMS: &[&str] = &["api_key", "apikey", "key", "token", "access_token"];
 
@@ -37,11 +40,20 @@ pub struct Caller {
     pub request_id: String,
 }
 
+/// Where a failed credential came from; each source of an address has its own failure limit,
+/// so a browser with a stale cookie cannot lock out the CLI's bearer key on the same machine.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Source {
+    Bearer,
+    Cookie,
+    Login,
+}
+
 /// Mutable security state: login sessions and failed-auth counters.
 #[derive(Debug, Default)]
 pub struct SecurityState {
     sessions: Mutex<HashSet<String>>,
-    failures: Mutex<HashMap<IpAddr, Vec<Instant>>>,
+    failures: Mutex<HashMap<(IpAddr, Source), Vec<Instant>>>,
 }
 
 impl SecurityState {
@@ -67,19 +79,52 @@ impl SecurityState {
     }
 
     /// Seconds until `ip` may try again, when it is over the failure limit.
-    fn retry_after(&self, ip: IpAddr) -> Option<u64> {
+    fn retry_after(&self, ip: IpAddr, source: Source) -> Option<u64> {
+        let ip = (ip, source);
         let mut failures = self.failures.lock().unwrap_or_else(|p| p.into_inner());
-        let list = failures.entry(ip).or_default();
+        let list = failures.get_mut(&ip)?;
         list.retain(|t| t.elapsed() < FAILURE_WINDOW);
+        if list.is_empty() {
+            failures.remove(&ip);
+            return None;
+        }
         (list.len() >= MAX_FAILURES).then(|| {
             let oldest = list.first().map(|t| t.elapsed()).unwrap_or_default();
             FAILURE_WINDOW.saturating_sub(oldest).as_secs().max(1)
         })
     }
 
-    fn record_failure(&self, ip: IpAddr) {
+    fn record_failure(&self, ip: IpAddr, source: Source) {
+        let ip = (ip, source);
         let mut failures = self.failures.lock().unwrap_or_else(|p| p.into_inner());
-        failures.entry(ip).or_default().push(Instant::now());
+        if failures.len() >= MAX_TRACKED_CLIENTS && !failures.contains_key(&ip) {
+            failures.retain(|_, list| list.last().is_some_and(|t| t.elapsed() < FAILURE_WINDOW));
+            if failures.len() >= MAX_TRACKED_CLIENTS {
+                let stalest = failures
+                    .iter()
+                    .min_by_key(|(_, list)| list.last().copied())
+                    .map(|(ip, _)| *ip);
+                if let Some(stalest) = stalest {
+                    failures.remove(&stalest);
+                }
+            }
+        }
+        let list = failures.entry(ip).or_default();
+        list.retain(|t| t.elapsed() < FAILURE_WINDOW);
+        list.push(Instant::now());
+        // Only the attempts that can still count are kept.
+        if list.len() > MAX_FAILURES {
+            list.drain(..list.len() - MAX_FAILURES);
+        }
+    }
+
+    #[cfg(test)]
+    /// Client addresses currently remembered (tests).
+    fn tracked_clients(&self) -> usize {
+        self.failures
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .len()
     }
 }
 
@@ -264,7 +309,19 @@ fn check(
     let Some(required) = required else {
         return check_open_mutation(state, ip, method).map(|()| None);
     };
-    if let Some(retry) = ip.and_then(|ip| state.security.retry_after(ip)) {
+    // A correct key is never locked out: only wrong attempts meet the failure limit, so
+    // someone guessing from the same address cannot lock out the local CLI.
+    if let Some(given) = bearer(headers) {
+        if constant_time_eq(given.as_bytes(), required.as_bytes()) {
+            return Ok(Some(given.to_string()));
+        }
+    }
+    let source = if bearer(headers).is_some() {
+        Source::Bearer
+    } else {
+        Source::Cookie
+    };
+    if let Some(retry) = ip.and_then(|ip| state.security.retry_after(ip, source)) {
         let mut err = denied(
             StatusCode::TOO_MANY_REQUESTS,
             "rate_limited",
@@ -273,10 +330,8 @@ fn check(
         err.retry_after = Some(retry);
         return Err(err);
     }
-    if let Some(given) = bearer(headers) {
-        if constant_time_eq(given.as_bytes(), required.as_bytes()) {
-            return Ok(Some(given.to_string()));
-        }
+    if bearer(headers).is_some() {
+        // Wrong key: counted below.
     } else if let Some(token) = cookie(headers, SESSION_COOKIE) {
         if state.security.has_session(token) {
             if !admin {
@@ -297,7 +352,7 @@ fn check(
     // of the login form.
     let presented = bearer(headers).is_some() || cookie(headers, SESSION_COOKIE).is_some();
     if let (Some(ip), true) = (ip, presented) {
-        state.security.record_failure(ip);
+        state.security.record_failure(ip, source);
     }
     let what = if admin && settings.admin_key.is_some() {
         "the admin key"
@@ -385,7 +440,7 @@ pub async fn login(
 ) -> Result<Response, ApiError> {
     let Json(body) = body.map_err(ApiError::from_json)?;
     let ip = caller.addr.map(|a| a.ip());
-    if let Some(retry) = ip.and_then(|ip| state.security.retry_after(ip)) {
+    if let Some(retry) = ip.and_then(|ip| state.security.retry_after(ip, Source::Login)) {
         let mut err = denied(
             StatusCode::TOO_MANY_REQUESTS,
             "rate_limited",
@@ -407,7 +462,7 @@ pub async fn login(
     };
     if !constant_time_eq(body.api_key.as_bytes(), required.as_bytes()) {
         if let Some(ip) = ip {
-            state.security.record_failure(ip);
+            state.security.record_failure(ip, Source::Login);
         }
         return Err(denied(
             StatusCode::UNAUTHORIZED,
@@ -459,10 +514,21 @@ mod tests {
         let s = SecurityState::default();
         let ip: IpAddr = "127.0.0.1".parse().unwrap();
         for _ in 0..MAX_FAILURES {
-            assert!(s.retry_after(ip).is_none());
-            s.record_failure(ip);
+            assert!(s.retry_after(ip, Source::Bearer).is_none());
+            s.record_failure(ip, Source::Bearer);
         }
-        assert!(s.retry_after(ip).is_some());
+        assert!(s.retry_after(ip, Source::Bearer).is_some());
+        // Another credential source of the same address is not locked out.
+        assert!(s.retry_after(ip, Source::Cookie).is_none());
+    }
+
+    #[test]
+    fn failure_map_stays_bounded() {
+        let s = SecurityState::default();
+        for i in 0..(MAX_TRACKED_CLIENTS as u32 + 500) {
+            s.record_failure(IpAddr::from(i.to_be_bytes()), Source::Bearer);
+        }
+        assert!(s.tracked_clients() <= MAX_TRACKED_CLIENTS);
     }
 }
 

@@ -309,15 +309,12 @@ pub struct ResumeBody {
 pub async fn resume_task(
     State(state): State<AppState>,
     Path((project, task)): Path<(String, String)>,
-    body: Result<Option<Json<ResumeBody>>, JsonRejection>,
+    body: axum::body::Bytes,
 ) -> Result<Response, ApiError> {
     let project = lookup::project_id(&project)?;
     let task = lookup::task_id(&task)?;
     check_task_start(&state)?;
-    let body = body
-        .map_err(ApiError::from_json)?
-        .map(|Json(b)| b)
-        .unwrap_or_default();
+    let body: ResumeBody = super::error::optional_json(&body)?;
     let dir = lookup::task_dir(&state.root, &project, &task)?;
     let key = format!("{project}/{task}");
     if state.task_loops.is_active(&key) || task_has_running_run(&state, &project, &task) {

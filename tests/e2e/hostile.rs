@@ -265,3 +265,43 @@ fn non_reading_sse_clients_cost_a_bounded_buffer_each() {
     );
     eprintln!("after the clients left: RSS {} MB", rss_kib(pid) / 1024);
 }
+
+/// axum's own rejections (a bad query string, a method a route lacks) answer the JSON error
+/// envelope, and `POST …/resume` with a JSON content type and an empty body reads as `{}`.
+#[test]
+fn rejections_use_the_json_envelope_and_resume_takes_an_empty_body() {
+    let sb = Sandbox::new();
+    let server = keyless(&sb, None);
+    let port = server.port();
+    for (method, path, want) in [
+        ("GET", "/api/v1/runs?limit=-1", 400),
+        ("DELETE", "/api/v1/runs", 405),
+        ("GET", "/api/v1/projects/demo/bus?tail=x", 400),
+    ] {
+        let (status, body) = raw_http(port, &request(method, path, "localhost", ""));
+        assert_eq!(status, want, "{method} {path}: {body}");
+        let json: serde_json::Value =
+            serde_json::from_str(&body).unwrap_or_else(|e| panic!("{path}: {e}: {body}"));
+        assert!(json["error"]["code"].is_string(), "{body}");
+        assert!(
+            !json["error"]["message"].as_str().unwrap().is_empty(),
+            "{body}"
+        );
+    }
+    let task = sb.path().join("root/demo/task-1");
+    std::fs::create_dir_all(&task).unwrap();
+    std::fs::write(task.join("DONE"), "").unwrap();
+    let (status, body) = raw_http(
+        port,
+        &request(
+            "POST",
+            "/api/v1/projects/demo/tasks/task-1/resume",
+            "localhost",
+            "Content-Type: application/json\r\n",
+        ),
+    );
+    // The empty body is the default (no reset_done), so the DONE task is a conflict, not a
+    // body error.
+    assert_eq!(status, 409, "{body}");
+    assert!(body.contains("reset_done"), "{body}");
+}

@@ -145,6 +145,19 @@ fn failed_auth_is_rate_limited() {
     }
     assert_eq!(&statuses[..10], &[401; 10]);
     assert_eq!(statuses[10], 429);
+    // The correct key is never locked out, and the login cookie source has its own limit.
+    let resp = a
+        .get(&format!("{}/api/v1/status", server.base))
+        .header("Authorization", &format!("Bearer {KEY}"))
+        .call()
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+    let resp = a
+        .get(&format!("{}/api/v1/status", server.base))
+        .header("Cookie", "conductor_session=stale")
+        .call()
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 401);
 }
 
 #[test]
