@@ -38,5 +38,6 @@ mod task_slots_api;
 mod tasks_api;
 mod ui;
 mod ui_flows;
+mod ui_load;
 mod update;
 mod webhook;

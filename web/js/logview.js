@@ -9,6 +9,8 @@ import { h } from "./dom.js";
 
 /** Lines kept in the page per stream. */
 export const MAX_LINES = 5000;
+/** Lines per block of the page. */
+const CHUNK = 200;
 
 function pane(name, rawUrl) {
   const box = h("div", { class: "log", id: `log-${name}`, tabindex: 0, role: "log", "aria-label": name });
@@ -18,6 +20,7 @@ function pane(name, rawUrl) {
   let next = 1; // number of the next line
   let first = 1; // number of the first line in the page
   let frame = 0;
+  let shown = 0; // lines in the page
   const state = { follow: true, earlier: false };
 
   function line(n, text) {
@@ -26,6 +29,17 @@ function pane(name, rawUrl) {
     div.dataset.n = n;
     appendAnsi(div, text);
     return div;
+  }
+
+  /** The chunk new lines go to: lines live in blocks of CHUNK, which the browser skips
+   * laying out and painting while they are off screen (content-visibility). */
+  function tailChunk() {
+    const last = box.lastElementChild;
+    if (last && last.childElementCount < CHUNK) return last;
+    const chunk = document.createElement("div");
+    chunk.className = "log-chunk";
+    box.append(chunk);
+    return chunk;
   }
 
   function flush() {
@@ -39,14 +53,30 @@ function pane(name, rawUrl) {
       lines = lines.slice(lines.length - MAX_LINES);
       state.earlier = true;
     }
-    const fragment = document.createDocumentFragment();
-    for (const text of lines) fragment.append(line(next++, text));
-    box.append(fragment);
-    let extra = box.childElementCount - MAX_LINES;
+    let i = 0;
+    while (i < lines.length) {
+      const chunk = tailChunk();
+      const fragment = document.createDocumentFragment();
+      const room = CHUNK - chunk.childElementCount;
+      for (const text of lines.slice(i, i + room)) fragment.append(line(next++, text));
+      i += room;
+      chunk.append(fragment);
+    }
+    shown += lines.length;
+    let extra = shown - MAX_LINES;
     if (extra > 0) {
       state.earlier = true;
       first += extra;
-      while (extra-- > 0) box.firstElementChild.remove();
+      shown -= extra;
+      while (extra > 0) {
+        const head = box.firstElementChild;
+        if (head.childElementCount <= extra) {
+          extra -= head.childElementCount;
+          head.remove();
+        } else {
+          while (extra-- > 0) head.firstElementChild.remove();
+        }
+      }
     }
     note.textContent = state.earlier ? "Earlier output is not shown (download the raw file for all of it)." : "";
     if (state.follow && atEnd) box.scrollTop = box.scrollHeight;
@@ -62,6 +92,7 @@ function pane(name, rawUrl) {
     /** Replaces the content with `text` (whole lines); `truncated` when the file has more before. */
     reset(text, truncated) {
       box.replaceChildren();
+      shown = 0;
       queue = [];
       next = 1;
       first = 1;
@@ -125,8 +156,8 @@ export function logViewer(rawUrl) {
     const q = search.value;
     current?.classList.remove("log-hit");
     if (!q) { hits.textContent = ""; return; }
-    const lines = [...panes[active].box.children];
-    const start = current && current.parentNode === panes[active].box ? lines.indexOf(current) : (dir > 0 ? -1 : lines.length);
+    const lines = [...panes[active].box.querySelectorAll(".log-line")];
+    const start = current && current.isConnected && panes[active].box.contains(current) ? lines.indexOf(current) : (dir > 0 ? -1 : lines.length);
     for (let i = 1; i <= lines.length; i++) {
       const idx = (start + dir * i + lines.length * 2) % lines.length;
       if (lines[idx].textContent.includes(q)) {
