@@ -367,12 +367,21 @@ fn a_large_log_opens_at_its_tail() {
 
     b.goto(&format!("{}/ui/#/runs/{run_id}", server.base));
     wait_text(&b, "#run-status", "completed");
-    wait_text(&b, "#log-stdout", "100000");
+    // Lines off screen are not rendered (content-visibility), so read textContent, not innerText.
+    let log_lines = |b: &Browser| -> Vec<String> {
+        b.execute(
+            "return [...document.querySelectorAll('#log-stdout .log-line')].map((e) => e.textContent);",
+            &[],
+        )
+        .as_array()
+        .map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect())
+        .unwrap_or_default()
+    };
+    b.wait_until("the last line is shown", WAIT, |b| {
+        log_lines(b).last().map(String::as_str) == Some("100000")
+    });
     // 590 KB of output: the page reads only the tail and keeps at most 5000 lines.
-    let lines: Vec<String> = text_of(&b, "#log-stdout")
-        .lines()
-        .map(str::to_owned)
-        .collect();
+    let lines = log_lines(&b);
     assert_eq!(lines.len(), 5000);
     assert_eq!(lines.first().map(String::as_str), Some("95001"));
     assert_eq!(lines.last().map(String::as_str), Some("100000"));
