@@ -263,7 +263,9 @@ pub fn task_view(
             .as_ref()
             .is_some_and(|(_, s)| *s == RunStatus::Running)
         || (indexed.any_running && {
-            state.index.reconcile_stale();
+            state
+                .index
+                .refresh_running_of(project.as_str(), task.as_str());
             state
                 .index
                 .task_runs(project.as_str(), task.as_str())
@@ -298,9 +300,12 @@ pub fn task_view(
 /// One line of a task listing, from the run index: status, DONE, run count, newest run,
 /// last activity and the dependencies that are not DONE.
 pub fn task_summary(state: &ServerState, task: &scan::TaskEntry) -> serde_json::Value {
-    let runs = state
-        .index
-        .task_runs(task.project.as_str(), task.id.as_str());
+    let (project, id) = (task.project.as_str(), task.id.as_str());
+    let mut runs = state.index.task_runs(project, id);
+    if runs.any_running {
+        state.index.refresh_running_of(project, id);
+        runs = state.index.task_runs(project, id);
+    }
     let deps = Dependencies::read(&task.dir);
     let last_activity = runs
         .last_activity_ns

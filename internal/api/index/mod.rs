@@ -312,6 +312,17 @@ impl RunIndex {
         }
     }
 
+    /// Re-reads the runs of `project/task` the index holds as running, so a view never
+    /// trails a run that ended a moment ago (its file event may still be on its way), and
+    /// reconciles the ones whose process is gone.
+    pub fn refresh_running_of(&self, project: &str, task: &str) {
+        let dirs = self.read().running_of(project, task);
+        for dir in dirs {
+            self.refresh(&dir);
+        }
+        self.reconcile_stale();
+    }
+
     /// Counts of runs by status (kept up to date on every change; no scan).
     pub fn status_counts(&self) -> BTreeMap<RunStatus, usize> {
         self.read().counts()

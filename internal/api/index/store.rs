@@ -265,6 +265,21 @@ impl Store {
             .collect()
     }
 
+    /// The directories of the `running` runs of task `project/task`.
+    pub fn running_of(&self, project: &str, task: &str) -> Vec<PathBuf> {
+        self.slots_of(Some(project), Some(task))
+            .into_iter()
+            .map(|i| &self.slots[i])
+            .filter(|s| s.running > 0)
+            .flat_map(|s| {
+                s.runs
+                    .iter()
+                    .filter(|(_, r)| r.status == RunStatus::Running)
+                    .map(|(id, _)| s.runs_dir.join(&**id))
+            })
+            .collect()
+    }
+
     /// The run facts of task `project/task` over every slot that lists runs under it.
     pub fn task_runs(&self, project: &str, task: &str) -> TaskRuns {
         let key: (Arc<str>, Arc<str>) = (Arc::from(project), Arc::from(task));
