@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
 use super::state::AppState;
-use crate::runner::{self, RunnerError, TaskEnd, TaskLoopLock, TaskRequest};
+use crate::runner::{self, LoopRequest, RunnerError, TaskEnd, TaskLoopLock, TaskRequest};
 use crate::storage::atomic::write_atomic;
 use crate::storage::liveness::read_reconciled;
 use crate::storage::paths::{RUN_INFO_FILE, TASK_FILE};
@@ -37,6 +37,11 @@ const RECHECK: Duration = Duration::from_secs(2);
 pub enum LoopState {
     /// The loop is preparing (or waiting for) its next run.
     Starting,
+    /// The loop waits before its first run.
+    Waiting {
+        /// `blocked` (dependencies not DONE) or `queued` (no free task slot).
+        reason: String,
+    },
     /// A run of the loop is active.
     Running {
         /// The current run.
@@ -157,12 +162,12 @@ pub async fn take_lock(
         .unwrap_or_else(|e| Err(RunnerError::invalid("task loop lock", e.to_string())))
 }
 
-/// Runs the task loop on its own thread, registers it and records it on disk until it ends;
-/// `lock` (the task's loop lock) is held by the thread until then.
+/// Runs the task loop ([`runner::drive`]) on its own thread, registers it and records it on
+/// disk until it ends; `lock` (the task's loop lock) is held by the thread until then.
 pub fn spawn_loop(
     state: &AppState,
     key: String,
-    request: TaskRequest,
+    mut request: LoopRequest,
     record: LoopRecord,
     lock: TaskLoopLock,
 ) -> watch::Receiver<LoopState> {
@@ -170,34 +175,19 @@ pub fn spawn_loop(
     state.task_loops.lock().insert(key.clone(), rx.clone());
     save(state, &record);
     let records = records_dir(state);
-    let limit = state.settings.config.defaults.max_concurrent_root_tasks;
+    // defaults.max_concurrent_root_tasks: the same slots as `run-agent task` (runner::slots).
+    request.task_slots = state.settings.config.defaults.max_concurrent_root_tasks;
     let index = state.index.clone();
     std::thread::spawn(move || {
-        // defaults.max_concurrent_root_tasks: the same slots as `run-agent task` (runner::slots).
-        let job = &request.job;
-        let task_dir = crate::storage::Root::new(&job.root).task_dir(&job.project, &job.task);
-        // An old stop mark must not end the new loop while it waits (run_task clears it too).
-        let _ = std::fs::remove_file(task_dir.join(runner::stop::STOP_MARKER));
-        let slot = runner::slots::acquire_task_slot(&job.root, &task_dir, limit, || {
-            tracing::info!(task = %key, limit, "task queued: waiting for a free task slot");
-        });
-        let result = match slot {
-            Err(err) => Err(err),
-            Ok(runner::slots::TaskSlot::Stopped) => Ok(TaskEnd::Stopped { last: None }),
-            Ok(runner::slots::TaskSlot::Go(_slot)) => {
-                runner::run_task(&request, &lock, |run, _attempt| {
-                    // Listings see the new run at once, not only after its file event.
-                    index.refresh(
-                        &task_dir
-                            .join(crate::storage::paths::RUNS_DIR)
-                            .join(&run.run_id),
-                    );
-                    tx.send_replace(LoopState::Running {
-                        run_id: run.run_id.to_string(),
-                    });
-                })
-            }
+        let job = &request.task.job;
+        let runs_dir = crate::storage::Root::new(&job.root).runs_dir(&job.project, &job.task);
+        let observer = ServerLoop {
+            key: &key,
+            tx: &tx,
+            index: &index,
+            runs_dir: &runs_dir,
         };
+        let result = runner::drive(&request, &lock, &observer);
         let end = match result {
             Ok(TaskEnd::Done { last }) => ("done", last.map(|r| r.run_id), None),
             Ok(TaskEnd::Stopped { last }) => ("stopped", last.map(|r| r.run_id), None),
@@ -223,6 +213,34 @@ pub fn spawn_loop(
         drop(lock);
     });
     rx
+}
+
+/// How a server loop reports: its state to the registry, its runs to the index at once.
+struct ServerLoop<'a> {
+    key: &'a str,
+    tx: &'a watch::Sender<LoopState>,
+    index: &'a crate::api::index::RunIndex,
+    runs_dir: &'a Path,
+}
+
+impl runner::LoopObserver for ServerLoop<'_> {
+    fn notice(&self, text: &str) {
+        tracing::info!(task = %self.key, "{text}");
+    }
+
+    fn waiting(&self, why: &runner::Waiting) {
+        self.tx.send_replace(LoopState::Waiting {
+            reason: why.as_str().to_string(),
+        });
+    }
+
+    fn run_started(&self, run: &runner::PreparedRun, _attempt: u32) {
+        // Listings see the new run at once, not only after its file event.
+        self.index.refresh(&self.runs_dir.join(&run.run_id));
+        self.tx.send_replace(LoopState::Running {
+            run_id: run.run_id.to_string(),
+        });
+    }
 }
 
 /// The task's latest run (highest run id) with a readable record, reconciled.
@@ -258,7 +276,7 @@ pub fn wait_run_end(run_dir: &Path) -> Option<RunInfo> {
 pub fn continue_request(
     state: &AppState,
     record: &LoopRecord,
-) -> Result<(String, TaskRequest), String> {
+) -> Result<(String, LoopRequest), String> {
     let project = ProjectId::parse(&record.project_id).map_err(|e| e.to_string())?;
     let task = TaskId::parse(&record.task_id).map_err(|e| e.to_string())?;
     let task_dir = state.root.task_dir(&project, &task);
@@ -285,7 +303,10 @@ pub fn continue_request(
     request.job.previous_run_id = latest.map(|r| r.run_id);
     request.job.cwd = record.cwd.clone();
     request.max_restarts = record.max_restarts.saturating_sub(used);
-    Ok((format!("{}/{}", record.project_id, record.task_id), request))
+    Ok((
+        format!("{}/{}", record.project_id, record.task_id),
+        LoopRequest::new(request),
+    ))
 }
 
 /// Resumes the loops recorded by a previous server process on this root. Each waits for its

@@ -49,6 +49,9 @@ pub struct StartTaskBody {
     pub wait_seconds: Option<u64>,
     /// Restarts after the first attempt (default: `defaults.max_restarts`).
     pub max_restarts: Option<u32>,
+    /// Tasks of the project that must be DONE before this one starts (saved in the task's
+    /// TASK-CONFIG.yaml; an empty list clears it; absent: the saved list).
+    pub depends_on: Option<Vec<String>>,
 }
 
 fn json_body<T>(body: Result<Json<T>, JsonRejection>) -> Result<T, ApiError> {
@@ -133,6 +136,11 @@ pub async fn start_task(
     if state.task_loops.is_active(&key) || task_has_running_run(&state, &project, &task) {
         return Err(ApiError::conflict(format!("task {key} is already running")));
     }
+    let depends_on = body
+        .depends_on
+        .as_deref()
+        .map(|list| check_depends_on(&state, &project, &task, list))
+        .transpose()?;
     let mut request = task_request(
         &state,
         project.clone(),
@@ -147,6 +155,9 @@ pub async fn start_task(
     }
     let lock = loop_lock(&state, &project, &task).await?;
     let record = LoopRecord::new(&request, &agent_name);
+    let mut request = runner::LoopRequest::new(request);
+    request.depends_on = depends_on;
+    request.depends_on_field = "depends_on";
     let mut rx = spawn_loop(&state, key.clone(), request, record, lock);
     let first_run =
         tokio::time::timeout(FIRST_RUN_WAIT, rx.wait_for(|s| *s != LoopState::Starting))
@@ -174,6 +185,17 @@ pub async fn start_task(
         Some(LoopState::Ended { run_id, .. }) => run_id.clone(),
         _ => None,
     };
+    // A loop that waits for its dependencies or a task slot answers at once with why.
+    if let Some(LoopState::Waiting { reason }) = &first_run {
+        return Ok((
+            StatusCode::CREATED,
+            Json(serde_json::json!({
+                "project_id": project, "task_id": task, "run_id": null,
+                "status": reason, "status_url": status_url,
+            })),
+        )
+            .into_response());
+    }
     if wait > 0 {
         let ended = tokio::time::timeout(
             Duration::from_secs(wait),
@@ -252,30 +274,37 @@ pub fn task_request(
     let config = &state.settings.config;
     let exe = crate::runner::exe::current_exe()
         .map_err(|e| format!("cannot locate the server executable: {e}"))?;
-    Ok(TaskRequest {
-        job: JobRequest {
-            root: state.root.path().to_path_buf(),
-            project,
-            task,
-            agent,
-            prompt,
-            parent_run_id: None,
-            previous_run_id: None,
-            restart_index: None,
-            cwd: None,
-            idle_timeout: (config.defaults.timeout > 0)
-                .then(|| Duration::from_secs(config.defaults.timeout)),
-            extra_env: agent_env(env, state),
-            max_concurrent_runs: config.defaults.max_concurrent_runs,
-            exe,
-            resumes_session: None,
-        },
-        max_restarts: config.defaults.max_restarts,
-        restart_delay: Duration::from_secs(1),
-        restart_delay_max: Duration::from_secs(60),
-        child_wait: Duration::from_secs(300),
-        resume_session: None,
-    })
+    let job = JobRequest {
+        root: state.root.path().to_path_buf(),
+        project,
+        task,
+        agent,
+        prompt,
+        parent_run_id: None,
+        previous_run_id: None,
+        restart_index: None,
+        cwd: None,
+        idle_timeout: (config.defaults.timeout > 0)
+            .then(|| Duration::from_secs(config.defaults.timeout)),
+        extra_env: agent_env(env, state),
+        max_concurrent_runs: config.defaults.max_concurrent_runs,
+        exe,
+        resumes_session: None,
+    };
+    Ok(TaskRequest::new(job, config.defaults.max_restarts))
+}
+
+/// The task's new `depends_on`, checked like `--depends-on` (400 naming `depends_on`).
+fn check_depends_on(
+    state: &AppState,
+    project: &ProjectId,
+    task: &TaskId,
+    list: &[String],
+) -> Result<Vec<TaskId>, ApiError> {
+    let bad = |e: runner::RunnerError| ApiError::bad_request(e.to_string());
+    let deps = runner::deps::parse_list(list, task, "depends_on").map_err(bad)?;
+    runner::deps::check(&state.root, project, task, &deps, "depends_on").map_err(bad)?;
+    Ok(deps)
 }
 
 /// Body of `POST /api/v1/projects/{p}/tasks/{t}/resume` (all optional).
@@ -372,9 +401,10 @@ pub async fn resume_task(
     };
     let (key, mut request) =
         super::task_loops::continue_request(&state, &record).map_err(ApiError::bad_request)?;
-    request.max_restarts = record.max_restarts;
+    request.task.max_restarts = record.max_restarts;
     // The first run continues the agent's own conversation when the agent type is unchanged.
-    request.resume_session = runner::agent::session_to_resume(latest.as_ref(), &request.job.agent);
+    request.task.resume_session =
+        runner::agent::session_to_resume(latest.as_ref(), &request.task.job.agent);
     let _ = std::fs::remove_file(dir.join(runner::stop::STOP_MARKER));
     spawn_loop(&state, key, request, record, lock);
     Ok((

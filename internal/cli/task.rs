@@ -4,18 +4,16 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::Duration;
 
 use anyhow::{anyhow, Context};
 use chrono::Utc;
 
-use crate::bus::{self, AppendOptions, NewMessage};
-use crate::runner::deps::{self, DepsWait};
+use crate::runner::deps;
 use crate::runner::duration::parse_duration;
 use crate::runner::interrupt;
-use crate::runner::slots;
-use crate::runner::stop::{self, STOP_MARKER};
-use crate::runner::{run_task, TaskEnd, TaskLoopLock, TaskRequest};
+use crate::runner::{
+    self, LoopObserver, LoopRequest, PreparedRun, TaskEnd, TaskLoopLock, TaskRequest,
+};
 use crate::storage::ids::{generate_task_id, ProjectId, TaskId};
 use crate::storage::paths::TASK_FILE;
 use crate::storage::{Root, RunInfo};
@@ -48,22 +46,16 @@ pub struct TaskArgs {
     /// Restarts after the first attempt (0 = one attempt; default: defaults.max_restarts, 100).
     #[arg(long, value_name = "N")]
     pub max_restarts: Option<u32>,
-    /// Delay before the first restart; doubled after each restart.
-    #[arg(long, value_name = "DURATION", default_value = "1s")]
-    pub restart_delay: String,
-    /// Upper bound of the restart delay.
-    #[arg(long, value_name = "DURATION", default_value = "60s")]
-    pub restart_delay_max: String,
-    /// How long to wait for still-running child runs once DONE exists.
-    #[arg(long, value_name = "DURATION", default_value = "300s")]
-    pub child_wait: String,
+    /// Restart delays and the wait for child runs.
+    #[command(flatten)]
+    pub timing: LoopTiming,
     /// Tasks of the project that must be DONE before this one starts (repeatable, or
     /// comma-separated; saved in TASK-CONFIG.yaml; an empty value clears the list).
     #[arg(long, value_name = "TASKS")]
     pub depends_on: Vec<String>,
-    /// How often to check the dependencies while blocked.
-    #[arg(long, value_name = "DURATION", default_value = "2s")]
-    pub dependency_poll: String,
+    /// How often to check the dependencies while blocked (default 2s).
+    #[arg(long, value_name = "DURATION")]
+    pub dependency_poll: Option<String>,
     /// Working directory of the agent (default: the project's PROJECT-ROOT.txt, else the task dir).
     #[arg(long, value_name = "DIR")]
     pub cwd: Option<PathBuf>,
@@ -84,10 +76,43 @@ pub enum TaskAction {
     Delete(delete::DeleteArgs),
 }
 
-/// How the loop is run, shared by `task` and `task resume`.
-pub(crate) struct LoopFlags<'a> {
-    pub depends_on: &'a [String],
-    pub dependency_poll: &'a str,
+/// The loop's timing flags, shared by `task` and `task resume` (defaults: the runner's).
+#[derive(Debug, Clone, clap::Args)]
+pub struct LoopTiming {
+    /// Delay before the first restart, doubled after each restart (default 1s).
+    #[arg(long, value_name = "DURATION")]
+    pub restart_delay: Option<String>,
+    /// Upper bound of the restart delay (default 60s).
+    #[arg(long, value_name = "DURATION")]
+    pub restart_delay_max: Option<String>,
+    /// How long to wait for still-running child runs once DONE exists (default 300s).
+    #[arg(long, value_name = "DURATION")]
+    pub child_wait: Option<String>,
+}
+
+impl LoopTiming {
+    /// Sets the given flags on `req` (the others keep the runner's defaults).
+    pub(crate) fn apply(&self, req: &mut TaskRequest) -> anyhow::Result<()> {
+        let flags = [
+            (
+                "--restart-delay",
+                &self.restart_delay,
+                &mut req.restart_delay,
+            ),
+            (
+                "--restart-delay-max",
+                &self.restart_delay_max,
+                &mut req.restart_delay_max,
+            ),
+            ("--child-wait", &self.child_wait, &mut req.child_wait),
+        ];
+        for (flag, text, value) in flags {
+            if let Some(text) = text {
+                *value = parse_duration(flag, text)?;
+            }
+        }
+        Ok(())
+    }
 }
 
 /// Runs `task`.
@@ -147,119 +172,38 @@ pub fn run(args: TaskArgs) -> anyhow::Result<ExitCode> {
         args.cwd.as_deref(),
         args.timeout.as_deref(),
     )?;
-    let duration =
-        |flag: &str, text: &str| -> anyhow::Result<Duration> { Ok(parse_duration(flag, text)?) };
-    let req = TaskRequest {
-        job,
-        max_restarts,
-        restart_delay: duration("--restart-delay", &args.restart_delay)?,
-        restart_delay_max: duration("--restart-delay-max", &args.restart_delay_max)?,
-        child_wait: duration("--child-wait", &args.child_wait)?,
-        resume_session: None,
-    };
+    let mut task_req = TaskRequest::new(job, max_restarts);
+    args.timing.apply(&mut task_req)?;
+    let mut req = LoopRequest::new(task_req);
+    if !args.depends_on.is_empty() {
+        req.depends_on = Some(deps::parse_list(&args.depends_on, &task, "--depends-on")?);
+    }
+    if let Some(poll) = &args.dependency_poll {
+        req.dependency_poll = parse_duration("--dependency-poll", poll)?;
+    }
     // Before anything touches the task: a second loop of a running task is refused here.
-    let lock = TaskLoopLock::acquire(&setup.root, &req.job.project, &req.job.task)?;
-    drive(
-        &setup,
-        req,
-        lock,
-        LoopFlags {
-            depends_on: &args.depends_on,
-            dependency_poll: &args.dependency_poll,
-        },
-    )
+    let lock = TaskLoopLock::acquire(&setup.root, &req.task.job.project, &task)?;
+    drive(&setup, req, lock)
 }
 
-/// Waits for the task's dependencies, runs the loop with Ctrl-C handling, and prints the end.
-/// `lock` (the task's loop lock) is held until the loop has ended.
+/// Runs the task loop with Ctrl-C handling and prints how it ended. `lock` (the task's loop
+/// lock) is held until the loop has ended.
 pub(crate) fn drive(
     setup: &super::job::Setup,
-    req: TaskRequest,
+    mut req: LoopRequest,
     lock: TaskLoopLock,
-    flags: LoopFlags<'_>,
 ) -> anyhow::Result<ExitCode> {
-    let task = req.job.task.clone();
-    let max_restarts = req.max_restarts;
-    let duration =
-        |flag: &str, text: &str| -> anyhow::Result<Duration> { Ok(parse_duration(flag, text)?) };
-    eprintln!("task {task}");
-    let root = Root::new(&setup.root);
-    let task_dir = root.confined_task_dir(&req.job.project, &task)?;
-    std::fs::create_dir_all(&task_dir)
-        .with_context(|| format!("cannot create directory {}", task_dir.display()))?;
-    let deps = if flags.depends_on.is_empty() {
-        deps::read(&task_dir)?
-    } else {
-        let deps = deps::parse_list(flags.depends_on, &task)?;
-        deps::check(&root, &req.job.project, &task, &deps)?;
-        deps::write(&task_dir, &deps)?;
-        deps
-    };
-    let foreground = interrupt::install(Some(task_dir.clone()))?;
-    let _ = std::fs::remove_file(task_dir.join(STOP_MARKER));
-    if !deps.is_empty() {
-        let poll = duration("--dependency-poll", flags.dependency_poll)?;
-        let bus_path = root.task_bus(&req.job.project, &task);
-        let post = |msg_type: &str, body: String| {
-            eprintln!("{body}");
-            let msg = NewMessage::new(msg_type, req.job.project.clone())
-                .task(task.clone())
-                .body(body);
-            if let Err(err) = bus::append(&bus_path, &msg, &AppendOptions::default()) {
-                tracing::warn!("cannot post to {}: {err}", bus_path.display());
-            }
-        };
-        let waited = deps::wait(&root, &req.job.project, &task, &deps, poll, &post, || {
-            !stop::requested(&task_dir)
-        });
-        if waited == DepsWait::Cancelled {
-            println!("task_id: {task}");
-            println!("status: stopped");
-            return Ok(ExitCode::from(1));
-        }
-    }
-    let limit = setup
+    let task = req.task.job.task.clone();
+    let max_restarts = req.task.max_restarts;
+    req.task_slots = setup
         .config
         .as_ref()
         .map_or(0, |c| c.defaults.max_concurrent_root_tasks);
-    let _task_slot = if limit > 0 {
-        let bus_path = root.task_bus(&req.job.project, &task);
-        let queued = || {
-            let body = format!(
-                "task queued: waiting for a free task slot (max_concurrent_root_tasks = {limit})"
-            );
-            eprintln!("{body}");
-            let msg = NewMessage::new("INFO", req.job.project.clone())
-                .task(task.clone())
-                .body(body);
-            if let Err(err) = bus::append(&bus_path, &msg, &AppendOptions::default()) {
-                tracing::warn!("cannot post to {}: {err}", bus_path.display());
-            }
-        };
-        let slot = slots::acquire_in(
-            &root.state_dir().join(slots::TASK_SLOTS_DIR),
-            limit,
-            || !stop::requested(&task_dir),
-            queued,
-        )?;
-        if slot.is_none() {
-            println!("task_id: {task}");
-            println!("status: stopped");
-            return Ok(ExitCode::from(1));
-        }
-        slot
-    } else {
-        None
-    };
-    let end = run_task(&req, &lock, |run, attempt| {
-        foreground.set_current(run.run_dir.clone());
-        eprintln!(
-            "run {} started (attempt {}) in {}",
-            run.run_id,
-            attempt + 1,
-            run.run_dir.display()
-        );
-    });
+    eprintln!("task {task}");
+    let root = Root::new(&setup.root);
+    let task_dir = root.confined_task_dir(&req.task.job.project, &task)?;
+    let foreground = interrupt::install(Some(task_dir))?;
+    let end = runner::drive(&req, &lock, &Terminal(&foreground));
     foreground.finish();
     drop(lock);
     let end = end?;
@@ -278,4 +222,23 @@ pub(crate) fn drive(
         println!("error: no DONE after {attempts} attempts (max restarts {max_restarts})");
     }
     Ok(ExitCode::from(code))
+}
+
+/// Prints the loop's notices and runs to stderr and points Ctrl-C at the current run.
+struct Terminal<'a>(&'a interrupt::Foreground);
+
+impl LoopObserver for Terminal<'_> {
+    fn notice(&self, text: &str) {
+        eprintln!("{text}");
+    }
+
+    fn run_started(&self, run: &PreparedRun, attempt: u32) {
+        self.0.set_current(run.run_dir.clone());
+        eprintln!(
+            "run {} started (attempt {}) in {}",
+            run.run_id,
+            attempt + 1,
+            run.run_dir.display()
+        );
+    }
 }

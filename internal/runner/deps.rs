@@ -17,19 +17,23 @@ use super::error::RunnerError;
 
 const KEY: &str = "depends_on";
 
-/// Parses `--depends-on` values (repeatable, comma-separated): trimmed, empties skipped,
-/// validated, de-duplicated in order; a task cannot depend on itself.
-pub fn parse_list(values: &[String], own: &TaskId) -> Result<Vec<TaskId>, RunnerError> {
+/// Parses dependency lists given as `field` (`--depends-on` values, repeatable and
+/// comma-separated, or the API's `depends_on`): trimmed, empties skipped, validated,
+/// de-duplicated in order; a task cannot depend on itself.
+pub fn parse_list(
+    values: &[String],
+    own: &TaskId,
+    field: &str,
+) -> Result<Vec<TaskId>, RunnerError> {
     let mut out: Vec<TaskId> = Vec::new();
     for item in values.iter().flat_map(|v| v.split(',')).map(str::trim) {
         if item.is_empty() {
             continue;
         }
-        let id =
-            TaskId::parse(item).map_err(|e| RunnerError::invalid("--depends-on", e.to_string()))?;
+        let id = TaskId::parse(item).map_err(|e| RunnerError::invalid(field, e.to_string()))?;
         if &id == own {
             return Err(RunnerError::invalid(
-                "--depends-on",
+                field,
                 format!("task {own} cannot depend on itself"),
             ));
         }
@@ -98,17 +102,18 @@ pub fn write(task_dir: &Path, deps: &[TaskId]) -> Result<(), RunnerError> {
 }
 
 /// Rejects dependencies that are not tasks of the project, and cycles in the project's
-/// dependency graph once `task` depends on `deps`.
+/// dependency graph once `task` depends on `deps` (errors name `field`).
 pub fn check(
     root: &Root,
     project: &ProjectId,
     task: &TaskId,
     deps: &[TaskId],
+    field: &str,
 ) -> Result<(), RunnerError> {
     for dep in deps {
         if !root.task_dir(project, dep).is_dir() {
             return Err(RunnerError::invalid(
-                "--depends-on",
+                field,
                 format!("task {dep} does not exist in project {project}"),
             ));
         }
@@ -134,7 +139,7 @@ pub fn check(
     );
     if let Some(cycle) = find_cycle(&graph) {
         return Err(RunnerError::invalid(
-            "--depends-on",
+            field,
             format!("dependency cycle detected: {}", cycle.join(" -> ")),
         ));
     }
@@ -181,6 +186,11 @@ fn find_cycle(graph: &BTreeMap<String, Vec<String>>) -> Option<Vec<String>> {
     None
 }
 
+/// Whether task `task` of `project` has its DONE file.
+pub fn is_done(root: &Root, project: &ProjectId, task: &TaskId) -> bool {
+    root.task_dir(project, task).join(DONE_FILE).is_file()
+}
+
 /// How waiting for dependencies ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DepsWait {
@@ -211,7 +221,7 @@ pub fn wait(
         }
         let blocked: Vec<String> = deps
             .iter()
-            .filter(|d| !root.task_dir(project, d).join(DONE_FILE).is_file())
+            .filter(|d| !is_done(root, project, d))
             .map(TaskId::to_string)
             .collect();
         if blocked.is_empty() {
@@ -245,13 +255,13 @@ mod tests {
     #[test]
     fn parse_normalizes_and_rejects() {
         let own = TaskId::parse("me").unwrap();
-        let got = parse_list(&["a, b,,a".into(), "c".into()], &own).unwrap();
+        let got = parse_list(&["a, b,,a".into(), "c".into()], &own, "--depends-on").unwrap();
         assert_eq!(got, ids(&["a", "b", "c"]));
-        assert!(parse_list(&["me".into()], &own)
+        assert!(parse_list(&["me".into()], &own, "--depends-on")
             .unwrap_err()
             .to_string()
             .contains("itself"));
-        assert!(parse_list(&["../x".into()], &own).is_err());
+        assert!(parse_list(&["../x".into()], &own, "--depends-on").is_err());
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! The runner (SPEC §5): one run of an agent ([`job`]), owned from spawn to final record by a
-//! detached supervisor process ([`supervise`]); the Ralph restart loop of a task ([`ralph`]) and its dependencies ([`deps`]);
+//! detached supervisor process ([`supervise`]); the Ralph restart loop of a task ([`ralph`], entered through [`ralph::drive`] by the CLI
+//! and the server alike) and its dependencies ([`deps`]);
 //! stopping a run's whole process group ([`stop`]), also on Ctrl-C
 //! ([`interrupt`]).
 //!
@@ -42,6 +43,6 @@ pub use agent::AgentSpec;
 pub use error::RunnerError;
 pub use job::{run_job, JobRequest, PreparedRun};
 pub use loop_lock::TaskLoopLock;
-pub use ralph::{run_task, TaskEnd, TaskRequest};
+pub use ralph::{drive, run_task, LoopObserver, LoopRequest, TaskEnd, TaskRequest, Waiting};
 pub use stop::{stop_run, StopOptions};
 pub use supervise::{supervise, SupervisorPlan};

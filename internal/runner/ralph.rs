@@ -22,6 +22,13 @@ use super::loop_lock::TaskLoopLock;
 use super::prompt::task_prompt;
 use super::stop::{self, STOP_MARKER};
 
+mod drive;
+
+pub use drive::{
+    drive, LoopObserver, LoopRequest, Waiting, DEFAULT_CHILD_WAIT, DEFAULT_DEPENDENCY_POLL,
+    DEFAULT_RESTART_DELAY, DEFAULT_RESTART_DELAY_MAX,
+};
+
 /// `meta.kind` of the completion FACT on the project bus.
 pub const COMPLETION_KIND: &str = "task_completion";
 /// Project-bus messages searched for an earlier completion FACT of the same DONE.
@@ -46,6 +53,20 @@ pub struct TaskRequest {
     /// [`agent::session_to_resume`](super::agent::session_to_resume)); later attempts start
     /// a new conversation.
     pub resume_session: Option<String>,
+}
+
+impl TaskRequest {
+    /// A loop of `job` with `max_restarts` and the default delays and child wait.
+    pub fn new(job: JobRequest, max_restarts: u32) -> Self {
+        Self {
+            job,
+            max_restarts,
+            restart_delay: DEFAULT_RESTART_DELAY,
+            restart_delay_max: DEFAULT_RESTART_DELAY_MAX,
+            child_wait: DEFAULT_CHILD_WAIT,
+            resume_session: None,
+        }
+    }
 }
 
 /// How a task's loop ended.

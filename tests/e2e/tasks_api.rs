@@ -568,3 +568,85 @@ fn stop_routes_accept_an_empty_body() {
     assert_eq!(code, 200, "{body}");
     assert_eq!(body["stopped_runs"], serde_json::json!([]));
 }
+
+#[test]
+fn depends_on_blocks_an_api_task_until_its_dependencies_are_done() {
+    let sb = Sandbox::new();
+    let server = start(&sb, &[("FAKE_DONE_AFTER", "1")], &[]);
+    let base = sb.path().join("root/demo/base");
+    std::fs::create_dir_all(&base).unwrap();
+    std::fs::write(base.join("TASK.md"), "the base\n").unwrap();
+
+    let start_after = |deps: serde_json::Value| {
+        post(
+            &server,
+            "/api/v1/tasks",
+            serde_json::json!({"project_id": "demo", "task_id": "after", "prompt": "after", "depends_on": deps}),
+        )
+    };
+    // Bad lists are refused before anything runs, naming the field.
+    for (deps, says) in [
+        (serde_json::json!(["missing"]), "does not exist"),
+        (serde_json::json!(["../x"]), "depends_on"),
+        (serde_json::json!(["after"]), "itself"),
+    ] {
+        let (code, body) = start_after(deps.clone());
+        assert_eq!(code, 400, "{deps}: {body}");
+        let message = body["error"]["message"].as_str().unwrap_or_default();
+        assert!(
+            message.contains("depends_on") && message.contains(says),
+            "{deps}: {body}"
+        );
+    }
+
+    let (code, body) = start_after(serde_json::json!(["base"]));
+    assert_eq!(code, 201, "{body}");
+    assert_eq!(body["status"], "blocked", "{body}");
+    assert!(body["run_id"].is_null(), "{body}");
+    let (_, task) = server.get_json("/api/v1/projects/demo/tasks/after");
+    assert_eq!(task["status"], "blocked", "{task}");
+    assert_eq!(task["depends_on"], serde_json::json!(["base"]), "{task}");
+    assert_eq!(task["blocked_by"], serde_json::json!(["base"]), "{task}");
+    let (_, list) = server.get_json("/api/v1/projects/demo/tasks");
+    let listed = list["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["task_id"] == "after")
+        .cloned()
+        .unwrap();
+    assert_eq!(listed["status"], "blocked", "{list}");
+    let config = std::fs::read_to_string(sb.path().join("root/demo/after/TASK-CONFIG.yaml"))
+        .expect("depends_on is saved in TASK-CONFIG.yaml");
+    assert!(config.contains("base"), "{config}");
+    // The reverse edge would close a cycle.
+    let (code, body) = post(
+        &server,
+        "/api/v1/tasks",
+        serde_json::json!({"project_id": "demo", "task_id": "base", "prompt": "b", "depends_on": ["after"]}),
+    );
+    assert_eq!(code, 400, "{body}");
+    assert!(
+        body["error"]["message"].as_str().unwrap().contains("cycle"),
+        "{body}"
+    );
+    // Nothing ran while blocked.
+    assert!(
+        !sb.path().join("root/demo/after/runs").exists()
+            || std::fs::read_dir(sb.path().join("root/demo/after/runs"))
+                .unwrap()
+                .next()
+                .is_none()
+    );
+
+    std::fs::write(base.join("DONE"), "").unwrap();
+    crate::support::wait_until(
+        "the unblocked task to finish",
+        Duration::from_secs(60),
+        || server.get_json("/api/v1/projects/demo/tasks/after").1["status"] == "done",
+    );
+    let bus =
+        std::fs::read_to_string(sb.path().join("root/demo/after/TASK-MESSAGE-BUS.md")).unwrap();
+    assert!(bus.contains("task blocked by dependencies: base"), "{bus}");
+    assert!(bus.contains("dependencies satisfied"), "{bus}");
+}

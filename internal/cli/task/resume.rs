@@ -6,19 +6,17 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context};
 
 use crate::runner::agent::session_to_resume;
-use crate::runner::duration::parse_duration;
-use crate::runner::TaskRequest;
+use crate::runner::{LoopRequest, TaskRequest};
 use crate::storage::ids::{ProjectId, TaskId};
 use crate::storage::liveness::read_reconciled;
 use crate::storage::paths::{DONE_FILE, RUN_INFO_FILE, TASK_FILE};
 use crate::storage::{Root, RunInfo, RunStatus};
 
-use super::{drive, LoopFlags};
+use super::drive;
 
 /// Restarts allowed by default when resuming (as the reference).
 const DEFAULT_RESUME_RESTARTS: u32 = 3;
@@ -47,15 +45,9 @@ pub struct ResumeArgs {
     /// Restarts after the first attempt.
     #[arg(long, value_name = "N", default_value_t = DEFAULT_RESUME_RESTARTS)]
     pub max_restarts: u32,
-    /// Delay before the first restart; doubled after each restart.
-    #[arg(long, value_name = "DURATION", default_value = "1s")]
-    pub restart_delay: String,
-    /// Upper bound of the restart delay.
-    #[arg(long, value_name = "DURATION", default_value = "60s")]
-    pub restart_delay_max: String,
-    /// How long to wait for still-running child runs once DONE exists.
-    #[arg(long, value_name = "DURATION", default_value = "300s")]
-    pub child_wait: String,
+    /// Restart delays and the wait for child runs.
+    #[command(flatten)]
+    pub timing: super::LoopTiming,
     /// Working directory of the agent (default: the latest run's `cwd`: claude and gemini
     /// keep their conversations per directory).
     #[arg(long, value_name = "DIR")]
@@ -134,25 +126,10 @@ pub fn run(args: ResumeArgs) -> anyhow::Result<ExitCode> {
         args.timeout.as_deref(),
     )?;
     job.previous_run_id = latest.map(|r| r.run_id);
-    let duration =
-        |flag: &str, text: &str| -> anyhow::Result<Duration> { Ok(parse_duration(flag, text)?) };
-    let req = TaskRequest {
-        job,
-        max_restarts: args.max_restarts,
-        restart_delay: duration("--restart-delay", &args.restart_delay)?,
-        restart_delay_max: duration("--restart-delay-max", &args.restart_delay_max)?,
-        child_wait: duration("--child-wait", &args.child_wait)?,
-        resume_session,
-    };
-    drive(
-        &setup,
-        req,
-        lock,
-        LoopFlags {
-            depends_on: &[],
-            dependency_poll: "2s",
-        },
-    )
+    let mut task_req = TaskRequest::new(job, args.max_restarts);
+    task_req.resume_session = resume_session;
+    args.timing.apply(&mut task_req)?;
+    drive(&setup, LoopRequest::new(task_req), lock)
 }
 
 /// `--cwd`, else the working directory the latest run recorded (the resumed agent must run
