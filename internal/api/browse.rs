@@ -334,6 +334,29 @@ fn page_limit(limit: Option<usize>, default: usize) -> Result<usize, ApiError> {
     Ok(limit)
 }
 
+/// The `agent` filter of a listing: a non-empty name or type without control characters.
+fn agent_filter(text: &str) -> Result<String, ApiError> {
+    let agent = text.trim();
+    if agent.is_empty() || agent.len() > 200 || agent.chars().any(char::is_control) {
+        return Err(ApiError::bad_request(format!(
+            "invalid agent {text:?}; allowed: an agent name or type (1 to 200 characters, no control characters)"
+        )));
+    }
+    Ok(agent.to_string())
+}
+
+/// A start-time bound (`since`/`until`) of a listing, in ns since the epoch.
+fn start_bound(name: &str, text: &str) -> Result<i64, ApiError> {
+    chrono::DateTime::parse_from_rfc3339(text)
+        .ok()
+        .and_then(|t| t.timestamp_nanos_opt())
+        .ok_or_else(|| {
+            ApiError::bad_request(format!(
+                "invalid {name} {text:?}; allowed: an RFC 3339 time such as 2026-12-05T13:00:00Z"
+            ))
+        })
+}
+
 /// Query of `GET /api/v1/runs`.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
@@ -345,6 +368,12 @@ pub struct RunsQuery {
     pub task: Option<String>,
     /// Only runs with this status.
     pub status: Option<String>,
+    /// Only runs of this agent: its configured name (`agent_name`) or its type (`agent`).
+    pub agent: Option<String>,
+    /// Only runs started at or after this RFC 3339 time.
+    pub since: Option<String>,
+    /// Only runs started before this RFC 3339 time.
+    pub until: Option<String>,
     /// Page size (default 100, at most 1000).
     pub limit: Option<usize>,
     /// Continue after this run id (the `next_cursor` of the previous page).
@@ -382,10 +411,31 @@ pub async fn runs(
     };
     let limit = page_limit(query.limit, DEFAULT_PAGE)?;
     let cursor = query.cursor.as_deref().map(lookup::run_id).transpose()?;
+    let agent = query.agent.as_deref().map(agent_filter).transpose()?;
+    let since_ns = query
+        .since
+        .as_deref()
+        .map(|t| start_bound("since", t))
+        .transpose()?;
+    let until_ns = query
+        .until
+        .as_deref()
+        .map(|t| start_bound("until", t))
+        .transpose()?;
+    if let (Some(since), Some(until)) = (since_ns, until_ns) {
+        if since >= until {
+            return Err(ApiError::bad_request(
+                "invalid time range: since must be before until",
+            ));
+        }
+    }
     let filter = RunFilter {
         project: project.map(|p| p.to_string()),
         task: task.map(|t| t.to_string()),
         status,
+        agent,
+        since_ns,
+        until_ns,
     };
     index_ready(&state).await?;
     let index = state.index.clone();

@@ -130,6 +130,89 @@ fn browse_projects_tasks_runs_and_files() {
     assert_eq!(code, 400);
 }
 
+/// A completed run of agent type `agent` (selected as `name`) that started at `start`.
+fn make_agent_run(root: &Path, r: &str, agent: &str, name: &str, start: &str) {
+    let dir = root.join("p/t/runs").join(r);
+    std::fs::create_dir_all(&dir).unwrap();
+    let start = chrono::DateTime::parse_from_rfc3339(start)
+        .unwrap()
+        .to_utc();
+    let mut info = RunInfo::new_running(r, "p", "t", agent, start);
+    info.agent_name = Some(name.to_string());
+    info.status = RunStatus::Completed;
+    info.exit_code = 0;
+    info.end_time = start + chrono::Duration::seconds(5);
+    info.write(&dir.join("run-info.yaml")).unwrap();
+}
+
+fn listed(server: &Server, query: &str) -> Vec<String> {
+    let (code, body) = server.get_json(&format!("/api/v1/runs?{query}"));
+    assert_eq!(code, 200, "{query}: {body}");
+    body["runs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["run_id"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[test]
+fn runs_filter_by_agent_name_or_type_and_start_time() {
+    let sb = Sandbox::new();
+    let root = sb.path().join("root");
+    let (r1, r2, r3) = (
+        "20261201-0900000000-1-1",
+        "20261202-0900000000-1-2",
+        "20261203-0900000000-1-3",
+    );
+    make_agent_run(&root, r1, "command", "long", "2026-12-01T09:00:00Z");
+    make_agent_run(&root, r2, "claude", "claude", "2026-12-02T09:00:00Z");
+    make_agent_run(&root, r3, "command", "short", "2026-12-03T09:00:00Z");
+    let server = start(&sb, &root);
+
+    assert_eq!(listed(&server, "agent=command"), [r3, r1]);
+    assert_eq!(listed(&server, "agent=long"), [r1]);
+    assert_eq!(listed(&server, "agent=claude"), [r2]);
+    assert!(listed(&server, "agent=codex").is_empty());
+    // since is inclusive, until exclusive, both on the start time.
+    assert_eq!(listed(&server, "since=2026-12-02T09:00:00Z"), [r3, r2]);
+    assert_eq!(listed(&server, "until=2026-12-02T09:00:00Z"), [r1]);
+    assert_eq!(
+        listed(
+            &server,
+            "since=2026-12-01T12:00:00%2B02:00&until=2026-12-03T00:00:00Z"
+        ),
+        [r2]
+    );
+    // Filters combine, and paging goes on after the filtered page.
+    assert_eq!(
+        listed(&server, "agent=command&since=2026-12-02T00:00:00Z"),
+        [r3]
+    );
+    let (_, page) = server.get_json("/api/v1/runs?agent=command&limit=1");
+    assert_eq!(page["next_cursor"], r3);
+    assert_eq!(
+        listed(&server, &format!("agent=command&limit=1&cursor={r3}")),
+        [r1]
+    );
+
+    for (query, names) in [
+        ("since=yesterday", "since"),
+        ("until=2026-12-01", "until"),
+        (
+            "since=2026-12-03T00:00:00Z&until=2026-12-01T00:00:00Z",
+            "since must be before until",
+        ),
+        ("agent=", "agent"),
+        ("agent=%01x", "agent"),
+    ] {
+        let (code, body) = server.get_json(&format!("/api/v1/runs?{query}"));
+        assert_eq!(code, 400, "{query}: {body}");
+        let message = body["error"]["message"].as_str().unwrap_or_default();
+        assert!(message.contains(names), "{query}: {body}");
+    }
+}
+
 #[test]
 fn hostile_path_parameters_are_rejected() {
     let sb = Sandbox::new();

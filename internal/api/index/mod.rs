@@ -10,6 +10,7 @@
 //! mtime); a rescan re-reads exactly the files whose identity changed.
 
 mod events;
+mod filter;
 mod read;
 mod store;
 
@@ -24,6 +25,7 @@ use tokio::sync::broadcast;
 use crate::storage::paths::{is_inside_without_symlinks, RUN_INFO_FILE};
 use crate::storage::{liveness, RunStatus};
 
+pub use filter::RunFilter;
 pub use store::TaskRuns;
 use store::{Store, Upsert};
 
@@ -56,17 +58,6 @@ pub enum IndexChange {
     Created(Arc<RunRecord>),
     /// A run's status changed.
     Status(Arc<RunRecord>),
-}
-
-/// Filters of a listing.
-#[derive(Debug, Default, Clone)]
-pub struct RunFilter {
-    /// Only this project.
-    pub project: Option<String>,
-    /// Only this task.
-    pub task: Option<String>,
-    /// Only this status.
-    pub status: Option<RunStatus>,
 }
 
 /// Whether the index has been built.
@@ -223,6 +214,7 @@ impl RunIndex {
             };
             let mut run = run;
             run.agent_name = run.agent_name.map(|n| store.intern(&n));
+            run.agent = run.agent.map(|a| store.intern(&a));
             store.upsert(key, run_id, run)
         };
         if outcome == Upsert::Same || self.state() == IndexState::Building {
@@ -264,7 +256,7 @@ impl RunIndex {
             .page(
                 filter.project.as_deref(),
                 filter.task.as_deref(),
-                filter.status,
+                |run| filter.keeps(run),
                 cursor,
                 limit + 1,
             )

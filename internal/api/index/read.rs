@@ -107,6 +107,7 @@ pub(super) fn read_run(dir: &Path, flat: bool) -> Option<Run> {
         pgid: 0,
         pid_start_time: None,
         agent_name: None,
+        agent: None,
         file: None,
         named: None,
     };
@@ -160,4 +161,5 @@ fn fill(run: &mut Run, info: &RunInfo) {
     run.pgid = i32::try_from(info.pgid).unwrap_or(0);
     run.pid_start_time = info.pid_start_time;
     run.agent_name = info.agent_name.as_deref().map(Arc::from);
+    run.agent = (!info.agent.is_empty()).then(|| Arc::from(info.agent.as_str()));
 }

@@ -43,6 +43,8 @@ pub(crate) struct Run {
     pub pid_start_time: Option<u64>,
     /// The configured agent's name (`agent_name`), interned.
     pub agent_name: Option<Arc<str>>,
+    /// The agent type (`agent`), interned.
+    pub agent: Option<Arc<str>>,
     /// The run-info.yaml that was read (`None` when it is missing).
     pub file: Option<FileId>,
     /// For flat extra-root runs: the project and task the record names.
@@ -316,13 +318,13 @@ impl Store {
         }
     }
 
-    /// Up to `limit` runs of `project`/`task` with `status`, newest (highest run id) first,
-    /// strictly before `cursor`: a merge of the slots' ordered runs.
+    /// Up to `limit` runs of `project`/`task` that `keep` accepts, newest (highest run id)
+    /// first, strictly before `cursor`: a merge of the slots' ordered runs.
     pub fn page(
         &self,
         project: Option<&str>,
         task: Option<&str>,
-        status: Option<RunStatus>,
+        keep: impl Fn(&Run) -> bool,
         cursor: Option<&str>,
         limit: usize,
     ) -> Vec<PageEntry> {
@@ -340,26 +342,30 @@ impl Store {
                 )
             })
             .collect();
+        let mut heads: Vec<Option<&Run>> = vec![None; iters.len()];
         let mut heap = BinaryHeap::new();
         for (pos, (_, it)) in iters.iter_mut().enumerate() {
             if let Some((id, run)) = it.next() {
-                heap.push((&**id, pos, run.status));
+                heads[pos] = Some(run);
+                heap.push((&**id, pos));
             }
         }
         let mut out = Vec::new();
-        while let Some((id, pos, run_status)) = heap.pop() {
-            if status.is_none_or(|s| s == run_status) {
+        while let Some((id, pos)) = heap.pop() {
+            if let Some(run) = heads[pos].filter(|run| keep(run)) {
                 out.push(PageEntry {
                     run_id: id.to_string(),
                     slot: iters[pos].0,
-                    status: run_status,
+                    status: run.status,
                 });
                 if out.len() >= limit {
                     break;
                 }
             }
+            heads[pos] = None;
             if let Some((next, run)) = iters[pos].1.next() {
-                heap.push((&**next, pos, run.status));
+                heads[pos] = Some(run);
+                heap.push((&**next, pos));
             }
         }
         out
@@ -387,6 +393,7 @@ mod tests {
             pgid: 0,
             pid_start_time: None,
             agent_name: None,
+            agent: None,
             file: None,
             named: None,
         }
@@ -414,16 +421,16 @@ mod tests {
         s.upsert(b.clone(), "r4", run(RunStatus::Completed, 4));
         let ids = |page: Vec<PageEntry>| page.into_iter().map(|e| e.run_id).collect::<Vec<_>>();
         assert_eq!(
-            ids(s.page(None, None, None, None, 10)),
+            ids(s.page(None, None, |_| true, None, 10)),
             ["r4", "r3", "r2", "r1"]
         );
-        assert_eq!(ids(s.page(None, None, None, Some("r3"), 1)), ["r2"]);
+        assert_eq!(ids(s.page(None, None, |_| true, Some("r3"), 1)), ["r2"]);
         assert_eq!(
-            ids(s.page(Some("p"), Some("a"), None, None, 10)),
+            ids(s.page(Some("p"), Some("a"), |_| true, None, 10)),
             ["r3", "r1"]
         );
         assert_eq!(
-            ids(s.page(None, None, Some(RunStatus::Completed), None, 10)),
+            ids(s.page(None, None, |r| r.status == RunStatus::Completed, None, 10)),
             ["r4", "r1"]
         );
         assert_eq!(s.counts()[&RunStatus::Running], 1);
@@ -441,7 +448,7 @@ mod tests {
         assert_eq!(s.len(), 3);
         assert_eq!(s.find("r4"), Some(PathBuf::from("/r/p/b/runs/r4")));
         s.retain(|_, id| id != "r4");
-        assert_eq!(ids(s.page(None, None, None, None, 10)), ["r2", "r1"]);
+        assert_eq!(ids(s.page(None, None, |_| true, None, 10)), ["r2", "r1"]);
         assert_eq!(s.task_runs("p", "zzz"), TaskRuns::default());
     }
 
