@@ -493,6 +493,9 @@ pub async fn run(
             let mut body = serde_json::to_value(RunSummary::from_entry(entry, &p, &t))
                 .map_err(|e| ApiError::internal(e.to_string()))?;
             body["files"] = super::run_files::file_sizes(&dir);
+            let (previous, next) = state.index.neighbours(&p, &t, run.as_str());
+            body["previous_run"] = previous.into();
+            body["next_run"] = next.into();
             Ok(Json(body).into_response())
         }
         Some(other) => Err(ApiError::bad_request(format!(

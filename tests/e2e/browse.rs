@@ -101,6 +101,12 @@ fn browse_projects_tasks_runs_and_files() {
     assert_eq!(code, 200);
     assert_eq!(run["status"], "failed");
     assert_eq!(run["info"]["task_id"], "task-1");
+    // Its neighbours within the task (task-1 has runs 1 and 2; run 3 is another task's).
+    assert_eq!(run["previous_run"], "20260101-0000000000-1-1");
+    assert_eq!(run["next_run"], serde_json::Value::Null);
+    let (_, first) = server.get_json("/api/v1/runs/20260101-0000000000-1-1");
+    assert_eq!(first["previous_run"], serde_json::Value::Null);
+    assert_eq!(first["next_run"], "20260101-0000000000-1-2");
     let (code, yaml) = http_get(&format!(
         "{}/api/v1/runs/20260101-0000000000-1-2?format=yaml",
         server.base

@@ -11,6 +11,7 @@
 
 mod events;
 mod filter;
+mod neighbours;
 mod read;
 mod store;
 
