@@ -4,6 +4,7 @@
 
 import { get, onUnauthorized, post } from "./js/api.js";
 import { h } from "./js/dom.js";
+import { installKeys, showShortcuts } from "./js/keys.js";
 import { reconnect } from "./js/live.js";
 import { Tree } from "./js/tree.js";
 import { refreshTimes } from "./js/dom.js";
@@ -109,6 +110,8 @@ document.getElementById("logout").addEventListener("click", async () => {
 });
 
 window.addEventListener("hashchange", route);
+installKeys((hash) => ctx.navigate(hash));
+document.getElementById("kb-help-open").addEventListener("click", showShortcuts);
 route();
 tree.load();
 refreshStatus();

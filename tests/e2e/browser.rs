@@ -513,6 +513,31 @@ impl Browser {
             .unwrap_or_else(|e| panic!("write screenshot {}: {e}", path.display()));
     }
 
+    /// Types `keys` into whatever has the focus, as a user would (W3C key actions: each
+    /// character pressed and released; WebDriver codes such as `\u{E007}` for Enter).
+    pub fn press_keys(&self, keys: &str) {
+        let actions: Vec<Value> = keys
+            .chars()
+            .flat_map(|c| {
+                [
+                    json!({"type": "keyDown", "value": c.to_string()}),
+                    json!({"type": "keyUp", "value": c.to_string()}),
+                ]
+            })
+            .collect();
+        let body = json!({"actions": [{"type": "key", "id": "keyboard", "actions": actions}]});
+        self.must("POST", "/actions", Some(&body));
+    }
+
+    /// Sets the window's size in CSS pixels (the headless viewport follows it).
+    pub fn set_window_size(&self, width: u32, height: u32) {
+        self.must(
+            "POST",
+            "/window/rect",
+            Some(&json!({"width": width, "height": height})),
+        );
+    }
+
     /// The text of the open `alert`/`confirm`/`prompt` dialog, if one is open.
     pub fn alert_text(&self) -> Option<String> {
         match self.command("GET", "/alert/text", None) {

@@ -39,5 +39,6 @@ mod tasks_api;
 mod ui;
 mod ui_flows;
 mod ui_load;
+mod ui_nav;
 mod update;
 mod webhook;

@@ -127,7 +127,7 @@ export function logViewer(rawUrl) {
     tabBar.append(tabs[name]);
   }
   tabs.stderr.hidden = true;
-  const search = h("input", { type: "search", class: "log-search", placeholder: "Search the log", "aria-label": "search the log" });
+  const search = h("input", { type: "search", class: "log-search", "data-kb-search": true, placeholder: "Search the log", "aria-label": "search the log" });
   const prev = h("button", { type: "button", class: "secondary", title: "previous match (Shift+Enter)" }, "↑");
   const nextBtn = h("button", { type: "button", class: "secondary", title: "next match (Enter)" }, "↓");
   const hits = h("span", { class: "muted log-hits" });

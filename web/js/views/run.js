@@ -19,6 +19,7 @@ export function runView(view, { run }, ctx) {
   const crumbs = h("nav", { class: "crumbs" }, h("a", { href: link.home() }, "Dashboard"));
   const infoBox = h("div", { id: "run-info" }, "Loading…");
   const message = h("div", { class: "form-message" });
+  const neighbours = h("nav", { class: "run-neighbours", id: "run-neighbours", "aria-label": "Runs of this task" });
   const stopButton = h("button", { type: "button", id: "run-stop", class: "danger", disabled: true }, "Stop run");
   const logs = logViewer(rawUrl);
   const outputBox = h("div", { id: "run-output" }, h("p", { class: "muted" }, "Loading…"));
@@ -31,7 +32,7 @@ export function runView(view, { run }, ctx) {
   view.replaceChildren(
     crumbs,
     h("h1", {}, "Run ", h("span", { class: "id" }, run), " ", statusSlot),
-    h("div", { class: "actions" }, stopButton), message,
+    h("div", { class: "actions" }, stopButton, neighbours), message,
     h("section", { class: "panel" }, h("h2", {}, "Run info"), infoBox),
     logSection, outputSection, promptDetails,
     h("details", { class: "panel" }, h("summary", {}, "run-info.yaml"), yamlBox));
@@ -61,6 +62,7 @@ export function runView(view, { run }, ctx) {
         h("a", { href: link.task(r.project_id, r.task_id) }, r.task_id), " / ", run);
       document.title = `${run} · ${r.task_id} · ${r.project_id} — Conductor`;
       setStatus(r.status);
+      neighbours.replaceChildren(...neighbourLinks(r));
       ctx.reveal({ project: r.project_id, task: r.task_id, run });
       const ended = i.end_time && !i.end_time.startsWith("0001") ? new Date(i.end_time) : null;
       const started = i.start_time ? new Date(i.start_time) : null;
@@ -76,8 +78,9 @@ export function runView(view, { run }, ctx) {
           ["Started", timeEl(i.start_time)],
           ["Ended", timeEl(i.end_time)],
           ["Duration", duration === null ? "" : fmtDuration(duration)],
-          ["Restart", i.restart_count ?? i.attempt ?? ""],
-          ["Parent run", i.parent_run_id ? h("a", { href: link.run(i.parent_run_id) }, i.parent_run_id) : ""],
+          ["Restart", restartText(i.restart_index)],
+          ["Previous in chain", runLink(i.previous_run_id)],
+          ["Parent run", runLink(i.parent_run_id)],
           ["PID / PGID", i.pid ? `${i.pid} / ${i.pgid}` : ""],
           ["Working dir", i.cwd],
           ["Command", i.commandline],
@@ -98,15 +101,21 @@ export function runView(view, { run }, ctx) {
       return;
     }
     const raw = h("a", { href: rawUrl("output"), target: "_blank", rel: "noopener" }, "raw output.md");
+    const collapsed = (why) => outputBox.replaceChildren(h("details", { class: "output-collapsed" },
+      h("summary", {}, why, " — not rendered; open the ", raw, "."),
+      h("p", { class: "muted" }, "A command agent's output.md is a copy of its stdout: see the log.")));
     if (size > MAX_MARKDOWN) {
-      outputBox.replaceChildren(h("details", { class: "output-collapsed" },
-        h("summary", {}, `output.md is ${(size / 1024).toFixed(0)} KB — too large to render; open the `, raw, "."),
-        h("p", { class: "muted" }, "A command agent's output.md is a copy of its stdout: see the log.")));
+      collapsed(`output.md is ${(size / 1024).toFixed(0)} KB`);
       return;
     }
     try {
-      const text = await get(`${base}/files/output`);
-      outputBox.replaceChildren(renderMarkdown(text), h("p", { class: "muted output-raw" }, raw));
+      // Same size as stdout: a command agent's byte copy of its log, not an answer.
+      const [text, stdout] = await Promise.all([
+        get(`${base}/files/output`),
+        size > 0 && files.stdout === size ? get(`${base}/files/stdout`) : null,
+      ]);
+      if (stdout !== null && stdout === text) collapsed("output.md is a copy of stdout");
+      else outputBox.replaceChildren(renderMarkdown(text), h("p", { class: "muted output-raw" }, raw));
     } catch (err) {
       outputBox.replaceChildren(notice("error", err.message));
     }
@@ -182,4 +191,23 @@ export function runView(view, { run }, ctx) {
     loadPrompt();
   })();
   return () => { closed = true; unsubscribe?.(); };
+}
+
+/** A link to a run, or "" when there is none. */
+function runLink(id) {
+  return id ? h("a", { href: link.run(id) }, id) : "";
+}
+
+/** "0 (first run)", "2 (third run)": restart_index counts from 0. */
+function restartText(index) {
+  if (index === null || index === undefined) return "";
+  return index === 0 ? "0 (first run)" : `${index} (run ${index + 1} of the chain)`;
+}
+
+/** "← Previous run" / "Next run →" within the task, as links (disabled text at either end). */
+function neighbourLinks(r) {
+  const one = (id, rel, text) => id
+    ? h("a", { href: link.run(id), rel, class: `run-${rel}`, title: id }, text)
+    : h("span", { class: `muted run-${rel}`, "aria-disabled": "true" }, text);
+  return [one(r.previous_run, "prev", "← Previous run"), " ", one(r.next_run, "next", "Next run →")];
 }
