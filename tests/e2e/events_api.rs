@@ -5,24 +5,10 @@
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
-use conductor::storage::liveness::process_start_time;
 use conductor::storage::{RunInfo, RunStatus};
 use serde_json::{json, Value};
 
-use crate::run_stream::{append, events};
-use crate::support::{ChildGuard, Sandbox, Server};
-
-fn serve(sb: &Sandbox, config: Option<&str>) -> Server {
-    let root = sb.path().join("root");
-    std::fs::create_dir_all(&root).unwrap();
-    let mut cmd = sb.run_agent();
-    cmd.args(["serve", "--host", "127.0.0.1", "--root"])
-        .arg(&root);
-    if let Some(text) = config {
-        cmd.arg("--config").arg(sb.write("config.yaml", text));
-    }
-    Server::start(cmd, sb.path())
-}
+use crate::support::{append, serve_root as serve, sse_events as events, LiveRun, Sandbox};
 
 fn data(event: &(String, String, String)) -> Value {
     serde_json::from_str(&event.2).unwrap_or_else(|e| panic!("not JSON ({e}): {event:?}"))
@@ -32,22 +18,8 @@ fn data(event: &(String, String, String)) -> Value {
 fn one_stream_carries_run_logs_runs_and_buses_and_changes_topics_live() {
     let sb = Sandbox::new();
     let root = sb.path().join("root");
-    let dir = root.join("demo/task-1/runs/r1");
-    std::fs::create_dir_all(&dir).unwrap();
-    let sleeper = ChildGuard(Some(
-        std::process::Command::new("sleep")
-            .arg("60")
-            .spawn()
-            .unwrap(),
-    ));
-    let pid = i64::from(sleeper.0.as_ref().unwrap().id());
-    let mut info = RunInfo::new_running("r1", "demo", "task-1", "command", Utc::now());
-    info.pid = pid;
-    info.pgid = pid;
-    info.pid_start_time = process_start_time(pid);
-    info.write(&dir.join("run-info.yaml")).unwrap();
-    append(&dir.join("agent-stdout.txt"), "one\ntwo\n");
-    append(&dir.join("agent-stderr.txt"), "warn\n");
+    let run = LiveRun::write(&root, "r1");
+    let (dir, mut info) = (run.dir.clone(), run.info.clone());
     let server = serve(&sb, None);
 
     let url = format!("{}/api/v1/events?topics=runs,run:r1@4:0", server.base);

@@ -1,91 +1,20 @@
 //! SSE of one run's output and status, resumed by byte offsets, and of all runs.
 
-use std::io::{BufRead, BufReader, Write};
-use std::path::Path;
 use std::time::Duration;
 
 use chrono::Utc;
-use conductor::storage::liveness::process_start_time;
 use conductor::storage::{RunInfo, RunStatus};
 
-use crate::support::{ChildGuard, Sandbox, Server};
-
-fn agent() -> ureq::Agent {
-    ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .timeout_global(Some(Duration::from_secs(30)))
-        .build()
-        .into()
-}
-
-/// Opens an SSE stream and returns an iterator of (event, id, data).
-pub(crate) fn events(
-    url: &str,
-    last_id: Option<&str>,
-) -> impl Iterator<Item = (String, String, String)> {
-    let mut req = agent().get(url);
-    if let Some(id) = last_id {
-        req = req.header("Last-Event-ID", id);
-    }
-    let resp = req.call().unwrap();
-    assert_eq!(resp.status().as_u16(), 200);
-    let mut lines = BufReader::new(resp.into_body().into_reader()).lines();
-    std::iter::from_fn(move || {
-        let mut cur = (String::new(), String::new(), String::new());
-        loop {
-            let line = lines.next()?.ok()?;
-            if line.is_empty() {
-                if cur.0.is_empty() {
-                    continue;
-                }
-                return Some(cur);
-            }
-            if let Some(v) = line.strip_prefix("event:") {
-                cur.0 = v.trim().to_string();
-            } else if let Some(v) = line.strip_prefix("id:") {
-                cur.1 = v.trim().to_string();
-            } else if let Some(v) = line.strip_prefix("data:") {
-                cur.2 = v.trim_start().to_string();
-            }
-        }
-    })
-}
-
-pub(crate) fn append(path: &Path, text: &str) {
-    let mut f = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(path)
-        .unwrap();
-    f.write_all(text.as_bytes()).unwrap();
-}
+use crate::support::{append, serve_root, sse_events as events, LiveRun, Sandbox};
 
 #[test]
 fn run_stream_sends_lines_and_status_and_resumes_by_offset() {
     let sb = Sandbox::new();
     let root = sb.path().join("root");
-    let dir = root.join("demo/task-1/runs/r1");
-    std::fs::create_dir_all(&dir).unwrap();
     // A live process stands in for the agent so the run stays `running`.
-    let sleeper = ChildGuard(Some(
-        std::process::Command::new("sleep")
-            .arg("60")
-            .spawn()
-            .unwrap(),
-    ));
-    let pid = i64::from(sleeper.0.as_ref().unwrap().id());
-    let mut info = RunInfo::new_running("r1", "demo", "task-1", "command", Utc::now());
-    info.pid = pid;
-    info.pgid = pid;
-    info.pid_start_time = process_start_time(pid);
-    info.write(&dir.join("run-info.yaml")).unwrap();
-    append(&dir.join("agent-stdout.txt"), "one\ntwo\n");
-    append(&dir.join("agent-stderr.txt"), "warn\n");
-
-    let mut cmd = sb.run_agent();
-    cmd.args(["serve", "--host", "127.0.0.1", "--root"])
-        .arg(&root);
-    let server = Server::start(cmd, sb.path());
+    let run = LiveRun::write(&root, "r1");
+    let dir = run.dir.clone();
+    let server = serve_root(&sb, None);
     let url = format!("{}/api/v1/runs/r1/stream", server.base);
 
     let mut stream = events(&url, None);
@@ -141,11 +70,7 @@ fn run_stream_sends_lines_and_status_and_resumes_by_offset() {
 fn all_runs_stream_reports_new_runs_and_status_changes() {
     let sb = Sandbox::new();
     let root = sb.path().join("root");
-    std::fs::create_dir_all(&root).unwrap();
-    let mut cmd = sb.run_agent();
-    cmd.args(["serve", "--host", "127.0.0.1", "--root"])
-        .arg(&root);
-    let server = Server::start(cmd, sb.path());
+    let server = serve_root(&sb, None);
     let mut stream = events(&format!("{}/api/v1/runs/stream/all", server.base), None);
     assert_eq!(stream.next().unwrap().0, "ready");
     let dir = root.join("demo/task-1/runs/r9");

@@ -351,3 +351,111 @@ pub fn wait_until(what: &str, limit: Duration, mut check: impl FnMut() -> bool) 
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+/// A `run-agent serve` on `<sandbox>/root` (created), with `config` as its config file.
+pub fn serve_root(sb: &Sandbox, config: Option<&str>) -> Server {
+    let root = sb.path().join("root");
+    std::fs::create_dir_all(&root).expect("create root");
+    let mut cmd = sb.run_agent();
+    cmd.args(["serve", "--host", "127.0.0.1", "--root"])
+        .arg(&root);
+    if let Some(text) = config {
+        cmd.arg("--config").arg(sb.write("config.yaml", text));
+    }
+    Server::start(cmd, sb.path())
+}
+
+/// Opens a server-sent event stream (optionally resuming after `last_id`) and returns an
+/// iterator of its events as (event, id, data); it ends when the server closes the stream.
+pub fn sse_events(
+    url: &str,
+    last_id: Option<&str>,
+) -> impl Iterator<Item = (String, String, String)> {
+    use std::io::BufRead;
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(Duration::from_secs(30)))
+        .build()
+        .into();
+    let mut req = agent.get(url);
+    if let Some(id) = last_id {
+        req = req.header("Last-Event-ID", id);
+    }
+    let resp = req.call().expect("open the event stream");
+    assert_eq!(resp.status().as_u16(), 200, "{url}");
+    let mut lines = std::io::BufReader::new(resp.into_body().into_reader()).lines();
+    std::iter::from_fn(move || {
+        let mut cur = (String::new(), String::new(), String::new());
+        loop {
+            let line = lines.next()?.ok()?;
+            if line.is_empty() {
+                if cur.0.is_empty() {
+                    continue;
+                }
+                return Some(cur);
+            }
+            if let Some(v) = line.strip_prefix("event:") {
+                cur.0 = v.trim().to_string();
+            } else if let Some(v) = line.strip_prefix("id:") {
+                cur.1 = v.trim().to_string();
+            } else if let Some(v) = line.strip_prefix("data:") {
+                cur.2 = v.trim_start().to_string();
+            }
+        }
+    })
+}
+
+/// Appends `text` to the file at `path` (created when missing), as an agent writes its log.
+pub fn append(path: &Path, text: &str) {
+    use std::io::Write;
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .expect("open for append");
+    f.write_all(text.as_bytes()).expect("append");
+}
+
+/// A `running` run written into a tree, kept running by a live stand-in process (killed on
+/// drop), with `one\ntwo\n` on stdout and `warn\n` on stderr.
+pub struct LiveRun {
+    /// The run directory.
+    pub dir: PathBuf,
+    /// The record as written (change it and write it again to end the run).
+    pub info: conductor::storage::RunInfo,
+    _process: ChildGuard,
+}
+
+impl LiveRun {
+    /// Writes run `run` of `demo/task-1` under `root`.
+    pub fn write(root: &Path, run: &str) -> LiveRun {
+        let dir = root.join("demo/task-1/runs").join(run);
+        std::fs::create_dir_all(&dir).expect("create run dir");
+        let process = ChildGuard(Some(
+            Command::new("sleep")
+                .arg("60")
+                .spawn()
+                .expect("spawn sleep"),
+        ));
+        let pid = i64::from(process.0.as_ref().map_or(0, Child::id));
+        let mut info = conductor::storage::RunInfo::new_running(
+            run,
+            "demo",
+            "task-1",
+            "command",
+            chrono::Utc::now(),
+        );
+        info.pid = pid;
+        info.pgid = pid;
+        info.pid_start_time = conductor::storage::liveness::process_start_time(pid);
+        info.write(&dir.join("run-info.yaml"))
+            .expect("write run-info");
+        append(&dir.join("agent-stdout.txt"), "one\ntwo\n");
+        append(&dir.join("agent-stderr.txt"), "warn\n");
+        LiveRun {
+            dir,
+            info,
+            _process: process,
+        }
+    }
+}

@@ -225,6 +225,12 @@ fn a_fast_writer_keeps_the_run_page_responsive() {
         r#"window.__long = [];
            new PerformanceObserver((l) => { for (const e of l.getEntries()) window.__long.push(e.duration); })
              .observe({ type: "longtask", buffered: false });
+           // When the run's last line first appears in the page (wall clock, ms).
+           window.__lastSeen = 0;
+           window.__lastTimer = setInterval(() => {
+             const last = document.querySelector('#log-stdout .log-chunk:last-child .log-line:last-child');
+             if (!window.__lastSeen && last && last.textContent === 'last-line-of-the-run') window.__lastSeen = Date.now();
+           }, 10);
            window.__heap = 0;
            window.__heapTimer = setInterval(() => {
              window.__heap = Math.max(window.__heap, performance.memory ? performance.memory.usedJSHeapSize : 0);
@@ -245,9 +251,18 @@ fn a_fast_writer_keeps_the_run_page_responsive() {
         ) == json!("last-line-of-the-run")
     });
     let stats: Value = b.execute(
-        "clearInterval(window.__heapTimer); return {long: window.__long, heap: window.__heap, lines: document.querySelectorAll('#log-stdout .log-line').length};",
+        "clearInterval(window.__heapTimer); clearInterval(window.__lastTimer); return {long: window.__long, heap: window.__heap, lastSeen: window.__lastSeen, lines: document.querySelectorAll('#log-stdout .log-line').length};",
         &[],
     );
+    // The run's end as its record says (written once the agent exited, after its last line).
+    let (code, record) = server.get_json(&format!("/api/v1/runs/{run}"));
+    assert_eq!(code, 200, "{record}");
+    let ended = chrono::DateTime::parse_from_rfc3339(record["info"]["end_time"].as_str().unwrap())
+        .unwrap()
+        .timestamp_millis() as f64;
+    let seen = stats["lastSeen"].as_f64().unwrap_or(0.0);
+    assert!(seen > 0.0, "the last line was never seen in the page");
+    let after_end_ms = seen - ended;
     let longest = stats["long"]
         .as_array()
         .unwrap()
@@ -255,7 +270,12 @@ fn a_fast_writer_keeps_the_run_page_responsive() {
         .filter_map(Value::as_f64)
         .fold(0.0, f64::max);
     let heap_mb = stats["heap"].as_f64().unwrap_or(0.0) / 1e6;
-    eprintln!("fast writer: longest task {longest:.0} ms, {} long tasks, peak JS heap {heap_mb:.1} MB, {} lines in the page", stats["long"].as_array().unwrap().len(), stats["lines"]);
+    eprintln!("fast writer: longest task {longest:.0} ms, {} long tasks, peak JS heap {heap_mb:.1} MB, {} lines in the page, last line shown {after_end_ms:.0} ms after the run's end", stats["long"].as_array().unwrap().len(), stats["lines"]);
+    // Target 1 s; the bound is generous because a loaded CI machine delays everything.
+    assert!(
+        after_end_ms < 5000.0,
+        "the last line appeared {after_end_ms} ms after the run's end"
+    );
     assert!(longest <= 200.0, "a task blocked the page for {longest} ms");
     assert!(heap_mb < 200.0, "JS heap reached {heap_mb} MB");
     assert!(stats["lines"].as_u64().unwrap() <= 5000);
