@@ -1,10 +1,9 @@
 //! The bus over HTTP: post and read (since / tail / type), SSE follow with resume from
 //! `Last-Event-ID`, and the reference's `/api/v1/messages` routes.
 
-use std::io::{BufRead, BufReader};
 use std::time::Duration;
 
-use crate::support::{Sandbox, Server};
+use crate::support::{sse_events, Sandbox, Server};
 
 fn agent() -> ureq::Agent {
     ureq::Agent::config_builder()
@@ -43,31 +42,11 @@ fn read_events(
     last_id: Option<&str>,
     count: usize,
 ) -> Vec<(String, String, String)> {
-    let mut req = agent().get(&format!("{}{path}", server.base));
-    if let Some(id) = last_id {
-        req = req.header("Last-Event-ID", id);
-    }
-    let resp = req.call().unwrap();
-    assert_eq!(resp.status().as_u16(), 200);
-    let reader = BufReader::new(resp.into_body().into_reader());
-    let (mut events, mut cur) = (Vec::new(), (String::new(), String::new(), String::new()));
-    for line in reader.lines() {
-        let line = line.unwrap();
-        if line.is_empty() {
-            if !cur.0.is_empty() {
-                events.push(std::mem::take(&mut cur));
-                if events.iter().filter(|e| e.0 == "message").count() == count {
-                    break;
-                }
-            }
-            continue;
-        }
-        if let Some(v) = line.strip_prefix("event:") {
-            cur.0 = v.trim().to_string();
-        } else if let Some(v) = line.strip_prefix("id:") {
-            cur.1 = v.trim().to_string();
-        } else if let Some(v) = line.strip_prefix("data:") {
-            cur.2 = v.trim_start().to_string();
+    let mut events = Vec::new();
+    for event in sse_events(&format!("{}{path}", server.base), last_id) {
+        events.push(event);
+        if events.iter().filter(|e| e.0 == "message").count() == count {
+            break;
         }
     }
     events
