@@ -340,6 +340,14 @@ fn the_api_key_login_gates_the_ui() {
     b.wait_until("logged out for real", WAIT, |b| {
         b.current_url().ends_with("#/login")
     });
+    // Logged out, requests are answered 401 (the browser logs those); nothing else may show
+    // up: no script error, no 404.
+    let errors: Vec<String> = b
+        .console_errors()
+        .into_iter()
+        .filter(|e| !e.contains("status of 401"))
+        .collect();
+    assert!(errors.is_empty(), "console errors: {errors:?}");
 }
 
 #[test]

@@ -17,6 +17,8 @@ use crate::support::{Sandbox, Server, FAKE_AGENT};
 const LONG: Duration = Duration::from_secs(90);
 const ENTER: &str = "\u{E007}";
 const ESCAPE: &str = "\u{E00C}";
+const ARROW_UP: &str = "\u{E013}";
+const ARROW_DOWN: &str = "\u{E015}";
 
 fn serve(sb: &Sandbox, env: &[(&str, &str)]) -> Server {
     let config = sb.write(
@@ -282,6 +284,11 @@ fn keyboard_navigation_moves_through_lists_and_pages() {
     assert_eq!(active(&b), format!("#/runs/{R4}"));
     b.press_keys("jjk");
     assert_eq!(active(&b), format!("#/runs/{R3}"));
+    // With a row selected the arrows move as well.
+    b.press_keys(ARROW_DOWN);
+    assert_eq!(active(&b), format!("#/runs/{R2}"));
+    b.press_keys(ARROW_UP);
+    assert_eq!(active(&b), format!("#/runs/{R3}"));
     assert_eq!(count(&b, "#runs-list tr.kb-current"), 1);
     b.press_keys(ENTER);
     b.wait_until("the run opens", WAIT, |b| hash(b) == format!("#/runs/{R3}"));
@@ -482,8 +489,8 @@ fn pages_stay_usable_at_800_px_and_phone_width() {
                 "{width} px {page}: the page scrolls sideways ({f})"
             );
             if let Ok(dir) = std::env::var("CONDUCTOR_SCREENSHOTS") {
-                if *page == "#/runs" {
-                    b.screenshot(&Path::new(&dir).join(format!("runs-{width}.png")));
+                if width == 390 && page.starts_with("#/runs/") {
+                    b.screenshot(&Path::new(&dir).join("run-phone.png"));
                 }
             }
         }

@@ -1,5 +1,6 @@
-// Keyboard navigation: `/` focuses the page's search, `j`/`k` move through the page's list
-// (runs, tasks, failures) by focusing each row's link, so Enter opens it as a click would,
+// Keyboard navigation: `/` focuses the page's search, `j`/`k` (and the arrows once a row is
+// selected) move through the page's list (runs, tasks, failures) by focusing each row's link,
+// so Enter opens it as a click would,
 // `g d` / `g r` / `g a` go to the dashboard, runs and about pages, `[` / `]` open the previous
 // and next run of a run page, `?` shows the shortcuts. Keys typed into inputs, and keys with
 // Ctrl/Alt/Meta, are left alone; Escape leaves a field.
@@ -9,7 +10,7 @@ import { h } from "./dom.js";
 /** The shortcuts, as shown by `?`. */
 export const SHORTCUTS = [
   ["/", "focus the search (the log's, or the first filter)"],
-  ["j / k", "next / previous row of the list"],
+  ["j / k", "next / previous row of the list (↓ / ↑ once a row is selected)"],
   ["Enter", "open the selected row"],
   ["g d", "go to the dashboard"],
   ["g r", "go to the runs page"],
@@ -33,6 +34,11 @@ function typing(target) {
 
 function rows() {
   return [...document.querySelectorAll(ROWS)].filter((r) => r.querySelector("a[href]") && r.offsetParent !== null);
+}
+
+/** Whether the focus is on a row of the page's list. */
+function inRow() {
+  return rows().some((r) => r.contains(document.activeElement));
 }
 
 /** Moves the selection by `step` rows (from the row holding the focus, else from the edge). */
@@ -97,6 +103,9 @@ export function installKeys(navigate) {
       case "/": handled = focusSearch(); break;
       case "j": move(1); break;
       case "k": move(-1); break;
+      // Arrows move too once a row is selected (before that they scroll the page).
+      case "ArrowDown": handled = inRow() && (move(1), true); break;
+      case "ArrowUp": handled = inRow() && (move(-1), true); break;
       case "[": document.querySelector("#view a.run-prev")?.click(); break;
       case "]": document.querySelector("#view a.run-next")?.click(); break;
       case "?": showShortcuts(); break;
