@@ -616,6 +616,23 @@ impl Browser {
             .collect()
     }
 
+    /// Fails the test when the page logged an error since the previous look at the console:
+    /// a script error, `console.error`, or a failed load (a network 404 included).
+    pub fn assert_no_console_errors(&self) {
+        let errors = self.console_errors();
+        assert!(errors.is_empty(), "console errors: {errors:?}");
+    }
+
+    /// How many elements match `css` now.
+    pub fn count(&self, css: &str) -> u64 {
+        self.execute(
+            "return document.querySelectorAll(arguments[0]).length;",
+            &[json!(css)],
+        )
+        .as_u64()
+        .unwrap_or(0)
+    }
+
     /// The chromedriver (and Chromium stderr) log so far, for failure messages.
     pub fn driver_log(&self) -> String {
         self.driver.log()

@@ -352,6 +352,21 @@ pub fn wait_until(what: &str, limit: Duration, mut check: impl FnMut() -> bool) 
     }
 }
 
+/// A `run-agent serve` on `<sandbox>/root` with the config file `config` and `env` for the
+/// server (and so for its agents).
+pub fn serve_config(sb: &Sandbox, config: &str, env: &[(&str, &str)]) -> Server {
+    let config = sb.write("config.yaml", config);
+    let mut cmd = sb.run_agent();
+    cmd.args(["serve", "--host", "127.0.0.1", "--root"])
+        .arg(sb.path().join("root"))
+        .arg("--config")
+        .arg(&config);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    Server::start(cmd, sb.path())
+}
+
 /// A `run-agent serve` on `<sandbox>/root` (created), with `config` as its config file.
 pub fn serve_root(sb: &Sandbox, config: Option<&str>) -> Server {
     let root = sb.path().join("root");

@@ -46,24 +46,10 @@ fn text_of(b: &Browser, css: &str) -> String {
     .unwrap_or_default()
 }
 
-fn count(b: &Browser, css: &str) -> u64 {
-    b.execute(
-        "return document.querySelectorAll(arguments[0]).length;",
-        &[json!(css)],
-    )
-    .as_u64()
-    .unwrap_or(0)
-}
-
 fn wait_text(b: &Browser, css: &str, wanted: &str) {
     b.wait_until(&format!("`{css}` shows `{wanted}`"), WAIT, |b| {
         text_of(b, css).contains(wanted)
     });
-}
-
-fn assert_no_console_errors(b: &Browser) {
-    let errors = b.console_errors();
-    assert!(errors.is_empty(), "console errors: {errors:?}");
 }
 
 fn bus_post(sb: &Sandbox, project: &str, task: Option<&str>, body: &str) {
@@ -112,7 +98,7 @@ fn start_a_task_from_the_dashboard_and_follow_its_run_live() {
     b.goto(&format!("{}/ui/#/", server.base));
     // The agents offered are the server's config, by name.
     b.wait_until("the agent list is loaded", WAIT, |b| {
-        count(b, "#agent-names option[value=script]") == 1
+        b.count("#agent-names option[value=script]") == 1
     });
     b.find("#start-project").send_keys("demo");
     b.find("#start-task").send_keys("ui-task");
@@ -157,8 +143,7 @@ fn start_a_task_from_the_dashboard_and_follow_its_run_live() {
     );
     assert!(text_of(&b, "#run-output").contains("<script>window.__xss=1</script>"));
     assert_eq!(
-        count(
-            &b,
+        b.count(
             "#run-output script, #run-output img, #run-output [onerror], a[href^='javascript']"
         ),
         0
@@ -178,7 +163,7 @@ fn start_a_task_from_the_dashboard_and_follow_its_run_live() {
         .as_bool()
         .unwrap_or(false));
     wait_text(&b, "#tree .tree-task[data-task=\"ui-task\"]", "done");
-    assert_no_console_errors(&b);
+    b.assert_no_console_errors();
 }
 
 #[test]
@@ -229,7 +214,7 @@ fn bus_panels_show_messages_live_and_post_new_ones() {
     b.goto(&format!("{}/ui/#/projects/demo/tasks/t1", server.base));
     wait_text(&b, ".bus-panel[data-bus=task]", "task note");
     assert!(!text_of(&b, ".bus-panel").contains("from the cli"));
-    assert_no_console_errors(&b);
+    b.assert_no_console_errors();
 }
 
 fn task_dir(sb: &Sandbox, task: &str) -> PathBuf {
@@ -272,7 +257,7 @@ fn stop_resume_and_delete_a_task_from_its_page() {
     wait_text(&b, "#task-message", "Resumed");
     wait_text(&b, "#task-status", "running");
     b.wait_until("the second run is listed", WAIT, |b| {
-        count(b, "#task-runs tbody tr") == 2
+        b.count("#task-runs tbody tr") == 2
     });
 
     b.wait_until("Stop is enabled again", WAIT, |b| {
@@ -297,7 +282,7 @@ fn stop_resume_and_delete_a_task_from_its_page() {
     });
     wait_gone(&b, &task_dir(&sb, "long"));
     wait_text(&b, "#task-list", "No tasks yet.");
-    assert_no_console_errors(&b);
+    b.assert_no_console_errors();
 }
 
 #[test]
@@ -394,7 +379,7 @@ fn a_large_log_opens_at_its_tail() {
     assert_eq!(lines.first().map(String::as_str), Some("95001"));
     assert_eq!(lines.last().map(String::as_str), Some("100000"));
     wait_text(&b, ".log-stdout .log-note", "Earlier output is not shown");
-    assert_no_console_errors(&b);
+    b.assert_no_console_errors();
 }
 
 #[test]
@@ -468,5 +453,5 @@ fn markdown_rendering_keeps_structure_and_drops_anything_active() {
         text.contains("<div onclick=\"alert(1)\">raw</div>"),
         "{text}"
     );
-    assert_no_console_errors(&b);
+    b.assert_no_console_errors();
 }

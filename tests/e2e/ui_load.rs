@@ -12,33 +12,15 @@ use conductor::storage::{RunInfo, RunStatus};
 use serde_json::{json, Value};
 
 use crate::browser::{Browser, WAIT};
-use crate::support::{Sandbox, Server, FAKE_AGENT};
+use crate::support::{serve_config, Sandbox, Server, FAKE_AGENT};
 
 const LONG: Duration = Duration::from_secs(90);
 /// The bound asserted for "within 1 s" figures (each is printed): three times the target, so a
 /// loaded shared machine does not fail the suite while a hang or a real regression does.
 const ONE_SECOND_TARGET_BOUND_MS: f64 = 3000.0;
 
-fn serve(sb: &Sandbox, config: &str, env: &[(&str, &str)]) -> Server {
-    let config = sb.write("config.yaml", config);
-    let mut cmd = sb.run_agent();
-    cmd.args(["serve", "--host", "127.0.0.1", "--root"])
-        .arg(root(sb))
-        .arg("--config")
-        .arg(&config);
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    Server::start(cmd, sb.path())
-}
-
 fn root(sb: &Sandbox) -> PathBuf {
     sb.path().join("root")
-}
-
-fn assert_no_console_errors(b: &Browser) {
-    let errors = b.console_errors();
-    assert!(errors.is_empty(), "console errors: {errors:?}");
 }
 
 /// Changes the fragment to `hash` and answers the milliseconds until every selector in `sel`
@@ -118,7 +100,7 @@ fn four_tabs_with_live_logs_leave_the_first_tab_responsive() {
     };
     let sb = Sandbox::new();
     let never = sb.path().join("never").display().to_string();
-    let server = serve(
+    let server = serve_config(
         &sb,
         &format!("agents:\n  script:\n    type: command\n    command: [\"{FAKE_AGENT}\"]\ndefaults:\n  agent: script\n  max_restarts: 0\n"),
         &[("FAKE_TICK_UNTIL", &never)],
@@ -196,7 +178,7 @@ fn four_tabs_with_live_logs_leave_the_first_tab_responsive() {
             > before
     });
     eprintln!("four tabs: fetch {fetch_ms:.0} ms, navigation {nav_ms:.0} ms");
-    assert_no_console_errors(&b);
+    b.assert_no_console_errors();
     for run in &runs {
         server.post_json(&format!("/api/v1/runs/{run}/stop"), json!({}));
     }
@@ -216,7 +198,7 @@ fn a_fast_writer_keeps_the_run_page_responsive() {
          i=$((i+50)); sleep 0.01; done; echo last-line-of-the-run",
         go = go.display()
     );
-    let server = serve(
+    let server = serve_config(
         &sb,
         &format!(
             "agents:\n  fast:\n    type: command\n    command: [\"sh\", \"-c\", {}]\ndefaults:\n  agent: fast\n  max_restarts: 0\n",
@@ -285,7 +267,7 @@ fn a_fast_writer_keeps_the_run_page_responsive() {
     assert!(longest <= 200.0, "a task blocked the page for {longest} ms");
     assert!(heap_mb < 200.0, "JS heap reached {heap_mb} MB");
     assert!(stats["lines"].as_u64().unwrap() <= 5000);
-    assert_no_console_errors(&b);
+    b.assert_no_console_errors();
 }
 
 #[test]
@@ -294,7 +276,7 @@ fn a_finished_large_run_opens_at_once_with_its_output_collapsed() {
         return;
     };
     let sb = Sandbox::new();
-    let server = serve(
+    let server = serve_config(
         &sb,
         "agents:\n  seq:\n    type: command\n    command: [\"sh\", \"-c\", \"seq -f 'output line %g of a long command run, padded to look like real output' 1 30000\"]\ndefaults:\n  agent: seq\n  max_restarts: 0\n",
         &[],
@@ -326,7 +308,7 @@ fn a_finished_large_run_opens_at_once_with_its_output_collapsed() {
     );
     assert!(last.as_str().unwrap().contains("line 30000 "), "{last}");
     screenshot(&b, "run.png");
-    assert_no_console_errors(&b);
+    b.assert_no_console_errors();
 }
 
 #[test]
@@ -336,7 +318,7 @@ fn resume_from_the_task_page_runs_the_same_agent_name() {
     };
     let sb = Sandbox::new();
     // Two agents of one type; the default is the other one.
-    let server = serve(
+    let server = serve_config(
         &sb,
         &format!("agents:\n  first:\n    type: command\n    command: [\"{FAKE_AGENT}\"]\n  second:\n    type: command\n    command: [\"{FAKE_AGENT}\"]\ndefaults:\n  agent: second\n  max_restarts: 0\n"),
         &[],
@@ -371,7 +353,7 @@ fn resume_from_the_task_page_runs_the_same_agent_name() {
         .map(|r| r["info"]["agent_name"].clone())
         .collect();
     assert_eq!(names, [json!("first"), json!("first")], "{task}");
-    assert_no_console_errors(&b);
+    b.assert_no_console_errors();
 }
 
 #[test]
@@ -384,7 +366,7 @@ fn ten_thousand_runs_a_quick_dashboard_and_a_small_task_page() {
     for t in 0..17 {
         write_runs(&sb, "other", &format!("task-{t:02}"), 500, 1500 + t * 500);
     }
-    let server = serve(&sb, "defaults:\n  max_restarts: 0\n", &[]);
+    let server = serve_config(&sb, "defaults:\n  max_restarts: 0\n", &[]);
     b.goto(&format!("{}/ui/#/about", server.base));
     b.wait_for("#server-status dl", LONG);
     let ms = time_to(
@@ -437,5 +419,5 @@ fn ten_thousand_runs_a_quick_dashboard_and_a_small_task_page() {
             &[],
         ) == json!(100)
     });
-    assert_no_console_errors(&b);
+    b.assert_no_console_errors();
 }

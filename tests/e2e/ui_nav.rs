@@ -12,7 +12,7 @@ use conductor::storage::{RunInfo, RunStatus};
 use serde_json::{json, Value};
 
 use crate::browser::{Browser, WAIT};
-use crate::support::{Sandbox, Server, FAKE_AGENT};
+use crate::support::{serve_config, Sandbox, Server, FAKE_AGENT};
 
 const LONG: Duration = Duration::from_secs(90);
 const ENTER: &str = "\u{E007}";
@@ -21,30 +21,14 @@ const ARROW_UP: &str = "\u{E013}";
 const ARROW_DOWN: &str = "\u{E015}";
 
 fn serve(sb: &Sandbox, env: &[(&str, &str)]) -> Server {
-    let config = sb.write(
-        "config.yaml",
-        &format!(
-            "agents:\n  long:\n    type: command\n    command: [\"{FAKE_AGENT}\"]\n  short:\n    type: command\n    command: [\"{FAKE_AGENT}\"]\ndefaults:\n  agent: long\n  max_restarts: 0\n"
-        ),
+    let config = format!(
+        "agents:\n  long:\n    type: command\n    command: [\"{FAKE_AGENT}\"]\n  short:\n    type: command\n    command: [\"{FAKE_AGENT}\"]\ndefaults:\n  agent: long\n  max_restarts: 0\n"
     );
-    let mut cmd = sb.run_agent();
-    cmd.args(["serve", "--host", "127.0.0.1", "--root"])
-        .arg(root(sb))
-        .arg("--config")
-        .arg(&config);
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    Server::start(cmd, sb.path())
+    serve_config(sb, &config, env)
 }
 
 fn root(sb: &Sandbox) -> PathBuf {
     sb.path().join("root")
-}
-
-fn assert_no_console_errors(b: &Browser) {
-    let errors = b.console_errors();
-    assert!(errors.is_empty(), "console errors: {errors:?}");
 }
 
 fn js(b: &Browser, script: &str) -> Value {
@@ -113,6 +97,20 @@ fn write_chain(sb: &Sandbox) {
     write_run(sb, ("other", R4, "claude", "claude", 11, 0, None));
 }
 
+/// Writes the chain, serves it and opens the runs page once every run is listed.
+fn open_runs_page(b: &Browser, sb: &Sandbox) -> Server {
+    write_chain(sb);
+    let server = serve(sb, &[]);
+    b.goto(&format!("{}/ui/#/runs", server.base));
+    wait_js(
+        b,
+        "all runs are listed",
+        "return document.querySelectorAll('#runs-list tbody tr').length",
+        json!(4),
+    );
+    server
+}
+
 fn submit_filters(b: &Browser) {
     b.find("#runs-filter button[type=submit]").click();
 }
@@ -123,15 +121,7 @@ fn runs_page_filters_by_agent_and_start_time() {
         return;
     };
     let sb = Sandbox::new();
-    write_chain(&sb);
-    let server = serve(&sb, &[]);
-    b.goto(&format!("{}/ui/#/runs", server.base));
-    wait_js(
-        &b,
-        "all runs are listed",
-        "return document.querySelectorAll('#runs-list tbody tr').length",
-        json!(4),
-    );
+    let server = open_runs_page(&b, &sb);
     assert_eq!(listed_runs(&b), json!([R4, R3, R2, R1]));
 
     // By agent name, then by agent type (the datalist offers both).
@@ -183,7 +173,7 @@ fn runs_page_filters_by_agent_and_start_time() {
     );
     b.goto(&format!("{}/ui/#/runs?agent=codex", server.base));
     b.wait_for("#runs-none", WAIT);
-    assert_no_console_errors(&b);
+    b.assert_no_console_errors();
 }
 
 #[test]
@@ -216,11 +206,11 @@ fn run_page_links_the_task_s_previous_and_next_runs() {
     });
     b.wait_for("#run-neighbours a.run-prev", WAIT);
     // The newest run of the task has no next run; R4 belongs to another task.
-    assert_eq!(count(&b, "#run-neighbours a.run-next"), 0);
+    assert_eq!(b.count("#run-neighbours a.run-next"), 0);
     assert!(b.text("#run-info").contains("2 (run 3 of the chain)"));
     b.goto(&format!("{}/ui/#/runs/{R1}", server.base));
     b.wait_for("#run-neighbours a.run-next", WAIT);
-    assert_eq!(count(&b, "#run-neighbours a.run-prev"), 0);
+    assert_eq!(b.count("#run-neighbours a.run-prev"), 0);
     assert!(b.text("#run-info").contains("0 (first run)"));
     // A real answer is rendered as Markdown.
     wait_js(
@@ -229,16 +219,7 @@ fn run_page_links_the_task_s_previous_and_next_runs() {
         "return document.querySelector('#run-output h1')?.textContent || ''",
         json!(format!("Answer of {R1}")),
     );
-    assert_no_console_errors(&b);
-}
-
-fn count(b: &Browser, css: &str) -> u64 {
-    b.execute(
-        "return document.querySelectorAll(arguments[0]).length;",
-        &[json!(css)],
-    )
-    .as_u64()
-    .unwrap_or(0)
+    b.assert_no_console_errors();
 }
 
 fn active(b: &Browser) -> String {
@@ -257,15 +238,7 @@ fn keyboard_navigation_moves_through_lists_and_pages() {
         return;
     };
     let sb = Sandbox::new();
-    write_chain(&sb);
-    let server = serve(&sb, &[]);
-    b.goto(&format!("{}/ui/#/runs", server.base));
-    wait_js(
-        &b,
-        "all runs are listed",
-        "return document.querySelectorAll('#runs-list tbody tr').length",
-        json!(4),
-    );
+    let _server = open_runs_page(&b, &sb);
 
     // `/` focuses the first filter; keys typed there are text, not shortcuts.
     b.press_keys("/");
@@ -289,7 +262,7 @@ fn keyboard_navigation_moves_through_lists_and_pages() {
     assert_eq!(active(&b), format!("#/runs/{R2}"));
     b.press_keys(ARROW_UP);
     assert_eq!(active(&b), format!("#/runs/{R3}"));
-    assert_eq!(count(&b, "#runs-list tr.kb-current"), 1);
+    assert_eq!(b.count("#runs-list tr.kb-current"), 1);
     b.press_keys(ENTER);
     b.wait_until("the run opens", WAIT, |b| hash(b) == format!("#/runs/{R3}"));
 
@@ -347,7 +320,7 @@ fn keyboard_navigation_moves_through_lists_and_pages() {
         json!(true),
     );
     b.press_keys(ESCAPE);
-    assert_no_console_errors(&b);
+    b.assert_no_console_errors();
 }
 
 #[test]
@@ -376,7 +349,7 @@ fn a_command_agent_s_output_copy_is_collapsed_not_rendered() {
     b.goto(&format!("{}/ui/#/runs/{run}", server.base));
     b.wait_for("#run-output details.output-collapsed", WAIT);
     assert!(b.text("#run-output").contains("copy of stdout"));
-    assert_eq!(count(&b, "#run-output h1"), 0);
+    assert_eq!(b.count("#run-output h1"), 0);
     assert_eq!(
         b.find("#run-output details a")
             .attr("href")
@@ -384,7 +357,7 @@ fn a_command_agent_s_output_copy_is_collapsed_not_rendered() {
             .map(|h| h.ends_with("/files/output")),
         Some(true)
     );
-    assert_no_console_errors(&b);
+    b.assert_no_console_errors();
 }
 
 #[test]
@@ -416,7 +389,7 @@ fn reset_done_and_resume_asks_first_and_then_runs_again() {
     b.dismiss_alert();
     std::thread::sleep(Duration::from_millis(500));
     assert!(task.join("DONE").exists());
-    assert_eq!(count(&b, "#task-runs tbody tr"), 1);
+    assert_eq!(b.count("#task-runs tbody tr"), 1);
 
     // OK removes DONE and resumes: a second run starts (and, this agent being done again,
     // marks the task DONE again).
@@ -427,14 +400,14 @@ fn reset_done_and_resume_asks_first_and_then_runs_again() {
         b.text("#task-message").contains("Resumed")
     });
     b.wait_until("the second run is listed", LONG, |b| {
-        count(b, "#task-runs tbody tr") == 2
+        b.count("#task-runs tbody tr") == 2
     });
     let runs = crate::support::run_infos(&task.join("runs"));
     assert_eq!(runs.len(), 2);
     b.wait_until("the task is done again", LONG, |b| {
         b.text("#task-status").contains("done") && b.text("#task-resume") == "Reset DONE and resume"
     });
-    assert_no_console_errors(&b);
+    b.assert_no_console_errors();
 }
 
 /// The tallest `time` and the widest page overflow of the current page, and how many times
@@ -495,5 +468,5 @@ fn pages_stay_usable_at_800_px_and_phone_width() {
             }
         }
     }
-    assert_no_console_errors(&b);
+    b.assert_no_console_errors();
 }
