@@ -58,8 +58,11 @@ pub struct StatusBody {
     pub auth_enabled: bool,
     /// Path of the running executable.
     pub executable: Option<String>,
-    /// sha256 of the running executable.
+    /// sha256 of the running executable (`null` until hashed, see `executable_sha256_state`).
     pub executable_sha256: Option<String>,
+    /// `pending` while the executable is being hashed in the background (the status never
+    /// waits for it), then `ready`, or `unavailable` when it cannot be read.
+    pub executable_sha256_state: &'static str,
     /// Startup warnings (e.g. auth requested without a key).
     pub warnings: Vec<String>,
     /// Runs whose status is `running`.
@@ -108,23 +111,25 @@ pub async fn status(State(state): State<AppState>) -> Json<StatusBody> {
     let settings = &state.settings;
     let index_state = state.index.state();
     let counts = state.index.status_counts();
-    let manager = state.update.clone();
-    let digest = state.executable.clone();
-    let (update, executable) =
-        match tokio::task::spawn_blocking(move || (manager.status(), digest.get())).await {
-            Ok((update, executable)) => (Ok(update), executable),
-            Err(err) => (Err(err), None),
-        };
-    let update = match update {
-        Ok(Ok(view)) => UpdateSummary {
-            state: view.state.as_str().to_string(),
-            mode: view.mode.map(|m| m.as_str().to_string()),
-            started_at: view.started_at,
-            last_error: view.last_error,
+    // Everything here is cached: the update record is re-read only when its file changed
+    // (one stat), the executable hash is computed once in the background, counters come
+    // from the index. Nothing waits on a scan or the hash.
+    let update = match state.update.record_cached() {
+        Ok(record) => UpdateSummary {
+            state: record.state.as_str().to_string(),
+            mode: record.mode.map(|m| m.as_str().to_string()),
+            started_at: record.started_at,
+            last_error: record.last_error,
         },
-        Ok(Err(err)) => UpdateSummary::unknown(err.to_string()),
-        Err(err) => UpdateSummary::unknown(format!("status task failed: {err}")),
+        Err(err) => UpdateSummary::unknown(err.to_string()),
     };
+    let digest = state.executable.try_get();
+    let executable_sha256_state = match &digest {
+        None => "pending",
+        Some(Some(_)) => "ready",
+        Some(None) => "unavailable",
+    };
+    let executable = digest.flatten();
     Json(StatusBody {
         version: VERSION,
         commit: GIT_COMMIT,
@@ -142,6 +147,7 @@ pub async fn status(State(state): State<AppState>) -> Json<StatusBody> {
         auth_enabled: settings.auth_enabled,
         executable: executable.as_ref().map(|(p, _)| p.display().to_string()),
         executable_sha256: executable.map(|(_, h)| h),
+        executable_sha256_state,
         warnings: settings.warnings.clone(),
         active_runs: counts
             .get(&crate::storage::RunStatus::Running)

@@ -152,6 +152,12 @@ impl ExecutableDigest {
     pub fn get(&self) -> Option<(PathBuf, String)> {
         self.cell.get_or_init(self.compute).clone()
     }
+
+    /// The path and sha256 if they have been computed, without waiting: `None` while the
+    /// background hash is still running, `Some(None)` when the executable is unreadable.
+    pub fn try_get(&self) -> Option<Option<(PathBuf, String)>> {
+        self.cell.get().cloned()
+    }
 }
 
 #[derive(Debug)]
@@ -162,6 +168,8 @@ pub struct UpdateManager {
     audit: UpdateAudit,
     executable: ExecutableDigest,
     cache: Mutex<UpdateRecord>,
+    /// The state file's identity when `cache` was last loaded from it (`Some(None)`: absent).
+    cache_stamp: Mutex<Option<Option<FileStamp>>>,
     limiter: Mutex<TokenBucket>,
     serve: OnceLock<ServeContext>,
     handoff: watch::Sender<Option<Handoff>>,
@@ -186,6 +194,7 @@ impl UpdateManager {
             audit: UpdateAudit::new(root),
             executable,
             cache: Mutex::new(record),
+            cache_stamp: Mutex::new(None),
             limiter: Mutex::new(TokenBucket::default()),
             serve: OnceLock::new(),
             handoff: watch::channel(None).0,
@@ -211,6 +220,23 @@ impl UpdateManager {
         let record = self.store.load()?;
         *self.lock_cache() = record.clone();
         Ok(StatusView::new(record, self.active_work()))
+    }
+
+    /// The record as last read or written by this process, re-read only when the state file
+    /// changed on disk since (another process, e.g. the watchdog, wrote it): one `stat`, no scan
+    /// of runs. For cheap, frequently polled views (`GET /api/v1/status`).
+    pub fn record_cached(&self) -> Result<UpdateRecord, UpdateError> {
+        let seen = std::fs::metadata(self.store.path())
+            .ok()
+            .map(|m| file_stamp(&m));
+        let mut known = self.cache_stamp.lock().unwrap_or_else(|p| p.into_inner());
+        if *known != Some(seen) {
+            let record = self.store.load()?;
+            *self.lock_cache() = record;
+            *known = Some(seen);
+        }
+        drop(known);
+        Ok(self.lock_cache().clone())
     }
 
     /// Takes a rate-limit token for an update request; `Err(seconds)` to wait.
@@ -605,6 +631,18 @@ impl Requester {
             request_id: String::new(),
         }
     }
+}
+
+/// What identifies a version of the state file: inode, size, mtime (ns).
+type FileStamp = (u64, u64, i64);
+
+fn file_stamp(meta: &std::fs::Metadata) -> FileStamp {
+    use std::os::unix::fs::MetadataExt;
+    (
+        meta.ino(),
+        meta.size(),
+        meta.mtime() * 1_000_000_000 + meta.mtime_nsec(),
+    )
 }
 
 fn restore_if_replaced(backup: &Path, exe: &Path, from_sha: &str) {

@@ -2,8 +2,9 @@
 //! errors, precedence of flags/env/file, and graceful shutdown.
 
 use std::net::TcpListener;
+use std::time::Duration;
 
-use crate::support::{run, text, Sandbox, Server};
+use crate::support::{run, text, wait_until, Sandbox, Server};
 
 fn serve(sb: &Sandbox) -> std::process::Command {
     let mut cmd = sb.run_agent();
@@ -45,6 +46,16 @@ fn serve_on_defaults_creates_root_and_reports_status() {
     assert_eq!(status["pid"], server.child.0.as_ref().unwrap().id());
     assert_eq!(status["version"], env!("CARGO_PKG_VERSION"));
     assert_eq!(status["task_start_enabled"], true);
+    // Hashed in the background: `pending` (and null) until done, never waited for.
+    assert!(
+        ["pending", "ready"].contains(&status["executable_sha256_state"].as_str().unwrap()),
+        "{status}"
+    );
+    let mut status = status;
+    wait_until("the executable hash", Duration::from_secs(60), || {
+        status = server.get_json("/api/v1/status").1;
+        status["executable_sha256_state"] == "ready"
+    });
     assert_eq!(status["executable_sha256"].as_str().map(str::len), Some(64));
     assert!(status["uptime_seconds"].is_u64());
     assert_eq!(status["active_runs"], 0);

@@ -147,11 +147,12 @@ fn update_status(server: &Server) -> Value {
     body
 }
 
+/// The running executable's sha256 from the status, once its background hash is done.
 fn running_sha(server: &Server) -> String {
-    server.get_json("/api/v1/status").1["executable_sha256"]
-        .as_str()
-        .unwrap()
-        .to_string()
+    wait_for("the executable hash", Duration::from_secs(60), || {
+        let status = server.get_json("/api/v1/status").1;
+        status["executable_sha256"].as_str().map(str::to_string)
+    })
 }
 
 fn wait_for<T>(what: &str, limit: Duration, mut check: impl FnMut() -> Option<T>) -> T {

@@ -1,6 +1,7 @@
 //! The in-memory index of runs: built in the background at server start (listings wait for
-//! it briefly, see [`RunIndex::wait_ready`]), kept current by file-change notification (one
-//! recursive inotify watcher) with a periodic rescan as a safety net. The files remain the
+//! it briefly, see [`RunIndex::wait_ready`]), kept current by file-change notification
+//! (non-recursive watches on the tree's structure and on the runs that are changing, see
+//! `watches`) with a periodic rescan as a safety net. The files remain the
 //! truth; the index only saves listing requests from walking the disk.
 //!
 //! Runs are keyed by their directory: the run id is the directory name, the project and task
@@ -14,13 +15,13 @@ mod filter;
 mod neighbours;
 mod read;
 mod store;
+mod watches;
 
 use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Condvar, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
-use notify::{RecursiveMode, Watcher};
 use tokio::sync::broadcast;
 
 use crate::storage::paths::{is_inside_without_symlinks, RUN_INFO_FILE};
@@ -346,18 +347,7 @@ impl RunIndex {
 
     fn watch_loop(&self, build: bool) {
         let (tx, rx) = std::sync::mpsc::channel::<notify::Result<notify::Event>>();
-        let config = notify::Config::default().with_follow_symlinks(false);
-        // Watch before the first scan, so nothing written meanwhile is missed.
-        let watcher = crate::storage::watch::watcher(tx, config).and_then(|mut w| {
-            w.watch(&self.root, RecursiveMode::Recursive)?;
-            for extra in &self.extra {
-                if extra.is_dir() {
-                    w.watch(extra, RecursiveMode::Recursive)?;
-                }
-            }
-            Ok(w)
-        });
-        let _watcher = match watcher {
+        let mut watches = match watches::Watches::new(tx) {
             Ok(w) => Some(w),
             Err(err) => {
                 tracing::warn!(
@@ -366,6 +356,10 @@ impl RunIndex {
                 None
             }
         };
+        // Watch the structure before the first scan, so no run created meanwhile is missed.
+        if let Some(w) = watches.as_mut() {
+            w.sync_structure(&self.root, &self.extra);
+        }
         if build {
             self.build_now();
             if let IndexState::Ready(took) = self.state() {
@@ -375,37 +369,77 @@ impl RunIndex {
                     "run index built"
                 );
             }
+            release_freed_memory();
         }
+        self.sync_run_watches(watches.as_mut());
+        if let Some(w) = &watches {
+            tracing::debug!(dirs = w.len(), "run index: watching");
+        }
+        let compat = self.root.join(crate::storage::paths::COMPAT_DIR);
         let mut last_rescan = Instant::now();
         loop {
-            let mut dirs: HashSet<PathBuf> = HashSet::new();
-            let mut rescan = false;
+            let mut batch = events::Batch::default();
             match rx.recv_timeout(RESCAN_EVERY) {
                 Ok(event) => {
-                    events::collect(event, &mut dirs, &mut rescan);
+                    events::collect(event, &compat, &mut batch);
                     let until = Instant::now() + DEBOUNCE;
                     while let Some(left) = until.checked_duration_since(Instant::now()) {
                         match rx.recv_timeout(left) {
-                            Ok(event) => events::collect(event, &mut dirs, &mut rescan),
+                            Ok(event) => events::collect(event, &compat, &mut batch),
                             Err(_) => break,
                         }
                     }
                 }
-                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => rescan = true,
+                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => batch.rescan = true,
                 Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
                     std::thread::sleep(RESCAN_EVERY);
-                    rescan = true;
+                    batch.rescan = true;
                 }
             }
-            if rescan || last_rescan.elapsed() >= RESCAN_EVERY {
+            if batch.structure || batch.rescan {
+                if let Some(w) = watches.as_mut() {
+                    // Runs already inside a newly watched runs/ directory were created
+                    // before its watch: read them.
+                    for runs_dir in w.sync_structure(&self.root, &self.extra) {
+                        for run_id in crate::storage::scan::run_names(&runs_dir) {
+                            batch.dirs.insert(runs_dir.join(run_id));
+                        }
+                    }
+                }
+            }
+            if batch.rescan || last_rescan.elapsed() >= RESCAN_EVERY {
                 self.rescan();
                 last_rescan = Instant::now();
             } else {
-                for dir in dirs {
+                for dir in batch.dirs {
                     self.refresh(&dir);
                 }
             }
+            self.sync_run_watches(watches.as_mut());
         }
+    }
+
+    /// Watches the run directories whose record is expected to change (running runs, runs
+    /// whose record is not written yet) and drops the watches of the others; a newly watched
+    /// run is re-read, since its record may have changed before the watch.
+    fn sync_run_watches(&self, watches: Option<&mut watches::Watches>) {
+        let Some(watches) = watches else {
+            return;
+        };
+        let wanted = self.read().changing_dirs();
+        for dir in watches.sync_runs(wanted) {
+            self.refresh(&dir);
+        }
+    }
+}
+
+/// Hands memory freed after the first scan (parse buffers of the scan threads' allocator
+/// arenas) back to the system, so the server's resident size is what the index holds.
+fn release_freed_memory() {
+    #[cfg(target_env = "gnu")]
+    // SAFETY: malloc_trim only walks the allocator's own free lists; no pointer is passed.
+    unsafe {
+        libc::malloc_trim(0);
     }
 }
 
@@ -480,6 +514,56 @@ mod tests {
         let runs = index.task_runs("p", "u");
         assert_eq!(runs.run_count, 1);
         assert_eq!(runs.newest, Some((B.to_string(), RunStatus::Failed)));
+    }
+
+    fn wait_for(what: &str, mut check: impl FnMut() -> bool) {
+        // Far below the 30 s rescan: only a file notification can satisfy it in time.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !check() {
+            assert!(Instant::now() < deadline, "timed out waiting for {what}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Only the structure and the changing runs are watched, yet a run created in a new
+    /// project and task, and a running run that ends, are seen from notifications.
+    #[test]
+    fn new_tasks_and_ending_runs_are_seen_without_a_rescan() {
+        let root = tempfile::tempdir().unwrap();
+        let me = i64::from(std::process::id());
+        let running = |p: &str, t: &str, r: &str| {
+            let dir = root.path().join(p).join(t).join("runs").join(r);
+            std::fs::create_dir_all(&dir).unwrap();
+            let mut info = RunInfo::new_running(r, p, t, "claude", chrono::Utc::now());
+            info.pid = me;
+            info.pgid = me;
+            info.pid_start_time = liveness::process_start_time(me);
+            info.write(&dir.join(RUN_INFO_FILE)).unwrap();
+            (dir, info)
+        };
+        let (old_dir, mut old) = running("p", "t", A);
+        write_run(root.path(), "p", "t", B, RunStatus::Completed, B);
+        let index = RunIndex::new(root.path(), &[]);
+        index.start();
+        assert!(index.wait_ready(Duration::from_secs(60)));
+        assert_eq!(index.status_counts()[&RunStatus::Running], 1);
+
+        // A new project, task and run: the new directories are watched as they appear.
+        let (new_dir, mut new) = running("q", "u", A);
+        wait_for("the new run", || index.task_runs("q", "u").run_count == 1);
+        assert!(index.task_runs("q", "u").any_running);
+        // Both running runs end: their directories are watched.
+        for (dir, info) in [(&old_dir, &mut old), (&new_dir, &mut new)] {
+            info.status = RunStatus::Completed;
+            info.write(&dir.join(RUN_INFO_FILE)).unwrap();
+        }
+        wait_for("the runs to end", || {
+            index.status_counts().get(&RunStatus::Running).is_none()
+        });
+        assert_eq!(index.status_counts()[&RunStatus::Completed], 3);
+        // A run removed from a finished task is dropped (its runs/ directory is watched).
+        std::fs::remove_dir_all(root.path().join("p/t/runs").join(B)).unwrap();
+        wait_for("the removed run", || index.len() == 2);
     }
 
     #[test]

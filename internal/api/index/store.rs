@@ -51,6 +51,15 @@ pub(crate) struct Run {
     pub named: Option<(Arc<str>, Arc<str>)>,
 }
 
+impl Run {
+    /// Whether the record is expected to change soon: the run is `running`, or its
+    /// run-info.yaml is not written yet (a run directory just created). Only such runs are
+    /// watched for file changes.
+    pub fn changing(&self) -> bool {
+        self.status == RunStatus::Running || self.file.is_none()
+    }
+}
+
 /// The runs of one task in one `runs/` directory.
 #[derive(Debug)]
 pub(crate) struct Slot {
@@ -59,6 +68,8 @@ pub(crate) struct Slot {
     pub task: Arc<str>,
     pub runs: BTreeMap<Box<str>, Run>,
     pub running: usize,
+    /// Runs whose record is expected to change soon (see [`Run::changing`]).
+    pub changing: usize,
 }
 
 /// Where a run lives: its `runs/` directory, the project and task it is listed under.
@@ -158,6 +169,7 @@ impl Store {
             task: key.task.clone(),
             runs: BTreeMap::new(),
             running: 0,
+            changing: 0,
         });
         self.by_task
             .entry((key.project.clone(), key.task.clone()))
@@ -189,11 +201,13 @@ impl Store {
             _ => None,
         };
         let status = run.status;
+        let changing = run.changing();
         let slot = &mut self.slots[target];
         let replaced = slot.runs.insert(run_id.into(), run);
         if status == RunStatus::Running {
             slot.running += 1;
         }
+        slot.changing += usize::from(changing);
         self.counts[status_slot(status)] += 1;
         match &replaced {
             Some(old) => {
@@ -201,6 +215,7 @@ impl Store {
                 if old.status == RunStatus::Running {
                     slot.running -= 1;
                 }
+                slot.changing -= usize::from(old.changing());
             }
             None => self.len += 1,
         }
@@ -216,6 +231,7 @@ impl Store {
         if run.status == RunStatus::Running {
             self.slots[slot].running -= 1;
         }
+        self.slots[slot].changing -= usize::from(run.changing());
         self.counts[status_slot(run.status)] -= 1;
         self.len -= 1;
         Some(run)
@@ -250,6 +266,20 @@ impl Store {
             .zip(self.counts)
             .filter(|(_, n)| *n > 0)
             .map(|(s, n)| (*s, n))
+            .collect()
+    }
+
+    /// The directories of the runs whose record is expected to change (see [`Run::changing`]).
+    pub fn changing_dirs(&self) -> HashSet<PathBuf> {
+        self.slots
+            .iter()
+            .filter(|s| s.changing > 0)
+            .flat_map(|s| {
+                s.runs
+                    .iter()
+                    .filter(|(_, r)| r.changing())
+                    .map(|(id, _)| s.runs_dir.join(&**id))
+            })
             .collect()
     }
 
