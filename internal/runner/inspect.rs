@@ -170,17 +170,33 @@ impl TaskView {
     }
 
     /// Reads a task for a listing: only its newest run directory (run ids sort by start
-    /// time) plus the number of run directories, its DONE file, dependencies and loop lock.
-    /// An older run that still runs while a newer one has ended is not seen here (the full
-    /// [`TaskView::read`] and the server's index see it).
+    /// time) and the runs marked live (an older run still running behind a newer finished
+    /// one, see [`crate::storage::live_marker`]), plus the number of run directories, its DONE
+    /// file, dependencies and loop lock — all from one read of `runs/`. A marker whose run has
+    /// ended (its supervisor died) or is gone is removed.
     pub fn read_newest(task: TaskEntry) -> TaskView {
-        let names = scan::run_names(&task.dir.join(crate::storage::paths::RUNS_DIR));
-        let count = names.len();
-        let runs = names
+        use crate::storage::live_marker;
+        let runs_dir = task.dir.join(crate::storage::paths::RUNS_DIR);
+        let listing = scan::run_listing(&runs_dir);
+        let count = listing.runs.len();
+        let newest = listing.runs.iter().max();
+        let mut ids: std::collections::BTreeSet<&String> = newest.into_iter().collect();
+        for id in &listing.live {
+            if listing.runs.contains(id) {
+                ids.insert(id);
+            } else {
+                live_marker::unmark(&runs_dir.join(id));
+            }
+        }
+        let runs: Vec<RunEntry> = ids
             .into_iter()
-            .max()
-            .map(|newest| read_run(task.dir.join(crate::storage::paths::RUNS_DIR).join(newest)))
-            .into_iter()
+            .map(|id| {
+                let run = read_run(runs_dir.join(id));
+                if Some(id) != newest && run.status() != RunStatus::Running {
+                    live_marker::unmark(&run.dir);
+                }
+                run
+            })
             .collect();
         Self::with(task, runs, count)
     }

@@ -131,6 +131,8 @@ pub fn prepare(req: &JobRequest) -> Result<PreparedRun, RunnerError> {
     info.cwd = Some(cwd.display().to_string());
     info.prompt_path = Some(prompt_path.display().to_string());
     info.write(&run_dir.join(RUN_INFO_FILE))?;
+    // After the running record: a listing that sees the marker reads a running run.
+    crate::storage::live_marker::mark(&run_dir);
     Ok(PreparedRun {
         run_id,
         run_dir,

@@ -68,6 +68,8 @@ pub fn supervise(plan: &SupervisorPlan) -> Result<RunInfo, RunnerError> {
         start: std::sync::Mutex::new(None),
     };
     let result = run_to_end(plan, &task_bus, &notifier);
+    // The final record is written (or cannot be): listings need not look at this run again.
+    crate::storage::live_marker::unmark(&plan.run_dir);
     notifier.ended(result.as_ref().ok());
     result
 }

@@ -5,6 +5,7 @@ pub mod atomic;
 pub mod confined;
 pub mod error;
 pub mod ids;
+pub mod live_marker;
 pub mod liveness;
 pub mod lock;
 pub mod paths;

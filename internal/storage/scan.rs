@@ -138,6 +138,42 @@ pub fn run_names(runs_dir: &Path) -> Vec<String> {
         .collect()
 }
 
+/// What one read of a `runs/` directory tells: its run directories (unsorted) and the runs
+/// marked live there (see [`crate::storage::live_marker`]).
+#[derive(Debug, Default)]
+pub struct RunListing {
+    /// Names of the run directories (real directories with a valid run id).
+    pub runs: Vec<String>,
+    /// Run ids with a live marker (their directory may be gone).
+    pub live: Vec<String>,
+}
+
+/// Reads `runs_dir` once into a [`RunListing`]; empty when it is missing.
+pub fn run_listing(runs_dir: &Path) -> RunListing {
+    let mut out = RunListing::default();
+    let Ok(entries) = std::fs::read_dir(runs_dir) else {
+        return out;
+    };
+    for entry in entries.filter_map(Result::ok) {
+        let Ok(kind) = entry.file_type() else {
+            continue;
+        };
+        let Ok(name) = entry.file_name().into_string() else {
+            continue;
+        };
+        if kind.is_dir() {
+            if validate_id(IdKind::Run, &name).is_ok() {
+                out.runs.push(name);
+            }
+        } else if kind.is_file() {
+            if let Some(id) = crate::storage::live_marker::marked_run(&name) {
+                out.live.push(id.to_string());
+            }
+        }
+    }
+    out
+}
+
 fn runs_in(runs_dir: &Path, reconcile: Reconcile) -> Vec<RunEntry> {
     subdirs(runs_dir)
         .into_iter()

@@ -513,3 +513,73 @@ fn config_flag_and_extra_roots_reach_every_local_command() {
         "task delete must not have run"
     );
 }
+
+/// The STATUS cell of `task` in a `list` table.
+fn table_status(table: &str, task: &str) -> String {
+    table
+        .lines()
+        .find_map(|line| {
+            let cells: Vec<&str> = line.split_whitespace().collect();
+            (cells.get(1) == Some(&task)).then(|| cells[2].to_string())
+        })
+        .unwrap_or_else(|| panic!("no row for {task}: {table}"))
+}
+
+/// `list` reads each task's newest run plus the runs marked live in `runs/`: an older run still
+/// running behind a newer finished one keeps its task `running`; once it ends the task reads
+/// `idle` and no marker is left. A run whose supervisor died (marker left behind) is reconciled.
+#[test]
+fn list_sees_an_older_run_still_running_behind_a_newer_finished_one() {
+    let w = World::new();
+    let stop = w.sb.path().join("stop-older");
+    let mut job = w.cmd(&[
+        "job",
+        "--project",
+        "proj",
+        "--task",
+        "pair",
+        "--agent",
+        "claude",
+        "--prompt",
+        "go",
+    ]);
+    job.env("FAKE_TICK_UNTIL", &stop)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    let mut guard = ChildGuard(Some(job.spawn().unwrap()));
+    let older = w.wait_running("proj", "pair");
+    let newer = w.job("proj", "pair", &[]);
+    assert!(newer.status.success(), "{}", text(&newer));
+    let table = w.ok(&["list", "--project", "proj"]);
+    assert_eq!(table_status(&table, "pair"), "running", "{table}");
+    // The table's latest run is still the newest one.
+    assert!(!table.contains(&older), "{table}");
+
+    std::fs::write(&stop, "").unwrap();
+    let status = guard.0.take().unwrap().wait().unwrap();
+    assert!(status.success());
+    let table = w.ok(&["list", "--project", "proj"]);
+    assert_eq!(table_status(&table, "pair"), "idle", "{table}");
+    let runs = w.root().join("proj/pair/runs");
+    let markers: Vec<String> = std::fs::read_dir(&runs)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with('.'))
+        .collect();
+    assert!(markers.is_empty(), "{markers:?}");
+
+    // A supervisor that died left its marker and a `running` record with a dead process:
+    // the older run is reconciled to failed, the task reads from its newest run, the marker goes.
+    let dead = "20200101-0000000000-1-1";
+    w.write_run("proj", "pair", dead, |info| {
+        info.pid = 999_999_999;
+        info.pgid = 999_999_999;
+    });
+    std::fs::write(runs.join(format!(".running-{dead}")), "").unwrap();
+    let table = w.ok(&["list", "--project", "proj"]);
+    assert_eq!(table_status(&table, "pair"), "idle", "{table}");
+    assert!(!runs.join(format!(".running-{dead}")).exists());
+    let info = RunInfo::read(&runs.join(dead).join("run-info.yaml")).unwrap();
+    assert_eq!(info.status, RunStatus::Failed);
+}
