@@ -558,7 +558,7 @@ mod tests {
             info.write(&dir.join(RUN_INFO_FILE)).unwrap();
         }
         wait_for("the runs to end", || {
-            index.status_counts().get(&RunStatus::Running).is_none()
+            !index.status_counts().contains_key(&RunStatus::Running)
         });
         assert_eq!(index.status_counts()[&RunStatus::Completed], 3);
         // A run removed from a finished task is dropped (its runs/ directory is watched).
