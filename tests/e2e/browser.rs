@@ -529,6 +529,18 @@ impl Browser {
         self.must("POST", "/actions", Some(&body));
     }
 
+    /// Makes the page see `prefers-color-scheme: dark` (or light), through the DevTools
+    /// protocol's media emulation.
+    pub fn prefer_color_scheme(&self, scheme: &str) {
+        let params =
+            json!({"media": "", "features": [{"name": "prefers-color-scheme", "value": scheme}]});
+        self.must(
+            "POST",
+            "/goog/cdp/execute",
+            Some(&json!({"cmd": "Emulation.setEmulatedMedia", "params": params})),
+        );
+    }
+
     /// Sets the window's size in CSS pixels (the headless viewport follows it).
     pub fn set_window_size(&self, width: u32, height: u32) {
         self.must(

@@ -468,5 +468,23 @@ fn pages_stay_usable_at_800_px_and_phone_width() {
             }
         }
     }
+    // Dark by system: the page follows prefers-color-scheme.
+    b.set_window_size(1280, 900);
+    b.prefer_color_scheme("dark");
+    b.goto(&format!("{}/ui/#/runs/{R2}", server.base));
+    b.wait_for("#run-info dl", WAIT);
+    let background = |b: &Browser| {
+        js(
+            b,
+            "return getComputedStyle(document.documentElement).backgroundColor",
+        )
+    };
+    assert_eq!(background(&b), json!("rgb(17, 20, 24)"));
+    if let Ok(dir) = std::env::var("CONDUCTOR_SCREENSHOTS") {
+        std::thread::sleep(Duration::from_millis(200));
+        b.screenshot(&Path::new(&dir).join("run-dark.png"));
+    }
+    b.prefer_color_scheme("light");
+    assert_eq!(background(&b), json!("rgb(246, 247, 249)"));
     b.assert_no_console_errors();
 }
