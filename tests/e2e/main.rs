@@ -39,6 +39,7 @@ mod tasks_api;
 mod ui;
 mod ui_flows;
 mod ui_load;
+mod ui_log;
 mod ui_nav;
 mod update;
 mod webhook;
