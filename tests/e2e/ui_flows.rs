@@ -211,6 +211,33 @@ fn bus_panels_show_messages_live_and_post_new_ones() {
         "from the browser\n---\nwith a separator line"
     );
 
+    // Lifecycle messages are hidden until asked for; the type filter keeps one type.
+    let (code, posted) = server.post_json(
+        "/api/v1/projects/demo/bus",
+        json!({"type": "RUN_START", "body": "run started"}),
+    );
+    assert_eq!(code, 201, "{posted}");
+    b.wait_until("the lifecycle message arrives", WAIT, |b| {
+        b.count(".bus-messages li[data-type=RUN_START]") == 1
+    });
+    let visible = |b: &Browser| {
+        b.execute(
+            "return [...document.querySelectorAll('.bus-panel .bus-message')].filter((m) => m.offsetParent !== null).map((m) => m.dataset.type)",
+            &[],
+        )
+    };
+    assert_eq!(visible(&b), json!(["FACT", "DECISION", "FACT"]));
+    b.find(".bus-panel .bus-lifecycle").click();
+    assert_eq!(
+        visible(&b),
+        json!(["FACT", "DECISION", "FACT", "RUN_START"])
+    );
+    b.execute(
+        "const f = document.querySelector('.bus-panel .bus-filter'); f.value = 'DECISION'; f.dispatchEvent(new Event('change'));",
+        &[],
+    );
+    assert_eq!(visible(&b), json!(["DECISION"]));
+
     b.goto(&format!("{}/ui/#/projects/demo/tasks/t1", server.base));
     wait_text(&b, ".bus-panel[data-bus=task]", "task note");
     assert!(!text_of(&b, ".bus-panel").contains("from the cli"));
