@@ -345,16 +345,21 @@ fn agent_filter(text: &str) -> Result<String, ApiError> {
     Ok(agent.to_string())
 }
 
-/// A start-time bound (`since`/`until`) of a listing, in ns since the epoch.
+/// A start-time bound (`since`/`until`) of a listing, in ns since the epoch; a time outside
+/// what ns since the epoch can hold (years 1677..2262) is clamped to its end of that range.
 fn start_bound(name: &str, text: &str) -> Result<i64, ApiError> {
-    chrono::DateTime::parse_from_rfc3339(text)
-        .ok()
-        .and_then(|t| t.timestamp_nanos_opt())
-        .ok_or_else(|| {
-            ApiError::bad_request(format!(
-                "invalid {name} {text:?}; allowed: an RFC 3339 time such as 2026-12-05T13:00:00Z"
-            ))
-        })
+    let time = chrono::DateTime::parse_from_rfc3339(text).map_err(|_| {
+        ApiError::bad_request(format!(
+            "invalid {name} {text:?}; allowed: an RFC 3339 time such as 2026-12-05T13:00:00Z"
+        ))
+    })?;
+    Ok(time
+        .timestamp_nanos_opt()
+        .unwrap_or(if time.timestamp() > 0 {
+            i64::MAX
+        } else {
+            i64::MIN
+        }))
 }
 
 /// Query of `GET /api/v1/runs`.

@@ -178,6 +178,31 @@ fn every_client_command_without_auth() {
     let run_id = runs["runs"][0]["run_id"].as_str().unwrap().to_string();
     let table = ok(ra(&sb, url, &["runs", "list", "--status", "completed"]));
     assert!(table.contains(&run_id), "{table}");
+    // Agent (name or type) and start-time filters; a `+` offset travels encoded.
+    let since = ["--since", "2000-01-01T01:00:00+01:00"];
+    for agent in ["script", "command"] {
+        let found = ok(ra(
+            &sb,
+            url,
+            &[&["runs", "list", "--agent", agent][..], &since].concat(),
+        ));
+        assert!(found.contains(&run_id), "{agent}: {found}");
+    }
+    let none = ok(ra(&sb, url, &["runs", "list", "--agent", "claude"]));
+    assert!(!none.contains(&run_id), "{none}");
+    let later = ok(ra(
+        &sb,
+        url,
+        &["runs", "list", "--since", "2999-01-01T00:00:00Z"],
+    ));
+    assert!(!later.contains(&run_id), "{later}");
+    let bad = ra(&sb, url, &["runs", "list", "--until", "tomorrow"]);
+    assert!(!bad.status.success());
+    assert!(
+        text(&bad).contains("invalid until \"tomorrow\""),
+        "{}",
+        text(&bad)
+    );
     let shown = ok(ra(&sb, url, &["runs", "show", &run_id]));
     assert!(
         shown.contains("completed") && shown.contains("agent:     command"),

@@ -41,6 +41,15 @@ pub struct ListArgs {
     /// Only runs with this status (running, completed, failed, stopped, unknown).
     #[arg(long, value_name = "STATUS")]
     pub status: Option<String>,
+    /// Only runs of this agent: its configured name or its type.
+    #[arg(long, value_name = "NAME")]
+    pub agent: Option<String>,
+    /// Only runs started at or after this RFC 3339 time (e.g. 2026-12-05T13:00:00Z).
+    #[arg(long, value_name = "TIME")]
+    pub since: Option<String>,
+    /// Only runs started before this RFC 3339 time.
+    #[arg(long, value_name = "TIME")]
+    pub until: Option<String>,
     /// Page size (server default 100, at most 1000).
     #[arg(long, value_name = "N")]
     pub limit: Option<usize>,
@@ -105,6 +114,9 @@ fn list(args: ListArgs) -> anyhow::Result<ExitCode> {
         ("project", args.project.clone()),
         ("task", args.task.clone()),
         ("status", args.status.clone()),
+        ("agent", args.agent.clone()),
+        ("since", args.since.clone()),
+        ("until", args.until.clone()),
         ("limit", args.limit.map(|l| l.to_string())),
         ("cursor", args.cursor.clone()),
     ]);
