@@ -25,6 +25,9 @@ const FAILURE_WINDOW: Duration = Duration::from_secs(60);
 /// Most client addresses whose failures are remembered; beyond it expired entries are dropped,
 /// then the stalest, so the map stays bounded whatever the number of clients.
 const MAX_TRACKED_CLIENTS: usize = 4096;
+/// Non-admin routes the admin key may read too: what a self-update client polls to learn
+/// which binary serves (`executable_sha256`, version).
+const ADMIN_READABLE: &[&str] = &["/api/v1/status", "/api/v1/version"];
 /// Query parameters that look like a credential and are refused.
 const KEY_QUERY_PARAMS: &[&str] = &["api_key", "apikey", "key", "token", "access_token"];
 
@@ -314,6 +317,13 @@ fn check(
     if let Some(given) = bearer(headers) {
         if constant_time_eq(given.as_bytes(), required.as_bytes()) {
             return Ok(Some(given.to_string()));
+        }
+        // The deploy job holding only the admin key must see which binary now serves.
+        let admin_read = !admin && *method == Method::GET && ADMIN_READABLE.contains(&path);
+        if let (true, Some(admin_key)) = (admin_read, settings.admin_key.as_deref()) {
+            if constant_time_eq(given.as_bytes(), admin_key.as_bytes()) {
+                return Ok(Some(given.to_string()));
+            }
         }
     }
     let source = if bearer(headers).is_some() {

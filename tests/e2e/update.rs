@@ -1038,3 +1038,97 @@ fn handoff_with_a_server_owned_run_in_flight_records_its_nonzero_exit_after_the_
     std::thread::sleep(Duration::from_secs(2));
     assert_eq!(std::fs::read_dir(&runs_dir).unwrap().count(), 1);
 }
+
+/// The first ```sh block after `heading` in docs/operations.md, as documented.
+fn operations_doc_block(heading: &str) -> String {
+    let doc =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/operations.md"))
+            .unwrap();
+    let section = doc
+        .split_once(heading)
+        .unwrap_or_else(|| panic!("docs/operations.md has no {heading:?}"))
+        .1;
+    let block = section
+        .split_once("```sh\n")
+        .and_then(|(_, rest)| rest.split_once("\n```"))
+        .unwrap_or_else(|| panic!("no sh block under {heading:?}"))
+        .0;
+    block.to_string()
+}
+
+/// The deploy job of docs/operations.md holds only the admin key (auth on, a separate API
+/// key): the documented curl flow and the documented CLI flow each update the server and exit
+/// 0. The shell blocks are run as written; only the placeholders (binary path, URL, root) are
+/// replaced.
+#[test]
+fn documented_ci_flows_succeed_with_only_the_admin_key() {
+    const DOC_BIN: &str = "/opt/conductor/releases/run-agent-1.4.0";
+    const ADMIN: &str = "admin-secret-0123456789";
+    let w = World::new();
+    let config = w.sb.write(
+        "config.yaml",
+        &format!("api:\n  auth_enabled: true\n  api_key: everyday-key-0123456789\n  admin_key: {ADMIN}\n"),
+    );
+    let server = w.serve(&["--config", config.to_str().unwrap()]);
+    let shell = |script: String| {
+        let mut cmd = w.sb.command(Path::new("timeout"));
+        cmd.args(["50", "bash", "-e", "-c", &script])
+            .env("CONDUCTOR_URL", &server.base)
+            .env("CONDUCTOR_ADMIN_KEY", ADMIN);
+        cmd
+    };
+
+    let curl_flow = operations_doc_block("### From CI with curl");
+    assert!(
+        curl_flow.contains(&format!("BIN={DOC_BIN}\n")),
+        "{curl_flow}"
+    );
+    let cand = w.candidate("cand-curl", "curl-flow");
+    let out = run(&mut shell(
+        curl_flow.replace(DOC_BIN, cand.to_str().unwrap()),
+    ));
+    assert!(out.status.success(), "curl flow: {}", text(&out));
+    let status_as_admin = || {
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .build()
+            .into();
+        let mut resp = agent
+            .get(format!("{}/api/v1/status", server.base))
+            .header("Authorization", format!("Bearer {ADMIN}"))
+            .call()
+            .unwrap();
+        assert_eq!(resp.status().as_u16(), 200);
+        serde_json::from_str::<Value>(&resp.body_mut().read_to_string().unwrap()).unwrap()
+    };
+    assert_eq!(status_as_admin()["executable_sha256"], sha256(&cand));
+
+    let cli_flow = operations_doc_block("### With the CLI");
+    for placeholder in [DOC_BIN, "http://build-host:14355", "/srv/runs"] {
+        assert!(cli_flow.contains(placeholder), "{placeholder}: {cli_flow}");
+    }
+    let cand = w.candidate("cand-cli", "cli-flow");
+    let script = cli_flow
+        .replace(DOC_BIN, cand.to_str().unwrap())
+        .replace("http://build-host:14355", &server.base)
+        .replace("/srv/runs", w.root().to_str().unwrap());
+    let mut cmd = shell(script);
+    let path = format!(
+        "{}:{}",
+        w.sb.path().join("bin").display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    cmd.env("PATH", path).env("SUM", sha256(&cand));
+    let out = run(&mut cmd);
+    assert!(out.status.success(), "CLI flow: {}", text(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("updated: the server now runs"), "{stdout}");
+    assert_eq!(status_as_admin()["executable_sha256"], sha256(&cand));
+
+    // The admin key reads the status and the version, nothing else outside the admin routes.
+    let (code, _) = crate::support::raw_http(
+        server.port(),
+        &format!("GET /api/v1/runs HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {ADMIN}\r\nConnection: close\r\n\r\n"),
+    );
+    assert_eq!(code, 401, "the admin key is not a general key");
+}
