@@ -43,6 +43,7 @@ pub fn run(args: SuperviseArgs) -> anyhow::Result<ExitCode> {
             AgentType::names()
         )
     })?;
+    let config = run_config();
     let plan = SupervisorPlan {
         run_dir: args.run_dir,
         cwd: args.cwd,
@@ -50,22 +51,24 @@ pub fn run(args: SuperviseArgs) -> anyhow::Result<ExitCode> {
         argv: args.argv,
         idle_timeout: args.idle_timeout_ms.map(Duration::from_millis),
         max_concurrent_runs: args.max_concurrent_runs,
-        webhook: webhook_target(),
+        webhook: config.as_ref().and_then(WebhookTarget::from_config),
+        pricing: config.map(|c| c.pricing).unwrap_or_default(),
     };
     supervise(&plan)?;
     Ok(ExitCode::SUCCESS)
 }
 
-/// The webhook of the config the run was started with: the file named by CONDUCTOR_CONFIG in
-/// the supervisor's env (set by `job`/`task` and the server whenever they use a config). The
-/// secret thus never appears on a command line. A config that no longer loads disables the
-/// webhook for this run (logged); the run itself goes on.
-fn webhook_target() -> Option<WebhookTarget> {
+/// The config the run was started with (its webhook and pricing): the file named by
+/// CONDUCTOR_CONFIG in the supervisor's env (set by `job`/`task` and the server whenever they
+/// use a config). The webhook secret thus never appears on a command line. A config that no
+/// longer loads disables the webhook and the cost estimate for this run (logged); the run
+/// itself goes on.
+fn run_config() -> Option<config::Config> {
     let path = config::process_env(config::ENV_CONFIG).filter(|p| !p.trim().is_empty())?;
     match config::load(Path::new(&path), &config::process_env) {
-        Ok(config) => WebhookTarget::from_config(&config),
+        Ok(config) => Some(config),
         Err(err) => {
-            tracing::warn!("no webhook for this run: {err}");
+            tracing::warn!("no webhook and no pricing for this run: {err}");
             None
         }
     }

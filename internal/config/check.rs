@@ -1,6 +1,6 @@
 //! Value rules the schema's types cannot express (cross-field and format checks).
 
-use super::schema::{AgentType, Config};
+use super::schema::{AgentType, Budget, Config};
 
 /// A rule a loaded config breaks: the canonical key path and what is wrong.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -22,7 +22,49 @@ pub(crate) fn check(config: &Config) -> Result<(), Violation> {
     check_defaults(config)?;
     check_api(config)?;
     check_webhook(config)?;
-    check_storage(config)
+    check_storage(config)?;
+    check_pricing(config)?;
+    check_budget(&config.defaults.budget, "defaults.budget")
+}
+
+fn check_pricing(config: &Config) -> Result<(), Violation> {
+    for (model, price) in &config.pricing {
+        if model.trim().is_empty() {
+            return violation("pricing", "model names must not be empty");
+        }
+        for (field, value) in [
+            ("input_per_mtok", Some(price.input_per_mtok)),
+            ("output_per_mtok", Some(price.output_per_mtok)),
+            ("cached_input_per_mtok", price.cached_input_per_mtok),
+        ] {
+            if let Some(value) = value.filter(|v| !v.is_finite() || *v < 0.0) {
+                return violation(
+                    format!("pricing.{model}.{field}"),
+                    format!(
+                        "{value} is not a non-negative number of US dollars per million tokens"
+                    ),
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A budget's figures must be positive (a zero budget would stop every task at once).
+pub(crate) fn check_budget(budget: &Budget, key: &str) -> Result<(), Violation> {
+    if let Some(cost) = budget.max_cost_usd.filter(|c| !c.is_finite() || *c <= 0.0) {
+        return violation(
+            format!("{key}.max_cost_usd"),
+            format!("{cost} is not a positive number of US dollars"),
+        );
+    }
+    if budget.max_tokens == Some(0) {
+        return violation(
+            format!("{key}.max_tokens"),
+            "0 is not a positive number of tokens",
+        );
+    }
+    Ok(())
 }
 
 fn check_agents(config: &Config) -> Result<(), Violation> {

@@ -24,7 +24,7 @@ use serde::Deserialize;
 use super::error::{Location, ParseFailure};
 use super::schema::{
     deserialize_agents, split_missing_type, AgentConfig, ApiConfig, BusConfig, Config, Defaults,
-    StorageConfig, WebhookConfig,
+    ModelPrice, StorageConfig, WebhookConfig,
 };
 
 /// The HCL file shape: like [`Config`], with agents as `agent "<name>"` blocks.
@@ -43,6 +43,8 @@ struct HclFile {
     storage: StorageConfig,
     #[serde(default)]
     bus: BusConfig,
+    #[serde(default)]
+    pricing: BTreeMap<String, ModelPrice>,
 }
 
 /// Parses an HCL config document.
@@ -76,6 +78,7 @@ pub(crate) fn parse(text: &str) -> Result<Config, ParseFailure> {
         webhook: file.webhook,
         storage: file.storage,
         bus: file.bus,
+        pricing: file.pricing,
     })
 }
 
@@ -137,6 +140,32 @@ fn check_structure(body: &Body, text: &str) -> Result<(), ParseFailure> {
                     key: format!("agents.{label}"),
                     location,
                     message: format!("agent \"{label}\" is defined twice (first on line {first})"),
+                });
+            }
+            continue;
+        }
+        if name == "pricing" && labels.is_some() {
+            // `pricing "<model>" { … }` blocks, one per model, like agent blocks.
+            let labels = labels.unwrap_or_default();
+            if labels.len() != 1 {
+                return Err(ParseFailure::Invalid {
+                    key: "pricing".to_string(),
+                    location,
+                    message: format!(
+                        "a `pricing` block needs exactly one label (the model's name), found {}",
+                        labels.len()
+                    ),
+                });
+            }
+            let label = format!("pricing.{}", labels[0]);
+            if let Some(first) = seen.insert(label.clone(), location.map_or(0, |l| l.line)) {
+                return Err(ParseFailure::Invalid {
+                    key: label,
+                    location,
+                    message: format!(
+                        "the price of model \"{}\" is given twice (first on line {first})",
+                        labels[0]
+                    ),
                 });
             }
             continue;

@@ -4,7 +4,13 @@ use super::error::Format;
 use super::schema::AgentType;
 
 /// Top-level sections (YAML spelling).
-pub const SECTIONS: [&str; 6] = ["agents", "defaults", "api", "webhook", "storage", "bus"];
+pub const SECTIONS: [&str; 7] = [
+    "agents", "defaults", "api", "webhook", "storage", "bus", "pricing",
+];
+/// Keys of one model's price.
+pub const PRICE_KEYS: [&str; 3] = ["input_per_mtok", "output_per_mtok", "cached_input_per_mtok"];
+/// Keys of a budget.
+pub const BUDGET_KEYS: [&str; 2] = ["max_cost_usd", "max_tokens"];
 /// Keys of one agent.
 pub const AGENT_KEYS: [&str; 6] = [
     "type",
@@ -15,12 +21,13 @@ pub const AGENT_KEYS: [&str; 6] = [
     "command",
 ];
 /// Keys of `defaults`.
-pub const DEFAULTS_KEYS: [&str; 5] = [
+pub const DEFAULTS_KEYS: [&str; 6] = [
     "agent",
     "timeout",
     "max_concurrent_runs",
     "max_concurrent_root_tasks",
     "max_restarts",
+    "budget",
 ];
 /// Keys of `api`.
 pub const API_KEYS: [&str; 8] = [
@@ -66,7 +73,7 @@ pub fn allowed(key: &str, format: Format) -> String {
         [] => match format {
             Format::Yaml => format!("top-level keys {}", SECTIONS.join(", ")),
             Format::Hcl => {
-                "`agent \"<name>\" { … }` blocks and the blocks defaults, api, webhook, storage, bus"
+                "`agent \"<name>\" { … }` and `pricing \"<model>\" { … }` blocks and the blocks defaults, api, webhook, storage, bus"
                     .to_string()
             }
         },
@@ -106,6 +113,21 @@ pub fn allowed(key: &str, format: Format) -> String {
             "a non-negative integer (0 = unlimited)".to_string()
         }
         ["defaults", "max_restarts"] => "a non-negative integer".to_string(),
+        ["defaults", "budget"] => keys(&BUDGET_KEYS),
+        ["defaults", "budget", "max_cost_usd"] => {
+            "a positive number of US dollars, e.g. 2.5".to_string()
+        }
+        ["defaults", "budget", "max_tokens"] => "a positive integer".to_string(),
+        ["defaults", "budget", ..] => keys(&BUDGET_KEYS),
+        ["pricing"] => format!(
+            "a map from model name to its price ({})",
+            keys(&PRICE_KEYS)
+        ),
+        ["pricing", _] => keys(&PRICE_KEYS),
+        ["pricing", _, "input_per_mtok" | "output_per_mtok" | "cached_input_per_mtok"] => {
+            "a non-negative number of US dollars per million tokens".to_string()
+        }
+        ["pricing", ..] => keys(&PRICE_KEYS),
         ["api"] => keys(&API_KEYS),
         ["api", "host"] => "a host name or IP address to bind, e.g. 127.0.0.1 or 0.0.0.0".to_string(),
         ["api", "port"] => "an integer port from 1 to 65535".to_string(),
@@ -135,6 +157,7 @@ pub fn allowed(key: &str, format: Format) -> String {
             "api" => keys(&API_KEYS),
             "webhook" => keys(&WEBHOOK_KEYS),
             "storage" => keys(&STORAGE_KEYS),
+            "pricing" => keys(&PRICE_KEYS),
             _ => keys(&BUS_KEYS),
         },
         _ => allowed("", format),

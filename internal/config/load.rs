@@ -300,6 +300,10 @@ mod tests {
                 max_concurrent_runs: 4,
                 max_concurrent_root_tasks: 2,
                 max_restarts: 5,
+                budget: crate::config::Budget {
+                    max_cost_usd: Some(2.5),
+                    max_tokens: Some(1_000_000),
+                },
             },
             api: ApiConfig {
                 host: "127.0.0.1".into(),
@@ -328,6 +332,25 @@ mod tests {
                 extra_roots: vec!["/home/u/old-runs".into(), "/srv/legacy-runs".into()],
             },
             bus: BusConfig { fsync: true },
+            pricing: [
+                (
+                    "claude-sonnet-4-5".to_string(),
+                    crate::config::ModelPrice {
+                        input_per_mtok: 3.0,
+                        output_per_mtok: 15.0,
+                        cached_input_per_mtok: None,
+                    },
+                ),
+                (
+                    "gpt-5".to_string(),
+                    crate::config::ModelPrice {
+                        input_per_mtok: 1.25,
+                        output_per_mtok: 10.0,
+                        cached_input_per_mtok: Some(0.125),
+                    },
+                ),
+            ]
+            .into(),
         }
     }
 
@@ -421,6 +444,36 @@ mod tests {
         assert!(message.contains("\"30m\""), "{message}");
         let message = error_text("c.yaml", "defaults:\n  timeout: -5\n");
         assert!(message.contains("non-negative"), "{message}");
+    }
+
+    #[test]
+    fn pricing_and_budget_errors_name_the_key() {
+        let message = error_text(
+            "c.yaml",
+            "pricing:\n  gpt-5: {input_per_mtok: -1, output_per_mtok: 2}\n",
+        );
+        assert!(
+            message.contains("pricing.gpt-5.input_per_mtok"),
+            "{message}"
+        );
+        assert!(message.contains("non-negative"), "{message}");
+        let message = error_text("c.yaml", "pricing:\n  gpt-5: {input_per_mtok: 1}\n");
+        assert!(message.contains("output_per_mtok"), "{message}");
+        let message = error_text(
+            "c.yaml",
+            "pricing:\n  gpt-5: {input_per_mtok: 1, output_per_mtok: 1, per_call: 3}\n",
+        );
+        assert!(message.contains("per_call"), "{message}");
+        assert!(message.contains("cached_input_per_mtok"), "{message}");
+        let message = error_text("c.yaml", "defaults:\n  budget: {max_cost_usd: 0}\n");
+        assert!(
+            message.contains("defaults.budget.max_cost_usd"),
+            "{message}"
+        );
+        let message = error_text("c.yaml", "defaults:\n  budget: {max_tokens: lots}\n");
+        assert!(message.contains("defaults.budget.max_tokens"), "{message}");
+        let message = error_text("c.hcl", "pricing \"a\" \"b\" {\n}\n");
+        assert!(message.contains("exactly one label"), "{message}");
     }
 
     #[test]

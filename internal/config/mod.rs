@@ -28,7 +28,8 @@ pub use resolve::{
     ENV_HOST, ENV_PORT, ENV_ROOT,
 };
 pub use schema::{
-    parse_duration_secs, AgentConfig, AgentType, ApiConfig, BusConfig, Config, Defaults,
-    StorageConfig, WebhookConfig, WebhookEvent, DEFAULT_HOST, DEFAULT_MAX_RESTARTS, DEFAULT_PORT,
+    parse_duration_secs, AgentConfig, AgentType, ApiConfig, Budget, BusConfig, Config, Defaults,
+    ModelPrice, StorageConfig, WebhookConfig, WebhookEvent, DEFAULT_HOST, DEFAULT_MAX_RESTARTS,
+    DEFAULT_PORT,
 };
 pub use secret_env::{with_secret_files, SecretEnv, ENV_ADMIN_KEY_FILE, ENV_API_KEY_FILE};

@@ -35,6 +35,57 @@ pub struct Config {
     pub storage: StorageConfig,
     /// Message-bus behaviour.
     pub bus: BusConfig,
+    /// Prices per model, to estimate the cost of runs whose agent reports none. There are no
+    /// built-in prices.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub pricing: BTreeMap<String, ModelPrice>,
+}
+
+/// What a model costs, in US dollars per million tokens.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelPrice {
+    /// Per million input tokens (not read from the cache).
+    pub input_per_mtok: f64,
+    /// Per million output tokens.
+    pub output_per_mtok: f64,
+    /// Per million cached input tokens; without it cached tokens cost `input_per_mtok`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cached_input_per_mtok: Option<f64>,
+}
+
+impl ModelPrice {
+    /// The cost of `input` tokens (`cached` of them from the cache) and `output` tokens.
+    pub fn cost(&self, input: u64, cached: u64, output: u64) -> f64 {
+        let cached = cached.min(input);
+        let per = |tokens: u64, price: f64| tokens as f64 * price / 1_000_000.0;
+        per(input - cached, self.input_per_mtok)
+            + per(
+                cached,
+                self.cached_input_per_mtok.unwrap_or(self.input_per_mtok),
+            )
+            + per(output, self.output_per_mtok)
+    }
+}
+
+/// A task's spending limit; a task whose runs (children included) pass either figure is
+/// stopped. Unset figures do not limit.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Budget {
+    /// Most US dollars the task's runs may cost (known costs only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_cost_usd: Option<f64>,
+    /// Most tokens (input plus output) the task's runs may use.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_tokens: Option<u64>,
+}
+
+impl Budget {
+    /// Whether the budget limits anything.
+    pub fn is_set(&self) -> bool {
+        self.max_cost_usd.is_some() || self.max_tokens.is_some()
+    }
 }
 
 /// The kinds of agent Conductor can run.
@@ -224,6 +275,13 @@ pub struct Defaults {
     pub max_concurrent_root_tasks: u32,
     /// Restarts of a task's loop before it gives up.
     pub max_restarts: u32,
+    /// The spending limit of a task that sets none of its own.
+    #[serde(skip_serializing_if = "is_unset_budget")]
+    pub budget: Budget,
+}
+
+fn is_unset_budget(budget: &Budget) -> bool {
+    !budget.is_set()
 }
 
 impl Default for Defaults {
@@ -234,6 +292,7 @@ impl Default for Defaults {
             max_concurrent_runs: 0,
             max_concurrent_root_tasks: 0,
             max_restarts: DEFAULT_MAX_RESTARTS,
+            budget: Budget::default(),
         }
     }
 }

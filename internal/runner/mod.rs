@@ -37,6 +37,7 @@ pub mod stop;
 pub mod stream;
 pub mod supervise;
 pub mod supervisor_lock;
+pub mod usage;
 pub mod webhook;
 
 pub use agent::AgentSpec;

@@ -3,14 +3,19 @@
 //! "stream": true}` and `Authorization: Bearer <token>`. Each delta is handed on as it arrives
 //! (the supervisor appends it to agent-stdout.txt); the full answer becomes output.md. Every
 //! failure (HTTP status, connection, broken stream) is a one-line summary naming the agent.
+//! The `usage` object a chunk carries (the final one, with `stream_options.include_usage`)
+//! is the run's usage (xai is asked for it with `stream_options.include_usage`): `prompt_tokens` (with `prompt_tokens_details.cached_tokens`),
+//! `completion_tokens`, and perplexity's `cost.total_cost` as a reported cost.
 
 use std::io::{BufRead, BufReader, Read};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
 use serde_json::Value;
 
 use crate::config::AgentType;
+use crate::storage::{CostSource, Usage};
 
 /// How long connecting may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
@@ -42,6 +47,8 @@ pub struct ChatRequest<'a> {
     /// Counts what arrives (the response head as 1, then every byte of the body), so that a
     /// watcher can tell a stalled stream from a slow one.
     pub received: Option<&'a AtomicU64>,
+    /// Receives the usage of the answer when a chunk (or the JSON completion) reports it.
+    pub usage: Option<&'a Mutex<Option<Usage>>>,
 }
 
 impl std::fmt::Debug for ChatRequest<'_> {
@@ -74,12 +81,16 @@ pub fn stream_chat(
             req.base_url
         ));
     }
-    let body = serde_json::json!({
+    let mut body = serde_json::json!({
         "model": req.model,
         "messages": [{ "role": "user", "content": req.prompt }],
         "stream": true,
-    })
-    .to_string();
+    });
+    // xai sends usage in a last chunk only when asked; perplexity always sends it.
+    if req.agent_type == AgentType::Xai {
+        body["stream_options"] = serde_json::json!({ "include_usage": true });
+    }
+    let body = body.to_string();
     let agent: ureq::Agent = ureq::Agent::config_builder()
         .http_status_as_error(false)
         .timeout_connect(Some(CONNECT_TIMEOUT))
@@ -116,7 +127,12 @@ pub fn stream_chat(
         ));
     }
     if is_sse {
-        read_sse(name, BufReader::new(reader), &mut on_delta)
+        let mut on_usage = |usage: Usage| {
+            if let Some(slot) = req.usage {
+                *slot.lock().unwrap_or_else(PoisonError::into_inner) = Some(usage);
+            }
+        };
+        read_sse(name, BufReader::new(reader), &mut on_delta, &mut on_usage)
     } else {
         // A server may answer a streaming request with one JSON completion.
         let mut text = String::new();
@@ -138,6 +154,9 @@ pub fn stream_chat(
                 )
             })?
             .to_string();
+        if let (Some(slot), Some(usage)) = (req.usage, chunk_usage(&doc)) {
+            *slot.lock().unwrap_or_else(PoisonError::into_inner) = Some(usage);
+        }
         on_delta(&answer);
         Ok(answer)
     }
@@ -165,6 +184,7 @@ fn read_sse(
     name: &str,
     reader: impl BufRead,
     on_delta: &mut dyn FnMut(&str),
+    on_usage: &mut dyn FnMut(Usage),
 ) -> Result<String, String> {
     let mut answer = String::new();
     let mut finished = false;
@@ -188,6 +208,9 @@ fn read_sse(
                 .map_or_else(|| err.to_string(), str::to_string);
             return Err(format!("{name}: error in stream: {}", excerpt(&message)));
         }
+        if let Some(usage) = chunk_usage(&chunk) {
+            on_usage(usage);
+        }
         let choice = &chunk["choices"][0];
         if let Some(delta) = choice["delta"]["content"].as_str() {
             if !delta.is_empty() {
@@ -206,6 +229,31 @@ fn read_sse(
             "{name}: broken stream: the connection closed before the answer was finished"
         ))
     }
+}
+
+/// The usage a chat completion (chunk) reports, if any. Output counts what the provider bills
+/// beyond the prompt (`total_tokens - prompt_tokens` when larger than `completion_tokens`, as
+/// with reasoning tokens counted apart).
+fn chunk_usage(chunk: &Value) -> Option<Usage> {
+    let usage = chunk.get("usage").filter(|u| u.is_object())?;
+    let count = |v: &Value| v.as_u64().unwrap_or(0);
+    let input = count(&usage["prompt_tokens"]);
+    let output =
+        count(&usage["completion_tokens"]).max(count(&usage["total_tokens"]).saturating_sub(input));
+    let cost = usage["cost"]["total_cost"]
+        .as_f64()
+        .filter(|c| c.is_finite() && *c >= 0.0);
+    Some(Usage {
+        model: chunk["model"]
+            .as_str()
+            .filter(|m| !m.trim().is_empty())
+            .map(str::to_string),
+        input_tokens: input,
+        cached_input_tokens: count(&usage["prompt_tokens_details"]["cached_tokens"]),
+        output_tokens: output,
+        cost_usd: cost,
+        cost_source: cost.map(|_| CostSource::Reported),
+    })
 }
 
 /// The first [`BODY_EXCERPT`] characters of `text`, on one line.
@@ -233,7 +281,13 @@ mod tests {
                       data: {\"choices\":[{\"delta\":{\"content\":\"lo\"}}]}\n\n\
                       data: [DONE]\n\n";
         let mut seen = Vec::new();
-        let answer = read_sse("xai", stream.as_bytes(), &mut |d| seen.push(d.to_string())).unwrap();
+        let answer = read_sse(
+            "xai",
+            stream.as_bytes(),
+            &mut |d| seen.push(d.to_string()),
+            &mut |_| {},
+        )
+        .unwrap();
         assert_eq!(answer, "Hello");
         assert_eq!(seen, ["Hel", "lo"]);
     }
@@ -241,17 +295,48 @@ mod tests {
     #[test]
     fn sse_cut_short_is_broken_unless_finished() {
         let cut = "data: {\"choices\":[{\"delta\":{\"content\":\"Hel\"}}]}\n";
-        let err = read_sse("xai", cut.as_bytes(), &mut |_| {}).unwrap_err();
+        let err = read_sse("xai", cut.as_bytes(), &mut |_| {}, &mut |_| {}).unwrap_err();
         assert!(err.starts_with("xai: broken stream"), "{err}");
         let finished =
             "data: {\"choices\":[{\"delta\":{\"content\":\"Hi\"},\"finish_reason\":\"stop\"}]}\n";
         assert_eq!(
-            read_sse("xai", finished.as_bytes(), &mut |_| {}).unwrap(),
+            read_sse("xai", finished.as_bytes(), &mut |_| {}, &mut |_| {}).unwrap(),
             "Hi"
         );
         let error = "data: {\"error\":{\"message\":\"quota\"}}\n";
-        let err = read_sse("perplexity", error.as_bytes(), &mut |_| {}).unwrap_err();
+        let err = read_sse("perplexity", error.as_bytes(), &mut |_| {}, &mut |_| {}).unwrap_err();
         assert_eq!(err, "perplexity: error in stream: quota");
+    }
+
+    #[test]
+    fn usage_of_the_final_chunk() {
+        let stream = "data: {\"model\":\"sonar-pro\",\"choices\":[{\"delta\":{\"content\":\"Hi\"}}]}\n\
+                      data: {\"model\":\"sonar-pro\",\"choices\":[{\"delta\":{},\"finish_reason\":\"stop\"}],\"usage\":{\"prompt_tokens\":11,\"completion_tokens\":7,\"total_tokens\":18,\"cost\":{\"total_cost\":0.0051}}}\n\
+                      data: [DONE]\n";
+        let mut got = None;
+        read_sse("perplexity", stream.as_bytes(), &mut |_| {}, &mut |u| {
+            got = Some(u)
+        })
+        .unwrap();
+        let usage = got.unwrap();
+        assert_eq!((usage.input_tokens, usage.output_tokens), (11, 7));
+        assert_eq!(usage.cost_usd, Some(0.0051));
+        assert_eq!(usage.model.as_deref(), Some("sonar-pro"));
+        let xai = serde_json::json!({"model": "grok-4", "usage": {"prompt_tokens": 10,
+            "completion_tokens": 2, "total_tokens": 20,
+            "prompt_tokens_details": {"cached_tokens": 6},
+            "completion_tokens_details": {"reasoning_tokens": 8}}});
+        let usage = chunk_usage(&xai).unwrap();
+        assert_eq!(
+            (
+                usage.input_tokens,
+                usage.cached_input_tokens,
+                usage.output_tokens
+            ),
+            (10, 6, 10)
+        );
+        assert_eq!(usage.cost_usd, None);
+        assert!(chunk_usage(&serde_json::json!({"usage": null})).is_none());
     }
 
     #[test]

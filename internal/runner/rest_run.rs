@@ -19,7 +19,7 @@ use crate::storage::atomic::write_atomic;
 use crate::storage::liveness::process_start_time;
 use crate::storage::paths::{OUTPUT_FILE, PROMPT_FILE, STDERR_FILE, STDOUT_FILE};
 use crate::storage::run_info::UPDATE_LOCK_TIMEOUT;
-use crate::storage::{RunInfo, RunStatus};
+use crate::storage::{RunInfo, RunStatus, Usage};
 
 use super::agent::token_var;
 use super::classify::{classify, Outcome};
@@ -45,6 +45,8 @@ pub struct Ended {
     pub outcome: Outcome,
     /// Whether the idle timeout abandoned the request.
     pub timed_out: bool,
+    /// What the answer's chunks reported of tokens and cost (unpriced).
+    pub usage: Option<Usage>,
 }
 
 impl From<Outcome> for Ended {
@@ -52,6 +54,7 @@ impl From<Outcome> for Ended {
         Ended {
             outcome,
             timed_out: false,
+            usage: None,
         }
     }
 }
@@ -141,6 +144,8 @@ pub fn run(
     let request_out = Arc::clone(&delta_out);
     let received = Arc::new(AtomicU64::new(0));
     let request_received = Arc::clone(&received);
+    let usage = Arc::new(Mutex::new(None::<Usage>));
+    let request_usage = Arc::clone(&usage);
     std::thread::Builder::new()
         .name("rest-request".into())
         .spawn(move || {
@@ -157,6 +162,7 @@ pub fn run(
                         token: &token,
                         prompt: &prompt,
                         received: Some(&request_received),
+                        usage: Some(&request_usage),
                     },
                     |delta| {
                         let mut out = request_out.lock().unwrap_or_else(PoisonError::into_inner);
@@ -173,9 +179,14 @@ pub fn run(
         .map_err(|e| RunnerError::io("start the request thread for", "run", e))?;
 
     let event = wait(&rx, &received, plan.idle_timeout);
+    let usage = || usage.lock().unwrap_or_else(PoisonError::into_inner).clone();
+    let with_usage = |outcome: Outcome| Ended {
+        usage: usage(),
+        ..outcome.into()
+    };
     let summary = match event {
         Event::Signal if stop::requested(&plan.run_dir) => {
-            return Ok(classify(-1, false, true).into())
+            return Ok(with_usage(classify(-1, false, true)))
         }
         Event::Signal => format!("{name}: terminated by a signal"),
         Event::Idle(limit) => {
@@ -189,8 +200,8 @@ pub fn run(
                 "{name}: nothing received for {limit:?}; request abandoned"
             );
             return Ok(Ended {
-                outcome: classify(1, true, false),
                 timed_out: true,
+                ..with_usage(classify(1, true, false))
             });
         }
         Event::Done(Ok(answer)) => {
@@ -198,23 +209,21 @@ pub fn run(
             let output_path = plan.run_dir.join(OUTPUT_FILE);
             write_atomic(&output_path, answer.as_bytes())
                 .map_err(|e| RunnerError::io("write", &output_path, e))?;
-            return Ok(Outcome {
+            return Ok(with_usage(Outcome {
                 status: RunStatus::Completed,
                 exit_code: 0,
                 error_summary: None,
-            }
-            .into());
+            }));
         }
         Event::Done(Err(summary)) => summary,
     };
     // A failure: the summary also goes to agent-stderr.txt.
     let _ = writeln!(stderr, "{summary}");
-    Ok(Outcome {
+    Ok(with_usage(Outcome {
         status: RunStatus::Failed,
         exit_code: 1,
         error_summary: Some(summary),
-    }
-    .into())
+    }))
 }
 
 /// Waits for the request or a signal; with an idle timeout, gives up when `received` did not

@@ -5,17 +5,19 @@
 //! run-info and the bus events. Whoever started the run may exit or be killed meanwhile.
 
 use std::cell::RefCell;
+use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
 use std::io::Read;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use nix::sys::signal::Signal;
 
-use crate::config::{AgentType, WebhookEvent};
+use crate::config::{AgentType, ModelPrice, WebhookEvent};
 use crate::storage::ids::{ProjectId, RunId, TaskId};
 use crate::storage::liveness::process_start_time;
 use crate::storage::paths::{
@@ -31,7 +33,7 @@ use super::events::RunEvents;
 use super::process::{new_session, signal_group};
 use super::reserve::FinalRecordReserve;
 use super::webhook::{self, WebhookTarget};
-use super::{failure, output, reap, rest_run, slots, stop, supervisor_lock};
+use super::{failure, output, reap, rest_run, slots, stop, supervisor_lock, usage};
 
 /// How long `<cli> --version` may take (gemini's Node start takes ~5 s on a busy machine).
 const VERSION_TIMEOUT: Duration = Duration::from_secs(15);
@@ -53,6 +55,8 @@ pub struct SupervisorPlan {
     pub max_concurrent_runs: u32,
     /// Where the run's events are POSTed (the config's `webhook`); `None` sends nothing.
     pub webhook: Option<WebhookTarget>,
+    /// The config's `pricing`, to estimate a cost the agent does not report.
+    pub pricing: BTreeMap<String, ModelPrice>,
 }
 
 /// Runs the plan to the end and returns the final run-info. With a webhook, the run's events
@@ -240,7 +244,14 @@ fn run_to_end(
         if let (true, Some(limit)) = (ended.timed_out, plan.idle_timeout) {
             report(events.timed_out(limit));
         }
-        return finish(&info_path, &ended.outcome, &reserve, |_| {});
+        let run_usage = ended
+            .usage
+            .map(|u| usage::priced(u, &plan.pricing, plan.argv.get(1).map(String::as_str)));
+        return finish(&info_path, &ended.outcome, &reserve, |i| {
+            if run_usage.is_some() {
+                i.usage.clone_from(&run_usage);
+            }
+        });
     }
     // Orphans of the agent's tools become ours, to be ended with the run (see reap).
     if let Err(err) = reap::become_subreaper() {
@@ -276,7 +287,19 @@ fn run_to_end(
     notifier.started();
     tracing::debug!(run = %run, pid, "agent started");
 
-    let (status, timed_out) = wait(&mut child, pid, &plan.run_dir, plan.idle_timeout)?;
+    let meter = usage::Meter::new(plan.agent_type, &plan.run_dir, &plan.pricing, &plan.argv);
+    let done = AtomicBool::new(false);
+    let (waited, run_usage) = std::thread::scope(|scope| {
+        let watcher = meter.map(|meter| {
+            let (info_path, done) = (&info_path, &done);
+            scope.spawn(move || meter.watch(info_path, done, |_| {}))
+        });
+        let waited = wait(&mut child, pid, &plan.run_dir, plan.idle_timeout);
+        done.store(true, Ordering::Release);
+        let run_usage = watcher.and_then(|w| w.join().ok()).flatten();
+        (waited, run_usage)
+    });
+    let (status, timed_out) = waited?;
     let stopped = stop::requested(&plan.run_dir);
     if stopped || timed_out {
         reap::end_descendants(reap::LEFTOVER_GRACE);
@@ -316,6 +339,9 @@ fn run_to_end(
     let final_info = finish(&info_path, &outcome, &reserve, |i| {
         if session.is_some() {
             i.agent_session_id = session.clone();
+        }
+        if run_usage.is_some() {
+            i.usage.clone_from(&run_usage);
         }
     })?;
     tracing::debug!(run = %run, status = %outcome.status, exit_code = outcome.exit_code, "run finished");

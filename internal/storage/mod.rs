@@ -13,6 +13,7 @@ pub mod run_info;
 mod run_info_fast;
 pub mod scan;
 pub mod time;
+pub mod usage;
 pub mod watch;
 pub(crate) mod yaml_scalar;
 
@@ -21,3 +22,4 @@ pub use error::StorageError;
 pub use ids::{validate_id, IdError, IdKind, ProjectId, RunId, TaskId};
 pub use paths::Root;
 pub use run_info::{RunInfo, RunStatus};
+pub use usage::{CostSource, Usage, UsageTotals};

@@ -16,6 +16,7 @@ use super::error::StorageError;
 use super::lock::LockFile;
 use super::paths::RUN_INFO_LOCK_FILE;
 use super::time::{format_rfc3339_nano, parse_rfc3339, zero_time};
+use super::usage::{format_usd, CostSource, Usage};
 use super::yaml_scalar;
 
 /// How long an update waits for the run-info lock before failing.
@@ -147,6 +148,10 @@ pub struct RunInfo {
     /// `agent` holds its type. Resume runs the agent of this name again.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub agent_name: Option<String>,
+    /// Tokens and cost the agent's stream reported (keys `model`, `input_tokens`,
+    /// `cached_input_tokens`, `output_tokens`, `cost_usd`, `cost_source`; all optional).
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    pub usage: Option<Usage>,
     /// Keys this version does not know, kept in file order and written back unchanged.
     #[serde(skip)]
     pub extra: Vec<(String, Value)>,
@@ -188,6 +193,7 @@ impl RunInfo {
             pid_start_time: None,
             restart_index: None,
             agent_name: None,
+            usage: None,
             extra: Vec::new(),
         }
     }
@@ -196,6 +202,11 @@ impl RunInfo {
     /// it existed) the agent type.
     pub fn agent_name_or_type(&self) -> &str {
         nonempty(&self.agent_name).unwrap_or(&self.agent)
+    }
+
+    /// The usage record, created empty when there is none yet.
+    pub fn usage_mut(&mut self) -> &mut Usage {
+        self.usage.get_or_insert_with(Usage::default)
     }
 
     /// The end time, or `None` while it is the zero time.
@@ -263,6 +274,20 @@ impl RunInfo {
         }
         if let Some(v) = nonempty(&self.agent_name) {
             line("agent_name", s(v));
+        }
+        if let Some(usage) = &self.usage {
+            if let Some(v) = nonempty(&usage.model) {
+                line("model", s(v));
+            }
+            line("input_tokens", usage.input_tokens.to_string());
+            line("cached_input_tokens", usage.cached_input_tokens.to_string());
+            line("output_tokens", usage.output_tokens.to_string());
+            if let Some(cost) = usage.cost_usd {
+                line("cost_usd", format_usd(cost));
+            }
+            if let Some(source) = usage.cost_source {
+                line("cost_source", source.as_str().to_string());
+            }
         }
         for (key, value) in &self.extra {
             let mut map = Mapping::new();
@@ -336,6 +361,14 @@ impl RunInfo {
                 "pid_start_time" => info.pid_start_time = Some(field.uint()?),
                 "restart_index" => info.restart_index = Some(field.uint()?),
                 "agent_name" => info.agent_name = field.opt_string()?,
+                "model" => info.usage_mut().model = field.opt_string()?,
+                "input_tokens" => info.usage_mut().input_tokens = field.uint()?,
+                "cached_input_tokens" => info.usage_mut().cached_input_tokens = field.uint()?,
+                "output_tokens" => info.usage_mut().output_tokens = field.uint()?,
+                "cost_usd" => info.usage_mut().cost_usd = Some(field.float()?),
+                "cost_source" => {
+                    info.usage_mut().cost_source = CostSource::from_text(&field.string()?)
+                }
                 _ => info.extra.push((key.clone(), value.clone())),
             }
         }
@@ -456,6 +489,16 @@ impl Field<'_> {
                 .as_u64()
                 .ok_or_else(|| self.wrong("a non-negative integer")),
             _ => Err(self.wrong("a non-negative integer")),
+        }
+    }
+
+    fn float(&self) -> Result<f64, String> {
+        match self.value {
+            Value::Number(n) => n
+                .as_f64()
+                .filter(|f| f.is_finite() && *f >= 0.0)
+                .ok_or_else(|| self.wrong("a non-negative number")),
+            _ => Err(self.wrong("a non-negative number")),
         }
     }
 

@@ -10,6 +10,7 @@ use std::collections::HashSet;
 
 use super::run_info::{RunInfo, RunStatus};
 use super::time::{parse_rfc3339, zero_time};
+use super::usage::CostSource;
 use super::yaml_scalar::decode_one_line;
 use crate::yaml::Value;
 
@@ -68,6 +69,12 @@ pub(crate) fn decode(text: &str) -> Option<RunInfo> {
             "pid_start_time" => info.pid_start_time = Some(uint(value)?),
             "restart_index" => info.restart_index = Some(uint(value)?),
             "agent_name" => info.agent_name = opt_string(value)?,
+            "model" => info.usage_mut().model = opt_string(value)?,
+            "input_tokens" => info.usage_mut().input_tokens = uint(value)?,
+            "cached_input_tokens" => info.usage_mut().cached_input_tokens = uint(value)?,
+            "output_tokens" => info.usage_mut().output_tokens = uint(value)?,
+            "cost_usd" => info.usage_mut().cost_usd = Some(float(value)?),
+            "cost_source" => info.usage_mut().cost_source = CostSource::from_text(&string(value)?),
             other => info.extra.push((other.to_string(), unknown(value)?)),
         }
     }
@@ -92,6 +99,15 @@ fn int(value: &str) -> Option<i64> {
 
 fn uint(value: &str) -> Option<u64> {
     decimal(value)?.parse().ok()
+}
+
+/// A plain non-negative decimal number, `123` or `0.0123` (what writers give `cost_usd`).
+fn float(value: &str) -> Option<f64> {
+    let (whole, fraction) = value.split_once('.').unwrap_or((value, "0"));
+    let plain = decimal(whole).is_some_and(|w| !w.starts_with('-'))
+        && !fraction.is_empty()
+        && fraction.bytes().all(|b| b.is_ascii_digit());
+    plain.then(|| value.parse().ok()).flatten()
 }
 
 fn string(value: &str) -> Option<String> {
@@ -160,9 +176,17 @@ mod tests {
         info.pid_start_time = Some(77);
         info.agent_name = Some("reviewer".into());
         info.extra
-            .push(("model".into(), Value::String("opus".into())));
+            .push(("future_name".into(), Value::String("opus".into())));
         info.extra
-            .push(("input_tokens".into(), Value::Number(1234.into())));
+            .push(("future_count".into(), Value::Number(1234.into())));
+        info.usage = Some(crate::storage::usage::Usage {
+            model: Some("claude-sonnet-4-5".into()),
+            input_tokens: 120,
+            cached_input_tokens: 100,
+            output_tokens: 7,
+            cost_usd: Some(0.000138),
+            cost_source: Some(CostSource::Reported),
+        });
         let text = info.to_yaml();
         let fast = decode(&text).expect("fast path");
         assert_eq!(fast, info);
@@ -198,6 +222,7 @@ mod tests {
             "'[ -~]{0,8}'",
             "[ -~]{0,10}",
             "-?[0-9]{1,4}",
+            "[0-9]{1,3}\\.[0-9]{1,4}",
             Just("2026-02-23T20:48:58.123Z".to_string()),
         ]
     }
@@ -209,7 +234,7 @@ mod tests {
                 (prop_oneof![
                     Just("run_id"), Just("pid"), Just("status"), Just("start_time"),
                     Just("commandline"), Just("pid_start_time"), Just("agent_name"),
-                    Just("exit_code"), Just("cwd"),
+                    Just("exit_code"), Just("cwd"), Just("cost_usd"), Just("input_tokens"),
                  ], scalar()),
                 1..6,
             )

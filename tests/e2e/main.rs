@@ -42,4 +42,5 @@ mod ui_load;
 mod ui_log;
 mod ui_nav;
 mod update;
+mod usage;
 mod webhook;

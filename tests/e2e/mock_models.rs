@@ -287,8 +287,8 @@ fn error_response(api: Api, status: u16, message: &str) -> Response {
     json_response(status, body)
 }
 
-const USAGE_IN: u64 = 11;
-const USAGE_OUT: u64 = 7;
+pub const USAGE_IN: u64 = 11;
+pub const USAGE_OUT: u64 = 7;
 
 /// A non-streaming answer.
 fn whole(api: Api, answer: &Answer) -> Value {

@@ -464,3 +464,42 @@ fn a_401_fails_the_run_with_the_models_message() {
         );
     });
 }
+
+/// The usage each CLI reports lands in run-info: claude's own cost (`reported`), and codex's
+/// and gemini's token counts as the mock model server reported them (11 in, 7 out per model
+/// request; the CLIs' own side requests count too, so the totals are whole multiples).
+#[test]
+fn usage_the_mock_reported_lands_in_run_info() {
+    use crate::mock_models::{USAGE_IN, USAGE_OUT};
+    use conductor::storage::CostSource;
+    each_agent(|agent| {
+        let Some(w) = World::new(agent, Reply::Text("MOCK: counted".into())) else {
+            return;
+        };
+        let out = w.job("u", "say hello");
+        w.assert_ok(&out, "u");
+        let info = &w.runs("u")[0];
+        let usage = info
+            .usage
+            .clone()
+            .unwrap_or_else(|| panic!("{agent}: no usage: {}", w.explain("u")));
+        let requests = w.mock.requests().len() as u64;
+        eprintln!("{agent}: {usage:?} after {requests} requests");
+        assert!(usage.output_tokens > 0, "{agent}: {usage:?}");
+        match agent {
+            "claude" => {
+                assert_eq!(usage.cost_source, Some(CostSource::Reported), "{usage:?}");
+                assert!(usage.cost_usd.is_some(), "{usage:?}");
+            }
+            _ => {
+                let turns = usage.output_tokens / USAGE_OUT;
+                assert!(turns >= 1 && turns <= requests, "{agent}: {usage:?}");
+                assert_eq!(
+                    (usage.input_tokens, usage.output_tokens),
+                    (turns * USAGE_IN, turns * USAGE_OUT),
+                    "{agent}: {usage:?}"
+                );
+            }
+        }
+    });
+}

@@ -326,3 +326,59 @@ fn idle_timeout_abandons_a_stalled_stream() {
     assert!(bus[1].body.contains("error: timed out"), "{}", bus[1].body);
     assert_eq!(bus[2].body, "agent job timed out after 1s of idle output");
 }
+
+/// The `usage` of the final chunk is the run's usage: perplexity's own cost is `reported`;
+/// xai (asked for it with `stream_options.include_usage`) gets a cost from the config's
+/// `pricing`.
+#[test]
+fn the_final_chunks_usage_lands_in_run_info() {
+    use conductor::storage::CostSource;
+    let with_usage = |model: &str, usage: &str| {
+        let mut body = sse(&["Four."], false);
+        body.push_str(&format!(
+            "data: {{\"model\":\"{model}\",\"choices\":[{{\"delta\":{{}},\"finish_reason\":\"stop\"}}],\"usage\":{usage}}}\n\ndata: [DONE]\n\n"
+        ));
+        body
+    };
+    let (pplx_port, _) = serve_once(with_usage(
+        "sonar-test",
+        r#"{"prompt_tokens":12,"completion_tokens":3,"total_tokens":15,"cost":{"input_tokens_cost":0.0001,"output_tokens_cost":0.0002,"request_cost":0.005,"total_cost":0.0053}}"#,
+    ));
+    let (xai_port, xai_request) = serve_once(with_usage(
+        "grok-test",
+        r#"{"prompt_tokens":1000,"completion_tokens":100,"total_tokens":1300,"prompt_tokens_details":{"cached_tokens":400},"completion_tokens_details":{"reasoning_tokens":200}}"#,
+    ));
+    let w = World::new(&format!(
+        "agents:\n  pplx:\n    type: perplexity\n    base_url: http://127.0.0.1:{pplx_port}/\n    model: sonar-test\n    token: t\n  \
+         grok:\n    type: xai\n    base_url: http://127.0.0.1:{xai_port}/\n    model: grok-test\n    token: t\n\
+         pricing:\n  grok-test: {{input_per_mtok: 2, output_per_mtok: 10, cached_input_per_mtok: 0.5}}\n"
+    ));
+    let config = w.sb.path().join("config.yaml");
+    let config = config.to_str().unwrap();
+    let (code, out, dir) = w.job_with("pplx", "pplx", &[], &["--config", config]);
+    assert_eq!(code, Some(0), "{out}");
+    let usage = info(&dir).usage.expect("perplexity usage");
+    assert_eq!((usage.input_tokens, usage.output_tokens), (12, 3));
+    assert_eq!(usage.cost_usd, Some(0.0053));
+    assert_eq!(usage.cost_source, Some(CostSource::Reported));
+
+    let (code, out, dir) = w.job_with("grok", "grok", &[], &["--config", config]);
+    assert_eq!(code, Some(0), "{out}");
+    let request = xai_request.recv_timeout(Duration::from_secs(10)).unwrap();
+    assert!(request.contains("\"include_usage\":true"), "{request}");
+    let usage = info(&dir).usage.expect("xai usage");
+    // Reasoning tokens outside completion_tokens are output too (total - prompt).
+    assert_eq!(
+        (
+            usage.input_tokens,
+            usage.cached_input_tokens,
+            usage.output_tokens
+        ),
+        (1000, 400, 300)
+    );
+    assert_eq!(usage.model.as_deref(), Some("grok-test"));
+    assert_eq!(usage.cost_source, Some(CostSource::Estimated));
+    // 600 × 2 + 400 × 0.5 + 300 × 10, per million.
+    let cost = usage.cost_usd.unwrap();
+    assert!((cost - 0.0044).abs() < 1e-9, "{cost}");
+}

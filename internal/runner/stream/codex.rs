@@ -1,11 +1,18 @@
 //! Codex (`codex exec --json`): `thread.started` (`thread_id`), `turn.started`, `item.*`
 //! events (`agent_message` items carry the answer), then `turn.completed` (with usage) or
 //! `turn.failed` with `error.message`; stream-level problems come as `error` events.
+//!
+//! Usage: each `turn.completed` has `usage: {input_tokens, cached_input_tokens,
+//! output_tokens}` of that turn (input includes the cached part, OpenAI style); the turns of a
+//! run add up. The stream does not name the model (the supervisor takes it from the command
+//! line when given there).
 
 use serde_json::Value;
 
+use crate::storage::Usage;
+
 use super::text::{first_text, merge};
-use super::{kind, EventParser};
+use super::{count, kind, EventParser};
 
 /// Reads a codex stream.
 #[derive(Debug, Default)]
@@ -13,10 +20,22 @@ pub struct Parser {
     out: String,
     turn_failed: Option<String>,
     error: Option<String>,
+    usage: Option<Usage>,
 }
 
 impl EventParser for Parser {
+    fn usage(&self) -> Option<Usage> {
+        self.usage.clone()
+    }
+
     fn event(&mut self, event: &Value) {
+        let turn_usage = &event["usage"];
+        if kind(event) == "turn.completed" && turn_usage.is_object() {
+            let sum = self.usage.get_or_insert_with(Usage::default);
+            sum.input_tokens += count(turn_usage, "input_tokens");
+            sum.cached_input_tokens += count(turn_usage, "cached_input_tokens");
+            sum.output_tokens += count(turn_usage, "output_tokens");
+        }
         match kind(event) {
             "turn.failed" => {
                 if let Some(message) = first_text(&event["error"], &["message"])
@@ -88,5 +107,26 @@ mod tests {
             Some("unexpected status 401 Unauthorized: bad key")
         );
         assert_eq!(summary.answer, None);
+        assert_eq!(summary.usage, None);
+    }
+
+    #[test]
+    fn turn_usages_add_up() {
+        let s = r#"{"type":"thread.started","thread_id":"t1"}
+{"type":"turn.started"}
+{"type":"item.completed","item":{"id":"item_0","type":"agent_message","text":"hi"}}
+{"type":"turn.completed","usage":{"input_tokens":11,"cached_input_tokens":3,"output_tokens":7}}
+{"type":"turn.started"}
+{"type":"turn.completed","usage":{"input_tokens":20,"cached_input_tokens":11,"output_tokens":2}}"#;
+        let usage = parse(AgentType::Codex, s).usage.unwrap();
+        assert_eq!(
+            (
+                usage.input_tokens,
+                usage.cached_input_tokens,
+                usage.output_tokens
+            ),
+            (31, 14, 9)
+        );
+        assert_eq!(usage.model, None);
     }
 }

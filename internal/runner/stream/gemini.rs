@@ -2,11 +2,17 @@
 //! `message`, the assistant's answer as `message` chunks with `"delta": true` (joined end to
 //! end), `tool_use` / `tool_result` between turns, and a closing `result` with
 //! `"status": "success"` or `"status": "error"` and `error.message`.
+//!
+//! Usage: only the closing `result` has it, as `stats: {input_tokens, output_tokens, cached,
+//! input, models: {<model>: {…}}}` (`input_tokens` is the whole prompt, `cached` the cached
+//! part of it). The `init` event names the model asked for.
 
 use serde_json::Value;
 
+use crate::storage::Usage;
+
 use super::text::{first_text, merge, text_of};
-use super::{kind, EventParser};
+use super::{count, kind, nonempty_str, EventParser};
 
 /// Reads a gemini stream.
 #[derive(Debug, Default)]
@@ -16,11 +22,41 @@ pub struct Parser {
     /// The previous event was an assistant delta chunk: the next one continues its text.
     in_delta: bool,
     error: Option<String>,
+    /// The model of the `init` event.
+    model: Option<String>,
+    usage: Option<Usage>,
+}
+
+/// The model of `stats.models` with the most tokens.
+fn main_model(models: &Value) -> Option<String> {
+    models
+        .as_object()?
+        .iter()
+        .max_by_key(|(_, m)| count(m, "total_tokens"))
+        .map(|(name, _)| name.clone())
 }
 
 impl EventParser for Parser {
+    fn usage(&self) -> Option<Usage> {
+        self.usage.clone()
+    }
+
     fn event(&mut self, event: &Value) {
         let event_kind = kind(event);
+        if event_kind == "init" {
+            self.model = nonempty_str(event, "model");
+        }
+        let stats = &event["stats"];
+        if event_kind == "result" && stats.get("input_tokens").is_some() {
+            self.usage = Some(Usage {
+                model: main_model(&stats["models"]).or_else(|| self.model.clone()),
+                input_tokens: count(stats, "input_tokens"),
+                cached_input_tokens: count(stats, "cached"),
+                output_tokens: count(stats, "output_tokens"),
+                cost_usd: None,
+                cost_source: None,
+            });
+        }
         let role = event.get("role").and_then(Value::as_str).unwrap_or("");
         let assistant = match event_kind {
             "message" => matches!(role, "" | "assistant"),
@@ -120,6 +156,24 @@ mod tests {
         );
         assert_eq!(summary.session_id.as_deref(), Some("g1"));
         assert_eq!(summary.error, None);
+        assert_eq!(summary.usage, None);
+    }
+
+    #[test]
+    fn result_stats_are_the_usage() {
+        let s = r#"{"type":"init","timestamp":"t","session_id":"g1","model":"auto"}
+{"type":"message","role":"assistant","content":"ok","delta":true}
+{"type":"result","timestamp":"t","status":"success","stats":{"total_tokens":18,"input_tokens":11,"output_tokens":7,"cached":4,"input":7,"duration_ms":5,"tool_calls":0,"models":{"gemini-2.5-flash-lite":{"total_tokens":2,"input_tokens":1,"output_tokens":1,"cached":0,"input":1},"gemini-2.5-pro":{"total_tokens":16,"input_tokens":10,"output_tokens":6,"cached":4,"input":6}}}}"#;
+        let usage = parse(AgentType::Gemini, s).usage.unwrap();
+        assert_eq!(
+            (
+                usage.input_tokens,
+                usage.cached_input_tokens,
+                usage.output_tokens
+            ),
+            (11, 4, 7)
+        );
+        assert_eq!(usage.model.as_deref(), Some("gemini-2.5-pro"));
     }
 
     #[test]

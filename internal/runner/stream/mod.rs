@@ -7,17 +7,21 @@
 mod claude;
 mod codex;
 mod gemini;
+mod live;
 mod text;
 
 use serde_json::Value;
 
 use crate::config::AgentType;
+use crate::storage::Usage;
+
+pub use live::LiveUsage;
 
 /// Longest line parsed (the reference's 1 MiB scanner limit).
 const MAX_LINE: usize = 1024 * 1024;
 
 /// Everything read from one agent stream.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct StreamSummary {
     /// The final answer, if the stream has one (never only whitespace).
     pub answer: Option<String>,
@@ -28,12 +32,16 @@ pub struct StreamSummary {
     pub error: Option<String>,
     /// How many JSON object lines the stream had (0: not a JSON stream at all).
     pub events: usize,
+    /// Tokens (and a reported cost) the stream told of; `None` when it told nothing.
+    pub usage: Option<Usage>,
 }
 
 /// One CLI's reading of its stream, fed event by event.
-trait EventParser {
+trait EventParser: Send {
     /// Takes the next JSON object of the stream.
     fn event(&mut self, event: &Value);
+    /// What the events seen so far say of tokens and cost (`None`: nothing yet).
+    fn usage(&self) -> Option<Usage>;
     /// The answer and the error, once every event was seen.
     fn finish(self: Box<Self>) -> (Option<String>, Option<String>);
 }
@@ -70,6 +78,7 @@ pub fn parse(agent_type: AgentType, stdout: &str) -> StreamSummary {
         }
         parser.event(&event);
     }
+    summary.usage = parser.usage();
     let (answer, error) = parser.finish();
     summary.answer = answer.filter(|a| !a.trim().is_empty());
     summary.error = error
@@ -91,6 +100,21 @@ pub fn session_id(agent_type: AgentType, stdout: &str) -> Option<String> {
 
 fn kind(event: &Value) -> &str {
     event.get("type").and_then(Value::as_str).unwrap_or("")
+}
+
+/// A token count at `key` of `value` (0 when missing or not a non-negative integer).
+fn count(value: &Value, key: &str) -> u64 {
+    value.get(key).and_then(Value::as_u64).unwrap_or(0)
+}
+
+/// A non-empty string at `key` of `value`.
+fn nonempty_str(value: &Value, key: &str) -> Option<String> {
+    value
+        .get(key)
+        .and_then(Value::as_str)
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
 }
 
 #[cfg(test)]

@@ -1,0 +1,182 @@
+//! Usage and cost per run: the fake CLIs print each real CLI's usage events (shapes taken from
+//! claude 2.x stream-json, `codex exec --json` and gemini stream-json), and run-info.yaml
+//! gets the tokens and the cost — reported by the CLI, or estimated from the config's
+//! `pricing` — while the run is live and at its end, also when a stop cuts the stream.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Output, Stdio};
+use std::time::Duration;
+
+use conductor::storage::{CostSource, RunInfo, RunStatus, Usage};
+
+use crate::support::{run, run_infos, text, wait_until, Sandbox};
+
+const LIMIT: Duration = Duration::from_secs(60);
+
+/// Two claude turns (the first split over two events repeating its usage).
+pub const CLAUDE_TURNS: &str = r#"{"type":"system","subtype":"init","session_id":"c-1","model":"claude-sonnet-4-5-20250929"}
+{"type":"assistant","message":{"id":"msg_1","model":"claude-sonnet-4-5-20250929","content":[{"type":"text","text":"looking"}],"usage":{"input_tokens":3,"cache_creation_input_tokens":1000,"cache_read_input_tokens":0,"output_tokens":20}},"session_id":"c-1"}
+{"type":"assistant","message":{"id":"msg_1","model":"claude-sonnet-4-5-20250929","content":[{"type":"tool_use","id":"t1","name":"Bash","input":{}}],"usage":{"input_tokens":3,"cache_creation_input_tokens":1000,"cache_read_input_tokens":0,"output_tokens":20}},"session_id":"c-1"}
+{"type":"user","message":{"content":[{"type":"tool_result","tool_use_id":"t1","content":"ok"}]},"session_id":"c-1"}
+{"type":"assistant","message":{"id":"msg_2","model":"claude-sonnet-4-5-20250929","content":[{"type":"text","text":"done"}],"usage":{"input_tokens":5,"cache_creation_input_tokens":0,"cache_read_input_tokens":1000,"output_tokens":30}},"session_id":"c-1"}"#;
+
+/// claude's closing event with the run's usage and its own cost.
+pub const CLAUDE_RESULT: &str = r#"{"type":"result","subtype":"success","is_error":false,"duration_ms":900,"num_turns":2,"result":"done","session_id":"c-1","total_cost_usd":0.0123,"usage":{"input_tokens":8,"cache_creation_input_tokens":1000,"cache_read_input_tokens":1000,"output_tokens":50},"modelUsage":{"claude-sonnet-4-5-20250929":{"inputTokens":8,"outputTokens":50,"cacheReadInputTokens":1000,"cacheCreationInputTokens":1000,"costUSD":0.0123}}}"#;
+
+const CODEX_STREAM: &str = r#"{"type":"thread.started","thread_id":"th-1"}
+{"type":"turn.started"}
+{"type":"item.completed","item":{"id":"item_0","type":"agent_message","text":"first"}}
+{"type":"turn.completed","usage":{"input_tokens":1200,"cached_input_tokens":1000,"output_tokens":300}}
+{"type":"turn.started"}
+{"type":"item.completed","item":{"id":"item_1","type":"agent_message","text":"second"}}
+{"type":"turn.completed","usage":{"input_tokens":800,"cached_input_tokens":0,"output_tokens":200}}"#;
+
+const GEMINI_STREAM: &str = r#"{"type":"init","timestamp":"2026-01-01T00:00:00.000Z","session_id":"g-1","model":"auto"}
+{"type":"message","timestamp":"2026-01-01T00:00:00.000Z","role":"assistant","content":"hi","delta":true}
+{"type":"result","timestamp":"2026-01-01T00:00:01.000Z","status":"success","stats":{"total_tokens":140,"input_tokens":100,"output_tokens":40,"cached":60,"input":40,"duration_ms":1000,"tool_calls":0,"models":{"gemini-2.5-pro":{"total_tokens":140,"input_tokens":100,"output_tokens":40,"cached":60,"input":40}}}}"#;
+
+fn world() -> Sandbox {
+    let sb = Sandbox::new();
+    sb.install_fake_clis(&["claude", "codex", "gemini"]);
+    sb.write(
+        "config.yaml",
+        "pricing:\n  gpt-5: {input_per_mtok: 1.25, output_per_mtok: 10, cached_input_per_mtok: 0.125}\n  \
+         gemini-2.5: {input_per_mtok: 1, output_per_mtok: 2}\n  \
+         claude-sonnet-4-5: {input_per_mtok: 100, output_per_mtok: 100}\n",
+    );
+    // codex names its model in its own config, not in its stream.
+    sb.write("codex-home/config.toml", "model = \"gpt-5\"\n");
+    sb
+}
+
+fn job_cmd(sb: &Sandbox, task: &str, agent: &str, stdout: &str) -> std::process::Command {
+    let mut cmd = sb.run_agent_with_fake_clis();
+    cmd.args(["job", "--project", "p", "--task", task, "--agent", agent])
+        .args(["--prompt", "work", "--root"])
+        .arg(sb.path().join("root"))
+        .arg("--config")
+        .arg(sb.path().join("config.yaml"))
+        .env("CODEX_HOME", sb.path().join("codex-home"))
+        .env("FAKE_STDOUT", stdout);
+    cmd
+}
+
+fn job(sb: &Sandbox, task: &str, agent: &str, stdout: &str) -> Output {
+    run(&mut job_cmd(sb, task, agent, stdout))
+}
+
+fn runs_dir(sb: &Sandbox, task: &str) -> PathBuf {
+    sb.path().join("root/p").join(task).join("runs")
+}
+
+fn only_run(sb: &Sandbox, task: &str) -> RunInfo {
+    run_infos(&runs_dir(sb, task)).pop().expect("one run")
+}
+
+fn tokens(usage: &Usage) -> (u64, u64, u64) {
+    (
+        usage.input_tokens,
+        usage.cached_input_tokens,
+        usage.output_tokens,
+    )
+}
+
+#[test]
+fn each_clis_usage_and_cost_land_in_run_info() {
+    let sb = world();
+    let out = job(
+        &sb,
+        "t-claude",
+        "claude",
+        &format!("{CLAUDE_TURNS}\n{CLAUDE_RESULT}"),
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    let usage = only_run(&sb, "t-claude").usage.expect("claude usage");
+    assert_eq!(tokens(&usage), (2008, 1000, 50));
+    assert_eq!(usage.model.as_deref(), Some("claude-sonnet-4-5-20250929"));
+    // The reported cost wins over the config's (much higher) price.
+    assert_eq!(usage.cost_usd, Some(0.0123));
+    assert_eq!(usage.cost_source, Some(CostSource::Reported));
+
+    let out = job(&sb, "t-codex", "codex", CODEX_STREAM);
+    assert!(out.status.success(), "{}", text(&out));
+    let usage = only_run(&sb, "t-codex").usage.expect("codex usage");
+    assert_eq!(tokens(&usage), (2000, 1000, 500));
+    assert_eq!(usage.model.as_deref(), Some("gpt-5"));
+    assert_eq!(usage.cost_source, Some(CostSource::Estimated));
+    // 1000 uncached × 1.25 + 1000 cached × 0.125 + 500 out × 10, per million.
+    let cost = usage.cost_usd.expect("estimated cost");
+    assert!((cost - 0.006375).abs() < 1e-9, "{cost}");
+
+    let out = job(&sb, "t-gemini", "gemini", GEMINI_STREAM);
+    assert!(out.status.success(), "{}", text(&out));
+    let info = only_run(&sb, "t-gemini");
+    let usage = info.usage.expect("gemini usage");
+    assert_eq!(tokens(&usage), (100, 60, 40));
+    assert_eq!(usage.model.as_deref(), Some("gemini-2.5-pro"));
+    assert_eq!(usage.cost_source, Some(CostSource::Estimated));
+    let yaml = std::fs::read_to_string(
+        runs_dir(&sb, "t-gemini")
+            .join(&info.run_id)
+            .join("run-info.yaml"),
+    )
+    .unwrap();
+    assert!(yaml.contains("\ninput_tokens: 100\n"), "{yaml}");
+    assert!(yaml.contains("\ncost_source: estimated\n"), "{yaml}");
+
+    // A stream without usage (or not JSON at all) records none and does not fail the run.
+    let out = job(&sb, "t-none", "claude", "plain text, no events");
+    assert!(out.status.success(), "{}", text(&out));
+    let info = only_run(&sb, "t-none");
+    assert_eq!(info.status, RunStatus::Completed);
+    assert_eq!(info.usage, None);
+}
+
+/// Waits for `child` (a `run-agent job`) to exit, killing it after [`LIMIT`].
+fn wait_child(mut child: Child) {
+    let start = std::time::Instant::now();
+    while child.try_wait().expect("wait").is_none() {
+        if start.elapsed() > LIMIT {
+            let _ = child.kill();
+            panic!("run-agent job did not end");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn live_usage(runs: &Path) -> Option<(RunStatus, Usage)> {
+    let info = run_infos(runs).pop()?;
+    Some((info.status, info.usage?))
+}
+
+#[test]
+fn usage_is_recorded_while_the_run_is_live_and_kept_when_a_stop_cuts_the_stream() {
+    let sb = world();
+    let never = sb.path().join("never-released");
+    let child = job_cmd(&sb, "t-live", "claude", CLAUDE_TURNS)
+        .env("FAKE_TICK_UNTIL", &never)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start job");
+    let runs = runs_dir(&sb, "t-live");
+    wait_until("live usage in run-info", LIMIT, || {
+        live_usage(&runs).is_some_and(|(status, _)| status == RunStatus::Running)
+    });
+    let (_, usage) = live_usage(&runs).unwrap();
+    assert_eq!(tokens(&usage), (2008, 1000, 50));
+    // No reported cost in the turns: the config's price estimates it.
+    assert_eq!(usage.cost_source, Some(CostSource::Estimated));
+    let out = run(sb
+        .run_agent()
+        .args(["stop", "--project", "p", "--task", "t-live", "--root"])
+        .arg(sb.path().join("root")));
+    assert!(out.status.success(), "{}", text(&out));
+    wait_child(child);
+    let info = only_run(&sb, "t-live");
+    assert_eq!(info.status, RunStatus::Stopped);
+    let usage = info.usage.expect("usage kept after the stop");
+    assert_eq!(tokens(&usage), (2008, 1000, 50));
+    let cost = usage.cost_usd.unwrap();
+    assert!((cost - 0.2058).abs() < 1e-9, "{cost}");
+}
