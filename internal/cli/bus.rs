@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context};
 
+use super::terminal_text::{for_terminal, for_terminal_json};
 use crate::bus::{self, AppendOptions, FollowFrom, Follower, Message, NewMessage, ReadQuery};
 use crate::storage::ids::{ProjectId, RunId, TaskId};
 use crate::storage::paths::{Root, PROJECT_BUS_FILE, TASK_BUS_FILE};
@@ -311,6 +312,7 @@ fn read(args: ReadArgs, env: Env) -> anyhow::Result<ExitCode> {
         (None, None) => DEFAULT_TAIL,
     };
     let stdout = std::io::stdout();
+    let tty = stdout.is_terminal();
     let mut out = stdout.lock();
     if args.follow {
         let from = match (&args.since, tail) {
@@ -321,7 +323,7 @@ fn read(args: ReadArgs, env: Env) -> anyhow::Result<ExitCode> {
         let mut follower = Follower::open(&bus_path, from, args.msg_type.clone())?;
         loop {
             let batch = follower.next_batch(Duration::from_secs(1))?;
-            if !print_all(&mut out, &batch, args.json)? {
+            if !print_all(&mut out, &batch, args.json, tty)? {
                 return Ok(ExitCode::SUCCESS);
             }
         }
@@ -332,7 +334,7 @@ fn read(args: ReadArgs, env: Env) -> anyhow::Result<ExitCode> {
         msg_type: args.msg_type.clone(),
     };
     let msgs = bus::read(&bus_path, &query)?;
-    print_all(&mut out, &msgs, args.json)?;
+    print_all(&mut out, &msgs, args.json, tty)?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -351,21 +353,27 @@ fn read_target(args: &ReadArgs, env: Env) -> anyhow::Result<PathBuf> {
     Ok(root.confined_bus(&project, task.as_ref())?)
 }
 
-/// Prints messages; `Ok(false)` when stdout was closed (e.g. piped into `head`).
-fn print_all(out: &mut impl Write, msgs: &[Message], json: bool) -> anyhow::Result<bool> {
+/// Prints messages; `Ok(false)` when stdout was closed (e.g. piped into `head`). On a
+/// terminal (`tty`) control characters in the messages are shown escaped.
+fn print_all(
+    out: &mut impl Write,
+    msgs: &[Message],
+    json: bool,
+    tty: bool,
+) -> anyhow::Result<bool> {
     let result = (|| -> std::io::Result<()> {
         for msg in msgs {
             if json {
-                serde_json::to_writer(&mut *out, msg)?;
-                out.write_all(b"\n")?;
+                let text = serde_json::to_string(msg)?;
+                writeln!(out, "{}", for_terminal_json(&text, tty))?;
             } else {
-                writeln!(
-                    out,
+                let text = format!(
                     "[{}] ({}) {}",
                     msg.ts.format("%Y-%m-%d %H:%M:%S"),
                     msg.msg_type,
                     msg.body
-                )?;
+                );
+                writeln!(out, "{}", for_terminal(&text, tty))?;
             }
         }
         out.flush()

@@ -17,6 +17,7 @@ pub mod status;
 pub mod stop;
 pub mod supervise;
 pub mod task;
+pub mod terminal_text;
 pub mod validate;
 pub mod watch;
 

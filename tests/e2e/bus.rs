@@ -663,3 +663,58 @@ fn lock_held_past_the_timeout_fails_clearly_without_writing() {
     post(&sb, &["--project", "p", "--body", "after release"]);
     assert_eq!(read_all(&bus).unwrap().len(), 2);
 }
+
+/// Runs `shell_command` under a pseudo-terminal (`script` from util-linux) and returns what
+/// the terminal received.
+fn on_a_terminal(sb: &Sandbox, shell_command: &str) -> Vec<u8> {
+    let out = run(sb
+        .command(Path::new("script"))
+        .args(["-qec", shell_command, "/dev/null"]));
+    assert!(out.status.success(), "{}", text(&out));
+    out.stdout
+}
+
+#[test]
+fn read_escapes_control_characters_on_a_terminal_and_pipes_them_raw() {
+    let sb = Sandbox::new();
+    let root = sb.path().join("root");
+    let body = "title \x1b]0;pwned\x07 clear \u{9b}2J cr\rend\ttab";
+    post(&sb, &["--project", "p", "--body", body]);
+
+    // Through a pipe: the bytes as they are, in text and in JSON.
+    let piped = ok(&run(sb
+        .run_agent()
+        .args(["bus", "read", "--project", "p", "--root"])
+        .arg(&root)));
+    assert!(piped.contains(body), "{piped:?}");
+    assert_eq!(bodies(&read_json(&sb, &["--project", "p"])), [body]);
+
+    // On a terminal: escaped, nothing a terminal would act on.
+    let bin = crate::support::run_agent_bin();
+    let read = format!(
+        "{} bus read --project p --root {}",
+        bin.display(),
+        root.display()
+    );
+    let shown = String::from_utf8(on_a_terminal(&sb, &read)).unwrap();
+    assert!(
+        shown.contains("title \\x1b]0;pwned\\x07 clear \\u{9b}2J cr\\x0dend\ttab"),
+        "{shown:?}"
+    );
+    assert!(
+        !shown
+            .chars()
+            .any(|c| c.is_control() && !"\r\n\t".contains(c)),
+        "{shown:?}"
+    );
+    // JSON on a terminal: the same value, every control written as a JSON escape.
+    let shown = String::from_utf8(on_a_terminal(&sb, &format!("{read} --json"))).unwrap();
+    assert!(
+        !shown
+            .chars()
+            .any(|c| c.is_control() && !"\r\n\t".contains(c)),
+        "{shown:?}"
+    );
+    let value: serde_json::Value = serde_json::from_str(shown.trim()).unwrap();
+    assert_eq!(value["body"], body);
+}

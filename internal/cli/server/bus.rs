@@ -1,7 +1,7 @@
 //! `server bus read|post`: a project's or task's message bus through the REST API; `read
 //! --follow` reads the bus SSE stream, resuming from the last msg_id when the connection drops.
 
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -10,6 +10,7 @@ use serde_json::{json, Value};
 
 use super::common::{cell, client, print_json, REQUEST_TIMEOUT};
 use super::ClientArgs;
+use crate::cli::terminal_text::{for_terminal, for_terminal_json};
 use crate::client::{query, segment, ApiClient, ClientError};
 
 /// Consecutive failed reconnects before `read --follow` gives up.
@@ -146,13 +147,15 @@ fn read(args: ReadArgs) -> anyhow::Result<ExitCode> {
             last = Some(id.to_string());
         }
         if !args.follow {
+            let tty = std::io::stdout().is_terminal();
             if args.json {
-                print_json(&answer)?;
+                let text = serde_json::to_string_pretty(&answer)?;
+                println!("{}", for_terminal_json(&text, tty));
             } else if messages.is_empty() {
                 println!("no messages");
             } else {
                 for m in &messages {
-                    println!("{}", line(m));
+                    println!("{}", for_terminal(&line(m), tty));
                 }
             }
             return Ok(ExitCode::SUCCESS);
@@ -168,10 +171,11 @@ fn read(args: ReadArgs) -> anyhow::Result<ExitCode> {
 
 fn print_message(msg: &Value, json: bool) -> anyhow::Result<()> {
     let mut out = std::io::stdout().lock();
+    let tty = out.is_terminal();
     if json {
-        writeln!(out, "{msg}")?;
+        writeln!(out, "{}", for_terminal_json(&msg.to_string(), tty))?;
     } else {
-        writeln!(out, "{}", line(msg))?;
+        writeln!(out, "{}", for_terminal(&line(msg), tty))?;
     }
     out.flush()?;
     Ok(())
