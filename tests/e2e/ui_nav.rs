@@ -111,6 +111,26 @@ fn open_runs_page(b: &Browser, sb: &Sandbox) -> Server {
     server
 }
 
+/// The `href` attribute of the first element matching `css` ("" when there is none). Read in
+/// the page: the run page redraws its links when the run's record is re-read, so a held
+/// element reference can go stale.
+fn href(b: &Browser, css: &str) -> String {
+    b.execute(
+        "return document.querySelector(arguments[0])?.getAttribute('href') || ''",
+        &[json!(css)],
+    )
+    .as_str()
+    .unwrap_or_default()
+    .to_string()
+}
+
+/// Clicks the element matching `css`, finding it again when a redraw replaced it.
+fn click(b: &Browser, css: &str) {
+    b.wait_until(&format!("`{css}` is clicked"), WAIT, |b| {
+        b.try_find(css).and_then(|e| e.try_click()).is_ok()
+    });
+}
+
 fn submit_filters(b: &Browser) {
     b.find("#runs-filter button[type=submit]").click();
 }
@@ -193,14 +213,14 @@ fn run_page_links_the_task_s_previous_and_next_runs() {
         "the chain's previous run is shown: {info}"
     );
     assert_eq!(
-        b.find("#run-neighbours a.run-prev").attr("href").as_deref(),
-        Some(format!("#/runs/{R1}").as_str())
+        href(&b, "#run-neighbours a.run-prev"),
+        format!("#/runs/{R1}")
     );
     assert_eq!(
-        b.find("#run-neighbours a.run-next").attr("href").as_deref(),
-        Some(format!("#/runs/{R3}").as_str())
+        href(&b, "#run-neighbours a.run-next"),
+        format!("#/runs/{R3}")
     );
-    b.find("#run-neighbours a.run-next").click();
+    click(&b, "#run-neighbours a.run-next");
     b.wait_until("the next run opens", WAIT, |b| {
         hash(b) == format!("#/runs/{R3}")
     });
@@ -350,13 +370,8 @@ fn a_command_agent_s_output_copy_is_collapsed_not_rendered() {
     b.wait_for("#run-output details.output-collapsed", WAIT);
     assert!(b.text("#run-output").contains("copy of stdout"));
     assert_eq!(b.count("#run-output h1"), 0);
-    assert_eq!(
-        b.find("#run-output details a")
-            .attr("href")
-            .as_deref()
-            .map(|h| h.ends_with("/files/output")),
-        Some(true)
-    );
+    let raw = href(&b, "#run-output details a");
+    assert!(raw.ends_with("/files/output"), "{raw}");
     b.assert_no_console_errors();
 }
 
