@@ -13,7 +13,7 @@ use super::range::ByteRange;
 use super::state::{AppState, ServerState};
 use crate::runner::inspect::{derive_status, Dependencies, TaskStatus};
 use crate::storage::scan::{self, list_projects, list_tasks, Reconcile, RunEntry};
-use crate::storage::{paths, ProjectId, RunId, RunInfo, RunStatus, TaskId};
+use crate::storage::{paths, ProjectId, RunId, RunInfo, RunStatus, TaskId, Usage, UsageTotals};
 
 /// Largest page of runs a client may ask for.
 const MAX_PAGE: usize = 1000;
@@ -59,6 +59,8 @@ pub struct ProjectSummary {
     pub project_id: String,
     /// Number of task directories.
     pub task_count: usize,
+    /// The sum of the usage of the project's runs (from the run index).
+    pub usage: UsageTotals,
 }
 
 /// `GET /api/v1/projects`
@@ -74,6 +76,7 @@ pub async fn projects(State(state): State<AppState>) -> Json<serde_json::Value> 
         .map(|p| ProjectSummary {
             project_id: p.id.to_string(),
             task_count: list_tasks(p).len(),
+            usage: state.index.usage_of(Some(p.id.as_str())),
         })
         .collect();
     Json(serde_json::json!({ "projects": projects }))
@@ -98,6 +101,10 @@ pub struct RunSummary {
     /// Why run-info.yaml could not be read.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// Tokens and cost of the run, when its stream reported any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub usage: Option<Usage>,
 }
 
 impl RunSummary {
@@ -113,6 +120,7 @@ impl RunSummary {
             project_id: project_id.to_string(),
             task_id: task_id.to_string(),
             status,
+            usage: info.as_ref().and_then(|i| i.usage.clone()),
             info,
             error,
         }
@@ -276,6 +284,7 @@ pub fn task_view(
         newest,
         any_running,
         last_activity_ns: None,
+        usage: Default::default(),
     };
     let deps = Dependencies::read(dir);
     let next_cursor = (end < names.len() && end > start).then(|| names[end - 1].clone());
@@ -288,6 +297,7 @@ pub fn task_view(
         "depends_on": deps.depends_on,
         "blocked_by": deps.blocked_by,
         "run_count": names.len(),
+        "usage": task_usage(state, project, task, &indexed),
         "runs": runs,
         "next_cursor": next_cursor,
     });
@@ -295,6 +305,23 @@ pub fn task_view(
         view["deps_error"] = serde_json::json!(err);
     }
     view
+}
+
+/// The usage of a task's runs, from the index (its running runs re-read first, so a view
+/// shows what they recorded a moment ago).
+fn task_usage(
+    state: &ServerState,
+    project: &ProjectId,
+    task: &TaskId,
+    indexed: &TaskRuns,
+) -> UsageTotals {
+    if indexed.any_running {
+        state
+            .index
+            .refresh_running_of(project.as_str(), task.as_str());
+        return state.index.task_runs(project.as_str(), task.as_str()).usage;
+    }
+    indexed.usage.clone()
 }
 
 /// One line of a task listing, from the run index: status, DONE, run count, newest run,
@@ -320,6 +347,7 @@ pub fn task_summary(state: &ServerState, task: &scan::TaskEntry) -> serde_json::
         "latest_run": runs.newest.map(|(id, _)| id),
         "last_activity": last_activity,
         "blocked_by": deps.blocked_by,
+        "usage": runs.usage,
     })
 }
 

@@ -1,7 +1,10 @@
 //! `/metrics` in Prometheus text format: requests by route template and status, runs by
-//! status, active task loops, bus appends, SSE clients, self-update state.
+//! status, active task loops, bus appends, SSE clients, self-update state, and the tokens and
+//! cost of the runs by agent and model.
 
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::Mutex;
 
 use axum::extract::{MatchedPath, Request, State};
 use axum::http::header;
@@ -15,7 +18,7 @@ use prometheus_client::registry::Registry;
 
 use super::error::ApiError;
 use super::state::AppState;
-use crate::storage::RunStatus;
+use crate::storage::{RunStatus, UsageTotals};
 
 type Labels = Vec<(String, String)>;
 
@@ -30,6 +33,11 @@ pub struct Metrics {
     sse_clients: Gauge,
     update_state: Family<Labels, Gauge>,
     sse_open: AtomicI64,
+    tokens: Family<Labels, Counter>,
+    cost: Family<Labels, Counter<f64, AtomicU64>>,
+    /// The usage sums by (agent, model) at the previous scrape: counters grow by what was
+    /// added since (runs deleted by gc never make them go down).
+    usage_seen: Mutex<HashMap<(String, String), UsageTotals>>,
 }
 
 impl Default for Metrics {
@@ -67,7 +75,22 @@ impl Default for Metrics {
             "Self-update state (1 for the current state)",
             update_state.clone(),
         );
+        let tokens = Family::<Labels, Counter>::default();
+        registry.register(
+            "tokens",
+            "Tokens the runs' agents reported, by agent type, model and kind (input: all input tokens; cached_input: the cached part of them; output)",
+            tokens.clone(),
+        );
+        let cost = Family::<Labels, Counter<f64, AtomicU64>>::default();
+        registry.register(
+            "cost_usd",
+            "Cost of the runs in US dollars (reported or estimated), by agent type and model",
+            cost.clone(),
+        );
         Self {
+            tokens,
+            cost,
+            usage_seen: Mutex::new(HashMap::new()),
             registry,
             requests,
             runs,
@@ -81,6 +104,53 @@ impl Default for Metrics {
 }
 
 impl Metrics {
+    /// Adds to the token and cost counters what the runs' usage grew by since the last call.
+    fn count_usage(&self, now: std::collections::BTreeMap<(String, String), UsageTotals>) {
+        let mut seen = self
+            .usage_seen
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        for ((agent, model), totals) in now {
+            let before = seen.get(&(agent.clone(), model.clone()));
+            let labels = |extra: Option<&str>| {
+                let mut l = vec![
+                    ("agent".to_string(), agent.clone()),
+                    ("model".to_string(), model.clone()),
+                ];
+                if let Some(kind) = extra {
+                    l.push(("kind".to_string(), kind.to_string()));
+                }
+                l
+            };
+            for (kind, value, old) in [
+                (
+                    "input",
+                    totals.input_tokens,
+                    before.map_or(0, |b| b.input_tokens),
+                ),
+                (
+                    "cached_input",
+                    totals.cached_input_tokens,
+                    before.map_or(0, |b| b.cached_input_tokens),
+                ),
+                (
+                    "output",
+                    totals.output_tokens,
+                    before.map_or(0, |b| b.output_tokens),
+                ),
+            ] {
+                let counter = self.tokens.get_or_create(&labels(Some(kind)));
+                counter.inc_by(value.saturating_sub(old));
+            }
+            let added = totals.cost_usd - before.map_or(0.0, |b| b.cost_usd);
+            let counter = self.cost.get_or_create(&labels(None));
+            if added > 0.0 {
+                counter.inc_by(added);
+            }
+            seen.insert((agent, model), totals);
+        }
+    }
+
     /// Counts one message posted through the API.
     pub fn bus_append(&self) {
         self.bus_appends.inc();
@@ -143,6 +213,7 @@ pub async fn metrics(State(state): State<AppState>) -> Result<Response, ApiError
             .get_or_create(&labels)
             .set(counts.get(&status).copied().unwrap_or(0) as i64);
     }
+    m.count_usage(state.index.usage_by_agent_model());
     m.task_loops.set(state.task_loops.active() as i64);
     m.sse_clients.set(m.sse_open.load(Ordering::Relaxed));
     if let Ok(view) = state.update.status() {

@@ -13,7 +13,7 @@ use crate::runner::inspect::{extra_runs, TaskStatus, TaskView};
 use crate::storage::ids::{ProjectId, TaskId};
 use crate::storage::scan::{self, RunEntry, TaskEntry};
 use crate::storage::time::format_rfc3339_nano;
-use crate::storage::RunStatus;
+use crate::storage::{RunStatus, UsageTotals};
 
 /// `list` flags.
 #[derive(Debug, Clone, clap::Args)]
@@ -48,10 +48,47 @@ pub(crate) fn run_json(run: &RunEntry) -> Value {
             if let Some(summary) = &info.error_summary {
                 v["error_summary"] = json!(summary);
             }
+            if let Some(usage) = &info.usage {
+                v["usage"] = json!(usage);
+            }
         }
         Err(err) => v["error"] = json!(err),
     }
     v
+}
+
+/// The sum of the usage of `runs` (a task's runs, its child runs among them).
+pub(crate) fn usage_of(runs: &[RunEntry]) -> UsageTotals {
+    UsageTotals::of(
+        runs.iter()
+            .filter_map(|r| r.info.as_ref().ok())
+            .filter_map(|i| i.usage.as_ref()),
+    )
+}
+
+/// Usage totals in words: `2008 tokens (input 1958, cached 1000, output 50), $0.0123`.
+pub(crate) fn usage_text(totals: &UsageTotals) -> String {
+    let mut text = format!(
+        "{} tokens (input {}, cached {}, output {})",
+        totals.total_tokens, totals.input_tokens, totals.cached_input_tokens, totals.output_tokens
+    );
+    if totals.runs_with_usage > totals.runs_without_cost {
+        text.push_str(&format!(", ${}", cost_text(totals.cost_usd)));
+    }
+    if totals.runs_without_cost > 0 {
+        text.push_str(&format!(
+            " ({} of {} runs without a known cost)",
+            totals.runs_without_cost, totals.runs_with_usage
+        ));
+    }
+    text
+}
+
+/// A dollar amount with at most four decimals (`0.0123`, `12.5`).
+pub(crate) fn cost_text(usd: f64) -> String {
+    let text = format!("{usd:.4}");
+    let text = text.trim_end_matches('0');
+    text.strip_suffix('.').unwrap_or(text).to_string()
 }
 
 /// One task (with its runs) as JSON.
@@ -65,6 +102,7 @@ pub(crate) fn task_json(view: &TaskView) -> Value {
         "depends_on": view.depends_on.iter().map(TaskId::as_str).collect::<Vec<_>>(),
         "blocked_by": view.blocked_by.iter().map(TaskId::as_str).collect::<Vec<_>>(),
         "runs": view.runs.iter().map(run_json).collect::<Vec<_>>(),
+        "usage": usage_of(&view.runs),
     });
     if let Some(err) = &view.deps_error {
         v["deps_error"] = json!(err);
@@ -72,8 +110,8 @@ pub(crate) fn task_json(view: &TaskView) -> Value {
     v
 }
 
-/// A run's row cells: id, status, exit code, start time.
-fn run_cells(run: &RunEntry) -> [String; 4] {
+/// A run's row cells: id, status, exit code, start time, tokens (input/output), cost.
+fn run_cells(run: &RunEntry) -> [String; 6] {
     let (exit, start) = match &run.info {
         Ok(info) => (
             info.exit_code.to_string(),
@@ -83,7 +121,22 @@ fn run_cells(run: &RunEntry) -> [String; 4] {
         ),
         Err(_) => ("-".into(), "-".into()),
     };
-    [run.run_id(), run.status().to_string(), exit, start]
+    let usage = run.info.as_ref().ok().and_then(|i| i.usage.as_ref());
+    let tokens = usage.map_or_else(
+        || "-".into(),
+        |u| format!("{}/{}", u.input_tokens, u.output_tokens),
+    );
+    let cost = usage
+        .and_then(|u| u.cost_usd)
+        .map_or_else(|| "-".into(), cost_text);
+    [
+        run.run_id(),
+        run.status().to_string(),
+        exit,
+        start,
+        tokens,
+        cost,
+    ]
 }
 
 /// Prints rows as left-aligned columns.
@@ -198,12 +251,14 @@ pub fn run(args: ListArgs) -> anyhow::Result<ExitCode> {
         let list: Vec<Value> = project_ids
             .iter()
             .map(|p| {
+                let mut usage = UsageTotals::default();
                 let tasks: Vec<Value> = views
                     .iter()
                     .filter(|v| &v.task.project == p)
+                    .inspect(|v| usage.merge(&usage_of(&v.runs)))
                     .map(task_json)
                     .collect();
-                json!({ "project_id": p.as_str(), "tasks": tasks })
+                json!({ "project_id": p.as_str(), "tasks": tasks, "usage": usage })
             })
             .collect();
         println!(
@@ -291,6 +346,20 @@ fn list_runs(view: &TaskView, status: Option<&str>, json: bool) -> anyhow::Resul
         return Ok(ExitCode::SUCCESS);
     }
     let rows: Vec<Vec<String>> = runs.iter().map(|r| run_cells(r).to_vec()).collect();
-    print_table(&["RUN_ID", "STATUS", "EXIT_CODE", "STARTED"], &rows);
+    print_table(
+        &[
+            "RUN_ID",
+            "STATUS",
+            "EXIT_CODE",
+            "STARTED",
+            "TOKENS_IN/OUT",
+            "COST_USD",
+        ],
+        &rows,
+    );
+    let totals = usage_of(&view.runs);
+    if totals.runs_with_usage > 0 {
+        println!("usage: {}", usage_text(&totals));
+    }
     Ok(ExitCode::SUCCESS)
 }

@@ -117,6 +117,10 @@ pub fn run(args: StatusArgs) -> anyhow::Result<ExitCode> {
     if let Some(Err(err)) = view.latest().map(|r| &r.info) {
         println!("error: {err}");
     }
+    let totals = super::list::usage_of(&view.runs);
+    if totals.runs_with_usage > 0 {
+        println!("usage: {}", super::list::usage_text(&totals));
+    }
     println!("depends_on: {}", list(&view.depends_on));
     println!("blocked_by: {}", list(&view.blocked_by));
     if let Some(err) = &view.deps_error {

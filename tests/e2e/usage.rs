@@ -180,3 +180,117 @@ fn usage_is_recorded_while_the_run_is_live_and_kept_when_a_stop_cuts_the_stream(
     let cost = usage.cost_usd.unwrap();
     assert!((cost - 0.2058).abs() < 1e-9, "{cost}");
 }
+
+/// A run of task `p/t-sum` whose claude agent starts a child run (same agent, same stream):
+/// both runs report 2058 tokens and $0.0123, and every total counts the child.
+fn parent_and_child(sb: &Sandbox) {
+    let out = run(job_cmd(
+        sb,
+        "t-sum",
+        "claude",
+        &format!("{CLAUDE_TURNS}\n{CLAUDE_RESULT}"),
+    )
+    .env("FAKE_SPAWN_CHILD", "claude"));
+    assert!(out.status.success(), "{}", text(&out));
+    let runs = run_infos(&runs_dir(sb, "t-sum"));
+    assert_eq!(runs.len(), 2, "{runs:?}");
+    assert!(runs.iter().any(|r| r.parent_run_id.is_some()), "{runs:?}");
+    assert!(runs.iter().all(|r| r.usage.is_some()), "{runs:?}");
+}
+
+fn close(value: &serde_json::Value, expected: f64) -> bool {
+    value.as_f64().is_some_and(|v| (v - expected).abs() < 1e-9)
+}
+
+#[test]
+fn task_and_project_totals_count_child_runs_in_list_status_api_and_metrics() {
+    let sb = world();
+    parent_and_child(&sb);
+    let cli = |args: &[&str]| {
+        let out = run(sb
+            .run_agent()
+            .args(args)
+            .arg("--root")
+            .arg(sb.path().join("root")));
+        assert!(out.status.success(), "{}", text(&out));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let list: serde_json::Value =
+        serde_json::from_str(&cli(&["list", "--project", "p", "--json"])).unwrap();
+    let project = &list["projects"][0];
+    assert_eq!(project["usage"]["runs_with_usage"], 2, "{project}");
+    assert_eq!(project["usage"]["total_tokens"], 4116, "{project}");
+    assert!(close(&project["usage"]["cost_usd"], 0.0246), "{project}");
+    let task = &project["tasks"][0];
+    assert_eq!(task["usage"]["cached_input_tokens"], 2000, "{task}");
+    assert_eq!(
+        task["runs"][0]["usage"]["cost_source"], "reported",
+        "{task}"
+    );
+
+    let table = cli(&["list", "--project", "p", "--task", "t-sum"]);
+    assert!(table.contains("TOKENS_IN/OUT"), "{table}");
+    assert!(table.contains("2008/50"), "{table}");
+    assert!(table.contains("0.0123"), "{table}");
+    assert!(
+        table.contains("usage: 4116 tokens (input 4016, cached 2000, output 100), $0.0246"),
+        "{table}"
+    );
+    let status = cli(&["status", "--project", "p", "--task", "t-sum"]);
+    assert!(status.contains("usage: 4116 tokens"), "{status}");
+    let status: serde_json::Value = serde_json::from_str(&cli(&[
+        "status",
+        "--project",
+        "p",
+        "--task",
+        "t-sum",
+        "--json",
+    ]))
+    .unwrap();
+    assert_eq!(status["usage"]["output_tokens"], 100, "{status}");
+
+    let mut cmd = sb.run_agent();
+    cmd.args(["serve", "--host", "127.0.0.1", "--root"])
+        .arg(sb.path().join("root"));
+    let server = crate::support::Server::start(cmd, sb.path());
+    let mut ready = serde_json::Value::Null;
+    wait_until("the index", LIMIT, || {
+        let (code, body) = server.get_json("/api/v1/projects/p/tasks");
+        ready = body;
+        code == 200
+    });
+    let task = &ready["tasks"][0];
+    assert_eq!(task["usage"]["total_tokens"], 4116, "{task}");
+    assert!(close(&task["usage"]["cost_usd"], 0.0246), "{task}");
+    let (_, projects) = server.get_json("/api/v1/projects");
+    assert_eq!(
+        projects["projects"][0]["usage"]["runs_with_usage"], 2,
+        "{projects}"
+    );
+    let (_, view) = server.get_json("/api/v1/projects/p/tasks/t-sum?limit=1");
+    assert_eq!(view["usage"]["runs_with_usage"], 2, "{view}");
+    let (_, runs) = server.get_json("/api/v1/runs?project=p");
+    let runs = runs["runs"].as_array().unwrap().clone();
+    assert_eq!(runs.len(), 2);
+    for r in &runs {
+        assert_eq!(r["usage"]["input_tokens"], 2008, "{r}");
+        assert!(close(&r["usage"]["cost_usd"], 0.0123), "{r}");
+    }
+    let (code, metrics) = crate::support::http_get(&format!("{}/metrics", server.base)).unwrap();
+    assert_eq!(code, 200);
+    let labels = "agent=\"claude\",model=\"claude-sonnet-4-5-20250929\"";
+    for line in [
+        format!("conductor_tokens_total{{{labels},kind=\"input\"}} 4016"),
+        format!("conductor_tokens_total{{{labels},kind=\"cached_input\"}} 2000"),
+        format!("conductor_tokens_total{{{labels},kind=\"output\"}} 100"),
+        format!("conductor_cost_usd_total{{{labels}}} 0.0246"),
+    ] {
+        assert!(metrics.lines().any(|l| l == line), "no {line}: {metrics}");
+    }
+    // A second scrape adds nothing: the counters count usage once.
+    let (_, again) = crate::support::http_get(&format!("{}/metrics", server.base)).unwrap();
+    assert!(again.contains(&format!(
+        "conductor_tokens_total{{{labels},kind=\"output\"}} 100"
+    )));
+    server.terminate();
+}

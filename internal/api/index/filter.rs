@@ -54,6 +54,7 @@ mod tests {
             agent: Some(Arc::from(agent)),
             file: None,
             named: None,
+            usage: None,
         }
     }
 

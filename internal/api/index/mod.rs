@@ -291,6 +291,16 @@ impl RunIndex {
         self.read().task_runs(project, task)
     }
 
+    /// The sum of the usage of `project`'s runs (every run when `None`).
+    pub fn usage_of(&self, project: Option<&str>) -> crate::storage::UsageTotals {
+        self.read().usage_of(project)
+    }
+
+    /// The sum of every run's usage by agent type and model (`""` when unknown).
+    pub fn usage_by_agent_model(&self) -> BTreeMap<(String, String), crate::storage::UsageTotals> {
+        self.read().usage_by_agent_model()
+    }
+
     /// Rewrites `running` records whose process and supervisor are gone (liveness
     /// reconciliation) and refreshes them in the index. Only the running runs are looked at.
     pub fn reconcile_stale(&self) {

@@ -110,6 +110,7 @@ pub(super) fn read_run(dir: &Path, flat: bool) -> Option<Run> {
         agent: None,
         file: None,
         named: None,
+        usage: None,
     };
     let path = dir.join(RUN_INFO_FILE);
     let Ok(mut file) = std::fs::OpenOptions::new()
@@ -162,4 +163,5 @@ fn fill(run: &mut Run, info: &RunInfo) {
     run.pid_start_time = info.pid_start_time;
     run.agent_name = info.agent_name.as_deref().map(Arc::from);
     run.agent = (!info.agent.is_empty()).then(|| Arc::from(info.agent.as_str()));
+    run.usage = info.usage.clone().map(Box::new);
 }

@@ -7,7 +7,7 @@ use std::ops::Bound;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use crate::storage::RunStatus;
+use crate::storage::{RunStatus, Usage, UsageTotals};
 
 /// What identifies the version of a run-info.yaml that was read: an atomic rewrite gives a new
 /// inode, an in-place rewrite a new size or mtime.
@@ -49,6 +49,8 @@ pub(crate) struct Run {
     pub file: Option<FileId>,
     /// For flat extra-root runs: the project and task the record names.
     pub named: Option<(Arc<str>, Arc<str>)>,
+    /// Tokens and cost, when the record has them (boxed: most of a run's bytes otherwise).
+    pub usage: Option<Box<Usage>>,
 }
 
 impl Run {
@@ -81,7 +83,7 @@ pub(crate) struct SlotKey {
 }
 
 /// The run facts a task listing needs.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct TaskRuns {
     /// Number of runs.
     pub run_count: usize,
@@ -91,6 +93,8 @@ pub struct TaskRuns {
     pub any_running: bool,
     /// The latest start or end time of any run (ns since the epoch).
     pub last_activity_ns: Option<i64>,
+    /// The sum of the runs' usage (child runs live in the same task, so they count).
+    pub usage: UsageTotals,
 }
 
 /// A run of a listing page.
@@ -327,6 +331,42 @@ impl Store {
             }
             let latest = slot.runs.values().map(|r| r.end_ns.max(r.start_ns)).max();
             out.last_activity_ns = out.last_activity_ns.max(latest.filter(|t| *t != 0));
+            for usage in slot.runs.values().filter_map(|r| r.usage.as_deref()) {
+                out.usage.add(usage);
+            }
+        }
+        out
+    }
+
+    /// The sum of the usage of `project`'s runs (all runs when `None`).
+    pub fn usage_of(&self, project: Option<&str>) -> UsageTotals {
+        let mut totals = UsageTotals::default();
+        for i in self.slots_of(project, None) {
+            for usage in self.slots[i]
+                .runs
+                .values()
+                .filter_map(|r| r.usage.as_deref())
+            {
+                totals.add(usage);
+            }
+        }
+        totals
+    }
+
+    /// The sum of every run's usage by agent type and model (`""` when unknown).
+    pub fn usage_by_agent_model(&self) -> BTreeMap<(String, String), UsageTotals> {
+        let mut out: BTreeMap<(String, String), UsageTotals> = BTreeMap::new();
+        for slot in &self.slots {
+            for run in slot.runs.values() {
+                let Some(usage) = run.usage.as_deref() else {
+                    continue;
+                };
+                let key = (
+                    run.agent.as_deref().unwrap_or("").to_string(),
+                    usage.model.clone().unwrap_or_default(),
+                );
+                out.entry(key).or_default().add(usage);
+            }
         }
         out
     }
@@ -426,6 +466,7 @@ mod tests {
             agent: None,
             file: None,
             named: None,
+            usage: None,
         }
     }
 
