@@ -1,10 +1,17 @@
 //! The audit log `<root>/_audit/audit.jsonl`: one JSON line per mutation (time, client,
 //! key fingerprint, action, target, result). Append-only; never contains a secret.
+//!
+//! Bounded whatever clients send: requests refused for authentication are sampled (the first
+//! [`SAMPLED_PER_WINDOW`] per client address per [`SAMPLE_WINDOW`], then one summary line with
+//! the count of the others), targets and actions are cut to [`MAX_TARGET_BYTES`], and the file
+//! is rotated by size (`audit.jsonl` → `audit.jsonl.1` → … → `audit.jsonl.<GENERATIONS>`).
 
+use std::collections::HashMap;
 use std::io::Write;
 use std::net::SocketAddr;
-use std::path::PathBuf;
-use std::sync::Mutex;
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, OnceLock};
+use std::time::{Duration, Instant};
 
 use serde::Serialize;
 use sha2::{Digest, Sha256};
@@ -13,6 +20,24 @@ use crate::storage::paths::AUDIT_DIR;
 
 /// File name of the audit log inside `<root>/_audit/`.
 pub const AUDIT_FILE: &str = "audit.jsonl";
+/// Size at which the audit file is rotated, unless `CONDUCTOR_AUDIT_MAX_BYTES` says otherwise.
+pub const DEFAULT_MAX_BYTES: u64 = 10 * 1024 * 1024;
+/// Environment variable overriding [`DEFAULT_MAX_BYTES`] (bytes, at least [`MIN_MAX_BYTES`]).
+pub const ENV_MAX_BYTES: &str = "CONDUCTOR_AUDIT_MAX_BYTES";
+/// Smallest rotation size accepted from the environment.
+pub const MIN_MAX_BYTES: u64 = 4096;
+/// Rotated files kept besides the current one.
+pub const GENERATIONS: u32 = 3;
+/// Longest target or action written (longer ones are cut on a character boundary, marked `…`).
+pub const MAX_TARGET_BYTES: usize = 256;
+/// Refused requests written individually per client address and window.
+pub const SAMPLED_PER_WINDOW: u32 = 20;
+/// The sampling window; a summary line follows each window that dropped lines.
+pub const SAMPLE_WINDOW: Duration = Duration::from_secs(60);
+/// Most client addresses sampled separately; the others share one window.
+const MAX_SAMPLED_CLIENTS: usize = 4096;
+/// The shared window of clients beyond [`MAX_SAMPLED_CLIENTS`].
+const OTHER_CLIENTS: &str = "other";
 
 /// One audit record.
 #[derive(Debug, Serialize)]
@@ -35,49 +60,232 @@ pub struct AuditRecord<'a> {
     pub result: &'static str,
 }
 
-/// Appends audit records; serialises writers of this process with a mutex and appends with
-/// O_APPEND so other processes' lines never interleave within a line.
+/// The line written after a sampling window in which refused requests were not written.
+#[derive(Debug, Serialize)]
+struct Summary<'a> {
+    time: String,
+    client: &'a str,
+    action: &'static str,
+    /// Refused requests of the window that have no line of their own.
+    suppressed: u64,
+    /// Refused requests of the window written individually.
+    sampled: u32,
+    /// When the window began.
+    since: &'a str,
+    result: &'static str,
+}
+
+#[derive(Debug)]
+struct Window {
+    started: Instant,
+    started_at: String,
+    written: u32,
+    suppressed: u64,
+}
+
+/// Appends audit records; refused requests are sampled per client address.
 #[derive(Debug)]
 pub struct AuditLog {
     path: PathBuf,
-    lock: Mutex<()>,
+    windows: Mutex<HashMap<String, Window>>,
 }
 
 impl AuditLog {
     /// The audit log of the root at `root`.
-    pub fn new(root: &std::path::Path) -> Self {
+    pub fn new(root: &Path) -> Self {
         Self {
             path: root.join(AUDIT_DIR).join(AUDIT_FILE),
-            lock: Mutex::new(()),
+            windows: Mutex::new(HashMap::new()),
         }
     }
 
     /// Where the log is.
-    pub fn path(&self) -> &std::path::Path {
+    pub fn path(&self) -> &Path {
         &self.path
     }
 
-    /// Appends `record`; failures are logged, never fatal to the request.
+    /// Appends `record` (target and action cut to [`MAX_TARGET_BYTES`]); failures are
+    /// logged, never fatal to the request.
     pub fn append(&self, record: &AuditRecord<'_>) {
-        let Ok(mut line) = serde_json::to_vec(record) else {
-            return;
+        let action = truncate(&record.action, MAX_TARGET_BYTES);
+        let target = truncate(record.target, MAX_TARGET_BYTES);
+        let record = AuditRecord {
+            time: record.time.clone(),
+            request_id: record.request_id,
+            client: record.client.clone(),
+            key_fingerprint: record.key_fingerprint.clone(),
+            action: action.into_owned(),
+            target: &target,
+            status: record.status,
+            result: record.result,
         };
-        line.push(b'\n');
-        let _guard = self.lock.lock().unwrap_or_else(|p| p.into_inner());
-        let result = (|| -> std::io::Result<()> {
-            if let Some(dir) = self.path.parent() {
-                std::fs::create_dir_all(dir)?;
-            }
-            let mut file = std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(&self.path)?;
-            file.write_all(&line)
-        })();
-        if let Err(err) = result {
-            tracing::error!(path = %self.path.display(), "cannot write the audit log: {err}");
+        if let Ok(line) = serde_json::to_vec(&record) {
+            append_line(&self.path, &line);
         }
     }
+
+    /// Appends `record` of a request refused for authentication when its client is still
+    /// within its sample of the window; otherwise only counts it for the window's summary.
+    pub fn append_refused(&self, record: &AuditRecord<'_>) {
+        let write = {
+            let mut windows = self.lock_windows();
+            self.close_windows(&mut windows, false);
+            let key =
+                if windows.len() >= MAX_SAMPLED_CLIENTS && !windows.contains_key(&record.client) {
+                    OTHER_CLIENTS.to_string()
+                } else {
+                    record.client.clone()
+                };
+            let window = windows.entry(key).or_insert_with(|| Window {
+                started: Instant::now(),
+                started_at: record.time.clone(),
+                written: 0,
+                suppressed: 0,
+            });
+            if window.written < SAMPLED_PER_WINDOW {
+                window.written += 1;
+                true
+            } else {
+                window.suppressed += 1;
+                false
+            }
+        };
+        if write {
+            self.append(record);
+        }
+    }
+
+    /// Writes the summary of every window that has ended (every window when `all`, e.g. at
+    /// shutdown). Called on each refused request and periodically by the server.
+    pub fn flush_summaries(&self, all: bool) {
+        let mut windows = self.lock_windows();
+        self.close_windows(&mut windows, all);
+    }
+
+    fn close_windows(&self, windows: &mut HashMap<String, Window>, all: bool) {
+        let ended: Vec<String> = windows
+            .iter()
+            .filter(|(_, w)| all || w.started.elapsed() >= SAMPLE_WINDOW)
+            .map(|(client, _)| client.clone())
+            .collect();
+        for client in ended {
+            let Some(window) = windows.remove(&client) else {
+                continue;
+            };
+            if window.suppressed == 0 {
+                continue;
+            }
+            let summary = Summary {
+                time: crate::storage::time::format_rfc3339_nano(&chrono::Utc::now()),
+                client: &client,
+                action: "refused requests not logged individually",
+                suppressed: window.suppressed,
+                sampled: window.written,
+                since: &window.started_at,
+                result: "error",
+            };
+            if let Ok(line) = serde_json::to_vec(&summary) {
+                append_line(&self.path, &line);
+            }
+        }
+    }
+
+    fn lock_windows(&self) -> std::sync::MutexGuard<'_, HashMap<String, Window>> {
+        self.windows.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// `text` cut to at most `max` bytes on a character boundary, with `…` when cut.
+pub fn truncate(text: &str, max: usize) -> std::borrow::Cow<'_, str> {
+    if text.len() <= max {
+        return text.into();
+    }
+    let mut end = max.saturating_sub('…'.len_utf8());
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &text[..end]).into()
+}
+
+/// The rotation size: [`ENV_MAX_BYTES`] when set and valid, else [`DEFAULT_MAX_BYTES`].
+pub fn max_bytes() -> u64 {
+    static MAX: OnceLock<u64> = OnceLock::new();
+    *MAX.get_or_init(|| {
+        let Ok(text) = std::env::var(ENV_MAX_BYTES) else {
+            return DEFAULT_MAX_BYTES;
+        };
+        match text.trim().parse::<u64>() {
+            Ok(n) if n >= MIN_MAX_BYTES => n,
+            _ => {
+                tracing::error!(
+                    "{ENV_MAX_BYTES}={text:?} is not a byte count of at least {MIN_MAX_BYTES}; \
+                     rotating the audit log at {DEFAULT_MAX_BYTES} bytes"
+                );
+                DEFAULT_MAX_BYTES
+            }
+        }
+    })
+}
+
+/// Appends one JSON `line` (a newline is added) to the audit file at `path`, rotating it first
+/// when the line would take it past [`max_bytes`]. Failures are logged, never fatal.
+///
+/// Writers of this process are serialised; the line goes out in one `O_APPEND` write, so other
+/// processes' lines never interleave within it. Rotation is a chain of renames (oldest first),
+/// each atomic: a crash in between leaves every line in exactly one file.
+pub fn append_line(path: &Path, line: &[u8]) {
+    append_line_bounded(path, line, max_bytes());
+}
+
+fn append_line_bounded(path: &Path, line: &[u8], max_bytes: u64) {
+    static WRITE: Mutex<()> = Mutex::new(());
+    let _guard = WRITE.lock().unwrap_or_else(|p| p.into_inner());
+    let mut bytes = Vec::with_capacity(line.len() + 1);
+    bytes.extend_from_slice(line);
+    bytes.push(b'\n');
+    let result = (|| -> std::io::Result<()> {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        let size = match std::fs::metadata(path) {
+            Ok(meta) => meta.len(),
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => 0,
+            Err(err) => return Err(err),
+        };
+        if size > 0 && size + bytes.len() as u64 > max_bytes {
+            rotate(path)?;
+        }
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)?
+            .write_all(&bytes)
+    })();
+    if let Err(err) = result {
+        tracing::error!(path = %path.display(), "cannot write the audit log: {err}");
+    }
+}
+
+/// `<path>.<n>`.
+pub fn generation(path: &Path, n: u32) -> PathBuf {
+    let mut name = path.as_os_str().to_os_string();
+    name.push(format!(".{n}"));
+    PathBuf::from(name)
+}
+
+/// Shifts `path.1` → `path.2` … (the oldest is overwritten), then `path` → `path.1`.
+fn rotate(path: &Path) -> std::io::Result<()> {
+    for n in (1..GENERATIONS).rev() {
+        match std::fs::rename(generation(path, n), generation(path, n + 1)) {
+            Err(err) if err.kind() != std::io::ErrorKind::NotFound => return Err(err),
+            _ => {}
+        }
+    }
+    std::fs::rename(path, generation(path, 1))?;
+    if let Some(dir) = path.parent() {
+        std::fs::File::open(dir)?.sync_all()?;
+    }
+    Ok(())
 }
 
 /// First 8 hex digits of sha256(`key`): identifies a key without revealing it.
@@ -92,4 +300,97 @@ pub fn key_fingerprint(key: Option<&str>) -> String {
 pub fn client_label(addr: Option<SocketAddr>) -> String {
     addr.map(|a| a.ip().to_string())
         .unwrap_or_else(|| "unknown".to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record<'a>(client: &str, target: &'a str) -> AuditRecord<'a> {
+        AuditRecord {
+            time: "2026-01-01T00:00:00Z".to_string(),
+            request_id: "r",
+            client: client.to_string(),
+            key_fingerprint: "none".to_string(),
+            action: "POST /api/v1/tasks".to_string(),
+            target,
+            status: 401,
+            result: "error",
+        }
+    }
+
+    fn lines(path: &Path) -> Vec<serde_json::Value> {
+        std::fs::read_to_string(path)
+            .unwrap_or_default()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn truncates_on_a_char_boundary() {
+        assert_eq!(truncate("short", 256), "short");
+        let long = "é".repeat(300);
+        let cut = truncate(&long, 256);
+        assert!(cut.len() <= 256, "{}", cut.len());
+        assert!(cut.ends_with('…'));
+    }
+
+    #[test]
+    fn refused_requests_are_sampled_per_client_then_summarised() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = AuditLog::new(dir.path());
+        for _ in 0..100 {
+            log.append_refused(&record("10.0.0.1", "/api/v1/tasks"));
+        }
+        log.append_refused(&record("10.0.0.2", "/api/v1/tasks"));
+        assert_eq!(lines(log.path()).len(), SAMPLED_PER_WINDOW as usize + 1);
+        log.flush_summaries(true);
+        let all = lines(log.path());
+        let summaries: Vec<_> = all.iter().filter(|l| l["suppressed"].is_u64()).collect();
+        assert_eq!(
+            summaries.len(),
+            1,
+            "only the client over its sample: {all:?}"
+        );
+        assert_eq!(summaries[0]["client"], "10.0.0.1");
+        assert_eq!(summaries[0]["suppressed"], 100 - SAMPLED_PER_WINDOW as u64);
+        assert_eq!(summaries[0]["sampled"], SAMPLED_PER_WINDOW);
+    }
+
+    #[test]
+    fn long_targets_are_cut() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = AuditLog::new(dir.path());
+        let target = format!("/api/v1/projects/{}", "x".repeat(10_000));
+        log.append(&record("127.0.0.1", &target));
+        let line = &lines(log.path())[0];
+        assert!(line["target"].as_str().unwrap().len() <= MAX_TARGET_BYTES);
+    }
+
+    #[test]
+    fn rotation_keeps_every_line_in_some_generation() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(AUDIT_FILE);
+        let line = vec![b'x'; 1000];
+        let max = 8192;
+        let count = 20;
+        for _ in 0..count {
+            append_line_bounded(&path, &line, max);
+        }
+        let mut total = 0;
+        for n in 0..=GENERATIONS {
+            let file = if n == 0 {
+                path.clone()
+            } else {
+                generation(&path, n)
+            };
+            if let Ok(meta) = std::fs::metadata(&file) {
+                assert!(meta.len() <= max, "{}", file.display());
+                total += meta.len() as usize / 1001;
+            }
+        }
+        assert_eq!(total, count);
+        assert!(!generation(&path, GENERATIONS + 1).exists());
+    }
 }

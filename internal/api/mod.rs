@@ -147,9 +147,43 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let app = router(state.clone());
+    let _summaries = AuditSummaries::start(&state);
     conn::serve(listener, app, conn::max_connections(), async move {
         shutdown.await;
         state.shutdown.begin();
     })
     .await
+}
+
+/// Writes the audit summary of each sampling window of refused requests once it has ended,
+/// even when its client has gone quiet; dropping it (the server stops) writes the summaries
+/// of the windows still open.
+pub struct AuditSummaries {
+    state: AppState,
+    ticker: tokio::task::JoinHandle<()>,
+}
+
+impl AuditSummaries {
+    /// Starts the periodic summaries of `state`'s audit log (inside a tokio runtime).
+    pub fn start(state: &AppState) -> Self {
+        let ticking = state.clone();
+        let ticker = tokio::spawn(async move {
+            let mut tick = tokio::time::interval(audit::SAMPLE_WINDOW / 6);
+            loop {
+                tick.tick().await;
+                ticking.audit.flush_summaries(false);
+            }
+        });
+        Self {
+            state: state.clone(),
+            ticker,
+        }
+    }
+}
+
+impl Drop for AuditSummaries {
+    fn drop(&mut self) {
+        self.ticker.abort();
+        self.state.audit.flush_summaries(true);
+    }
 }

@@ -241,6 +241,7 @@ pub async fn authenticate(
         request.uri().query(),
     )
     .and_then(|key| check_json_body(&method, &headers).map(|()| key));
+    let refused_before_handler = verdict.is_err();
     let mut response = match verdict {
         Err(err) => err.into_response(),
         Ok(key) => {
@@ -258,7 +259,7 @@ pub async fn authenticate(
             Some(k) => Some(k.to_string()),
             None => cookie(&headers, SESSION_COOKIE).map(|_| "session".to_string()),
         };
-        state.audit.append(&AuditRecord {
+        let record = AuditRecord {
             time: crate::storage::time::format_rfc3339_nano(&chrono::Utc::now()),
             request_id: &id,
             client: client_label(addr),
@@ -267,7 +268,19 @@ pub async fn authenticate(
             target: &path,
             status,
             result: if status < 400 { "ok" } else { "error" },
-        });
+        };
+        // Anyone can send refused requests at any rate: those are sampled, so a flood cannot
+        // fill the disk; every authenticated request keeps its line.
+        let refused = refused_before_handler
+            || matches!(
+                response.status(),
+                StatusCode::UNAUTHORIZED | StatusCode::TOO_MANY_REQUESTS
+            );
+        if refused {
+            state.audit.append_refused(&record);
+        } else {
+            state.audit.append(&record);
+        }
     }
     if let Ok(value) = HeaderValue::from_str(&id) {
         response.headers_mut().insert("x-request-id", value);

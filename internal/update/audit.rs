@@ -1,7 +1,7 @@
 //! Self-update events in the audit log `<root>/_audit/audit.jsonl` (the same file the API
-//! middleware appends requests to): one JSON line per state change and result.
+//! middleware appends requests to, rotated the same way): one JSON line per state change and
+//! result.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
@@ -66,22 +66,8 @@ impl UpdateAudit {
             result,
             detail,
         };
-        let Ok(mut line) = serde_json::to_vec(&event) else {
-            return;
-        };
-        line.push(b'\n');
-        let written = (|| -> std::io::Result<()> {
-            if let Some(dir) = self.path.parent() {
-                std::fs::create_dir_all(dir)?;
-            }
-            std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(&self.path)?
-                .write_all(&line)
-        })();
-        if let Err(err) = written {
-            tracing::error!(path = %self.path.display(), "cannot write the audit log: {err}");
+        if let Ok(line) = serde_json::to_vec(&event) {
+            crate::api::audit::append_line(&self.path, &line);
         }
     }
 }

@@ -66,6 +66,7 @@ pub async fn serve(
         },
     );
     let mut server = std::pin::pin!(server);
+    let summaries = crate::api::AuditSummaries::start(&state);
 
     let manager = std::sync::Arc::clone(&state.update);
     let marker = start.pending_marker.clone();
@@ -98,6 +99,7 @@ pub async fn serve(
     {
         tracing::warn!("requests still running after {DRAIN_DEADLINE:?}; handing over anyway");
     }
+    drop(summaries);
     handover(&plan, &start.argv, &keeper, &state);
     Err(std::io::Error::other(
         "self-update: neither the new nor the restored binary could be executed",
