@@ -7,6 +7,7 @@ mod support;
 mod agent_reaping;
 mod agent_resume;
 mod agent_streams;
+mod auth_matrix;
 mod backup;
 mod browse;
 mod bus;
