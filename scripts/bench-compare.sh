@@ -15,6 +15,8 @@ repo="$(cd "$(dirname "$0")/.." && pwd)"
 command -v python3 >/dev/null || { echo "bench-compare.sh needs python3" >&2; exit 2; }
 
 default_go="$repo/../shared/anchor/run-agent-go"
+# A worktree under <work>/wt/<name> finds it two levels up.
+[[ -x "$default_go" ]] || default_go="$repo/../../shared/anchor/run-agent-go"
 if [[ -n "${GO_RUN_AGENT+set}" ]]; then
   go="$GO_RUN_AGENT"
   if [[ -n "$go" && ! -x "$go" ]]; then

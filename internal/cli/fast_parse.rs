@@ -28,6 +28,15 @@ pub fn run_agent_cli() -> RunAgentCli {
     }
 }
 
+/// Whether the whole command line is `run-agent --version` (or `-V`): answered without clap.
+pub fn asks_only_for_version() -> bool {
+    let mut args = std::env::args_os().skip(1);
+    matches!(
+        (args.next().as_ref().and_then(|a| a.to_str()), args.next()),
+        (Some("-V" | "--version"), None)
+    )
+}
+
 /// The root command with only the subcommand `args` run, or `None` for the full tree.
 fn pruned_command(args: &[OsString]) -> Option<Command> {
     let asks_for_help_or_version = args.iter().skip(1).any(|a| {
@@ -36,13 +45,6 @@ fn pruned_command(args: &[OsString]) -> Option<Command> {
             Some("-h" | "--help" | "help" | "-V" | "--version")
         )
     });
-    if args.len() == 2 && matches!(args[1].to_str(), Some("-V" | "--version")) {
-        return Some(
-            Command::new("run-agent")
-                .version(crate::version::long_version())
-                .disable_help_flag(true),
-        );
-    }
     if args.len() < 3 || asks_for_help_or_version {
         return None;
     }

@@ -13,13 +13,29 @@ pub enum LogFormat {
 
 /// Installs the global subscriber. Safe to call once per process.
 pub fn init(format: LogFormat) {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    let result = match format {
-        LogFormat::Text => builder.with_ansi(false).try_init(),
-        LogFormat::Json => builder.json().try_init(),
+    // Without RUST_LOG a plain level filter: parsing directives (EnvFilter) costs a short
+    // command such as `bus post` a noticeable part of its start-up.
+    let result = match std::env::var_os(EnvFilter::DEFAULT_ENV) {
+        Some(_) => {
+            let filter =
+                EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+            let builder = tracing_subscriber::fmt()
+                .with_env_filter(filter)
+                .with_writer(std::io::stderr);
+            match format {
+                LogFormat::Text => builder.with_ansi(false).try_init(),
+                LogFormat::Json => builder.json().try_init(),
+            }
+        }
+        None => {
+            let builder = tracing_subscriber::fmt()
+                .with_max_level(tracing::Level::INFO)
+                .with_writer(std::io::stderr);
+            match format {
+                LogFormat::Text => builder.with_ansi(false).try_init(),
+                LogFormat::Json => builder.json().try_init(),
+            }
+        }
     };
     // A second init (tests calling main twice) keeps the first subscriber.
     let _ = result;

@@ -128,6 +128,11 @@ pub enum ConductorCommand {
 /// Entry point of the `run-agent` binary.
 pub fn run_agent_main() -> ExitCode {
     completions::complete_if_asked(completions::Binary::RunAgent);
+    if fast_parse::asks_only_for_version() {
+        // What clap prints for `--version`, without building any command.
+        println!("run-agent {}", crate::version::long_version());
+        return ExitCode::SUCCESS;
+    }
     let cli = fast_parse::run_agent_cli();
     logging::init(cli.global.log_format);
     let result = match cli.command {

@@ -54,6 +54,11 @@ pub(crate) struct Run {
 }
 
 impl Run {
+    /// The run's latest start or end time (ns since the epoch, 0 when unknown).
+    pub fn activity_ns(&self) -> i64 {
+        self.end_ns.max(self.start_ns)
+    }
+
     /// Whether the record is expected to change soon: the run is `running`, or its
     /// run-info.yaml is not written yet (a run directory just created). Only such runs are
     /// watched for file changes.
@@ -72,6 +77,15 @@ pub(crate) struct Slot {
     pub running: usize,
     /// Runs whose record is expected to change soon (see [`Run::changing`]).
     pub changing: usize,
+    /// The latest start or end time of any run (ns since the epoch, 0 when none is known),
+    /// kept on every change so a listing never walks the runs.
+    pub last_activity_ns: i64,
+}
+
+impl Slot {
+    fn recompute_activity(&mut self) {
+        self.last_activity_ns = self.runs.values().map(Run::activity_ns).max().unwrap_or(0);
+    }
 }
 
 /// Where a run lives: its `runs/` directory, the project and task it is listed under.
@@ -174,6 +188,7 @@ impl Store {
             runs: BTreeMap::new(),
             running: 0,
             changing: 0,
+            last_activity_ns: 0,
         });
         self.by_task
             .entry((key.project.clone(), key.task.clone()))
@@ -206,12 +221,21 @@ impl Store {
         };
         let status = run.status;
         let changing = run.changing();
+        let activity = run.activity_ns();
         let slot = &mut self.slots[target];
         let replaced = slot.runs.insert(run_id.into(), run);
         if status == RunStatus::Running {
             slot.running += 1;
         }
         slot.changing += usize::from(changing);
+        let lowered = replaced.as_ref().is_some_and(|old| {
+            old.activity_ns() > activity && old.activity_ns() >= slot.last_activity_ns
+        });
+        if lowered {
+            slot.recompute_activity();
+        } else {
+            slot.last_activity_ns = slot.last_activity_ns.max(activity);
+        }
         self.counts[status_slot(status)] += 1;
         match &replaced {
             Some(old) => {
@@ -236,6 +260,9 @@ impl Store {
             self.slots[slot].running -= 1;
         }
         self.slots[slot].changing -= usize::from(run.changing());
+        if run.activity_ns() >= self.slots[slot].last_activity_ns {
+            self.slots[slot].recompute_activity();
+        }
         self.counts[status_slot(run.status)] -= 1;
         self.len -= 1;
         Some(run)
@@ -329,8 +356,8 @@ impl Store {
                     out.newest = Some((id.to_string(), run.status));
                 }
             }
-            let latest = slot.runs.values().map(|r| r.end_ns.max(r.start_ns)).max();
-            out.last_activity_ns = out.last_activity_ns.max(latest.filter(|t| *t != 0));
+            let latest = Some(slot.last_activity_ns).filter(|t| *t != 0);
+            out.last_activity_ns = out.last_activity_ns.max(latest);
             for usage in slot.runs.values().filter_map(|r| r.usage.as_deref()) {
                 out.usage.add(usage);
             }
@@ -520,6 +547,12 @@ mod tests {
         assert_eq!(s.find("r4"), Some(PathBuf::from("/r/p/b/runs/r4")));
         s.retain(|_, id| id != "r4");
         assert_eq!(ids(s.page(None, None, |_| true, None, 10)), ["r2", "r1"]);
+        // The kept last activity follows removals and rewrites, down as well as up.
+        assert_eq!(s.task_runs("p", "b").last_activity_ns, Some(2));
+        s.upsert(b.clone(), "r2", run(RunStatus::Failed, 1));
+        assert_eq!(s.task_runs("p", "b").last_activity_ns, Some(1));
+        s.upsert(b.clone(), "r5", run(RunStatus::Failed, 7));
+        assert_eq!(s.task_runs("p", "b").last_activity_ns, Some(7));
         assert_eq!(s.task_runs("p", "zzz"), TaskRuns::default());
     }
 
