@@ -208,6 +208,100 @@ def route_figure(figure, servers, ours_path, go_path, limit_ms, target, pairs=PA
     record(figure, median_ms(go) if go else None, median_ms(ours), target, median_ms(ours) <= limit_ms)
 
 
+SSE_RUN = "20260101-0000000000-1-1"
+SSE_LINES = 40
+
+
+def sse_root():
+    """A root with one `running` run (this process is its agent) and an empty stdout."""
+    root = os.path.join(scratch, "sse-root")
+    run_dir = os.path.join(root, PROJECT, "task-sse", "runs", SSE_RUN)
+    os.makedirs(run_dir)
+    pid = os.getpid()
+    with open(os.path.join(run_dir, "run-info.yaml"), "w") as f:
+        f.write(
+            f"version: 1\nrun_id: {SSE_RUN}\nproject_id: {PROJECT}\ntask_id: task-sse\n"
+            f"agent: claude\npid: {pid}\npgid: {pid}\nstart_time: 2026-01-01T00:00:00Z\n"
+            f"status: running\nstdout_path: {run_dir}/agent-stdout.txt\n"
+            f"stderr_path: {run_dir}/agent-stderr.txt\n"
+        )
+    for name in ("agent-stdout.txt", "agent-stderr.txt"):
+        open(os.path.join(run_dir, name), "w").close()
+    return root, os.path.join(run_dir, "agent-stdout.txt")
+
+
+def sse_latencies(server, stdout_path):
+    """Seconds from appending a line to the run's stdout to receiving it on the SSE stream."""
+    sock = socket.create_connection(("127.0.0.1", server.port), timeout=10)
+    sock.sendall(f"GET /api/v1/runs/{SSE_RUN}/stream HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                 "Accept: text/event-stream\r\n\r\n".encode())
+    buffer = b""
+
+    def wait_for(marker):
+        nonlocal buffer
+        while marker not in buffer:
+            chunk = sock.recv(65536)
+            if not chunk:
+                raise SystemExit(f"{server.kind}: the SSE stream ended early")
+            buffer += chunk
+        buffer = buffer[buffer.index(marker) + len(marker):]
+
+    samples = []
+    try:
+        # The stream is set up once the first line arrives.
+        with open(stdout_path, "a") as out:
+            out.write("warm-up\n")
+        wait_for(b"warm-up")
+        for i in range(SSE_LINES):
+            marker = f"sse-line-{server.kind}-{i}-{time.time_ns()}".encode()
+            time.sleep(0.02)
+            start = time.perf_counter()
+            with open(stdout_path, "ab") as out:
+                out.write(marker + b"\n")
+            wait_for(marker)
+            samples.append(time.perf_counter() - start)
+    finally:
+        sock.close()
+    return samples
+
+
+def sse_figure():
+    """SSE log latency median and p99, ours and the reference's (each on its own root)."""
+    results = {}
+    for kind in ["ours"] + (["go"] if GO else []):
+        root, stdout_path = sse_root() if kind == "ours" else sse_root_for_go()
+        server = Server(kind, root)
+        server.start()
+        try:
+            if kind == "ours":
+                server.wait_indexed()
+            results[kind] = sorted(sse_latencies(server, stdout_path))
+        except (OSError, SystemExit) as err:
+            if kind == "ours":
+                raise
+            print(f"reference SSE stream not measured: {err}", file=sys.stderr)
+        finally:
+            server.stop()
+    ours = results["ours"]
+    go = results.get("go")
+    p99 = lambda xs: xs[min(len(xs) - 1, int(len(xs) * 0.99))]
+    record("SSE log latency, median", median_ms(go) if go else None, median_ms(ours), "<= 1 ms",
+           median_ms(ours) <= 1)
+    record("SSE log latency, p99", ms(p99(go)) if go else None, ms(p99(ours)), "<= 3 ms",
+           ms(p99(ours)) <= 3)
+
+
+def sse_root_for_go():
+    """The same running run under a fresh root for the reference server."""
+    global scratch
+    old = scratch
+    scratch = tempfile.mkdtemp(prefix="bench-compare-go-", dir=old)
+    try:
+        return sse_root()
+    finally:
+        scratch = old
+
+
 def page_all_runs(server):
     """Ours: pages through every run (1000 per page); returns how many were listed."""
     count, cursor = 0, None
@@ -267,6 +361,8 @@ def main():
         go_idle = g.rss_mb()
         g.stop()
     record("server idle RSS (MB)", go_idle, ours_idle, "<= 6 MB", ours_idle <= 6)
+
+    sse_figure()
 
     ours_server = Server("ours", TREE10K)
     ours_server.start()

@@ -143,10 +143,7 @@ fn task_status(
     if let Some((_, newest)) = &runs.newest {
         statuses.push(*newest);
     }
-    // The loop lock only matters for a task with runs that is neither running nor DONE:
-    // probe it only then (one open per task saved in a listing).
-    let loop_matters = !done && !statuses.is_empty() && !statuses.contains(&RunStatus::Running);
-    let loop_active = loop_matters && crate::runner::loop_lock::active(task_dir);
+    let loop_active = crate::runner::inspect::loop_active_if_it_matters(done, &statuses, task_dir);
     derive_status(done, &statuses, blocked, loop_active)
 }
 

@@ -104,6 +104,12 @@ pub fn derive_status(
     }
 }
 
+/// Whether the task loop of `task_dir` is active, probed only when [`derive_status`] needs
+/// it (a task with runs that is neither DONE nor running); `false` otherwise.
+pub fn loop_active_if_it_matters(done: bool, runs: &[RunStatus], task_dir: &Path) -> bool {
+    !done && !runs.is_empty() && !runs.contains(&RunStatus::Running) && loop_lock::active(task_dir)
+}
+
 /// A task's `depends_on` (TASK-CONFIG.yaml) and which of them are not DONE yet.
 #[derive(Debug, Clone, Default)]
 pub struct Dependencies {
@@ -208,7 +214,7 @@ impl TaskView {
             task.done,
             &statuses,
             deps.is_blocked(),
-            loop_lock::active(&task.dir),
+            loop_active_if_it_matters(task.done, &statuses, &task.dir),
         );
         TaskView {
             task,
@@ -241,7 +247,7 @@ impl TaskView {
             self.task.done,
             &statuses,
             !self.blocked_by.is_empty(),
-            loop_lock::active(&self.task.dir),
+            loop_active_if_it_matters(self.task.done, &statuses, &self.task.dir),
         );
         self
     }
