@@ -59,13 +59,19 @@ pub fn tree_size(path: &Path) -> u64 {
     if !meta.is_dir() {
         return 0;
     }
-    let Ok(entries) = std::fs::read_dir(path) else {
+    dir_size(path)
+}
+
+/// Bytes of the regular files under `dir`, known to be a directory (listed as one): like
+/// [`tree_size`] without stat-ing `dir` itself. Symlinks below it are not followed.
+pub fn dir_size(dir: &Path) -> u64 {
+    let Ok(entries) = std::fs::read_dir(dir) else {
         return 0;
     };
     entries
         .filter_map(Result::ok)
         .map(|entry| match entry.file_type() {
-            Ok(t) if t.is_dir() => tree_size(&entry.path()),
+            Ok(t) if t.is_dir() => dir_size(&entry.path()),
             Ok(t) if t.is_file() => entry.metadata().map(|m| m.len()).unwrap_or(0),
             _ => 0,
         })
