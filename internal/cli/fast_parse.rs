@@ -160,11 +160,22 @@ mod tests {
                 "hi",
             ],
             &["run-agent", "resume", "--project", "p", "--task", "t"],
-            &["run-agent", "--version"],
-            &["run-agent", "-V"],
         ] {
             let (full, pruned) = both(argv);
             assert_eq!(full, pruned, "{argv:?}");
+        }
+    }
+
+    /// `run-agent --version` is printed without clap (see `run_agent_main`): the same text.
+    #[test]
+    fn the_version_printed_without_clap_is_clap_s() {
+        for flag in ["--version", "-V"] {
+            let err = RunAgentCli::try_parse_from(["run-agent", flag]).unwrap_err();
+            assert_eq!(err.kind(), clap::error::ErrorKind::DisplayVersion);
+            assert_eq!(
+                err.render().to_string(),
+                format!("run-agent {}\n", crate::version::long_version())
+            );
         }
     }
 
