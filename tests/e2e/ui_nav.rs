@@ -417,8 +417,10 @@ fn reset_done_and_resume_asks_first_and_then_runs_again() {
     b.wait_until("the second run is listed", LONG, |b| {
         b.count("#task-runs tbody tr") == 2
     });
-    let runs = crate::support::run_infos(&task.join("runs"));
-    assert_eq!(runs.len(), 2);
+    // The second run's record is on disk (its directory may show before the record does).
+    b.wait_until("two run records", LONG, |_| {
+        crate::support::run_infos(&task.join("runs")).len() == 2
+    });
     b.wait_until("the task is done again", LONG, |b| {
         b.text("#task-status").contains("done") && b.text("#task-resume") == "Reset DONE and resume"
     });
