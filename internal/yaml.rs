@@ -20,3 +20,13 @@ pub fn from_slice<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Error> {
 pub fn to_string<T: ?Sized + Serialize>(value: &T) -> Result<String, Error> {
     serde_yaml::to_string(value)
 }
+
+/// Converts a parsed YAML value into `T`.
+pub fn from_value<T: DeserializeOwned>(value: Value) -> Result<T, Error> {
+    serde_yaml::from_value(value)
+}
+
+/// Converts `value` into a YAML value.
+pub fn to_value<T: Serialize>(value: T) -> Result<Value, Error> {
+    serde_yaml::to_value(value)
+}

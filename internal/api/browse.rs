@@ -300,6 +300,9 @@ pub fn task_view(
     if let Some(err) = deps.error {
         view["deps_error"] = serde_json::json!(err);
     }
+    if let Some(excess) = crate::runner::budget::marked(dir) {
+        view["budget_exceeded"] = serde_json::json!(excess);
+    }
     view
 }
 
@@ -344,6 +347,7 @@ pub fn task_summary(state: &ServerState, task: &scan::TaskEntry) -> serde_json::
         "last_activity": last_activity,
         "blocked_by": deps.blocked_by,
         "usage": runs.usage,
+        "budget_exceeded": crate::runner::budget::marked(&task.dir),
     })
 }
 

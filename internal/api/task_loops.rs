@@ -49,7 +49,8 @@ pub enum LoopState {
     },
     /// The loop ended.
     Ended {
-        /// `done`, `stopped`, `gave_up`, `error`, or `no_space` (the file system is full).
+        /// `done`, `stopped`, `budget_exceeded` (the task's runs passed its budget; `error`
+        /// has the figures), `gave_up`, `error`, or `no_space` (the file system is full).
         outcome: String,
         /// The last run, if any.
         run_id: Option<String>,
@@ -177,6 +178,7 @@ pub fn spawn_loop(
     let records = records_dir(state);
     // defaults.max_concurrent_root_tasks: the same slots as `run-agent task` (runner::slots).
     request.task_slots = state.settings.config.defaults.max_concurrent_root_tasks;
+    request.task.default_budget = state.settings.config.defaults.budget;
     let index = state.index.clone();
     std::thread::spawn(move || {
         let job = &request.task.job;
@@ -191,6 +193,9 @@ pub fn spawn_loop(
         let end = match result {
             Ok(TaskEnd::Done { last }) => ("done", last.map(|r| r.run_id), None),
             Ok(TaskEnd::Stopped { last }) => ("stopped", last.map(|r| r.run_id), None),
+            Ok(TaskEnd::BudgetExceeded { last, summary }) => {
+                ("budget_exceeded", last.map(|r| r.run_id), Some(summary))
+            }
             Ok(TaskEnd::GaveUp { last, .. }) => {
                 // Why the last attempt failed (the agent's own reason, see runner::failure).
                 let error = last.as_ref().and_then(|r| r.error_summary.clone());

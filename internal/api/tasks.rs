@@ -52,6 +52,32 @@ pub struct StartTaskBody {
     /// Tasks of the project that must be DONE before this one starts (saved in the task's
     /// TASK-CONFIG.yaml; an empty list clears it; absent: the saved list).
     pub depends_on: Option<Vec<String>>,
+    /// Stop the task once its runs (child runs included) cost more than this many US dollars
+    /// (saved in TASK-CONFIG.yaml; default: the saved figure, else `defaults.budget`).
+    pub max_cost_usd: Option<f64>,
+    /// Stop the task once its runs used more than this many tokens (input plus output).
+    pub max_tokens: Option<u64>,
+}
+
+/// The budget figures of a request body; 400 naming the field when one is not positive.
+fn budget_of(
+    max_cost_usd: Option<f64>,
+    max_tokens: Option<u64>,
+) -> Result<crate::config::Budget, ApiError> {
+    if let Some(cost) = max_cost_usd.filter(|c| !c.is_finite() || *c <= 0.0) {
+        return Err(ApiError::bad_request(format!(
+            "invalid max_cost_usd {cost}; allowed: a positive number of US dollars"
+        )));
+    }
+    if max_tokens == Some(0) {
+        return Err(ApiError::bad_request(
+            "invalid max_tokens 0; allowed: a positive number of tokens",
+        ));
+    }
+    Ok(crate::config::Budget {
+        max_cost_usd,
+        max_tokens,
+    })
 }
 
 fn json_body<T>(body: Result<Json<T>, JsonRejection>) -> Result<T, ApiError> {
@@ -141,6 +167,7 @@ pub async fn start_task(
         .as_deref()
         .map(|list| check_depends_on(&state, &project, &task, list))
         .transpose()?;
+    let budget = budget_of(body.max_cost_usd, body.max_tokens)?;
     let mut request = task_request(
         &state,
         project.clone(),
@@ -158,6 +185,7 @@ pub async fn start_task(
     let mut request = runner::LoopRequest::new(request);
     request.depends_on = depends_on;
     request.depends_on_field = "depends_on";
+    request.budget = budget;
     let mut rx = spawn_loop(&state, key.clone(), request, record, lock);
     let first_run =
         tokio::time::timeout(FIRST_RUN_WAIT, rx.wait_for(|s| *s != LoopState::Starting))
@@ -322,6 +350,10 @@ pub struct ResumeBody {
     /// gemini keep their conversations per directory).
     #[schema(value_type = Option<String>)]
     pub cwd: Option<PathBuf>,
+    /// A new spending limit in US dollars (raise it to continue a task stopped by its budget).
+    pub max_cost_usd: Option<f64>,
+    /// A new token limit.
+    pub max_tokens: Option<u64>,
 }
 
 /// `POST /api/v1/projects/{p}/tasks/{t}/resume`: continues a task's loop after its latest run;
@@ -402,6 +434,7 @@ pub async fn resume_task(
     let (key, mut request) =
         super::task_loops::continue_request(&state, &record).map_err(ApiError::bad_request)?;
     request.task.max_restarts = record.max_restarts;
+    request.budget = budget_of(body.max_cost_usd, body.max_tokens)?;
     // The first run continues the agent's own conversation when the agent type is unchanged.
     request.task.resume_session =
         runner::agent::session_to_resume(latest.as_ref(), &request.task.job.agent);

@@ -107,6 +107,9 @@ pub(crate) fn task_json(view: &TaskView) -> Value {
     if let Some(err) = &view.deps_error {
         v["deps_error"] = json!(err);
     }
+    if let Some(excess) = crate::runner::budget::marked(&view.task.dir) {
+        v["budget_exceeded"] = json!(excess);
+    }
     v
 }
 

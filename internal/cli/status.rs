@@ -121,6 +121,9 @@ pub fn run(args: StatusArgs) -> anyhow::Result<ExitCode> {
     if totals.runs_with_usage > 0 {
         println!("usage: {}", super::list::usage_text(&totals));
     }
+    if let Some(excess) = crate::runner::budget::marked(&view.task.dir) {
+        println!("budget: {excess}");
+    }
     println!("depends_on: {}", list(&view.depends_on));
     println!("blocked_by: {}", list(&view.blocked_by));
     if let Some(err) = &view.deps_error {

@@ -52,6 +52,10 @@ pub fn run(args: SuperviseArgs) -> anyhow::Result<ExitCode> {
         idle_timeout: args.idle_timeout_ms.map(Duration::from_millis),
         max_concurrent_runs: args.max_concurrent_runs,
         webhook: config.as_ref().and_then(WebhookTarget::from_config),
+        default_budget: config
+            .as_ref()
+            .map(|c| c.defaults.budget)
+            .unwrap_or_default(),
         pricing: config.map(|c| c.pricing).unwrap_or_default(),
     };
     supervise(&plan)?;

@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::{anyhow, Context};
+use anyhow::{anyhow, bail, Context};
 use chrono::Utc;
 
 use crate::runner::deps;
@@ -53,6 +53,9 @@ pub struct TaskArgs {
     /// comma-separated; saved in TASK-CONFIG.yaml; an empty value clears the list).
     #[arg(long, value_name = "TASKS")]
     pub depends_on: Vec<String>,
+    /// The task's spending limit.
+    #[command(flatten)]
+    pub budget: BudgetFlags,
     /// How often to check the dependencies while blocked (default 2s).
     #[arg(long, value_name = "DURATION")]
     pub dependency_poll: Option<String>,
@@ -74,6 +77,46 @@ pub enum TaskAction {
     Resume(Box<resume::ResumeArgs>),
     /// Delete a task that has no running run (its runs, bus and files).
     Delete(delete::DeleteArgs),
+}
+
+/// The task's budget flags, shared by `task` and `task resume` (saved in TASK-CONFIG.yaml;
+/// a flag left out keeps the saved figure).
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct BudgetFlags {
+    /// Stop the task once its runs (child runs included) cost more than this many US dollars
+    /// (default: the saved budget, else defaults.budget.max_cost_usd).
+    #[arg(long, value_name = "USD")]
+    pub max_cost: Option<String>,
+    /// Stop the task once its runs used more than this many tokens (input plus output).
+    #[arg(long, value_name = "N")]
+    pub max_tokens: Option<u64>,
+}
+
+impl BudgetFlags {
+    /// The figures given (`--max-cost` may be written `2.5` or `$2.5`).
+    pub(crate) fn budget(&self) -> anyhow::Result<crate::config::Budget> {
+        let max_cost_usd = self
+            .max_cost
+            .as_deref()
+            .map(|text| {
+                text.trim()
+                    .trim_start_matches('$')
+                    .parse::<f64>()
+                    .ok()
+                    .filter(|v| v.is_finite() && *v > 0.0)
+                    .ok_or_else(|| {
+                        anyhow!("--max-cost {text:?}: expected a positive number of US dollars, e.g. 2.5")
+                    })
+            })
+            .transpose()?;
+        if self.max_tokens == Some(0) {
+            bail!("--max-tokens 0: expected a positive number of tokens");
+        }
+        Ok(crate::config::Budget {
+            max_cost_usd,
+            max_tokens: self.max_tokens,
+        })
+    }
 }
 
 /// The loop's timing flags, shared by `task` and `task resume` (defaults: the runner's).
@@ -175,6 +218,7 @@ pub fn run(args: TaskArgs) -> anyhow::Result<ExitCode> {
     let mut task_req = TaskRequest::new(job, max_restarts);
     args.timing.apply(&mut task_req)?;
     let mut req = LoopRequest::new(task_req);
+    req.budget = args.budget.budget()?;
     if !args.depends_on.is_empty() {
         req.depends_on = Some(deps::parse_list(&args.depends_on, &task, "--depends-on")?);
     }
@@ -199,6 +243,11 @@ pub(crate) fn drive(
         .config
         .as_ref()
         .map_or(0, |c| c.defaults.max_concurrent_root_tasks);
+    req.task.default_budget = setup
+        .config
+        .as_ref()
+        .map(|c| c.defaults.budget)
+        .unwrap_or_default();
     eprintln!("task {task}");
     let root = Root::new(&setup.root);
     let task_dir = root.confined_task_dir(&req.task.job.project, &task)?;
@@ -210,6 +259,7 @@ pub(crate) fn drive(
     let (state, last, code) = match &end {
         TaskEnd::Done { last } => ("done", last, 0),
         TaskEnd::Stopped { last } => ("stopped", last, 1),
+        TaskEnd::BudgetExceeded { last, .. } => ("budget exceeded", last, 1),
         TaskEnd::GaveUp { last, .. } => ("failed", last, 1),
     };
     println!("task_id: {task}");
@@ -217,6 +267,9 @@ pub(crate) fn drive(
     if let Some(RunInfo { run_id, status, .. }) = last {
         println!("last_run_id: {run_id}");
         println!("last_run_status: {status}");
+    }
+    if let TaskEnd::BudgetExceeded { summary, .. } = &end {
+        println!("error: {summary}");
     }
     if let TaskEnd::GaveUp { attempts, .. } = end {
         println!("error: no DONE after {attempts} attempts (max restarts {max_restarts})");

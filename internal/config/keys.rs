@@ -141,7 +141,7 @@ pub fn allowed(key: &str, format: Format) -> String {
         }
         ["webhook"] => keys(&WEBHOOK_KEYS),
         ["webhook", "url"] => "an http:// or https:// URL".to_string(),
-        ["webhook", "events"] => "a list of run_start, run_stop, run_crash (empty = all)".to_string(),
+        ["webhook", "events"] => "a list of run_start, run_stop, run_crash, budget_exceeded (empty = all)".to_string(),
         ["webhook", "secret"] => "a string (HMAC-SHA256 key)".to_string(),
         ["storage"] => keys(&STORAGE_KEYS),
         ["storage", "runs_dir"] => {

@@ -418,6 +418,8 @@ pub enum WebhookEvent {
     RunStop,
     /// A run's process died without a clean exit.
     RunCrash,
+    /// A task's runs passed its budget (sent once, by the run that found it).
+    BudgetExceeded,
 }
 
 impl WebhookEvent {
@@ -427,6 +429,7 @@ impl WebhookEvent {
             WebhookEvent::RunStart => "run_start",
             WebhookEvent::RunStop => "run_stop",
             WebhookEvent::RunCrash => "run_crash",
+            WebhookEvent::BudgetExceeded => "budget_exceeded",
         }
     }
 }

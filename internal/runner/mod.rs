@@ -12,6 +12,7 @@
 //! ([`reap`]).
 
 pub mod agent;
+pub mod budget;
 pub mod classify;
 pub mod deps;
 pub mod duration;

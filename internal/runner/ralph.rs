@@ -16,6 +16,7 @@ use crate::storage::time::format_rfc3339_nano;
 use crate::storage::{Root, RunInfo, RunStatus};
 
 use super::agent::resume_argv;
+use super::budget;
 use super::error::RunnerError;
 use super::job::{run_job, JobRequest, PreparedRun};
 use super::loop_lock::TaskLoopLock;
@@ -53,6 +54,8 @@ pub struct TaskRequest {
     /// [`agent::session_to_resume`](super::agent::session_to_resume)); later attempts start
     /// a new conversation.
     pub resume_session: Option<String>,
+    /// The config's `defaults.budget`; the task's own budget (TASK-CONFIG.yaml) wins.
+    pub default_budget: crate::config::Budget,
 }
 
 impl TaskRequest {
@@ -65,6 +68,7 @@ impl TaskRequest {
             restart_delay_max: DEFAULT_RESTART_DELAY_MAX,
             child_wait: DEFAULT_CHILD_WAIT,
             resume_session: None,
+            default_budget: crate::config::Budget::default(),
         }
     }
 }
@@ -81,6 +85,13 @@ pub enum TaskEnd {
     Stopped {
         /// The stopped run, if the stop hit one.
         last: Option<RunInfo>,
+    },
+    /// The task's runs (children included) passed its budget: no run is started again.
+    BudgetExceeded {
+        /// The last run.
+        last: Option<RunInfo>,
+        /// `budget exceeded: …` with the figures.
+        summary: String,
     },
     /// The restart budget ran out without DONE.
     GaveUp {
@@ -114,6 +125,9 @@ pub fn run_task(
     loop {
         if done(&task_dir)? {
             break;
+        }
+        if let Some(end) = budget_end(req, &task_dir, &last)? {
+            return Ok(end);
         }
         if stop::requested(&task_dir) {
             post("INFO", "task stopped by user; not restarting".to_string());
@@ -167,6 +181,9 @@ pub fn run_task(
                     );
                 }
                 last = Some(info);
+                if let Some(end) = budget_end(req, &task_dir, &last)? {
+                    return Ok(end);
+                }
                 if status == RunStatus::Stopped {
                     post("INFO", "task stopped by user; not restarting".to_string());
                     return Ok(TaskEnd::Stopped { last });
@@ -207,6 +224,28 @@ pub fn run_task(
         ),
     }
     Ok(TaskEnd::Done { last })
+}
+
+/// The end of the loop when the task's runs passed its budget: reported (once; a run's
+/// supervisor usually did already) and posted as the reason the loop does not restart.
+fn budget_end(
+    req: &TaskRequest,
+    task_dir: &Path,
+    last: &Option<RunInfo>,
+) -> Result<Option<TaskEnd>, RunnerError> {
+    let Some(exceeded) = budget::check_task(task_dir, &req.default_budget)? else {
+        return Ok(None);
+    };
+    budget::report(task_dir, &exceeded, last.as_ref(), None);
+    post_task(
+        req,
+        "ERROR",
+        format!("task stopped: {exceeded}; not restarting"),
+    );
+    Ok(Some(TaskEnd::BudgetExceeded {
+        last: last.clone(),
+        summary: exceeded.to_string(),
+    }))
 }
 
 /// A run whose supervisor died while its agent lives is still `running`: wait (reading with

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use chrono::Utc;
 use nix::sys::signal::Signal;
 
-use crate::config::{AgentType, ModelPrice, WebhookEvent};
+use crate::config::{AgentType, Budget, ModelPrice, WebhookEvent};
 use crate::storage::ids::{ProjectId, RunId, TaskId};
 use crate::storage::liveness::process_start_time;
 use crate::storage::paths::{
@@ -33,7 +33,7 @@ use super::events::RunEvents;
 use super::process::{new_session, signal_group};
 use super::reserve::FinalRecordReserve;
 use super::webhook::{self, WebhookTarget};
-use super::{failure, output, reap, rest_run, slots, stop, supervisor_lock, usage};
+use super::{budget, failure, output, reap, rest_run, slots, stop, supervisor_lock, usage};
 
 /// How long `<cli> --version` may take (gemini's Node start takes ~5 s on a busy machine).
 const VERSION_TIMEOUT: Duration = Duration::from_secs(15);
@@ -57,6 +57,8 @@ pub struct SupervisorPlan {
     pub webhook: Option<WebhookTarget>,
     /// The config's `pricing`, to estimate a cost the agent does not report.
     pub pricing: BTreeMap<String, ModelPrice>,
+    /// The config's `defaults.budget` (a task's own budget in TASK-CONFIG.yaml wins).
+    pub default_budget: Budget,
 }
 
 /// Runs the plan to the end and returns the final run-info. With a webhook, the run's events
@@ -247,11 +249,13 @@ fn run_to_end(
         let run_usage = ended
             .usage
             .map(|u| usage::priced(u, &plan.pricing, plan.argv.get(1).map(String::as_str)));
-        return finish(&info_path, &ended.outcome, &reserve, |i| {
+        let final_info = finish(&info_path, &ended.outcome, &reserve, |i| {
             if run_usage.is_some() {
                 i.usage.clone_from(&run_usage);
             }
-        });
+        })?;
+        budget::Guard::new(&plan.run_dir, plan.default_budget, notifier.target).check(false);
+        return Ok(final_info);
     }
     // Orphans of the agent's tools become ours, to be ended with the run (see reap).
     if let Err(err) = reap::become_subreaper() {
@@ -288,11 +292,12 @@ fn run_to_end(
     tracing::debug!(run = %run, pid, "agent started");
 
     let meter = usage::Meter::new(plan.agent_type, &plan.run_dir, &plan.pricing, &plan.argv);
+    let guard = budget::Guard::new(&plan.run_dir, plan.default_budget, notifier.target);
     let done = AtomicBool::new(false);
     let (waited, run_usage) = std::thread::scope(|scope| {
         let watcher = meter.map(|meter| {
-            let (info_path, done) = (&info_path, &done);
-            scope.spawn(move || meter.watch(info_path, done, |_| {}))
+            let (info_path, done, guard) = (&info_path, &done, &guard);
+            scope.spawn(move || meter.watch(info_path, done, |_| guard.check(true)))
         });
         let waited = wait(&mut child, pid, &plan.run_dir, plan.idle_timeout);
         done.store(true, Ordering::Release);
@@ -305,6 +310,13 @@ fn run_to_end(
         reap::end_descendants(reap::LEFTOVER_GRACE);
     }
     let mut outcome = classify(exit_code(&status), timed_out, stopped);
+    // Stopped for the task's budget (by this run's check or another run's).
+    let excess = guard
+        .tripped()
+        .or_else(|| task_bus.parent().and_then(budget::marked));
+    if let (true, Some(excess)) = (stopped, excess) {
+        outcome.error_summary = Some(excess);
+    }
     let stream = output::read_stream(&plan.run_dir, plan.agent_type);
     if outcome.status == RunStatus::Failed && !timed_out {
         let stderr = output::stderr_tail(&plan.run_dir);
@@ -345,6 +357,8 @@ fn run_to_end(
         }
     })?;
     tracing::debug!(run = %run, status = %outcome.status, exit_code = outcome.exit_code, "run finished");
+    // The final usage may pass the budget too: reported (the task loop does not restart).
+    guard.check(false);
     Ok(final_info)
 }
 

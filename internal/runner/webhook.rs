@@ -147,20 +147,43 @@ pub fn deliver(
     info: &RunInfo,
     task_bus: &Path,
 ) -> Result<(), WebhookError> {
-    deliver_with(target, event, info, task_bus, &RETRY_DELAYS)
+    deliver_with(target, event, info, None, task_bus, &RETRY_DELAYS)
+}
+
+/// [`deliver`] of `budget_exceeded` for the run `info` that found the task's budget passed;
+/// the body also has `"budget": {max_cost_usd, max_tokens, cost_usd, total_tokens, summary}`.
+pub fn deliver_budget_exceeded(
+    target: &WebhookTarget,
+    info: &RunInfo,
+    budget: serde_json::Value,
+    task_bus: &Path,
+) -> Result<(), WebhookError> {
+    deliver_with(
+        target,
+        WebhookEvent::BudgetExceeded,
+        info,
+        Some(("budget", budget)),
+        task_bus,
+        &RETRY_DELAYS,
+    )
 }
 
 fn deliver_with(
     target: &WebhookTarget,
     event: WebhookEvent,
     info: &RunInfo,
+    extra: Option<(&str, serde_json::Value)>,
     task_bus: &Path,
     delays: &[Duration],
 ) -> Result<(), WebhookError> {
     if !target.wants(event) {
         return Ok(());
     }
-    let body = payload(event, info).to_string();
+    let mut body = payload(event, info);
+    if let (Some((key, value)), Some(map)) = (extra, body.as_object_mut()) {
+        map.insert(key.to_string(), value);
+    }
+    let body = body.to_string();
     let agent: ureq::Agent = ureq::Agent::config_builder()
         .http_status_as_error(false)
         .timeout_global(Some(target.timeout))
@@ -341,7 +364,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let bus = dir.path().join("TASK-MESSAGE-BUS.md");
         let info = finished_info(RunStatus::Completed, None);
-        deliver_with(&target(url), WebhookEvent::RunStop, &info, &bus, &[]).unwrap();
+        deliver_with(&target(url), WebhookEvent::RunStop, &info, None, &bus, &[]).unwrap();
         let requests: Vec<_> = rx.try_iter().collect();
         assert_eq!(requests.len(), 3);
         assert!(requests[2]
@@ -359,7 +382,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let bus = dir.path().join("TASK-MESSAGE-BUS.md");
         let info = finished_info(RunStatus::Completed, None);
-        let err = deliver_with(&target(url), WebhookEvent::RunStop, &info, &bus, &[]).unwrap_err();
+        let err =
+            deliver_with(&target(url), WebhookEvent::RunStop, &info, None, &bus, &[]).unwrap_err();
         assert!(err.reason.starts_with("HTTP 500"), "{}", err.reason);
         assert_eq!(rx.try_iter().count(), 3);
         let text = std::fs::read_to_string(&bus).unwrap();
@@ -379,7 +403,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let bus = dir.path().join("bus.md");
         let info = finished_info(RunStatus::Completed, None);
-        deliver_with(&t, WebhookEvent::RunStart, &info, &bus, &[]).unwrap();
+        deliver_with(&t, WebhookEvent::RunStart, &info, None, &bus, &[]).unwrap();
         assert!(!bus.exists());
         assert!(!format!("{t:?}").contains("s3cret"));
     }

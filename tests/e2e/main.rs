@@ -10,6 +10,7 @@ mod agent_streams;
 mod auth_matrix;
 mod backup;
 mod browse;
+mod budget;
 mod bus;
 mod bus_api;
 mod client;

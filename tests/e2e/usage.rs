@@ -35,7 +35,7 @@ const GEMINI_STREAM: &str = r#"{"type":"init","timestamp":"2026-01-01T00:00:00.0
 {"type":"message","timestamp":"2026-01-01T00:00:00.000Z","role":"assistant","content":"hi","delta":true}
 {"type":"result","timestamp":"2026-01-01T00:00:01.000Z","status":"success","stats":{"total_tokens":140,"input_tokens":100,"output_tokens":40,"cached":60,"input":40,"duration_ms":1000,"tool_calls":0,"models":{"gemini-2.5-pro":{"total_tokens":140,"input_tokens":100,"output_tokens":40,"cached":60,"input":40}}}}"#;
 
-fn world() -> Sandbox {
+pub(crate) fn world() -> Sandbox {
     let sb = Sandbox::new();
     sb.install_fake_clis(&["claude", "codex", "gemini"]);
     sb.write(

@@ -11,12 +11,12 @@ use std::time::{Duration, Instant};
 
 use crate::support::{run, text, Sandbox, Server};
 
-type Request = (Vec<String>, String);
+pub(crate) type Request = (Vec<String>, String);
 
 use crate::support::FAKE_AGENT;
 
 /// A one-thread HTTP receiver on 127.0.0.1: sends (headers, body) of each request.
-fn receiver() -> (u16, mpsc::Receiver<Request>) {
+pub(crate) fn receiver() -> (u16, mpsc::Receiver<Request>) {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
     let (tx, rx) = mpsc::channel();

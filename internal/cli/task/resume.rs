@@ -48,6 +48,9 @@ pub struct ResumeArgs {
     /// Restart delays and the wait for child runs.
     #[command(flatten)]
     pub timing: super::LoopTiming,
+    /// The task's spending limit (raise it to continue a task stopped by its budget).
+    #[command(flatten)]
+    pub budget: super::BudgetFlags,
     /// Working directory of the agent (default: the latest run's `cwd`: claude and gemini
     /// keep their conversations per directory).
     #[arg(long, value_name = "DIR")]
@@ -129,7 +132,9 @@ pub fn run(args: ResumeArgs) -> anyhow::Result<ExitCode> {
     let mut task_req = TaskRequest::new(job, args.max_restarts);
     task_req.resume_session = resume_session;
     args.timing.apply(&mut task_req)?;
-    drive(&setup, LoopRequest::new(task_req), lock)
+    let mut req = LoopRequest::new(task_req);
+    req.budget = args.budget.budget()?;
+    drive(&setup, req, lock)
 }
 
 /// `--cwd`, else the working directory the latest run recorded (the resumed agent must run

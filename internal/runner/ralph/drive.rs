@@ -9,6 +9,7 @@ use crate::storage::ids::TaskId;
 use crate::storage::Root;
 
 use super::{post_task, run_task, TaskEnd, TaskRequest};
+use crate::runner::budget;
 use crate::runner::deps::{self, DepsWait};
 use crate::runner::error::RunnerError;
 use crate::runner::job::PreparedRun;
@@ -58,6 +59,9 @@ pub struct LoopRequest {
     pub dependency_poll: Duration,
     /// `defaults.max_concurrent_root_tasks` (0 = no limit).
     pub task_slots: u32,
+    /// New budget figures of the task (`--max-cost`/`--max-tokens`, the API's fields), saved in
+    /// TASK-CONFIG.yaml over the saved ones; unset figures keep what is saved.
+    pub budget: crate::config::Budget,
 }
 
 impl LoopRequest {
@@ -69,6 +73,7 @@ impl LoopRequest {
             depends_on_field: "--depends-on",
             dependency_poll: DEFAULT_DEPENDENCY_POLL,
             task_slots: 0,
+            budget: crate::config::Budget::default(),
         }
     }
 }
@@ -104,6 +109,10 @@ pub fn drive(
         }
         None => deps::read(&task_dir)?,
     };
+    budget::validate(&req.budget, "budget")?;
+    budget::write(&task_dir, &req.budget)?;
+    // A new loop checks the budget afresh (a resume may have raised it).
+    budget::unmark(&task_dir);
     // An old stop mark must not end the new loop while it waits (run_task clears it too).
     let _ = std::fs::remove_file(task_dir.join(STOP_MARKER));
     let post = |msg_type: &str, body: String| {
