@@ -193,3 +193,53 @@ fn token_budgets_and_bad_figures() {
         text(&out)
     );
 }
+
+#[test]
+fn the_api_takes_a_budget_and_a_resume_raises_it() {
+    let sb = world();
+    let never = sb.path().join("never-released");
+    let mut cmd = sb.run_agent_with_fake_clis();
+    cmd.args(["serve", "--host", "127.0.0.1", "--root"])
+        .arg(sb.path().join("root"))
+        .arg("--config")
+        .arg(sb.path().join("config.yaml"))
+        .env("FAKE_STDOUT", CLAUDE_TURNS)
+        .env("FAKE_TICK_UNTIL", &never);
+    let server = crate::support::Server::start(cmd, sb.path());
+    let (code, body) = server.post_json(
+        "/api/v1/tasks",
+        serde_json::json!({"project_id": "p", "task_id": "api", "prompt": "x",
+                           "agent": "claude", "max_cost_usd": -1}),
+    );
+    assert_eq!(code, 400, "{body}");
+    assert!(body.to_string().contains("max_cost_usd"), "{body}");
+    let (code, body) = server.post_json(
+        "/api/v1/tasks",
+        serde_json::json!({"project_id": "p", "task_id": "api", "prompt": "x",
+                           "agent": "claude", "max_cost_usd": 0.05, "wait_seconds": 60}),
+    );
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(body["outcome"], "budget_exceeded", "{body}");
+    let (_, view) = server.get_json("/api/v1/projects/p/tasks/api");
+    assert!(
+        view["budget_exceeded"]
+            .as_str()
+            .is_some_and(|s| s.starts_with("budget exceeded: cost $0.2058")),
+        "{view}"
+    );
+    assert!(view["usage"]["cost_usd"].as_f64().unwrap() > 0.2, "{view}");
+    let (code, body) = server.post_json(
+        "/api/v1/projects/p/tasks/api/resume",
+        serde_json::json!({"max_cost_usd": 100}),
+    );
+    assert_eq!(code, 202, "{body}");
+    let config = task_dir(&sb, "api").join("TASK-CONFIG.yaml");
+    crate::support::wait_until("the raised budget", Duration::from_secs(30), || {
+        std::fs::read_to_string(&config).is_ok_and(|t| t.contains("max_cost_usd: 100"))
+    });
+    crate::support::wait_until("the resumed run", Duration::from_secs(60), || {
+        run_infos(&task_dir(&sb, "api").join("runs")).len() == 2
+    });
+    std::fs::write(&never, "").unwrap();
+    server.terminate();
+}
