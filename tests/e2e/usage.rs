@@ -294,3 +294,56 @@ fn task_and_project_totals_count_child_runs_in_list_status_api_and_metrics() {
     )));
     server.terminate();
 }
+
+/// The visible text of the first element matching `css` ("" when there is none).
+fn ui_text(b: &crate::browser::Browser, css: &str) -> String {
+    b.try_execute(
+        "const e = document.querySelector(arguments[0]); return e ? e.textContent : '';",
+        &[serde_json::json!(css)],
+    )
+    .ok()
+    .and_then(|v| v.as_str().map(str::to_owned))
+    .unwrap_or_default()
+}
+
+fn ui_wait(b: &crate::browser::Browser, css: &str, wanted: &str) {
+    b.wait_until(
+        &format!("`{css}` shows `{wanted}`"),
+        crate::browser::WAIT,
+        |b| ui_text(b, css).contains(wanted),
+    );
+}
+
+#[test]
+fn the_ui_shows_a_runs_usage_the_task_total_with_its_chart_and_the_project_total() {
+    let Some(b) = crate::browser::Browser::start() else {
+        return;
+    };
+    let sb = world();
+    parent_and_child(&sb);
+    let mut cmd = sb.run_agent();
+    cmd.args(["serve", "--host", "127.0.0.1", "--root"])
+        .arg(sb.path().join("root"));
+    let server = crate::support::Server::start(cmd, sb.path());
+    b.goto(&format!("{}/ui/#/projects/p/tasks/t-sum", server.base));
+    ui_wait(&b, "#task-usage", "4,116 tokens · $0.0246");
+    let bars = b.find_all("#task-usage-chart svg.usage-chart rect");
+    assert_eq!(bars.len(), 2, "one bar per run");
+    let run_id = run_infos(&runs_dir(&sb, "t-sum"))[0].run_id.clone();
+    b.goto(&format!("{}/ui/#/runs/{run_id}", server.base));
+    ui_wait(
+        &b,
+        "#run-usage",
+        "2,008 in (1,000 cached) / 50 out · $0.0123 reported",
+    );
+    b.goto(&format!("{}/ui/#/projects/p", server.base));
+    ui_wait(
+        &b,
+        "#project-usage",
+        "Project total: 4,116 tokens · $0.0246",
+    );
+    ui_wait(&b, "#task-list td.cost", "$0.0246");
+    b.goto(&format!("{}/ui/#/", server.base));
+    ui_wait(&b, "#project-list td.usage", "4,116 tokens · $0.0246");
+    server.terminate();
+}

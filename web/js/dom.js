@@ -139,3 +139,65 @@ export function throttle(fn, ms) {
   wrapped.pending = () => pending;
   return wrapped;
 }
+
+/** A whole number with thousands separators: 12,345. */
+export function fmtInt(n) {
+  return Number(n || 0).toLocaleString("en-US");
+}
+
+/** US dollars with up to four decimals: $0.0123, $12.5. */
+export function fmtUsd(value) {
+  return `$${Number(value || 0).toFixed(4).replace(/0+$/, "").replace(/\.$/, "")}`;
+}
+
+/** One run's usage: "2,008 in (1,000 cached) / 50 out · $0.0123 reported". */
+export function fmtUsage(u) {
+  if (!u) return "";
+  const cached = u.cached_input_tokens ? ` (${fmtInt(u.cached_input_tokens)} cached)` : "";
+  const cost = u.cost_usd === undefined || u.cost_usd === null ? " · no cost known"
+    : ` · ${fmtUsd(u.cost_usd)} ${u.cost_source || ""}`.trimEnd();
+  return `${fmtInt(u.input_tokens)} in${cached} / ${fmtInt(u.output_tokens)} out${cost}`;
+}
+
+/** Usage totals of a task or project: "4,116 tokens · $0.0246" ("" when no run has usage). */
+export function fmtTotals(t) {
+  if (!t || !t.runs_with_usage) return "";
+  const unknown = t.runs_without_cost ? ` (${t.runs_without_cost} of ${t.runs_with_usage} runs without a known cost)` : "";
+  return `${fmtInt(t.total_tokens)} tokens · ${fmtUsd(t.cost_usd)}${unknown}`;
+}
+
+/**
+ * A small bar chart (inline SVG) of the runs' cost, oldest left; tokens when no run has a
+ * cost. Each bar is titled with its run id and figure.
+ */
+export function usageChart(runs) {
+  const points = runs.filter((r) => r.usage).slice().reverse();
+  if (points.length === 0) return h("p", { class: "muted" }, "No usage reported yet.");
+  const byCost = points.some((r) => typeof r.usage.cost_usd === "number");
+  const value = (u) => byCost ? (u.cost_usd || 0) : (u.input_tokens || 0) + (u.output_tokens || 0);
+  const max = Math.max(...points.map((r) => value(r.usage)), 1e-12);
+  const ns = "http://www.w3.org/2000/svg";
+  const width = 240, height = 48, gap = 2;
+  const bar = Math.max(2, Math.min(24, (width - gap * points.length) / points.length));
+  const svg = document.createElementNS(ns, "svg");
+  svg.setAttribute("class", "usage-chart");
+  svg.setAttribute("width", String(width));
+  svg.setAttribute("height", String(height));
+  svg.setAttribute("role", "img");
+  svg.setAttribute("aria-label", `${byCost ? "Cost" : "Tokens"} per run`);
+  points.forEach((r, n) => {
+    const v = value(r.usage);
+    const barHeight = Math.max(1, Math.round((v / max) * (height - 2)));
+    const rect = document.createElementNS(ns, "rect");
+    rect.setAttribute("x", String(n * (bar + gap)));
+    rect.setAttribute("y", String(height - barHeight));
+    rect.setAttribute("width", String(bar));
+    rect.setAttribute("height", String(barHeight));
+    rect.setAttribute("data-run", r.run_id);
+    const title = document.createElementNS(ns, "title");
+    title.textContent = `${r.run_id}: ${byCost ? fmtUsd(v) : `${fmtInt(v)} tokens`}`;
+    rect.append(title);
+    svg.append(rect);
+  });
+  return svg;
+}

@@ -4,7 +4,7 @@
 // once a second, so it keeps up under steady activity without redrawing per event.
 
 import { get, post } from "../api.js";
-import { badge, fmtDuration, h, link, notice, throttle, timeEl } from "../dom.js";
+import { badge, fmtDuration, fmtTotals, h, link, notice, throttle, timeEl } from "../dom.js";
 import { onRunChange } from "../live.js";
 
 export function dashboard(view, _params, ctx) {
@@ -73,10 +73,11 @@ export function dashboard(view, _params, ctx) {
       projectsBox.replaceChildren(projects.length === 0
         ? h("p", { class: "muted" }, "No projects yet. Start a task to create one.")
         : h("table", { class: "table" },
-          h("thead", {}, h("tr", {}, h("th", {}, "Project"), h("th", {}, "Tasks"))),
-          h("tbody", {}, projects.map((p) => h("tr", {},
+          h("thead", {}, h("tr", {}, h("th", {}, "Project"), h("th", {}, "Tasks"), h("th", {}, "Usage"))),
+          h("tbody", {}, projects.map((p) => h("tr", { dataset: { project: p.project_id } },
             h("td", {}, h("a", { href: link.project(p.project_id) }, p.project_id)),
-            h("td", {}, p.task_count))))));
+            h("td", {}, p.task_count),
+            h("td", { class: "usage" }, fmtTotals(p.usage) || "—"))))));
     } catch (err) {
       projectsBox.replaceChildren(notice("error", err.message));
     }

@@ -3,7 +3,7 @@
 // link), the prompt and the raw run-info.yaml. While the run is running the log comes first.
 
 import { API, get, post, readTail, request, seg } from "../api.js";
-import { badge, dl, fmtDuration, h, link, notice, timeEl } from "../dom.js";
+import { badge, dl, fmtDuration, fmtUsage, h, link, notice, timeEl } from "../dom.js";
 import { subscribe } from "../events.js";
 import { logViewer } from "../logview.js";
 import { renderMarkdown } from "../markdown.js";
@@ -85,6 +85,8 @@ export function runView(view, { run }, ctx) {
           ["Working dir", i.cwd],
           ["Command", i.commandline],
           ["Session", i.agent_session_id || i.session_id],
+          ["Model", r.usage?.model],
+          ["Usage", h("span", { id: "run-usage" }, fmtUsage(r.usage))],
         ], { class: "run-info-list" }));
       yamlBox.textContent = await request("GET", `${base}?format=yaml`);
       return r;

@@ -3,7 +3,7 @@
 // delete, and the task message bus.
 
 import { del, get, post, seg } from "../api.js";
-import { badge, debounce, h, link, notice } from "../dom.js";
+import { badge, debounce, fmtTotals, h, link, notice, usageChart } from "../dom.js";
 import { busPanel } from "../bus.js";
 import { onRunChange } from "../live.js";
 import { runTable } from "./dashboard.js";
@@ -14,6 +14,9 @@ export function taskView(view, { project, task }, ctx) {
   const message = h("div", { class: "form-message", id: "task-message" });
   const taskMd = h("pre", { class: "task-md" }, "");
   const runsBox = h("div", { id: "task-runs" }, "Loading…");
+  const usageText = h("p", { id: "task-usage" }, "");
+  const budgetNote = h("div", { id: "task-budget" });
+  const chartBox = h("div", { id: "task-usage-chart" });
   const resumeNote = h("span", { class: "muted", id: "resume-agent" });
   const moreButton = h("button", { type: "button", id: "task-runs-more", class: "secondary", hidden: true }, "Older runs");
   const stopButton = h("button", { type: "button", id: "task-stop", class: "danger" }, "Stop");
@@ -27,6 +30,7 @@ export function taskView(view, { project, task }, ctx) {
     h("div", { class: "actions" }, stopButton, resumeButton,
       resumeNote, deleteButton),
     message,
+    h("section", { class: "panel" }, h("h2", {}, "Usage"), budgetNote, usageText, chartBox),
     h("section", { class: "panel" }, h("h2", {}, "Runs ", h("span", { class: "muted", id: "task-run-count" })), runsBox, moreButton),
     h("details", { class: "panel", open: true }, h("summary", {}, "TASK.md"), taskMd),
     bus.element);
@@ -61,6 +65,9 @@ export function taskView(view, { project, task }, ctx) {
       statusSlot.replaceChildren(badge(t.status));
       taskMd.textContent = t.task_md || "(no TASK.md)";
       view.querySelector("#task-run-count").textContent = `(${t.run_count})`;
+      usageText.textContent = fmtTotals(t.usage) || "No usage reported.";
+      budgetNote.replaceChildren(t.budget_exceeded ? notice("error", t.budget_exceeded) : "");
+      chartBox.replaceChildren(usageChart(t.runs));
       const running = t.status === "running";
       done = !!t.done;
       stopButton.disabled = !running;
