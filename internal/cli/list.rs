@@ -13,6 +13,7 @@ use crate::runner::inspect::{extra_runs, TaskStatus, TaskView};
 use crate::storage::ids::{ProjectId, TaskId};
 use crate::storage::scan::{self, RunEntry, TaskEntry};
 use crate::storage::time::format_rfc3339_nano;
+use crate::storage::usage::display_usd as cost_text;
 use crate::storage::{RunStatus, UsageTotals};
 
 /// `list` flags.
@@ -82,13 +83,6 @@ pub(crate) fn usage_text(totals: &UsageTotals) -> String {
         ));
     }
     text
-}
-
-/// A dollar amount with at most four decimals (`0.0123`, `12.5`).
-pub(crate) fn cost_text(usd: f64) -> String {
-    let text = format!("{usd:.4}");
-    let text = text.trim_end_matches('0');
-    text.strip_suffix('.').unwrap_or(text).to_string()
 }
 
 /// One task (with its runs) as JSON.

@@ -13,14 +13,14 @@ use std::sync::{Mutex, PoisonError};
 
 use crate::bus::{self, AppendOptions, NewMessage};
 use crate::config::Budget;
-use crate::storage::atomic::write_atomic;
 use crate::storage::ids::{ProjectId, RunId, TaskId};
 use crate::storage::paths::{RUNS_DIR, RUN_INFO_FILE, TASK_BUS_FILE, TASK_CONFIG_FILE};
+use crate::storage::usage::display_usd;
 use crate::storage::{scan, RunInfo, RunStatus, UsageTotals};
-use crate::yaml::{Mapping, Value};
 
 use super::error::RunnerError;
 use super::stop::{self, StopOptions};
+use super::task_config;
 use super::webhook::{self, WebhookTarget};
 
 /// Key of the budget in TASK-CONFIG.yaml.
@@ -43,8 +43,8 @@ impl fmt::Display for Exceeded {
         if let Some(max) = self.budget.max_cost_usd {
             parts.push(format!(
                 "cost ${} of max ${}",
-                usd(self.used.cost_usd),
-                usd(max)
+                display_usd(self.used.cost_usd),
+                display_usd(max)
             ));
         }
         if let Some(max) = self.budget.max_tokens {
@@ -67,34 +67,20 @@ impl Exceeded {
     }
 }
 
-fn usd(value: f64) -> String {
-    let text = format!("{value:.4}");
-    let text = text.trim_end_matches('0');
-    text.strip_suffix('.').unwrap_or(text).to_string()
-}
-
 /// The budget saved in the TASK-CONFIG.yaml of `task_dir` (unset figures when none).
 pub fn read(task_dir: &Path) -> Result<Budget, RunnerError> {
-    let path = task_dir.join(TASK_CONFIG_FILE);
-    let text = match std::fs::read_to_string(&path) {
-        Ok(text) => text,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Budget::default()),
-        Err(e) => return Err(RunnerError::io("read", &path, e)),
+    let Some(value) = task_config::read_key(task_dir, KEY)? else {
+        return Ok(Budget::default());
     };
+    let path = task_dir.join(TASK_CONFIG_FILE);
     let bad = |message: String| RunnerError::invalid(path.display().to_string(), message);
-    let doc: Value = crate::yaml::from_str(&text).map_err(|e| bad(format!("invalid YAML: {e}")))?;
-    match doc.get(KEY) {
-        None | Some(Value::Null) => Ok(Budget::default()),
-        Some(value) => {
-            let budget: Budget = crate::yaml::from_value(value.clone()).map_err(|e| {
-                bad(format!(
-                    "`{KEY}` must be a map with max_cost_usd (US dollars) and/or max_tokens: {e}"
-                ))
-            })?;
-            validate(&budget, KEY).map_err(|e| bad(e.to_string()))?;
-            Ok(budget)
-        }
-    }
+    let budget: Budget = crate::yaml::from_value(value).map_err(|e| {
+        bad(format!(
+            "`{KEY}` must be a map with max_cost_usd (US dollars) and/or max_tokens: {e}"
+        ))
+    })?;
+    validate(&budget, KEY).map_err(|e| bad(e.to_string()))?;
+    Ok(budget)
 }
 
 /// Rejects figures that are not positive; errors name `field` (`--max-cost`, `max_cost_usd`…).
@@ -122,27 +108,18 @@ pub fn write(task_dir: &Path, change: &Budget) -> Result<(), RunnerError> {
     if !change.is_set() {
         return Ok(());
     }
-    let path = task_dir.join(TASK_CONFIG_FILE);
-    let mut map = match std::fs::read_to_string(&path) {
-        Ok(text) => match crate::yaml::from_str::<Value>(&text) {
-            Ok(Value::Mapping(map)) => map,
-            _ => Mapping::new(),
-        },
-        Err(_) => Mapping::new(),
-    };
     let saved = read(task_dir).unwrap_or_default();
     let merged = Budget {
         max_cost_usd: change.max_cost_usd.or(saved.max_cost_usd),
         max_tokens: change.max_tokens.or(saved.max_tokens),
     };
-    let value = crate::yaml::to_value(merged)
-        .map_err(|e| RunnerError::invalid(path.display().to_string(), e.to_string()))?;
-    map.insert(Value::String(KEY.into()), value);
-    let text = crate::yaml::to_string(&Value::Mapping(map))
-        .map_err(|e| RunnerError::invalid(path.display().to_string(), e.to_string()))?;
-    std::fs::create_dir_all(task_dir)
-        .map_err(|e| RunnerError::io("create directory", task_dir, e))?;
-    write_atomic(&path, text.as_bytes()).map_err(|e| RunnerError::io("write", &path, e))
+    let value = crate::yaml::to_value(merged).map_err(|e| {
+        RunnerError::invalid(
+            task_dir.join(TASK_CONFIG_FILE).display().to_string(),
+            e.to_string(),
+        )
+    })?;
+    task_config::write_key(task_dir, KEY, Some(value))
 }
 
 /// The task's budget: its own figures, each falling back to `default` (`defaults.budget`).

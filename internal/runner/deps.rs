@@ -6,9 +6,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::time::Duration;
 
-use crate::yaml::{Mapping, Value};
+use crate::yaml::Value;
 
-use crate::storage::atomic::write_atomic;
 use crate::storage::ids::{ProjectId, TaskId};
 use crate::storage::paths::{DONE_FILE, TASK_CONFIG_FILE, TASK_FILE};
 use crate::storage::Root;
@@ -47,15 +46,9 @@ pub fn parse_list(
 /// The `depends_on` list of the task in `task_dir` (empty without a TASK-CONFIG.yaml).
 pub fn read(task_dir: &Path) -> Result<Vec<TaskId>, RunnerError> {
     let path = task_dir.join(TASK_CONFIG_FILE);
-    let text = match std::fs::read_to_string(&path) {
-        Ok(text) => text,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(RunnerError::io("read", &path, e)),
-    };
     let bad = |message: String| RunnerError::invalid(path.display().to_string(), message);
-    let doc: Value = crate::yaml::from_str(&text).map_err(|e| bad(format!("invalid YAML: {e}")))?;
-    let list = match doc.get(KEY) {
-        None | Some(Value::Null) => return Ok(Vec::new()),
+    let list = match super::task_config::read_key(task_dir, KEY)? {
+        None => return Ok(Vec::new()),
         Some(Value::Sequence(items)) => items,
         Some(_) => return Err(bad(format!("`{KEY}` must be a list of task ids"))),
     };
@@ -72,33 +65,9 @@ pub fn read(task_dir: &Path) -> Result<Vec<TaskId>, RunnerError> {
 /// Writes the list into TASK-CONFIG.yaml (other keys kept); an empty list removes the key,
 /// and the file when nothing else is left.
 pub fn write(task_dir: &Path, deps: &[TaskId]) -> Result<(), RunnerError> {
-    let path = task_dir.join(TASK_CONFIG_FILE);
-    let mut map = match std::fs::read_to_string(&path) {
-        Ok(text) => match crate::yaml::from_str::<Value>(&text) {
-            Ok(Value::Mapping(map)) => map,
-            _ => Mapping::new(),
-        },
-        Err(_) => Mapping::new(),
-    };
-    if deps.is_empty() {
-        map.remove(KEY);
-    } else {
-        let list = deps.iter().map(|d| Value::String(d.to_string())).collect();
-        map.insert(Value::String(KEY.into()), Value::Sequence(list));
-    }
-    if map.is_empty() {
-        return match std::fs::remove_file(&path) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                Err(RunnerError::io("remove", &path, e))
-            }
-            _ => Ok(()),
-        };
-    }
-    let text = crate::yaml::to_string(&Value::Mapping(map))
-        .map_err(|e| RunnerError::invalid(path.display().to_string(), e.to_string()))?;
-    std::fs::create_dir_all(task_dir)
-        .map_err(|e| RunnerError::io("create directory", task_dir, e))?;
-    write_atomic(&path, text.as_bytes()).map_err(|e| RunnerError::io("write", &path, e))
+    let list = (!deps.is_empty())
+        .then(|| Value::Sequence(deps.iter().map(|d| Value::String(d.to_string())).collect()));
+    super::task_config::write_key(task_dir, KEY, list)
 }
 
 /// Rejects dependencies that are not tasks of the project, and cycles in the project's

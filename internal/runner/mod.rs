@@ -38,6 +38,7 @@ pub mod stop;
 pub mod stream;
 pub mod supervise;
 pub mod supervisor_lock;
+pub mod task_config;
 pub mod usage;
 pub mod webhook;
 

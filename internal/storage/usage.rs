@@ -89,6 +89,14 @@ pub fn format_usd(value: f64) -> String {
     text
 }
 
+/// A dollar amount for people: at most four decimals, trailing zeros dropped (`0.0123`,
+/// `12.5`, `3`).
+pub fn display_usd(value: f64) -> String {
+    let text = format!("{value:.4}");
+    let text = text.trim_end_matches('0');
+    text.strip_suffix('.').unwrap_or(text).to_string()
+}
+
 /// The sums over several runs.
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
 pub struct UsageTotals {
