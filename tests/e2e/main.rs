@@ -23,6 +23,7 @@ mod gc;
 mod hostile;
 mod inspect;
 mod listing;
+mod load;
 mod mock_models;
 mod ops_scripts;
 mod ops_units;
