@@ -80,9 +80,18 @@ pub(crate) struct Slot {
     /// The latest start or end time of any run (ns since the epoch, 0 when none is known),
     /// kept on every change so a listing never walks the runs.
     pub last_activity_ns: i64,
+    /// The sum of the runs' usage, computed on first use after a change (a listing of a
+    /// thousand tasks must not walk every run).
+    usage: std::sync::OnceLock<UsageTotals>,
 }
 
 impl Slot {
+    /// The sum of the usage of the slot's runs.
+    pub fn usage_totals(&self) -> &UsageTotals {
+        self.usage
+            .get_or_init(|| UsageTotals::of(self.runs.values().filter_map(|r| r.usage.as_deref())))
+    }
+
     fn recompute_activity(&mut self) {
         self.last_activity_ns = self.runs.values().map(Run::activity_ns).max().unwrap_or(0);
     }
@@ -189,6 +198,7 @@ impl Store {
             running: 0,
             changing: 0,
             last_activity_ns: 0,
+            usage: std::sync::OnceLock::new(),
         });
         self.by_task
             .entry((key.project.clone(), key.task.clone()))
@@ -223,6 +233,7 @@ impl Store {
         let changing = run.changing();
         let activity = run.activity_ns();
         let slot = &mut self.slots[target];
+        slot.usage = std::sync::OnceLock::new();
         let replaced = slot.runs.insert(run_id.into(), run);
         if status == RunStatus::Running {
             slot.running += 1;
@@ -256,6 +267,7 @@ impl Store {
 
     fn remove_from(&mut self, slot: usize, run_id: &str) -> Option<Run> {
         let run = self.slots[slot].runs.remove(run_id)?;
+        self.slots[slot].usage = std::sync::OnceLock::new();
         if run.status == RunStatus::Running {
             self.slots[slot].running -= 1;
         }
@@ -358,9 +370,7 @@ impl Store {
             }
             let latest = Some(slot.last_activity_ns).filter(|t| *t != 0);
             out.last_activity_ns = out.last_activity_ns.max(latest);
-            for usage in slot.runs.values().filter_map(|r| r.usage.as_deref()) {
-                out.usage.add(usage);
-            }
+            out.usage.merge(slot.usage_totals());
         }
         out
     }
@@ -369,13 +379,7 @@ impl Store {
     pub fn usage_of(&self, project: Option<&str>) -> UsageTotals {
         let mut totals = UsageTotals::default();
         for i in self.slots_of(project, None) {
-            for usage in self.slots[i]
-                .runs
-                .values()
-                .filter_map(|r| r.usage.as_deref())
-            {
-                totals.add(usage);
-            }
+            totals.merge(self.slots[i].usage_totals());
         }
         totals
     }
