@@ -248,10 +248,24 @@ def sse_latencies(server, stdout_path):
 
     samples = []
     try:
-        # The stream is set up once the first line arrives.
-        with open(stdout_path, "a") as out:
-            out.write("warm-up\n")
-        wait_for(b"warm-up")
+        # The stream is set up once a line arrives (a polling server may start at the end of
+        # the file as it is when it first looks: write until one comes through).
+        sock.settimeout(0.2)
+        deadline = time.perf_counter() + 15
+        while b"warm-up" not in buffer:
+            if time.perf_counter() > deadline:
+                raise SystemExit(f"{server.kind}: no line came through the SSE stream")
+            with open(stdout_path, "a") as out:
+                out.write("warm-up\n")
+            try:
+                chunk = sock.recv(65536)
+            except socket.timeout:
+                continue
+            if not chunk:
+                raise SystemExit(f"{server.kind}: the SSE stream ended early")
+            buffer += chunk
+        buffer = buffer[buffer.rindex(b"warm-up") + len(b"warm-up"):]
+        sock.settimeout(10)
         for i in range(SSE_LINES):
             marker = f"sse-line-{server.kind}-{i}-{time.time_ns()}".encode()
             time.sleep(0.02)

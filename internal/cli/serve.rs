@@ -58,6 +58,7 @@ impl Flavor {
 
 /// Runs the server until a shutdown signal.
 pub fn run(args: ServeArgs, flavor: Flavor) -> anyhow::Result<ExitCode> {
+    limit_allocator_arenas();
     let cwd = std::env::current_dir().context("cannot read the current directory")?;
     let mode = match flavor {
         Flavor::RunAgent => ConfigMode::Optional,
@@ -154,6 +155,24 @@ pub fn run(args: ServeArgs, flavor: Flavor) -> anyhow::Result<ExitCode> {
     })?;
     tracing::info!("server stopped");
     Ok(ExitCode::SUCCESS)
+}
+
+/// A long-running server with a few threads: one allocator arena (glibc otherwise keeps one
+/// per thread, each holding freed listing buffers: 29 instead of 20 MB after paging 10k runs)
+/// and large buffers always mapped (returned to the system when freed). No effect when the
+/// environment sets MALLOC_ARENA_MAX or MALLOC_MMAP_THRESHOLD_ (an operator's choice wins).
+fn limit_allocator_arenas() {
+    #[cfg(target_env = "gnu")]
+    {
+        if std::env::var_os("MALLOC_ARENA_MAX").is_none() {
+            // SAFETY: mallopt takes no pointers; called before any other thread exists.
+            unsafe { libc::mallopt(libc::M_ARENA_MAX, 1) };
+        }
+        if std::env::var_os("MALLOC_MMAP_THRESHOLD_").is_none() {
+            // SAFETY: as above.
+            unsafe { libc::mallopt(libc::M_MMAP_THRESHOLD, 128 * 1024) };
+        }
+    }
 }
 
 /// Resolves on the first SIGINT or SIGTERM.
