@@ -29,6 +29,7 @@ use crate::storage::{liveness, RunStatus};
 
 pub use filter::RunFilter;
 pub use store::TaskRuns;
+pub use watches::structure_watch_count;
 use store::{Store, Upsert};
 
 /// Full rescan interval (catches anything notification missed).

@@ -101,6 +101,12 @@ impl Watches {
     }
 }
 
+/// How many directories the index watches for the tree's structure (running runs come on
+/// top): what `run-agent doctor` compares with the inotify watch limit.
+pub fn structure_watch_count(root: &Path, extra: &[PathBuf]) -> usize {
+    structural_dirs(root, extra).len()
+}
+
 /// The directories whose entries make up the tree's structure (see the module doc).
 fn structural_dirs(root: &Path, extra: &[PathBuf]) -> HashSet<PathBuf> {
     let mut out = HashSet::new();

@@ -10,8 +10,6 @@ const MIB: u64 = 1024 * 1024;
 const FAIL_FREE_BYTES: u64 = 100 * MIB;
 /// Below this much free space: warn.
 const WARN_FREE_BYTES: u64 = 1024 * MIB;
-/// Directories counted at most while estimating inotify watches.
-const MAX_DIRS_COUNTED: u64 = 2_000_000;
 
 /// Runs every root check.
 pub fn check(root: &Path, report: &mut Report) {
@@ -143,7 +141,8 @@ fn read_number(path: &str) -> Option<u64> {
     std::fs::read_to_string(path).ok()?.trim().parse().ok()
 }
 
-/// The server watches the root recursively: one inotify watch per directory.
+/// The server's run index watches the root, each project, each task and each task's `runs/`
+/// (plus the runs that are running): one inotify watch each.
 fn inotify(root: &Path, report: &mut Report) {
     let Some(watches) = read_number("/proc/sys/fs/inotify/max_user_watches") else {
         report.add(
@@ -155,9 +154,9 @@ fn inotify(root: &Path, report: &mut Report) {
         return;
     };
     let instances = read_number("/proc/sys/fs/inotify/max_user_instances").unwrap_or(0);
-    let dirs = count_dirs(root);
+    let dirs = crate::api::index::structure_watch_count(root, &[]) as u64;
     let message = format!(
-        "{dirs} directories under the root; fs.inotify.max_user_watches = {watches}, max_user_instances = {instances}"
+        "{dirs} directories watched by the server (root, projects, tasks, runs/); fs.inotify.max_user_watches = {watches}, max_user_instances = {instances}"
     );
     let hint = format!(
         "raise the limit (shared by all of this user's programs): sysctl -w fs.inotify.max_user_watches={} and persist it in /etc/sysctl.d/",
@@ -178,40 +177,17 @@ fn inotify(root: &Path, report: &mut Report) {
     }
 }
 
-/// Directories under `root` including itself (symlinks not followed), counted up to a cap.
-fn count_dirs(root: &Path) -> u64 {
-    if !root.is_dir() {
-        return 0;
-    }
-    let mut count = 0;
-    let mut stack = vec![root.to_path_buf()];
-    while let Some(dir) = stack.pop() {
-        count += 1;
-        if count >= MAX_DIRS_COUNTED {
-            break;
-        }
-        let Ok(entries) = std::fs::read_dir(&dir) else {
-            continue;
-        };
-        for entry in entries.flatten() {
-            if entry.file_type().is_ok_and(|t| t.is_dir()) {
-                stack.push(entry.path());
-            }
-        }
-    }
-    count
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn counts_directories_without_following_symlinks() {
+    fn counts_the_directories_the_index_watches() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::create_dir_all(dir.path().join("p/t/runs/r1")).unwrap();
         std::fs::create_dir_all(dir.path().join("p/t/runs/r2")).unwrap();
         std::os::unix::fs::symlink(dir.path().join("p"), dir.path().join("link")).unwrap();
-        assert_eq!(count_dirs(dir.path()), 6);
+        // root, p, p/t, p/t/runs: not the runs, not the symlink.
+        assert_eq!(crate::api::index::structure_watch_count(dir.path(), &[]), 4);
     }
 }
