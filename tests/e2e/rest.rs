@@ -255,10 +255,10 @@ fn stop_ends_a_streaming_run_as_stopped() {
     let runs = w.root().join("rest/slow/runs");
     let start = std::time::Instant::now();
     let dir = loop {
+        // The run directory (runs/ also holds the run's live marker file).
         let found = std::fs::read_dir(&runs)
             .ok()
-            .and_then(|mut d| d.next())
-            .map(|e| e.unwrap().path())
+            .and_then(|mut d| d.find_map(|e| e.ok().map(|e| e.path()).filter(|p| p.is_dir())))
             .filter(|d| read(d, "agent-stdout.txt").contains("thinking"));
         if let Some(dir) = found {
             break dir;
