@@ -29,8 +29,8 @@ use crate::storage::{liveness, RunStatus};
 
 pub use filter::RunFilter;
 pub use store::TaskRuns;
-pub use watches::structure_watch_count;
 use store::{Store, Upsert};
+pub use watches::structure_watch_count;
 
 /// Full rescan interval (catches anything notification missed).
 const RESCAN_EVERY: Duration = Duration::from_secs(30);

@@ -179,8 +179,6 @@ fn inotify(root: &Path, report: &mut Report) {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
-
     #[test]
     fn counts_the_directories_the_index_watches() {
         let dir = tempfile::tempdir().unwrap();
