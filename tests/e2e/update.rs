@@ -558,7 +558,12 @@ fn handoff_does_not_wait_and_a_run_in_flight_finishes_with_its_real_exit_code() 
     let _job = ChildGuard(Some(job));
     let runs_dir = w.root().join("demo/long/runs");
     let info_path = wait_for("the run to start", Duration::from_secs(30), || {
-        let dir = std::fs::read_dir(&runs_dir).ok()?.flatten().next()?.path();
+        // The run directory (runs/ also holds the run's live marker file).
+        let dir = std::fs::read_dir(&runs_dir)
+            .ok()?
+            .flatten()
+            .map(|e| e.path())
+            .find(|p| p.is_dir())?;
         let info = RunInfo::read(&dir.join("run-info.yaml")).ok()?;
         (info.status == RunStatus::Running && info.pid > 0).then(|| dir.join("run-info.yaml"))
     });
@@ -993,7 +998,12 @@ fn handoff_with_a_server_owned_run_in_flight_records_its_nonzero_exit_after_the_
     assert_eq!(code, 201, "{started}");
     let runs_dir = w.root().join("demo/exits/runs");
     let info_path = wait_for("the run to start", Duration::from_secs(30), || {
-        let dir = std::fs::read_dir(&runs_dir).ok()?.flatten().next()?.path();
+        // The run directory (runs/ also holds the run's live marker file).
+        let dir = std::fs::read_dir(&runs_dir)
+            .ok()?
+            .flatten()
+            .map(|e| e.path())
+            .find(|p| p.is_dir())?;
         let info = RunInfo::read(&dir.join("run-info.yaml")).ok()?;
         (info.status == RunStatus::Running && info.pid > 0).then(|| dir.join("run-info.yaml"))
     });
