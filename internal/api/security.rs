@@ -2,10 +2,10 @@
 //! constant-time compare), admin key, failed-auth rate limiting, loopback-only mutations
 //! without a key on a non-loopback bind, Origin checks, and the audit of every mutation.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use axum::extract::{ConnectInfo, MatchedPath, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
@@ -16,14 +16,16 @@ use axum::{Extension, Json};
 use super::audit::{client_label, key_fingerprint, AuditRecord};
 use super::error::ApiError;
 use super::state::AppState;
+use crate::limit::KeyedLimiter;
 
 /// Name of the browser session cookie set by `POST /api/v1/auth/login`.
 pub const SESSION_COOKIE: &str = "conductor_session";
-/// Failed attempts allowed per client within [`FAILURE_WINDOW`] before 429.
-const MAX_FAILURES: usize = 10;
-const FAILURE_WINDOW: Duration = Duration::from_secs(60);
-/// Most client addresses whose failures are remembered; beyond it expired entries are dropped,
-/// then the stalest, so the map stays bounded whatever the number of clients.
+/// Failed attempts allowed per client and credential source in a burst before 429.
+const MAX_FAILURES: u32 = 10;
+/// One more failed attempt is allowed per this interval (so 10 a minute when sustained).
+const FAILURE_INTERVAL: Duration = Duration::from_secs(6);
+/// Most (address, source) pairs whose failures are remembered; the map stays bounded
+/// whatever the number of clients.
 const MAX_TRACKED_CLIENTS: usize = 4096;
 /// Non-admin routes the admin key may read too: what a self-update client polls to learn
 /// which binary serves (`executable_sha256`, version).
@@ -53,10 +55,19 @@ enum Source {
 }
 
 /// Mutable security state: login sessions and failed-auth counters.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct SecurityState {
     sessions: Mutex<HashSet<String>>,
-    failures: Mutex<HashMap<(IpAddr, Source), Vec<Instant>>>,
+    failures: KeyedLimiter<(IpAddr, Source)>,
+}
+
+impl Default for SecurityState {
+    fn default() -> Self {
+        Self {
+            sessions: Mutex::default(),
+            failures: KeyedLimiter::new(MAX_FAILURES, FAILURE_INTERVAL, MAX_TRACKED_CLIENTS),
+        }
+    }
 }
 
 impl SecurityState {
@@ -83,60 +94,24 @@ impl SecurityState {
 
     /// Seconds until `ip` may try again, when it is over the failure limit.
     fn retry_after(&self, ip: IpAddr, source: Source) -> Option<u64> {
-        let ip = (ip, source);
-        let mut failures = self.failures.lock().unwrap_or_else(|p| p.into_inner());
-        let list = failures.get_mut(&ip)?;
-        list.retain(|t| t.elapsed() < FAILURE_WINDOW);
-        if list.is_empty() {
-            failures.remove(&ip);
-            return None;
-        }
-        (list.len() >= MAX_FAILURES).then(|| {
-            let oldest = list.first().map(|t| t.elapsed()).unwrap_or_default();
-            FAILURE_WINDOW.saturating_sub(oldest).as_secs().max(1)
-        })
+        self.failures.check(&(ip, source)).err()
     }
 
     fn record_failure(&self, ip: IpAddr, source: Source) {
-        let ip = (ip, source);
-        let mut failures = self.failures.lock().unwrap_or_else(|p| p.into_inner());
-        if failures.len() >= MAX_TRACKED_CLIENTS && !failures.contains_key(&ip) {
-            failures.retain(|_, list| list.last().is_some_and(|t| t.elapsed() < FAILURE_WINDOW));
-            if failures.len() >= MAX_TRACKED_CLIENTS {
-                let stalest = failures
-                    .iter()
-                    .min_by_key(|(_, list)| list.last().copied())
-                    .map(|(ip, _)| *ip);
-                if let Some(stalest) = stalest {
-                    failures.remove(&stalest);
-                }
-            }
-        }
-        let list = failures.entry(ip).or_default();
-        list.retain(|t| t.elapsed() < FAILURE_WINDOW);
-        list.push(Instant::now());
-        // Only the attempts that can still count are kept.
-        if list.len() > MAX_FAILURES {
-            list.drain(..list.len() - MAX_FAILURES);
-        }
+        // Over the limit the attempt was already refused; nothing more to count.
+        let _ = self.failures.take(&(ip, source));
     }
 
     #[cfg(test)]
     /// Client addresses currently remembered (tests).
     fn tracked_clients(&self) -> usize {
-        self.failures
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .len()
+        self.failures.len()
     }
 }
 
 /// Constant-time equality of two secrets (length is not hidden).
 pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    if a.len() != b.len() {
-        return false;
-    }
-    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    subtle::ConstantTimeEq::ct_eq(a, b).into()
 }
 
 fn is_public(path: &str) -> bool {

@@ -330,7 +330,7 @@ where
         fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<u64, E> {
             parse_duration_secs(v).ok_or_else(|| {
                 E::custom(format!(
-                    "invalid duration {v:?}, expected e.g. 90s, 30m, 2h or 1h30m"
+                    "invalid duration {v:?}, expected whole seconds as a number or with units, e.g. 90s, 30m, 2h or 1h30m"
                 ))
             })
         }
@@ -338,34 +338,11 @@ where
     deserializer.deserialize_any(Seconds)
 }
 
-/// Parses `90`, `90s`, `30m`, `2h`, `1d` or combinations like `1h30m` into seconds.
+/// Parses a duration of the config into whole seconds ([`crate::units::parse_duration`]'s
+/// forms; sub-second parts are refused, the config counts in seconds).
 pub fn parse_duration_secs(text: &str) -> Option<u64> {
-    let text = text.trim();
-    if text.is_empty() {
-        return None;
-    }
-    if let Ok(secs) = text.parse::<u64>() {
-        return Some(secs);
-    }
-    let mut total: u64 = 0;
-    let mut number = String::new();
-    for c in text.chars() {
-        if c.is_ascii_digit() {
-            number.push(c);
-            continue;
-        }
-        let unit = match c {
-            's' => 1,
-            'm' => 60,
-            'h' => 3600,
-            'd' => 86_400,
-            _ => return None,
-        };
-        let n: u64 = number.parse().ok()?;
-        number.clear();
-        total = total.checked_add(n.checked_mul(unit)?)?;
-    }
-    number.is_empty().then_some(total)
+    let duration = crate::units::parse_duration(text).ok()?;
+    (duration.subsec_nanos() == 0).then_some(duration.as_secs())
 }
 
 /// The HTTP API. `Debug` masks the keys.

@@ -17,9 +17,9 @@ mod rotate;
 mod runs;
 mod sweep;
 mod tasks;
-mod units;
 mod walk;
 
+pub use crate::units::{format_age, format_bytes, parse_age, parse_size, AGE_FORMS, SIZE_FORMS};
 pub use delete_task::{delete_task, TaskDeleteError, TaskDeleted};
 pub use error::GcError;
 pub use policy::{KeepReason, Policy, Verdict};
@@ -31,4 +31,3 @@ pub use report::{
 pub use root::{resolve_root, RootSource, DEFAULT_ROOT, ENV_RUNS_DIR};
 pub use rotate::{archive_name, BUS_LOCK_TIMEOUT};
 pub use sweep::{gc, GcOptions};
-pub use units::{format_age, format_bytes, parse_age, parse_size, AGE_FORMS, SIZE_FORMS};

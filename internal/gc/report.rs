@@ -7,8 +7,8 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 use super::policy::KeepReason;
-use super::units::format_bytes;
 use crate::storage::RunStatus;
+use crate::units::format_bytes;
 
 /// The outcome of one gc.
 #[derive(Debug, Clone, Default, Serialize)]

@@ -16,10 +16,10 @@ use super::report::{Failure, GcReport, RemovedLeftover};
 use super::rotate::{rotate_bus, BUS_LOCK_TIMEOUT};
 use super::runs::{ChunkOutcome, RunPass};
 use super::tasks::prune_task;
-use super::units::format_age;
 use super::walk::{walk, RunsDir, TaskDir};
 use crate::storage::paths::{PROJECT_BUS_FILE, TASK_BUS_FILE};
 use crate::storage::ProjectId;
+use crate::units::format_age;
 
 /// Runs judged per unit of parallel work.
 const CHUNK: usize = 256;

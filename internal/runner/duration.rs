@@ -4,22 +4,9 @@ use std::time::Duration;
 
 use super::error::RunnerError;
 
-/// Parses a duration flag; `what` names the flag in the error.
+/// Parses a duration flag ([`crate::units::parse_duration`]); `what` names the flag in the error.
 pub fn parse_duration(what: &str, text: &str) -> Result<Duration, RunnerError> {
-    let trimmed = text.trim();
-    if let Some(ms) = trimmed.strip_suffix("ms") {
-        if let Ok(n) = ms.parse::<u64>() {
-            return Ok(Duration::from_millis(n));
-        }
-    }
-    crate::config::parse_duration_secs(trimmed)
-        .map(Duration::from_secs)
-        .ok_or_else(|| {
-            RunnerError::invalid(
-                what,
-                format!("invalid duration {text:?}; expected e.g. 500ms, 90s, 30m, 2h or 1h30m"),
-            )
-        })
+    crate::units::parse_duration(text).map_err(|message| RunnerError::invalid(what, message))
 }
 
 #[cfg(test)]

@@ -32,8 +32,8 @@ pub async fn file(Path(path): Path<String>) -> Response {
 fn asset(path: &str) -> Response {
     match Assets::get(path) {
         Some(file) => (
+            [(header::CONTENT_TYPE, content_type(file.metadata.mimetype()))],
             [
-                (header::CONTENT_TYPE, content_type(path)),
                 (header::CACHE_CONTROL, "no-cache"),
                 (header::CONTENT_SECURITY_POLICY, CSP),
                 (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
@@ -47,14 +47,11 @@ fn asset(path: &str) -> Response {
     }
 }
 
-fn content_type(path: &str) -> &'static str {
-    match path.rsplit('.').next() {
-        Some("html") => "text/html; charset=utf-8",
-        Some("css") => "text/css; charset=utf-8",
-        Some("js") => "text/javascript; charset=utf-8",
-        Some("svg") => "image/svg+xml",
-        Some("png") => "image/png",
-        Some("json") => "application/json",
-        _ => "application/octet-stream",
+/// The file's type (guessed from its name when embedded), UTF-8 for text.
+fn content_type(mime: &str) -> String {
+    if mime.starts_with("text/") {
+        format!("{mime}; charset=utf-8")
+    } else {
+        mime.to_string()
     }
 }

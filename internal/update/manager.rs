@@ -17,13 +17,17 @@ use super::candidate::{check_version, validate, VERSION_TIMEOUT};
 use super::drain::active_root_runs;
 use super::error::UpdateError;
 use super::handoff::place_at_fd3;
-use super::ratelimit::TokenBucket;
 use super::record::{HistoryEntry, Pending, StateStore, UpdateMode, UpdateRecord, UpdateState};
 use super::swap::{self, KEEP_BACKUPS};
 use super::{health_deadline, PENDING_ENV};
+use crate::limit::TokenBucket;
 
 /// How often a deferred update re-counts active root runs.
 pub const DRAIN_POLL: Duration = Duration::from_secs(1);
+/// Update requests allowed in a burst.
+const UPDATE_BURST: u32 = 6;
+/// One more update request is allowed per this interval.
+const UPDATE_INTERVAL: Duration = Duration::from_secs(2);
 
 /// Counts work in progress that files do not show (e.g. task loops run by the server).
 pub type ActiveCounter = Arc<dyn Fn() -> usize + Send + Sync>;
@@ -195,7 +199,7 @@ impl UpdateManager {
             executable,
             cache: Mutex::new(record),
             cache_stamp: Mutex::new(None),
-            limiter: Mutex::new(TokenBucket::default()),
+            limiter: Mutex::new(TokenBucket::new(UPDATE_BURST, UPDATE_INTERVAL)),
             serve: OnceLock::new(),
             handoff: watch::channel(None).0,
             swapping: Mutex::new(false),

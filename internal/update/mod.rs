@@ -11,7 +11,6 @@ pub mod error;
 pub mod handoff;
 pub mod listener;
 pub mod manager;
-pub mod ratelimit;
 pub mod record;
 pub mod server;
 pub mod swap;

@@ -279,6 +279,21 @@ fn ui_is_served_and_root_redirects() {
     let (code, body) = crate::support::http_get(&format!("{}/", server.base)).unwrap();
     assert_eq!(code, 200);
     assert!(body.contains("<title>Conductor</title>"));
+    // Content types come from the file names; a module script must be served as JavaScript.
+    for (path, expected) in [
+        ("/ui/", "text/html; charset=utf-8"),
+        ("/ui/app.js", "text/javascript; charset=utf-8"),
+        ("/ui/style.css", "text/css; charset=utf-8"),
+    ] {
+        let resp = ureq::get(&format!("{}{path}", server.base)).call().unwrap();
+        let got = resp
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_string();
+        assert_eq!(got, expected, "{path}");
+    }
 }
 
 #[test]

