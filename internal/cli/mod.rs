@@ -13,6 +13,7 @@ pub mod output;
 pub mod scope;
 pub mod serve;
 pub mod server;
+mod sigpipe;
 pub mod status;
 pub mod stop;
 pub mod supervise;
@@ -125,6 +126,33 @@ pub enum ConductorCommand {
     Supervise(supervise::SuperviseArgs),
 }
 
+impl RunAgentCommand {
+    /// Whether the command only reads and prints (no agent, server or deletion of its own), so
+    /// a closed stdout may simply end it.
+    fn only_prints(&self) -> bool {
+        matches!(
+            self,
+            Self::Validate(_)
+                | Self::Bus(_)
+                | Self::List(_)
+                | Self::Status(_)
+                | Self::Output(_)
+                | Self::Watch(_)
+                | Self::Server(_)
+                | Self::Doctor(_)
+                | Self::Completions(_)
+                | Self::Man(_)
+        )
+    }
+}
+
+impl ConductorCommand {
+    /// As [`RunAgentCommand::only_prints`].
+    fn only_prints(&self) -> bool {
+        !matches!(self, Self::Supervise(_))
+    }
+}
+
 /// Entry point of the `run-agent` binary.
 pub fn run_agent_main() -> ExitCode {
     completions::complete_if_asked(completions::Binary::RunAgent);
@@ -134,6 +162,9 @@ pub fn run_agent_main() -> ExitCode {
         return ExitCode::SUCCESS;
     }
     let cli = fast_parse::run_agent_cli();
+    if cli.command.only_prints() {
+        sigpipe::die_quietly_on_closed_stdout();
+    }
     logging::init(cli.global.log_format);
     let result = match cli.command {
         RunAgentCommand::Serve(args) => serve::run(args, serve::Flavor::RunAgent),
@@ -163,6 +194,13 @@ pub fn run_agent_main() -> ExitCode {
 pub fn conductor_main() -> ExitCode {
     completions::complete_if_asked(completions::Binary::Conductor);
     let cli = ConductorCli::parse();
+    if cli
+        .command
+        .as_ref()
+        .is_some_and(ConductorCommand::only_prints)
+    {
+        sigpipe::die_quietly_on_closed_stdout();
+    }
     logging::init(cli.global.log_format);
     let result = match cli.command {
         None => serve::run(cli.serve, serve::Flavor::Conductor),
@@ -199,8 +237,43 @@ fn finish(result: anyhow::Result<ExitCode>) -> ExitCode {
     match result {
         Ok(code) => code,
         Err(err) => {
-            eprintln!("error: {err:#}");
+            eprintln!("error: {}", error_text(&err));
             ExitCode::from(1)
         }
+    }
+}
+
+/// An error and its causes on one line, `outer: cause: …`, leaving out a cause whose text the
+/// line already holds (library errors often name their source in their own message).
+fn error_text(err: &anyhow::Error) -> String {
+    let mut text = err.to_string();
+    for cause in err.chain().skip(1) {
+        let cause = cause.to_string();
+        if !text.contains(&cause) {
+            text.push_str(": ");
+            text.push_str(&cause);
+        }
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::error_text;
+
+    #[test]
+    fn a_cause_already_in_the_message_is_not_repeated() {
+        let io = std::io::Error::new(std::io::ErrorKind::AddrInUse, "Address already in use");
+        let err = crate::api::listen::BindError::Bind {
+            addr: "127.0.0.1:1".to_string(),
+            source: io,
+        };
+        let err = anyhow::Error::new(err).context("serve");
+        assert_eq!(
+            error_text(&err),
+            "serve: cannot listen on 127.0.0.1:1: Address already in use"
+        );
+        let err = anyhow::anyhow!("inner").context("outer");
+        assert_eq!(error_text(&err), "outer: inner");
     }
 }

@@ -583,3 +583,39 @@ fn list_sees_an_older_run_still_running_behind_a_newer_finished_one() {
     let info = RunInfo::read(&runs.join(dead).join("run-info.yaml")).unwrap();
     assert_eq!(info.status, RunStatus::Failed);
 }
+
+/// `run-agent list | head`: the reader goes away after a few bytes of a long listing; list ends
+/// like a Unix tool (by SIGPIPE, or 0), never with a panic on the broken pipe.
+#[test]
+fn a_listing_piped_into_head_ends_quietly() {
+    use std::io::Read;
+    use std::os::unix::process::ExitStatusExt;
+
+    let w = World::new();
+    // Enough tasks that the JSON listing is larger than a pipe buffer (64 KiB).
+    for i in 0..2000 {
+        std::fs::create_dir_all(w.root().join(format!("big/task-{i:04}"))).unwrap();
+    }
+    for args in [
+        &["list", "--project", "big", "--json"][..],
+        &["list", "--project", "big"][..],
+    ] {
+        let mut child = w
+            .cmd(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut head = [0u8; 16];
+        child.stdout.take().unwrap().read_exact(&mut head).unwrap();
+        // The pipe's reading end is closed here.
+        let out = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+        assert!(
+            out.status.success() || out.status.signal() == Some(libc::SIGPIPE),
+            "{args:?}: {:?} {stderr}",
+            out.status
+        );
+    }
+}

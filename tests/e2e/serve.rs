@@ -86,10 +86,13 @@ fn explicit_busy_port_fails_fast() {
     let port = busy.local_addr().unwrap().port();
     let out = run(serve(&sb).args(["--port", &port.to_string()]));
     assert!(!out.status.success(), "{}", text(&out));
-    assert!(
-        String::from_utf8_lossy(&out.stderr).contains(&port.to_string()),
-        "{}",
-        text(&out)
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains(&port.to_string()), "{}", text(&out));
+    // The OS error is said once, not once per level of the error chain.
+    assert_eq!(
+        stderr.matches("in use").count(),
+        1,
+        "the cause is repeated: {stderr}"
     );
     // CONDUCTOR_PORT is explicit too.
     let out = run(serve(&sb).env("CONDUCTOR_PORT", port.to_string()));
