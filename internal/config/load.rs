@@ -278,7 +278,7 @@ mod tests {
             AgentConfig {
                 token: Some("pplx-token-0123456789".into()),
                 model: Some("sonar-pro".into()),
-                base_url: Some("https://api.perplexity.ai/chat/completions".into()),
+                base_url: Some("https://api.perplexity.ai".into()),
                 ..agent(AgentType::Perplexity)
             },
         );

@@ -36,7 +36,7 @@ pub fn defaults(agent_type: AgentType) -> Option<(&'static str, &'static str)> {
 pub struct ChatRequest<'a> {
     /// Agent type (names the agent in summaries).
     pub agent_type: AgentType,
-    /// API base, e.g. `https://api.x.ai/v1`; `/chat/completions` is appended.
+    /// API base, e.g. `https://api.x.ai/v1`; `/chat/completions` is appended (see [`endpoint`]).
     pub base_url: &'a str,
     /// Model name.
     pub model: &'a str,
@@ -62,9 +62,18 @@ impl std::fmt::Debug for ChatRequest<'_> {
     }
 }
 
-/// The endpoint of `base_url`.
+/// Path of the chat endpoint below a `base_url`.
+const CHAT_PATH: &str = "/chat/completions";
+
+/// The endpoint of `base_url`: `/chat/completions` is appended unless the URL already ends
+/// with it (a full endpoint URL is taken as it is).
 pub fn endpoint(base_url: &str) -> String {
-    format!("{}/chat/completions", base_url.trim_end_matches('/'))
+    let base = base_url.trim_end_matches('/');
+    if base.ends_with(CHAT_PATH) {
+        base.to_string()
+    } else {
+        format!("{base}{CHAT_PATH}")
+    }
 }
 
 /// Sends the request and streams the answer: `on_delta` gets each piece of content as it
@@ -344,5 +353,9 @@ mod tests {
         assert_eq!(excerpt(" a\nb "), "a b");
         assert_eq!(excerpt(&"x".repeat(400)).chars().count(), BODY_EXCERPT + 1);
         assert_eq!(endpoint("http://h/v1/"), "http://h/v1/chat/completions");
+        assert_eq!(
+            endpoint("https://api.perplexity.ai/chat/completions"),
+            "https://api.perplexity.ai/chat/completions"
+        );
     }
 }

@@ -382,3 +382,80 @@ fn the_final_chunks_usage_lands_in_run_info() {
     let cost = usage.cost_usd.unwrap();
     assert!((cost - 0.0044).abs() < 1e-9, "{cost}");
 }
+
+/// The first `yaml` block after `heading` in docs/config.md.
+fn docs_config_yaml(heading: &str) -> String {
+    let doc = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/config.md"))
+        .unwrap();
+    let after = &doc[doc
+        .find(heading)
+        .unwrap_or_else(|| panic!("no {heading:?}"))..];
+    let body = &after[after.find("```yaml\n").unwrap() + "```yaml\n".len()..];
+    body[..body.find("```").unwrap()].to_string()
+}
+
+/// An HTTP server that answers every request with 200 and an empty body (webhook receiver).
+fn accept_all() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            let mut reader = BufReader::new(stream);
+            let mut line = String::new();
+            while reader.read_line(&mut line).unwrap_or(0) > 2 {
+                line.clear();
+            }
+            let _ = reader
+                .get_mut()
+                .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+        }
+    });
+    port
+}
+
+/// docs/config.md's YAML example is used as written — only the hosts point at local servers —
+/// and its `pplx` (REST) and `script` (command) agents answer: the documented `base_url`
+/// reaches the chat endpoint, the documented command runs with the prompt on stdin.
+#[test]
+fn the_documented_config_example_runs_its_agents() {
+    let (port, request) = serve_once(sse(&["four"], true));
+    let hooks = accept_all();
+    let example = docs_config_yaml("## Example (YAML)")
+        .replace(
+            "https://api.perplexity.ai",
+            &format!("http://127.0.0.1:{port}"),
+        )
+        .replace(
+            "https://hooks.example.com",
+            &format!("http://127.0.0.1:{hooks}"),
+        );
+    let w = World::new(&example);
+    w.sb.write(".codex-key", "codex-token\n");
+    let script = w.sb.path().join("my-agent.sh");
+    std::fs::write(&script, "#!/bin/sh\necho \"script saw $1: $(cat)\"\n").unwrap();
+    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let config = w.sb.path().join("config.yaml");
+
+    let (code, out, dir) = w.job_with("pplx", "pplx", &[], &["--config", config.to_str().unwrap()]);
+    assert_eq!(code, Some(0), "{out}");
+    let request = request.recv_timeout(Duration::from_secs(10)).unwrap();
+    assert!(
+        request.starts_with("POST /chat/completions HTTP/1.1"),
+        "{request}"
+    );
+    assert!(request.contains("sonar-pro"), "{request}");
+    assert_eq!(read(&dir, "output.md").trim(), "four");
+
+    let (code, out, dir) = w.job_with(
+        "script",
+        "script",
+        &[],
+        &["--config", config.to_str().unwrap()],
+    );
+    assert_eq!(code, Some(0), "{out}");
+    let stdout = read(&dir, "agent-stdout.txt");
+    assert!(
+        stdout.starts_with("script saw --flag: ") && stdout.contains("What is 2+2?"),
+        "{stdout}"
+    );
+}
