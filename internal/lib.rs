@@ -1,8 +1,10 @@
 //! Conductor: a filesystem-native server that runs AI coding agents as supervised,
 //! restartable runs.
 //!
-//! Data flows one way: [`config`] → [`storage`] (files, ids, locks) → [`bus`] → [`api`] → [`ui`];
-//! [`cli`] sits at the edge and is shared by the `run-agent` and `conductor` binaries.
+//! Data flows one way: [`config`] → [`storage`] (files, ids, locks) → [`bus`] → [`runner`] →
+//! [`api`] → [`cli`]; [`gc`] and [`update`] sit beside the runner (update on storage alone),
+//! [`client`] is the HTTP client of the `server …` commands, and [`cli`] is shared by the
+//! `run-agent` and `conductor` binaries. `layering.rs` checks it.
 
 pub mod api;
 pub mod bus;
@@ -10,6 +12,8 @@ pub mod cli;
 pub mod client;
 pub mod config;
 pub mod gc;
+#[cfg(test)]
+mod layering;
 pub mod limit;
 pub mod runner;
 pub mod storage;

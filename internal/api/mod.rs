@@ -21,6 +21,7 @@ pub mod run_files;
 pub mod run_stream;
 pub mod security;
 pub mod self_update;
+pub mod serve_loop;
 pub mod shutdown;
 pub mod sse;
 pub mod state;

@@ -144,12 +144,12 @@ pub fn run(args: ServeArgs, flavor: Flavor) -> anyhow::Result<ExitCode> {
         .build()
         .context("cannot start the async runtime")?;
     runtime.block_on(async move {
-        let start = update::server::StartInfo {
+        let start = crate::api::serve_loop::StartInfo {
             argv: std::env::args_os().collect(),
             watchdog_args: flavor.watchdog_args(),
             pending_marker,
         };
-        update::server::serve(listener, state, start, shutdown_signal())
+        crate::api::serve_loop::serve(listener, state, start, shutdown_signal())
             .await
             .context("server failed")
     })?;

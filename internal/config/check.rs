@@ -156,7 +156,7 @@ fn check_api(config: &Config) -> Result<(), Violation> {
         );
     }
     for (i, host) in api.allowed_hosts.iter().enumerate() {
-        if crate::api::host::parse_allowed(host).is_none() {
+        if super::host_name::parse_allowed(host).is_none() {
             return violation(
                 format!("api.allowed_hosts[{i}]"),
                 format!("{host:?} is not a host name with an optional :port (no scheme, no path)"),

@@ -9,6 +9,7 @@ mod discovery;
 mod doc_examples;
 mod error;
 mod hcl;
+pub mod host_name;
 mod keys;
 mod load;
 mod mask;

@@ -2,6 +2,7 @@
 //! crash-safe writes and locked updates, liveness reconciliation, and scanning.
 
 pub mod atomic;
+pub mod audit_log;
 pub mod confined;
 pub mod error;
 pub mod ids;

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use crate::api::audit::AUDIT_FILE;
+use crate::storage::audit_log::{append_line, AUDIT_FILE};
 use crate::storage::paths::AUDIT_DIR;
 
 /// Who asked for the update, as recorded with each of its events.
@@ -67,7 +67,7 @@ impl UpdateAudit {
             detail,
         };
         if let Ok(line) = serde_json::to_vec(&event) {
-            crate::api::audit::append_line(&self.path, &line);
+            append_line(&self.path, &line);
         }
     }
 }

@@ -12,7 +12,6 @@ pub mod handoff;
 pub mod listener;
 pub mod manager;
 pub mod record;
-pub mod server;
 pub mod swap;
 pub mod watchdog;
 

@@ -1,5 +1,5 @@
-//! The serve loop with hand-over: serves the API like [`crate::api::serve`], and when the
-//! update manager has staged a new binary, stops accepting (the socket stays open, new
+//! The serve loop with hand-over: serves the API like [`super::serve`], and when the
+//! self-update manager has staged a new binary, stops accepting (the socket stays open, new
 //! connections wait in the backlog), lets in-flight requests finish, and execs the new
 //! image on the same socket.
 
@@ -10,11 +10,11 @@ use std::time::Duration;
 
 use tokio::sync::{oneshot, watch};
 
-use super::handoff::exec_with_listener;
-use super::listener::StoppableListener;
-use super::manager::{reap_within, Handoff, ServeContext};
-use super::PENDING_ENV;
-use crate::api::AppState;
+use super::AppState;
+use crate::update::handoff::exec_with_listener;
+use crate::update::listener::StoppableListener;
+use crate::update::manager::{reap_within, Handoff, ServeContext};
+use crate::update::PENDING_ENV;
 
 /// After accepting stops, how long freshly accepted connections get to send their request
 /// before idle connections are closed.
@@ -56,17 +56,17 @@ pub async fn serve(
     let tokio_listener = tokio::net::TcpListener::from_std(listener)?;
     let (stop_tx, stop_rx) = watch::channel(false);
     let (close_tx, close_rx) = oneshot::channel::<()>();
-    let app = crate::api::router(state.clone());
-    let server = crate::api::conn::serve(
+    let app = super::router(state.clone());
+    let server = super::conn::serve(
         StoppableListener::new(tokio_listener, stop_rx),
         app,
-        crate::api::conn::max_connections(),
+        super::conn::max_connections(),
         async move {
             let _ = close_rx.await;
         },
     );
     let mut server = std::pin::pin!(server);
-    let summaries = crate::api::AuditSummaries::start(&state);
+    let summaries = super::AuditSummaries::start(&state);
 
     let manager = std::sync::Arc::clone(&state.update);
     let marker = start.pending_marker.clone();
