@@ -27,7 +27,6 @@ use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path as UrlPath, Query, State};
 use axum::response::Response;
 use axum::Json;
-use notify::RecursiveMode;
 use serde::Deserialize;
 use serde_json::{json, Value};
 use tokio::sync::broadcast;
@@ -454,7 +453,7 @@ impl Follow {
     }
 
     fn run(self, dir: PathBuf, from: (u64, u64)) {
-        let (_watcher, changes) = watch(&dir, RecursiveMode::NonRecursive);
+        let changes = watch(&dir);
         let tail = |name, file, offset| LogTail {
             name,
             path: dir.join(file),

@@ -1,4 +1,5 @@
-//! Live runs as Server-Sent Events, driven by file-change notification (inotify) with a coarse
+//! Live runs as Server-Sent Events, driven by file-change notification
+//! ([`crate::storage::watch`]: inotify, or polling where it is not available) with a coarse
 //! re-check as a safety net:
 //! - `/api/v1/runs/{id}/stream`: stdout/stderr lines and status changes of one run. Each
 //!   event's id is `<stdout offset>:<stderr offset>` after it, so a reconnect with
@@ -7,13 +8,11 @@
 
 use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
-use std::sync::mpsc as std_mpsc;
 use std::time::Duration;
 
 use axum::extract::{Path as UrlPath, Query, State};
 use axum::http::HeaderMap;
 use axum::response::Response;
-use notify::{RecursiveMode, Watcher};
 use serde::Deserialize;
 use tokio::sync::broadcast;
 
@@ -24,6 +23,7 @@ use super::lookup;
 use super::sse::{self, SseEvent, SseSender};
 use super::state::AppState;
 use crate::storage::paths::{RUN_INFO_FILE, STDERR_FILE, STDOUT_FILE};
+use crate::storage::watch::{Scope, Subscription};
 use crate::storage::{liveness, RunStatus};
 
 /// Most bytes read from a log file at once: a backlog is read as the client drains it.
@@ -95,31 +95,14 @@ impl LogTail {
     }
 }
 
-/// A file watcher whose events land in a channel; `None` if notification is unavailable.
-pub(super) fn watch(
-    path: &Path,
-    mode: RecursiveMode,
-) -> (Option<notify::RecommendedWatcher>, std_mpsc::Receiver<()>) {
-    let (tx, rx) = std_mpsc::channel();
-    let watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
-        if crate::storage::watch::is_change(&event) {
-            let _ = tx.send(());
-        }
-    })
-    .and_then(|mut w| w.watch(path, mode).map(|()| w));
-    match watcher {
-        Ok(w) => (Some(w), rx),
-        Err(err) => {
-            tracing::warn!(path = %path.display(), "no file notifications, re-checking every {RECHECK:?}: {err}");
-            (None, rx)
-        }
-    }
+/// A subscription to changes of the run directory `dir` (its logs and record).
+pub(super) fn watch(dir: &Path) -> Subscription {
+    Subscription::on(dir, Scope::Dir)
 }
 
-/// Waits for a notification (or the re-check interval), then drains queued ones.
-pub(super) fn wait_change(rx: &std_mpsc::Receiver<()>) {
-    let _ = rx.recv_timeout(RECHECK);
-    while rx.try_recv().is_ok() {}
+/// Waits for a change (or the re-check interval); a burst of changes is one wakeup.
+pub(super) fn wait_change(changes: &Subscription) {
+    changes.wait(RECHECK);
 }
 
 /// `GET /api/v1/runs/{run_id}/stream`
@@ -154,7 +137,7 @@ pub async fn run_stream(
 }
 
 fn follow_run(dir: PathBuf, out_off: u64, err_off: u64, tx: SseSender) {
-    let (_watcher, changes) = watch(&dir, RecursiveMode::NonRecursive);
+    let changes = watch(&dir);
     let mut tails = [
         LogTail {
             name: "stdout",

@@ -14,7 +14,6 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::Duration;
 
-use notify::{RecursiveMode, Watcher};
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
@@ -258,22 +257,15 @@ pub fn latest_run(task_dir: &Path) -> Option<RunInfo> {
 
 /// Blocks until the run in `run_dir` is no longer `running` (file-change driven).
 pub fn wait_run_end(run_dir: &Path) -> Option<RunInfo> {
-    let (tx, rx) = std::sync::mpsc::channel();
-    let _watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
-        if crate::storage::watch::is_change(&event) {
-            let _ = tx.send(());
-        }
-    })
-    .and_then(|mut w| w.watch(run_dir, RecursiveMode::NonRecursive).map(|()| w))
-    .ok();
+    let changes =
+        crate::storage::watch::Subscription::on(run_dir, crate::storage::watch::Scope::Dir);
     loop {
         match read_reconciled(&run_dir.join(RUN_INFO_FILE)) {
             Ok(info) if info.status != RunStatus::Running => return Some(info),
             Ok(_) => {}
             Err(_) => return None,
         }
-        let _ = rx.recv_timeout(RECHECK);
-        while rx.try_recv().is_ok() {}
+        changes.wait(RECHECK);
     }
 }
 

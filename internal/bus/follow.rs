@@ -1,6 +1,6 @@
-//! Following a bus as it grows: a blocking, pull-style [`Follower`] woken by inotify (the
-//! `notify` crate, watching the bus's directory), with a coarse periodic re-check in case an
-//! event is missed. Rotation is handled: when the path starts naming a new file (the old one was
+//! Following a bus as it grows: a blocking, pull-style [`Follower`] woken by a change of the
+//! bus's directory ([`crate::storage::watch`]: inotify, or polling where inotify is not
+//! available), with a coarse periodic re-check in case an event is missed. Rotation is handled: when the path starts naming a new file (the old one was
 //! renamed to `.archived`), the old file is drained, then the new one is read from its start.
 //! A file truncated in place is re-read from the start.
 //!
@@ -15,10 +15,9 @@ use std::collections::VecDeque;
 use std::fs::File;
 use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::{Path, PathBuf};
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::time::{Duration, Instant};
 
-use notify::{RecommendedWatcher, RecursiveMode, Watcher};
+use crate::storage::watch::{Scope, Subscription, WatchError};
 
 use super::error::BusError;
 use super::message::Message;
@@ -52,8 +51,7 @@ pub struct Follower {
     msg_type: Option<String>,
     current: Option<Current>,
     ready: VecDeque<Message>,
-    events: Receiver<notify::Result<notify::Event>>,
-    watcher: Option<RecommendedWatcher>,
+    changes: Subscription,
     watching: bool,
     recheck: Duration,
     /// The last read could not settle (bus lock busy): re-check soon instead of waiting.
@@ -76,21 +74,12 @@ impl Follower {
     /// `msg_type`. Existing messages selected by `from` are returned by the first
     /// [`next_batch`](Self::next_batch).
     pub fn open(path: &Path, from: FollowFrom, msg_type: Option<String>) -> Result<Self, BusError> {
-        let (tx, events) = mpsc::channel();
-        let watcher = match crate::storage::watch::watcher(tx, notify::Config::default()) {
-            Ok(w) => Some(w),
-            Err(err) => {
-                tracing::warn!(path = %path.display(), error = %err, "no file notifications; following by periodic re-check");
-                None
-            }
-        };
         let mut follower = Self {
             path: path.to_path_buf(),
             msg_type,
             current: None,
             ready: VecDeque::new(),
-            events,
-            watcher,
+            changes: Subscription::new(),
             watching: false,
             recheck: DEFAULT_RECHECK,
             busy: false,
@@ -138,13 +127,8 @@ impl Follower {
                 self.recheck
             };
             let wait = (deadline - now).min(recheck);
-            match self.events.recv_timeout(wait) {
-                Ok(_) | Err(RecvTimeoutError::Timeout) => {
-                    // Coalesce a burst of events into one re-read.
-                    while self.events.try_recv().is_ok() {}
-                }
-                Err(RecvTimeoutError::Disconnected) => std::thread::sleep(wait),
-            }
+            // A burst of changes is one wakeup, so one re-read.
+            self.changes.wait(wait);
             if !self.watching {
                 self.ensure_watch();
             }
@@ -152,17 +136,18 @@ impl Follower {
     }
 
     fn ensure_watch(&mut self) {
-        let Some(watcher) = self.watcher.as_mut() else {
-            return;
-        };
         let dir = match self.path.parent() {
             Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
             _ => PathBuf::from("."),
         };
-        match watcher.watch(&dir, RecursiveMode::NonRecursive) {
-            Ok(()) => self.watching = true,
-            Err(err) => {
+        match self.changes.watch(&dir, Scope::Dir) {
+            Ok(_) => self.watching = true,
+            Err(err @ WatchError::NotFound { .. }) => {
                 tracing::debug!(dir = %dir.display(), error = %err, "cannot watch bus directory yet");
+            }
+            Err(err) => {
+                self.watching = true; // not worth retrying: the periodic re-check covers it
+                tracing::warn!(dir = %dir.display(), error = %err, "cannot watch bus directory; following by periodic re-check");
             }
         }
     }

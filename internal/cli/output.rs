@@ -8,17 +8,16 @@ use std::fs::File;
 use std::io::{Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::mpsc;
 use std::time::Duration;
 
 use anyhow::{bail, Context};
-use notify::{RecursiveMode, Watcher};
 
 use crate::runner::inspect::{extra_runs, find_run, read_run, read_run_read_only};
 use crate::storage::confined::open_nofollow;
 use crate::storage::ids::{ProjectId, RunId, TaskId};
 use crate::storage::paths::{OUTPUT_FILE, PROMPT_FILE, RUNS_DIR, STDERR_FILE, STDOUT_FILE};
 use crate::storage::scan::RunEntry;
+use crate::storage::watch::{Scope, Subscription};
 use crate::storage::{Root, RunStatus};
 
 /// How often a followed run is re-checked without a file event (its process may just die).
@@ -210,13 +209,7 @@ fn copy_new(f: &mut File, path: &Path) -> anyhow::Result<u64> {
 /// (woken by file events, re-checked every [`RECHECK`]); then prints the rest.
 fn follow(run: &Selected, path: &Path) -> anyhow::Result<()> {
     let run_dir = run.dir.as_path();
-    let (tx, rx) = mpsc::channel::<notify::Result<notify::Event>>();
-    let mut watcher = crate::storage::watch::watcher(tx, notify::Config::default()).ok();
-    if let Some(w) = watcher.as_mut() {
-        if let Err(err) = w.watch(run_dir, RecursiveMode::NonRecursive) {
-            tracing::debug!("cannot watch {}: {err}; polling", run_dir.display());
-        }
-    }
+    let changes = Subscription::on(run_dir, Scope::Dir);
     let mut file: Option<File> = None;
     let mut pos: u64 = 0;
     loop {
@@ -244,8 +237,7 @@ fn follow(run: &Selected, path: &Path) -> anyhow::Result<()> {
             }
             return Ok(());
         }
-        // Wait for a change (or the re-check interval), then drain queued events.
-        let _ = rx.recv_timeout(RECHECK);
-        while rx.try_recv().is_ok() {}
+        // Wait for a change (or the re-check interval); a burst of changes is one wakeup.
+        changes.wait(RECHECK);
     }
 }

@@ -9,16 +9,15 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::mpsc;
 use std::time::Duration;
 
 use anyhow::bail;
 use chrono::Utc;
-use notify::{RecursiveMode, Watcher};
 
 use crate::runner::{inspect, loop_lock};
 use crate::storage::ids::{ProjectId, TaskId};
 use crate::storage::scan;
+use crate::storage::watch::{Scope, Subscription};
 use crate::storage::{Root, RunStatus};
 
 /// How often runs are re-read without a file event (a process may die silently).
@@ -72,19 +71,16 @@ pub fn run(args: WatchArgs) -> anyhow::Result<ExitCode> {
     if !scope.is_dir() && !in_extra() {
         bail!("{} does not exist", scope.display());
     }
-    let (tx, rx) = mpsc::channel::<notify::Result<notify::Event>>();
-    let mut watcher = crate::storage::watch::watcher(tx, notify::Config::default()).ok();
-    if let Some(w) = watcher.as_mut() {
-        let extra_runs = extra
-            .iter()
-            .map(|e| e.join(crate::storage::paths::RUNS_DIR));
-        for dir in std::iter::once(scope.clone()).chain(extra_runs) {
-            if !dir.is_dir() {
-                continue;
-            }
-            if let Err(err) = w.watch(&dir, RecursiveMode::Recursive) {
-                tracing::debug!("cannot watch {}: {err}; polling", dir.display());
-            }
+    let mut changes = Subscription::new();
+    let extra_runs = extra
+        .iter()
+        .map(|e| e.join(crate::storage::paths::RUNS_DIR));
+    for dir in std::iter::once(scope.clone()).chain(extra_runs) {
+        if !dir.is_dir() {
+            continue;
+        }
+        if let Err(err) = changes.watch(&dir, Scope::Tree) {
+            tracing::debug!("{err}; re-checking every {RECHECK:?}");
         }
     }
     let tty = std::io::stdout().is_terminal();
@@ -103,8 +99,7 @@ pub fn run(args: WatchArgs) -> anyhow::Result<ExitCode> {
         if !running {
             return Ok(ExitCode::SUCCESS);
         }
-        let _ = rx.recv_timeout(RECHECK);
-        while rx.try_recv().is_ok() {}
+        changes.wait(RECHECK);
     }
 }
 

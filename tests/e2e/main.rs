@@ -19,6 +19,7 @@ mod config;
 mod doctor;
 mod events_api;
 mod faults;
+mod file_watch;
 mod gc;
 mod hostile;
 mod inspect;

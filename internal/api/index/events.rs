@@ -19,13 +19,14 @@ pub(super) struct Batch {
 /// Adds what `event` asks for to `batch`: the run directories it touches; a directory
 /// created above run level asks for new watches, a removal or rename there for a rescan.
 /// `compat` is the root's compat `runs/` directory, whose entries are projects, not runs.
-pub(super) fn collect(event: notify::Result<notify::Event>, compat: &Path, batch: &mut Batch) {
+/// An event flagged `need_rescan` (events were lost) asks for a rescan.
+pub(super) fn collect(event: crate::storage::watch::Event, compat: &Path, batch: &mut Batch) {
     use notify::event::{CreateKind, ModifyKind};
     use notify::EventKind;
-    let Ok(event) = event else {
+    if event.need_rescan() {
         batch.rescan = true;
         return;
-    };
+    }
     for path in event.paths {
         match run_dir_of(&path, compat) {
             Some(dir) => {

@@ -357,20 +357,9 @@ impl RunIndex {
     }
 
     fn watch_loop(&self, build: bool) {
-        let (tx, rx) = std::sync::mpsc::channel::<notify::Result<notify::Event>>();
-        let mut watches = match watches::Watches::new(tx) {
-            Ok(w) => Some(w),
-            Err(err) => {
-                tracing::warn!(
-                    "run index: no file notifications ({err}); rescanning every {RESCAN_EVERY:?}"
-                );
-                None
-            }
-        };
+        let mut watches = watches::Watches::new();
         // Watch the structure before the first scan, so no run created meanwhile is missed.
-        if let Some(w) = watches.as_mut() {
-            w.sync_structure(&self.root, &self.extra);
-        }
+        watches.sync_structure(&self.root, &self.extra);
         if build {
             self.build_now();
             if let IndexState::Ready(took) = self.state() {
@@ -382,39 +371,39 @@ impl RunIndex {
             }
             release_freed_memory();
         }
-        self.sync_run_watches(watches.as_mut());
-        if let Some(w) = &watches {
-            tracing::debug!(dirs = w.len(), "run index: watching");
-        }
+        self.sync_run_watches(&mut watches);
+        tracing::debug!(dirs = watches.len(), "run index: watching");
         let compat = self.root.join(crate::storage::paths::COMPAT_DIR);
         let mut last_rescan = Instant::now();
         loop {
             let mut batch = events::Batch::default();
-            match rx.recv_timeout(RESCAN_EVERY) {
-                Ok(event) => {
-                    events::collect(event, &compat, &mut batch);
-                    let until = Instant::now() + DEBOUNCE;
-                    while let Some(left) = until.checked_duration_since(Instant::now()) {
-                        match rx.recv_timeout(left) {
-                            Ok(event) => events::collect(event, &compat, &mut batch),
-                            Err(_) => break,
-                        }
-                    }
+            let first = watches.events(RESCAN_EVERY);
+            if first.is_empty() {
+                batch.rescan = true;
+            }
+            for event in first {
+                events::collect(event, &compat, &mut batch);
+            }
+            // Gather the rest of a burst into the same batch.
+            let until = Instant::now() + DEBOUNCE;
+            while let Some(left) = until.checked_duration_since(Instant::now()) {
+                if batch.rescan {
+                    break;
                 }
-                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => batch.rescan = true,
-                Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
-                    std::thread::sleep(RESCAN_EVERY);
-                    batch.rescan = true;
+                let more = watches.events(left);
+                if more.is_empty() {
+                    break;
+                }
+                for event in more {
+                    events::collect(event, &compat, &mut batch);
                 }
             }
             if batch.structure || batch.rescan {
-                if let Some(w) = watches.as_mut() {
-                    // Runs already inside a newly watched runs/ directory were created
-                    // before its watch: read them.
-                    for runs_dir in w.sync_structure(&self.root, &self.extra) {
-                        for run_id in crate::storage::scan::run_names(&runs_dir) {
-                            batch.dirs.insert(runs_dir.join(run_id));
-                        }
+                // Runs already inside a newly watched runs/ directory were created before
+                // its watch: read them.
+                for runs_dir in watches.sync_structure(&self.root, &self.extra) {
+                    for run_id in crate::storage::scan::run_names(&runs_dir) {
+                        batch.dirs.insert(runs_dir.join(run_id));
                     }
                 }
             }
@@ -426,17 +415,14 @@ impl RunIndex {
                     self.refresh(&dir);
                 }
             }
-            self.sync_run_watches(watches.as_mut());
+            self.sync_run_watches(&mut watches);
         }
     }
 
     /// Watches the run directories whose record is expected to change (running runs, runs
     /// whose record is not written yet) and drops the watches of the others; a newly watched
     /// run is re-read, since its record may have changed before the watch.
-    fn sync_run_watches(&self, watches: Option<&mut watches::Watches>) {
-        let Some(watches) = watches else {
-            return;
-        };
+    fn sync_run_watches(&self, watches: &mut watches::Watches) {
         let wanted = self.read().changing_dirs();
         for dir in watches.sync_runs(wanted) {
             self.refresh(&dir);

@@ -1,4 +1,5 @@
-//! The index's file-change watches: one non-recursive inotify watch per directory whose
+//! The index's file-change watches: one watch (of the process's inotify instance, or polled
+//! where inotify cannot watch; see [`crate::storage::watch`]) per directory whose
 //! entries can change what the index holds — the root (and its compat `runs/`), each project,
 //! each task, each task's `runs/` (new and removed runs), each flat extra root and its `runs/`
 //! — plus the run directories whose run-info.yaml is expected to change (running runs, runs
@@ -8,16 +9,19 @@
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
-use std::sync::mpsc::Sender;
-
-use notify::{RecursiveMode, Watcher};
+use std::time::Duration;
 
 use crate::storage::paths::{COMPAT_DIR, RUNS_DIR};
 use crate::storage::scan::{list_projects, list_tasks};
+use crate::storage::watch::{Event, Scope, Subscription, WatchError};
 
-/// The watcher and what it watches.
+/// How often a watched directory is polled when inotify cannot watch it: the index watches
+/// every project, task and `runs/` directory, so polling them is not cheap.
+const POLL_EVERY: Duration = Duration::from_secs(2);
+
+/// The subscription and what it watches.
 pub(super) struct Watches {
-    watcher: notify::RecommendedWatcher,
+    changes: Subscription,
     structure: HashSet<PathBuf>,
     runs: HashSet<PathBuf>,
     /// Whether a watch was refused (e.g. the inotify watch limit); logged once.
@@ -25,15 +29,19 @@ pub(super) struct Watches {
 }
 
 impl Watches {
-    /// A watcher forwarding changes to `tx`; watches nothing yet.
-    pub fn new(tx: Sender<notify::Result<notify::Event>>) -> notify::Result<Self> {
-        let config = notify::Config::default().with_follow_symlinks(false);
-        Ok(Self {
-            watcher: crate::storage::watch::watcher(tx, config)?,
+    /// Watches nothing yet.
+    pub fn new() -> Self {
+        Self {
+            changes: Subscription::with_events().poll_every(POLL_EVERY),
             structure: HashSet::new(),
             runs: HashSet::new(),
             refused: false,
-        })
+        }
+    }
+
+    /// Waits up to `timeout` for changes; their events (empty when the time is up).
+    pub fn events(&self, timeout: Duration) -> Vec<Event> {
+        self.changes.events(timeout)
     }
 
     /// Number of directories watched.
@@ -48,8 +56,7 @@ impl Watches {
         let wanted = structural_dirs(root, extra);
         let gone: Vec<PathBuf> = self.structure.difference(&wanted).cloned().collect();
         for dir in gone {
-            // The watch of a removed directory is already gone: nothing to report.
-            let _ = self.watcher.unwatch(&dir);
+            self.changes.unwatch(&dir);
             self.structure.remove(&dir);
         }
         let mut new_runs_dirs = Vec::new();
@@ -70,7 +77,7 @@ impl Watches {
     pub fn sync_runs(&mut self, wanted: HashSet<PathBuf>) -> Vec<PathBuf> {
         let gone: Vec<PathBuf> = self.runs.difference(&wanted).cloned().collect();
         for dir in gone {
-            let _ = self.watcher.unwatch(&dir);
+            self.changes.unwatch(&dir);
             self.runs.remove(&dir);
         }
         let mut added = Vec::new();
@@ -84,15 +91,16 @@ impl Watches {
     }
 
     fn add(&mut self, dir: &Path) -> bool {
-        match self.watcher.watch(dir, RecursiveMode::NonRecursive) {
-            Ok(()) => true,
+        match self.changes.watch(dir, Scope::Dir) {
+            Ok(_) => true,
+            // A directory removed meanwhile is not worth a warning.
+            Err(WatchError::NotFound { .. }) => false,
             Err(err) => {
-                // A directory removed meanwhile is not worth a warning; a full watch table is.
-                if dir.is_dir() && !self.refused {
+                if !self.refused {
                     self.refused = true;
                     tracing::warn!(
                         dir = %dir.display(),
-                        "run index: cannot watch ({err}); relying on the periodic rescan"
+                        "run index: {err}; relying on the periodic rescan"
                     );
                 }
                 false
