@@ -32,6 +32,10 @@ pub struct ListArgs {
     /// Print JSON.
     #[arg(long)]
     pub json: bool,
+    /// Add each task's usage (TOKENS, COST: all its runs, child runs included) to the task
+    /// table; reads every run's record, so it is slower on long histories. JSON always has it.
+    #[arg(long)]
+    pub usage: bool,
     /// Runs root and config.
     #[command(flatten)]
     pub location: super::scope::RootArgs,
@@ -105,6 +109,19 @@ pub(crate) fn task_json(view: &TaskView) -> Value {
         v["budget_exceeded"] = json!(excess);
     }
     v
+}
+
+/// A task's usage cells: total tokens and cost (`-` when no run reported any).
+fn task_usage_cells(totals: &UsageTotals) -> [String; 2] {
+    if totals.runs_with_usage == 0 {
+        return ["-".into(), "-".into()];
+    }
+    let cost = if totals.runs_with_usage > totals.runs_without_cost {
+        format!("${}", cost_text(totals.cost_usd))
+    } else {
+        "-".into()
+    };
+    [totals.total_tokens.to_string(), cost]
 }
 
 /// A run's row cells: id, status, exit code, start time, tokens (input/output), cost.
@@ -200,7 +217,7 @@ pub fn run(args: ListArgs) -> anyhow::Result<ExitCode> {
     }
     // A task table needs each task's newest run only; JSON and a task's run list show every
     // run, so they read them all.
-    let read: fn(TaskEntry) -> TaskView = if args.json || task.is_some() {
+    let read: fn(TaskEntry) -> TaskView = if args.json || args.usage || task.is_some() {
         TaskView::read
     } else {
         TaskView::read_newest
@@ -273,7 +290,7 @@ pub fn run(args: ListArgs) -> anyhow::Result<ExitCode> {
         .iter()
         .map(|v| {
             let latest = v.latest();
-            vec![
+            let mut row = vec![
                 v.task.project.to_string(),
                 v.task.id.to_string(),
                 v.status.to_string(),
@@ -288,20 +305,25 @@ pub fn run(args: ListArgs) -> anyhow::Result<ExitCode> {
                         .collect::<Vec<_>>()
                         .join(",")
                 },
-            ]
+            ];
+            if args.usage {
+                row.extend(task_usage_cells(&usage_of(&v.runs)));
+            }
+            row
         })
         .collect();
-    print_table(
-        &[
-            "PROJECT",
-            "TASK",
-            "STATUS",
-            "RUNS",
-            "LATEST_RUN",
-            "BLOCKED_BY",
-        ],
-        &rows,
-    );
+    let mut header = vec![
+        "PROJECT",
+        "TASK",
+        "STATUS",
+        "RUNS",
+        "LATEST_RUN",
+        "BLOCKED_BY",
+    ];
+    if args.usage {
+        header.extend(["TOKENS", "COST"]);
+    }
+    print_table(&header, &rows);
     Ok(ExitCode::SUCCESS)
 }
 

@@ -236,6 +236,18 @@ fn task_and_project_totals_count_child_runs_in_list_status_api_and_metrics() {
         table.contains("usage: 4116 tokens (input 4016, cached 2000, output 100), $0.0246"),
         "{table}"
     );
+    // The project's task table: usage columns on request.
+    let tasks = cli(&["list", "--project", "p", "--usage"]);
+    let row = tasks
+        .lines()
+        .find(|l| l.split_whitespace().nth(1) == Some("t-sum"))
+        .unwrap_or_else(|| panic!("no t-sum row: {tasks}"));
+    assert!(
+        tasks.lines().next().unwrap().ends_with("TOKENS  COST"),
+        "{tasks}"
+    );
+    assert!(row.ends_with("4116    $0.0246"), "{tasks}");
+    assert!(!cli(&["list", "--project", "p"]).contains("TOKENS"));
     let status = cli(&["status", "--project", "p", "--task", "t-sum"]);
     assert!(status.contains("usage: 4116 tokens"), "{status}");
     let status: serde_json::Value = serde_json::from_str(&cli(&[
