@@ -14,6 +14,7 @@ fn forbidden() -> Vec<(&'static str, &'static [&'static str])> {
     vec![
         ("units", ABOVE_LEAVES),
         ("limit", ABOVE_LEAVES),
+        ("process", ABOVE_LEAVES),
         ("version", ABOVE_LEAVES),
         ("yaml", ABOVE_LEAVES),
         ("config", &ABOVE_LEAVES[1..]),

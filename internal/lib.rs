@@ -15,6 +15,7 @@ pub mod gc;
 #[cfg(test)]
 mod layering;
 pub mod limit;
+pub mod process;
 pub mod runner;
 pub mod storage;
 pub mod ui;

@@ -11,9 +11,10 @@ use std::time::Duration;
 use tokio::sync::{oneshot, watch};
 
 use super::AppState;
+use crate::process::wait::reap_within;
 use crate::update::handoff::exec_with_listener;
 use crate::update::listener::StoppableListener;
-use crate::update::manager::{reap_within, Handoff, ServeContext};
+use crate::update::manager::{Handoff, ServeContext};
 use crate::update::PENDING_ENV;
 
 /// After accepting stops, how long freshly accepted connections get to send their request

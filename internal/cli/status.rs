@@ -9,7 +9,6 @@ use serde_json::json;
 
 use crate::runner::inspect::{extra_runs, TaskView};
 use crate::storage::ids::{ProjectId, TaskId};
-use crate::storage::liveness::is_alive;
 use crate::storage::scan::TaskEntry;
 use crate::storage::{Root, RunStatus};
 
@@ -63,7 +62,7 @@ pub fn run(args: StatusArgs) -> anyhow::Result<ExitCode> {
     })
     .with_runs(extra);
     let latest = view.latest().and_then(|r| r.info.as_ref().ok());
-    let pid_alive = latest.map(|i| i.status == RunStatus::Running && is_alive(i));
+    let pid_alive = latest.map(|i| i.status == RunStatus::Running && i.recorded_process().alive());
     let mut v = super::list::task_json(&view);
     if let Some(obj) = v.as_object_mut() {
         obj.remove("runs");

@@ -4,10 +4,9 @@
 //! Exit codes: 0 fine; 1 an agent check failed (binary missing, `--version` failed);
 //! 2 the config is invalid or the given config file does not exist.
 
-use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::{Command, ExitCode, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, ExitCode};
+use std::time::Duration;
 
 use anyhow::Context;
 use serde::Serialize;
@@ -421,52 +420,31 @@ fn is_executable(path: &Path) -> bool {
 
 /// Runs `<program> --version` with a deadline; the first non-empty output line.
 pub(crate) fn version_of(program: &Path) -> Result<String, String> {
-    let mut child = Command::new(program)
-        .arg("--version")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|e| format!("cannot run {} --version: {e}", program.display()))?;
-    let start = Instant::now();
-    let status = loop {
-        match child.try_wait() {
-            Ok(Some(status)) => break status,
-            Ok(None) if start.elapsed() >= VERSION_TIMEOUT => {
-                let _ = child.kill();
-                let _ = child.wait();
-                return Err(format!(
-                    "{} --version did not finish in {}s",
-                    program.display(),
-                    VERSION_TIMEOUT.as_secs()
-                ));
-            }
-            Ok(None) => std::thread::sleep(Duration::from_millis(20)),
-            Err(e) => return Err(format!("waiting for {} --version: {e}", program.display())),
+    use crate::process::{first_line, probe, ProbeError};
+    let mut cmd = Command::new(program);
+    cmd.arg("--version");
+    let out = probe(cmd, VERSION_TIMEOUT).map_err(|err| match err {
+        ProbeError::Spawn { source, .. } => {
+            format!("cannot run {} --version: {source}", program.display())
         }
-    };
-    let mut out = String::new();
-    let mut err = String::new();
-    if let Some(mut stdout) = child.stdout.take() {
-        let _ = stdout.read_to_string(&mut out);
-    }
-    if let Some(mut stderr) = child.stderr.take() {
-        let _ = stderr.read_to_string(&mut err);
-    }
-    let first_line = |text: &str| {
-        text.lines()
-            .map(str::trim)
-            .find(|l| !l.is_empty())
-            .map(str::to_string)
-    };
-    if !status.success() {
-        return Err(format!(
-            "{} --version failed ({status}){}",
+        ProbeError::Timeout { .. } => format!(
+            "{} --version did not finish in {}s",
             program.display(),
-            first_line(&err).map_or_else(String::new, |l| format!(": {l}"))
+            VERSION_TIMEOUT.as_secs()
+        ),
+        ProbeError::Wait { source, .. } => {
+            format!("waiting for {} --version: {source}", program.display())
+        }
+    })?;
+    if !out.status.success() {
+        return Err(format!(
+            "{} --version failed ({}){}",
+            program.display(),
+            out.status,
+            first_line(&out.stderr).map_or_else(String::new, |l| format!(": {l}"))
         ));
     }
-    first_line(&out)
-        .or_else(|| first_line(&err))
+    out.first_line()
+        .map(str::to_string)
         .ok_or_else(|| format!("{} --version printed nothing", program.display()))
 }

@@ -12,10 +12,6 @@
 use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
 
-use nix::errno::Errno;
-use nix::sys::signal::kill;
-use nix::unistd::Pid;
-
 use super::error::GcError;
 use crate::storage::paths::RUN_INFO_FILE;
 
@@ -45,7 +41,7 @@ pub fn owned_by_live_gc(name: &str) -> bool {
     if pid <= 0 || pid.unsigned_abs() == std::process::id() {
         return false;
     }
-    matches!(kill(Pid::from_raw(pid), None), Ok(()) | Err(Errno::EPERM))
+    crate::process::pid_alive(i64::from(pid))
 }
 
 /// Total length of the regular files under `path` (symlinks are not followed or counted).

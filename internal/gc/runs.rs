@@ -10,7 +10,7 @@ use super::error::GcError;
 use super::policy::{KeepReason, Policy, Verdict};
 use super::remove::{dir_size, move_aside, remove_run_dir, tree_size};
 use super::report::{DeletedRun, Failure, KeptCounts, ProblemRun};
-use crate::storage::liveness::{is_alive, mark_vanished, read_reconciled};
+use crate::storage::liveness::{mark_vanished, read_reconciled};
 use crate::storage::paths::{RUN_INFO_FILE, RUN_INFO_LOCK_FILE};
 use crate::storage::{RunInfo, RunStatus};
 
@@ -111,7 +111,7 @@ impl RunPass {
     fn judge_liveness(&self, dir: &Path, errors: &mut Vec<Failure>) -> Judged {
         let path = dir.join(RUN_INFO_FILE);
         let info = read_record(&path)?;
-        if info.status != RunStatus::Running || is_alive(&info) {
+        if info.status != RunStatus::Running || info.recorded_process().alive() {
             return Ok(info);
         }
         if self.dry_run {

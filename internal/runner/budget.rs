@@ -214,7 +214,7 @@ fn request_stop(task_dir: &Path, run_dir: &Path) {
     }
     let pgid = RunInfo::read(&run_dir.join(RUN_INFO_FILE)).map_or(0, |i| i.pgid);
     if pgid > 1 {
-        if let Err(err) = super::process::signal_group(pgid, nix::sys::signal::Signal::SIGTERM) {
+        if let Err(err) = crate::process::signal_group(pgid, nix::sys::signal::Signal::SIGTERM) {
             tracing::debug!("cannot signal process group {pgid}: {err}");
         }
     }

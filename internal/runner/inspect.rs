@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::storage::liveness::{is_alive, mark_vanished, supervisor_active};
+use crate::storage::liveness::{mark_vanished, supervisor_active};
 use crate::storage::paths::DONE_FILE;
 use crate::storage::scan::{self, Reconcile, RunEntry, TaskEntry};
 use crate::storage::{ProjectId, RunStatus, TaskId};
@@ -291,7 +291,10 @@ pub fn read_run_read_only(dir: PathBuf) -> RunEntry {
 
 fn settle_read_only(mut entry: RunEntry) -> RunEntry {
     if let Ok(info) = entry.info.as_mut() {
-        if info.status == RunStatus::Running && !is_alive(info) && !supervisor_active(&entry.dir) {
+        if info.status == RunStatus::Running
+            && !info.recorded_process().alive()
+            && !supervisor_active(&entry.dir)
+        {
             mark_vanished(info);
         }
     }
@@ -306,7 +309,7 @@ pub fn read_run(dir: PathBuf) -> RunEntry {
     match &entry.info {
         Ok(info)
             if info.status == RunStatus::Running
-                && !is_alive(info)
+                && !info.recorded_process().alive()
                 && !supervisor_lock::active(&entry.dir) =>
         {
             scan::read_entry(entry.dir, Reconcile::Yes)

@@ -226,7 +226,7 @@ pub fn start_supervisor(req: &JobRequest, run: &PreparedRun) -> Result<Child, Ru
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::inherit());
-    super::process::new_session(&mut cmd)
+    crate::process::new_session(&mut cmd)
         .spawn()
         .map_err(|source| RunnerError::Spawn {
             program: req.exe.display().to_string(),
@@ -278,7 +278,7 @@ pub fn wait(mut supervisor: Child, run: &PreparedRun) -> Result<RunInfo, RunnerE
     if info.status != RunStatus::Running {
         return Ok(info);
     }
-    if info.pid > 0 && crate::storage::liveness::is_alive(&info) {
+    if info.pid > 0 && info.recorded_process().alive() {
         // The agent outlived its supervisor: leave the record running; readers reconcile it
         // (`process vanished`) once the agent is gone.
         tracing::warn!(

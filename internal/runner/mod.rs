@@ -8,8 +8,8 @@
 //! ([`env`]), prompt.md ([`prompt`]), exit classification ([`classify`]), output.md
 //! ([`output`], [`stream`]), bus events ([`events`]), the run webhook
 //! ([`webhook`]), why a run failed ([`failure`]), the cross-process run limit ([`slots`]),
-//! process-group plumbing ([`process`]) and the reaping of everything an agent started
-//! ([`reap`]).
+//! and the reaping of everything an agent started ([`reap`]). Process groups, liveness and
+//! `--version` probes come from [`crate::process`].
 
 pub mod agent;
 pub mod budget;
@@ -26,7 +26,6 @@ pub mod interrupt;
 pub mod job;
 pub mod loop_lock;
 pub mod output;
-pub mod process;
 pub mod prompt;
 pub mod ralph;
 pub mod reap;

@@ -16,10 +16,11 @@ use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
 use nix::sys::signal::{kill, Signal};
-use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
 
 use super::job::SUPERVISE_COMMAND;
+use crate::process::proc_stat;
+use crate::process::wait::reap_exited_children;
 
 /// Time between SIGTERM and SIGKILL of the leftovers.
 pub const LEFTOVER_GRACE: Duration = Duration::from_secs(2);
@@ -39,7 +40,7 @@ pub fn end_descendants(grace: Duration) -> usize {
     let me = std::process::id() as i32;
     let first = descendants(me);
     if first.is_empty() {
-        reap_zombies();
+        reap_exited_children();
         return 0;
     }
     tracing::info!(
@@ -51,7 +52,7 @@ pub fn end_descendants(grace: Duration) -> usize {
     }
     let start = Instant::now();
     while start.elapsed() < grace {
-        reap_zombies();
+        reap_exited_children();
         if descendants(me).is_empty() {
             return first.len();
         }
@@ -66,39 +67,21 @@ pub fn end_descendants(grace: Duration) -> usize {
             let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
         }
         std::thread::sleep(POLL);
-        reap_zombies();
+        reap_exited_children();
     }
-    reap_zombies();
+    reap_exited_children();
     first.len()
-}
-
-/// Collects exited children (the agent is waited for before this runs).
-fn reap_zombies() {
-    while let Ok(status) = waitpid(Pid::from_raw(-1), Some(WaitPidFlag::WNOHANG)) {
-        if status == WaitStatus::StillAlive {
-            break;
-        }
-    }
 }
 
 /// Live (not zombie) descendants of `root`, skipping other runs' supervisor subtrees.
 fn descendants(root: i32) -> Vec<i32> {
     let mut children: HashMap<i32, Vec<i32>> = HashMap::new();
-    let Ok(entries) = std::fs::read_dir("/proc") else {
+    let Some(pids) = proc_stat::pids() else {
         return Vec::new();
     };
-    for entry in entries.flatten() {
-        let Some(pid) = entry
-            .file_name()
-            .to_str()
-            .and_then(|n| n.parse::<i32>().ok())
-        else {
-            continue;
-        };
-        if let Some((state, ppid)) = stat(pid) {
-            if state != 'Z' && state != 'X' {
-                children.entry(ppid).or_default().push(pid);
-            }
+    for stat in pids.into_iter().filter_map(proc_stat::read) {
+        if !stat.has_exited() {
+            children.entry(stat.ppid).or_default().push(stat.pid);
         }
     }
     let mut out = Vec::new();
@@ -113,16 +96,6 @@ fn descendants(root: i32) -> Vec<i32> {
         }
     }
     out
-}
-
-/// State and parent pid from `/proc/<pid>/stat`.
-fn stat(pid: i32) -> Option<(char, i32)> {
-    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let close = text.rfind(')')?;
-    let mut fields = text[close + 1..].split_whitespace();
-    let state = fields.next()?.chars().next()?;
-    let ppid = fields.next()?.parse().ok()?;
-    Some((state, ppid))
 }
 
 /// Whether `pid` is a run supervisor (`run-agent supervise --run-dir …`).

@@ -16,7 +16,6 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::{SigSet, Signal};
 
 use crate::storage::atomic::write_atomic;
-use crate::storage::liveness::process_start_time;
 use crate::storage::paths::{OUTPUT_FILE, PROMPT_FILE, STDERR_FILE, STDOUT_FILE};
 use crate::storage::run_info::UPDATE_LOCK_TIMEOUT;
 use crate::storage::{RunInfo, RunStatus, Usage};
@@ -84,7 +83,7 @@ pub fn run(
     RunInfo::update(info_path, UPDATE_LOCK_TIMEOUT, |i| {
         i.pid = pid;
         i.pgid = pgid;
-        i.pid_start_time = process_start_time(pid);
+        i.pid_start_time = crate::process::start_time(pid);
         i.commandline = Some(commandline.clone());
         i.agent_version = String::new();
         i.cwd = Some(plan.cwd.display().to_string());

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use chrono::Utc;
 use nix::sys::signal::Signal;
 
+use crate::process::{group_alive, signal_group};
 use crate::storage::atomic::write_atomic;
 use crate::storage::ids::{ProjectId, RunId, TaskId};
 use crate::storage::liveness::read_reconciled;
@@ -19,7 +20,6 @@ use crate::storage::{RunInfo, RunStatus};
 use super::classify::{classify, Outcome};
 use super::error::RunnerError;
 use super::events::RunEvents;
-use super::process::{group_alive, signal_group};
 
 /// Marker file written by a stop, in the run dir and in the task dir.
 pub const STOP_MARKER: &str = "STOP-REQUESTED";

@@ -7,10 +7,9 @@
 use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
-use std::io::Read;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
@@ -18,8 +17,8 @@ use chrono::Utc;
 use nix::sys::signal::Signal;
 
 use crate::config::{AgentType, Budget, ModelPrice, WebhookEvent};
+use crate::process::{self, new_session, signal_group};
 use crate::storage::ids::{ProjectId, RunId, TaskId};
-use crate::storage::liveness::process_start_time;
 use crate::storage::paths::{
     CONDUCTOR_STATE_DIR, OUTPUT_FILE, PROMPT_FILE, RUN_INFO_FILE, STDERR_FILE, STDOUT_FILE,
     TASK_BUS_FILE,
@@ -30,7 +29,6 @@ use crate::storage::{RunInfo, RunStatus};
 use super::classify::{classify, exit_code, Outcome};
 use super::error::RunnerError;
 use super::events::RunEvents;
-use super::process::{new_session, signal_group};
 use super::reserve::FinalRecordReserve;
 use super::webhook::{self, WebhookTarget};
 use super::{budget, failure, output, reap, rest_run, slots, stop, supervisor_lock, usage};
@@ -275,7 +273,7 @@ fn run_to_end(
     RunInfo::update(&info_path, UPDATE_LOCK_TIMEOUT, |i| {
         i.pid = pid;
         i.pgid = pid;
-        i.pid_start_time = process_start_time(pid);
+        i.pid_start_time = process::start_time(pid);
         i.commandline = Some(commandline.clone());
         i.agent_version = version.clone();
         i.cwd = Some(plan.cwd.display().to_string());
@@ -480,41 +478,15 @@ fn finish(
 
 /// `<program> --version` (stdout trimmed, else stderr), empty when it fails or takes too long.
 fn agent_version(program: &str) -> String {
-    let child = Command::new(program)
-        .arg("--version")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn();
-    let Ok(mut child) = child else {
+    let mut cmd = Command::new(program);
+    cmd.arg("--version");
+    let Ok(out) = process::probe(cmd, VERSION_TIMEOUT) else {
         return String::new();
     };
-    let start = Instant::now();
-    loop {
-        match child.try_wait() {
-            Ok(Some(_)) => break,
-            Ok(None) if start.elapsed() < VERSION_TIMEOUT => {
-                std::thread::sleep(Duration::from_millis(20))
-            }
-            _ => {
-                let _ = child.kill();
-                let _ = child.wait();
-                return String::new();
-            }
-        }
+    match out.stdout.trim() {
+        "" => out.stderr.trim().to_string(),
+        stdout => stdout.to_string(),
     }
-    let read = |pipe: Option<&mut dyn Read>| {
-        let mut text = String::new();
-        if let Some(pipe) = pipe {
-            let _ = pipe.read_to_string(&mut text);
-        }
-        text.trim().to_string()
-    };
-    let out = read(child.stdout.as_mut().map(|p| p as &mut dyn Read));
-    if !out.is_empty() {
-        return out;
-    }
-    read(child.stderr.as_mut().map(|p| p as &mut dyn Read))
 }
 
 /// The command line as a shell would need it typed.

@@ -158,6 +158,16 @@ pub struct RunInfo {
 }
 
 impl RunInfo {
+    /// The process this record names (pid, process group, start time); whether it still
+    /// runs is [`crate::process::Recorded::alive`].
+    pub fn recorded_process(&self) -> crate::process::Recorded {
+        crate::process::Recorded {
+            pid: self.pid,
+            pgid: self.pgid,
+            start_time: self.pid_start_time,
+        }
+    }
+
     /// A new `running` record: version 1, zero end time, exit code -1.
     pub fn new_running(
         run_id: &str,

@@ -4,8 +4,8 @@
 use std::io::Read;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
 use sha2::{Digest, Sha256};
 
@@ -80,46 +80,25 @@ pub fn validate(path: &Path, expected: Option<&str>) -> Result<String, UpdateErr
     Ok(actual)
 }
 
-/// Runs `<path> --version` with `timeout`; returns the first non-empty output line.
+/// Runs `<path> --version` with `timeout`; returns the first non-empty line of its stdout.
 /// A non-zero exit, a hang or empty output is an error.
 pub fn check_version(path: &Path, timeout: Duration) -> Result<String, UpdateError> {
+    use crate::process::{first_line, probe, ProbeError};
     let fail = |reason: String| UpdateError::Verify {
         path: path.to_path_buf(),
         reason,
     };
-    let mut child = Command::new(path)
-        .arg("--version")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .env_remove(super::PENDING_ENV)
-        .spawn()
-        .map_err(|e| fail(format!("cannot start it: {e}")))?;
-    let start = Instant::now();
-    let status = loop {
-        match child.try_wait() {
-            Ok(Some(status)) => break status,
-            Ok(None) if start.elapsed() >= timeout => {
-                let _ = child.kill();
-                let _ = child.wait();
-                return Err(fail(format!("no answer within {}s", timeout.as_secs())));
-            }
-            Ok(None) => std::thread::sleep(Duration::from_millis(20)),
-            Err(e) => return Err(fail(format!("cannot wait for it: {e}"))),
-        }
-    };
-    let mut out = String::new();
-    if let Some(mut stdout) = child.stdout.take() {
-        let mut bytes = Vec::new();
-        let _ = stdout.read_to_end(&mut bytes);
-        out = String::from_utf8_lossy(&bytes).into_owned();
+    let mut cmd = Command::new(path);
+    cmd.arg("--version").env_remove(super::PENDING_ENV);
+    let out = probe(cmd, timeout).map_err(|err| match err {
+        ProbeError::Spawn { source, .. } => fail(format!("cannot start it: {source}")),
+        ProbeError::Timeout { .. } => fail(format!("no answer within {}s", timeout.as_secs())),
+        ProbeError::Wait { source, .. } => fail(format!("cannot wait for it: {source}")),
+    })?;
+    if !out.status.success() {
+        return Err(fail(format!("it exited with {}", out.status)));
     }
-    if !status.success() {
-        return Err(fail(format!("it exited with {status}")));
-    }
-    out.lines()
-        .map(str::trim)
-        .find(|l| !l.is_empty())
+    first_line(&out.stdout)
         .map(str::to_string)
         .ok_or_else(|| fail("it printed nothing".to_string()))
 }

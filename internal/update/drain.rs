@@ -14,7 +14,7 @@ pub fn active_root_runs(root: &Path, extra_roots: &[PathBuf]) -> usize {
     runs.iter()
         .filter_map(|entry| entry.info.as_ref().ok())
         .filter(|info| info.status == RunStatus::Running)
-        .filter(|info| crate::storage::liveness::is_alive(info))
+        .filter(|info| info.recorded_process().alive())
         .filter(|info| info.parent_run_id.as_deref().is_none_or(str::is_empty))
         .count()
 }
@@ -30,7 +30,7 @@ mod tests {
         let mut info = RunInfo::new_running(run, "proj", "task-1", "fake", chrono::Utc::now());
         info.pid = pid;
         info.pgid = pid;
-        info.pid_start_time = crate::storage::liveness::process_start_time(pid);
+        info.pid_start_time = crate::process::start_time(pid);
         info.parent_run_id = parent.map(str::to_string);
         info.write(&dir.join("run-info.yaml")).unwrap();
     }

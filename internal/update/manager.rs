@@ -21,6 +21,7 @@ use super::record::{HistoryEntry, Pending, StateStore, UpdateMode, UpdateRecord,
 use super::swap::{self, KEEP_BACKUPS};
 use super::{health_deadline, PENDING_ENV};
 use crate::limit::TokenBucket;
+use crate::process::wait::reap_within;
 
 /// How often a deferred update re-counts active root runs.
 pub const DRAIN_POLL: Duration = Duration::from_secs(1);
@@ -686,21 +687,4 @@ fn spawn_watchdog(
         .spawn()
         .map_err(|e| UpdateError::io("cannot start the watchdog", backup, e))?;
     Ok(child.id())
-}
-
-/// Waits up to `limit` for child `pid` to exit, reaping it.
-pub fn reap_within(pid: u32, limit: Duration) {
-    use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
-    let Ok(raw) = i32::try_from(pid) else {
-        return;
-    };
-    let start = Instant::now();
-    loop {
-        match waitpid(nix::unistd::Pid::from_raw(raw), Some(WaitPidFlag::WNOHANG)) {
-            Ok(WaitStatus::StillAlive) if start.elapsed() < limit => {
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            _ => return,
-        }
-    }
 }

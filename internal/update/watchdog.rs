@@ -111,17 +111,7 @@ fn stop(pending: &Pending) {
     }
 }
 
-/// Whether `pid` exists and is not a zombie.
+/// Whether `pid` runs (a zombie does not).
 fn alive(pid: u32) -> bool {
-    let Ok(raw) = i32::try_from(pid) else {
-        return false;
-    };
-    if kill(Pid::from_raw(raw), None).is_err() {
-        return false;
-    }
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let state = stat
-        .rfind(')')
-        .and_then(|i| stat[i + 1..].trim_start().chars().next());
-    state != Some('Z')
+    crate::process::pid_alive(i64::from(pid))
 }

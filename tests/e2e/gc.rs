@@ -8,7 +8,7 @@ use std::time::{Duration as StdDuration, SystemTime};
 
 use chrono::{Duration, Utc};
 use conductor::bus::{AppendOptions, BusWriter, NewMessage};
-use conductor::storage::liveness::process_start_time;
+use conductor::process::start_time as process_start_time;
 use conductor::storage::{ProjectId, RunInfo, RunStatus, TaskId};
 
 use crate::support::{run, text, ChildGuard, Sandbox};

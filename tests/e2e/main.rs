@@ -28,6 +28,7 @@ mod load;
 mod mock_models;
 mod ops_scripts;
 mod ops_units;
+mod process;
 mod real_agents;
 mod rest;
 mod resume_cli;

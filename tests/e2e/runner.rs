@@ -1426,13 +1426,9 @@ fn a_killed_supervisor_leaves_the_run_to_liveness_reconciliation() {
     let (dir, info) = wait_for("the agent to start", || {
         w.runs("demo", "no-shim").pop().filter(|(_, i)| i.pid > 0)
     });
-    let stat = std::fs::read_to_string(format!("/proc/{}/stat", info.pid)).unwrap();
-    let supervisor: i32 = stat[stat.rfind(')').unwrap() + 1..]
-        .split_whitespace()
-        .nth(1)
+    let supervisor = conductor::process::proc_stat::read(info.pid as i32)
         .unwrap()
-        .parse()
-        .unwrap();
+        .ppid;
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(supervisor),
         nix::sys::signal::Signal::SIGKILL,

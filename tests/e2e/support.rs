@@ -330,17 +330,9 @@ pub fn raw_http(port: u16, request: &str) -> (u16, String) {
     (status, body)
 }
 
-/// Whether `pid` is a live process (a zombie counts as gone).
+/// Whether `pid` is a live process (a zombie counts as gone): the product's own rule.
 pub fn alive(pid: i32) -> bool {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(stat) => {
-            let state = stat
-                .rfind(')')
-                .and_then(|i| stat[i + 1..].split_whitespace().next().map(str::to_string));
-            !matches!(state.as_deref(), Some("Z") | Some("X"))
-        }
-        Err(_) => false,
-    }
+    conductor::process::pid_alive(i64::from(pid))
 }
 
 /// Polls `check` every 50 ms until it holds; fails the test after `limit`.
@@ -462,7 +454,7 @@ impl LiveRun {
         );
         info.pid = pid;
         info.pgid = pid;
-        info.pid_start_time = conductor::storage::liveness::process_start_time(pid);
+        info.pid_start_time = conductor::process::start_time(pid);
         info.write(&dir.join("run-info.yaml"))
             .expect("write run-info");
         append(&dir.join("agent-stdout.txt"), "one\ntwo\n");

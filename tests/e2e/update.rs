@@ -361,7 +361,7 @@ fn fake_active_run(root: &Path, sleep: &Child) {
     let mut info = RunInfo::new_running(run_id, "demo", "task-1", "claude", chrono::Utc::now());
     info.pid = i64::from(sleep.id());
     info.pgid = info.pid;
-    info.pid_start_time = conductor::storage::liveness::process_start_time(info.pid);
+    info.pid_start_time = conductor::process::start_time(info.pid);
     info.write(&dir.join("run-info.yaml")).unwrap();
 }
 

@@ -307,7 +307,7 @@ impl RunIndex {
     pub fn reconcile_stale(&self) {
         let candidates = self.read().running();
         for (dir, pid, pgid, start) in candidates {
-            if liveness::process_alive(pid.into(), pgid.into(), start) {
+            if crate::process::recorded_alive(pid.into(), pgid.into(), start) {
                 continue;
             }
             if let Err(err) = liveness::read_reconciled(&dir.join(RUN_INFO_FILE)) {
@@ -534,7 +534,7 @@ mod tests {
             let mut info = RunInfo::new_running(r, p, t, "claude", chrono::Utc::now());
             info.pid = me;
             info.pgid = me;
-            info.pid_start_time = liveness::process_start_time(me);
+            info.pid_start_time = crate::process::start_time(me);
             info.write(&dir.join(RUN_INFO_FILE)).unwrap();
             (dir, info)
         };

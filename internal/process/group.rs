@@ -1,6 +1,6 @@
-//! Process-group plumbing: starting a command in a new session (so it leads its own process
-//! group), signalling a whole group, and asking whether a group still has members.
-//! The only `unsafe` of the runner lives here.
+//! Process groups: starting a command in a new session (so it leads its own process group),
+//! signalling a whole group, and asking whether a group still has a member that runs.
+//! The only `unsafe` of the module lives here.
 
 use std::os::unix::process::CommandExt;
 use std::process::Command;
@@ -8,6 +8,8 @@ use std::process::Command;
 use nix::errno::Errno;
 use nix::sys::signal::{kill, SigSet, Signal};
 use nix::unistd::Pid;
+
+use super::proc_stat;
 
 /// Makes `cmd` call `setsid()` in the child before exec: the child becomes the leader of a
 /// new session and process group (pgid = its pid), detached from the caller's terminal.
@@ -27,60 +29,36 @@ pub fn new_session(cmd: &mut Command) -> &mut Command {
     }
 }
 
-/// Sends `signal` to every process of group `pgid`. A missing group is not an error.
+/// Sends `signal` to every process of group `pgid`. A missing group is not an error; group
+/// ids 0 and 1 (the caller's own group, init) are refused.
 pub fn signal_group(pgid: i64, signal: Signal) -> Result<(), Errno> {
-    let Ok(raw) = i32::try_from(pgid) else {
-        return Err(Errno::EINVAL);
-    };
-    if raw <= 1 {
-        return Err(Errno::EINVAL);
-    }
+    let raw = group_id(pgid).ok_or(Errno::EINVAL)?;
     match kill(Pid::from_raw(-raw), signal) {
         Ok(()) | Err(Errno::ESRCH) => Ok(()),
         Err(e) => Err(e),
     }
 }
 
-/// Whether group `pgid` has a member that is not a zombie.
+/// Whether group `pgid` has a member that has not exited. `kill(-pgid, 0)` also succeeds
+/// for a group of zombies, so the members are looked up in /proc; where /proc is unreadable,
+/// `kill` alone decides.
 pub fn group_alive(pgid: i64) -> bool {
-    let Ok(raw) = i32::try_from(pgid) else {
+    let Some(raw) = group_id(pgid) else {
         return false;
     };
-    if raw <= 1 {
+    if !matches!(kill(Pid::from_raw(-raw), None), Ok(()) | Err(Errno::EPERM)) {
         return false;
     }
-    match kill(Pid::from_raw(-raw), None) {
-        Ok(()) | Err(Errno::EPERM) => group_has_live_member(raw),
-        Err(_) => false,
-    }
-}
-
-/// `kill(-pgid, 0)` also succeeds for a group of zombies; look in /proc for a member that is
-/// not one. When /proc is unreadable, trust `kill`.
-fn group_has_live_member(pgid: i32) -> bool {
-    let Ok(entries) = std::fs::read_dir("/proc") else {
+    let Some(pids) = proc_stat::pids() else {
         return true;
     };
-    for entry in entries.flatten() {
-        let name = entry.file_name();
-        let Some(pid) = name.to_str().and_then(|n| n.parse::<i32>().ok()) else {
-            continue;
-        };
-        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
-            continue;
-        };
-        let Some(close) = stat.rfind(')') else {
-            continue;
-        };
-        // After ") ": state, ppid, pgrp, …
-        let mut fields = stat[close + 1..].split_whitespace();
-        let state = fields.next();
-        let group = fields.nth(1).and_then(|g| g.parse::<i32>().ok());
-        if group == Some(pgid) && state != Some("Z") && state != Some("X") {
-            return true;
-        }
-    }
-    false
+    pids.into_iter()
+        .filter_map(proc_stat::read)
+        .any(|stat| stat.pgrp == raw && !stat.has_exited())
+}
+
+fn group_id(pgid: i64) -> Option<i32> {
+    i32::try_from(pgid).ok().filter(|g| *g > 1)
 }
 
 #[cfg(test)]
@@ -100,5 +78,7 @@ mod tests {
         child.wait().unwrap();
         assert!(!group_alive(pid));
         assert!(signal_group(1, Signal::SIGTERM).is_err());
+        assert!(signal_group(0, Signal::SIGTERM).is_err());
+        assert!(!group_alive(1));
     }
 }
