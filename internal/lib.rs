@@ -4,7 +4,9 @@
 //! Data flows one way: [`config`] → [`storage`] (files, ids, locks) → [`bus`] → [`runner`] →
 //! [`api`] → [`cli`]; [`gc`] and [`update`] sit beside the runner (update on storage alone),
 //! [`client`] is the HTTP client of the `server …` commands, and [`cli`] is shared by the
-//! `run-agent` and `conductor` binaries. `layering.rs` checks it.
+//! `run-agent` and `conductor` binaries. Below them all, leaf utilities use nothing else of the
+//! crate: [`process`] (liveness, process groups, /proc, `--version` probes), [`units`],
+//! [`limit`], [`version`], [`yaml`]. `layering.rs` checks it.
 
 pub mod api;
 pub mod bus;
