@@ -178,6 +178,8 @@ pub fn spawn_loop(
     // defaults.max_concurrent_root_tasks: the same slots as `run-agent task` (runner::slots).
     request.task_slots = state.settings.config.defaults.max_concurrent_root_tasks;
     request.task.default_budget = state.settings.config.defaults.budget;
+    request.task.webhook =
+        crate::runner::webhook::WebhookTarget::from_config(&state.settings.config);
     let index = state.index.clone();
     std::thread::spawn(move || {
         let job = &request.task.job;

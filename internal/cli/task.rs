@@ -248,6 +248,10 @@ pub(crate) fn drive(
         .as_ref()
         .map(|c| c.defaults.budget)
         .unwrap_or_default();
+    req.task.webhook = setup
+        .config
+        .as_ref()
+        .and_then(crate::runner::webhook::WebhookTarget::from_config);
     eprintln!("task {task}");
     let root = Root::new(&setup.root);
     let task_dir = root.confined_task_dir(&req.task.job.project, &task)?;

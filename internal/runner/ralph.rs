@@ -56,6 +56,9 @@ pub struct TaskRequest {
     pub resume_session: Option<String>,
     /// The config's `defaults.budget`; the task's own budget (TASK-CONFIG.yaml) wins.
     pub default_budget: crate::config::Budget,
+    /// Where the loop sends the `budget_exceeded` event when it, not a run's supervisor, is
+    /// the first to find the budget passed (the config's `webhook`).
+    pub webhook: Option<super::webhook::WebhookTarget>,
 }
 
 impl TaskRequest {
@@ -69,6 +72,7 @@ impl TaskRequest {
             child_wait: DEFAULT_CHILD_WAIT,
             resume_session: None,
             default_budget: crate::config::Budget::default(),
+            webhook: None,
         }
     }
 }
@@ -236,7 +240,21 @@ fn budget_end(
     let Some(exceeded) = budget::check_task(task_dir, &req.default_budget)? else {
         return Ok(None);
     };
-    budget::report(task_dir, &exceeded, last.as_ref(), None);
+    // The event describes the run that brought the task over; before this loop's first run
+    // that is the task's newest run (run ids sort by start time).
+    let subject = last.clone().or_else(|| {
+        let runs_dir = task_dir.join(crate::storage::paths::RUNS_DIR);
+        let newest = crate::storage::scan::run_names(&runs_dir)
+            .into_iter()
+            .max()?;
+        RunInfo::read(
+            &runs_dir
+                .join(newest)
+                .join(crate::storage::paths::RUN_INFO_FILE),
+        )
+        .ok()
+    });
+    budget::report(task_dir, &exceeded, subject.as_ref(), req.webhook.as_ref());
     post_task(
         req,
         "ERROR",

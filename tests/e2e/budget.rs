@@ -243,3 +243,40 @@ fn the_api_takes_a_budget_and_a_resume_raises_it() {
     std::fs::write(&never, "").unwrap();
     server.terminate();
 }
+
+/// The loop, not a supervisor, finds the budget passed: runs made without a budget, then a
+/// resume with one smaller than what they cost. Nothing runs, and the bus and the webhook
+/// still say why, naming the newest run.
+#[test]
+fn a_budget_found_passed_by_the_loop_is_reported_with_its_webhook() {
+    let sb = world();
+    let (port, hooks) = crate::webhook::receiver();
+    with_webhook(&sb, port);
+    // One run costing $0.2058 that ends without DONE; no budget yet.
+    let out = loop_cmd(
+        &sb,
+        &["task", "--prompt", "work", "--max-restarts", "0"],
+        "late",
+        &[("FAKE_STDOUT", CLAUDE_TURNS)],
+    );
+    assert_ne!(out.status.code(), Some(0), "{}", text(&out));
+    let runs = run_infos(&task_dir(&sb, "late").join("runs"));
+    assert_eq!(runs.len(), 1, "{runs:?}");
+    assert!(hooks.try_recv().is_err(), "no budget, no event");
+
+    let out = loop_cmd(&sb, &["task", "resume", "--max-cost", "0.05"], "late", &[]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert_eq!(run_infos(&task_dir(&sb, "late").join("runs")).len(), 1);
+    assert!(
+        bus(&sb, "late").contains("budget exceeded: cost $0.2058 of max $0.05"),
+        "{}",
+        bus(&sb, "late")
+    );
+    let (_, body) = hooks
+        .recv_timeout(Duration::from_secs(30))
+        .expect("budget_exceeded webhook from the loop");
+    let event: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(event["event"], "budget_exceeded", "{event}");
+    assert_eq!(event["run_id"], runs[0].run_id.as_str(), "{event}");
+    assert_eq!(event["budget"]["max_cost_usd"], 0.05, "{event}");
+}
