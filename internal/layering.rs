@@ -1,5 +1,6 @@
 //! The module layering, checked: data flows one way (config → storage → bus → runner → api →
-//! cli), self-update depends only on storage, and the HTTP client never pulls in the server.
+//! cli), self-update depends only on storage, the wire model knows no server, and the HTTP
+//! client never pulls in the server.
 //! A `crate::<module>` path in a module that must not know it fails the test with the file.
 
 use std::path::{Path, PathBuf};
@@ -26,6 +27,7 @@ fn forbidden() -> Vec<(&'static str, &'static [&'static str])> {
             "update",
             &["bus", "runner", "gc", "client", "api", "ui", "cli"],
         ),
+        ("wire", &["runner", "gc", "client", "api", "ui", "cli"]),
         ("client", &["runner", "gc", "update", "api", "ui", "cli"]),
         ("api", &["cli"]),
         ("ui", &["api", "cli"]),

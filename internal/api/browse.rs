@@ -4,7 +4,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
 use super::error::ApiError;
 use super::index::{IndexState, RunFilter, TaskRuns};
@@ -13,7 +13,11 @@ use super::range::ByteRange;
 use super::state::{AppState, ServerState};
 use crate::runner::inspect::{derive_status, Dependencies, TaskStatus};
 use crate::storage::scan::{self, list_projects, list_tasks, Reconcile, RunEntry};
-use crate::storage::{paths, ProjectId, RunId, RunInfo, RunStatus, TaskId, Usage, UsageTotals};
+use crate::storage::{paths, ProjectId, RunId, RunStatus, TaskId, UsageTotals};
+use crate::wire::{
+    ProjectList, ProjectSummary, RunDetail, RunSummary, RunsPage as RunsAnswer, TaskList,
+    TaskSummary, TaskView,
+};
 
 /// Largest page of runs a client may ask for.
 const MAX_PAGE: usize = 1000;
@@ -52,25 +56,14 @@ async fn index_ready_within(state: &AppState, wait: std::time::Duration) -> Resu
     })
 }
 
-/// A project in a listing.
-#[derive(Debug, Serialize)]
-pub struct ProjectSummary {
-    /// Project id.
-    pub project_id: String,
-    /// Number of task directories.
-    pub task_count: usize,
-    /// The sum of the usage of the project's runs (from the run index).
-    pub usage: UsageTotals,
-}
-
 /// `GET /api/v1/projects`
 #[utoipa::path(
     get,
     path = "/api/v1/projects",
     tag = "projects",
-    responses((status = 200, description = "Projects with task counts"))
+    responses((status = 200, description = "Projects with task counts", body = ProjectList))
 )]
-pub async fn projects(State(state): State<AppState>) -> Json<serde_json::Value> {
+pub async fn projects(State(state): State<AppState>) -> Json<ProjectList> {
     let projects: Vec<ProjectSummary> = list_projects(state.root.path())
         .iter()
         .map(|p| ProjectSummary {
@@ -79,51 +72,25 @@ pub async fn projects(State(state): State<AppState>) -> Json<serde_json::Value> 
             usage: state.index.usage_of(Some(p.id.as_str())),
         })
         .collect();
-    Json(serde_json::json!({ "projects": projects }))
+    Json(ProjectList { projects })
 }
 
-/// A run in a listing or task view.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct RunSummary {
-    /// Run id.
-    pub run_id: String,
-    /// Project id.
-    pub project_id: String,
-    /// Task id.
-    pub task_id: String,
-    /// Status (`unknown` when run-info.yaml is missing or broken).
-    #[schema(value_type = String, example = "completed")]
-    pub status: RunStatus,
-    /// The full record, when it parses.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<Object>)]
-    pub info: Option<RunInfo>,
-    /// Why run-info.yaml could not be read.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub error: Option<String>,
-    /// Tokens and cost of the run, when its stream reported any.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<Object>)]
-    pub usage: Option<Usage>,
-}
-
-impl RunSummary {
-    fn from_entry(entry: RunEntry, project_id: &str, task_id: &str) -> Self {
-        let run_id = entry.run_id();
-        let status = entry.status();
-        let (info, error) = match entry.info {
-            Ok(info) => (Some(info), None),
-            Err(e) => (None, Some(e)),
-        };
-        RunSummary {
-            run_id,
-            project_id: project_id.to_string(),
-            task_id: task_id.to_string(),
-            status,
-            usage: info.as_ref().and_then(|i| i.usage.clone()),
-            info,
-            error,
-        }
+/// A run's summary from its directory entry.
+fn run_summary(entry: RunEntry, project_id: &str, task_id: &str) -> RunSummary {
+    let run_id = entry.run_id();
+    let status = entry.status();
+    let (info, error) = match entry.info {
+        Ok(info) => (Some(info), None),
+        Err(e) => (None, Some(e)),
+    };
+    RunSummary {
+        run_id,
+        project_id: project_id.to_string(),
+        task_id: task_id.to_string(),
+        status,
+        usage: info.as_ref().and_then(|i| i.usage.clone()),
+        info,
+        error,
     }
 }
 
@@ -153,12 +120,12 @@ fn task_status(
     path = "/api/v1/projects/{project}/tasks",
     tag = "tasks",
     params(("project" = String, Path, description = "Project id")),
-    responses((status = 200, description = "Tasks with derived status"), (status = 400, description = "Bad id, query or body", body = crate::api::error::ErrorBody), (status = 404, description = "Not found", body = crate::api::error::ErrorBody), (status = 503, description = "The run index is still being built at start (code `indexing`)", body = crate::api::error::ErrorBody))
+    responses((status = 200, description = "Tasks with derived status", body = TaskList), (status = 400, description = "Bad id, query or body", body = crate::api::error::ErrorBody), (status = 404, description = "Not found", body = crate::api::error::ErrorBody), (status = 503, description = "The run index is still being built at start (code `indexing`)", body = crate::api::error::ErrorBody))
 )]
 pub async fn tasks(
     State(state): State<AppState>,
     Path(project): Path<String>,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Json<TaskList>, ApiError> {
     let project = lookup::project_id(&project)?;
     let dir = lookup::project_dir(&state.root, &project)?;
     index_ready(&state).await?;
@@ -167,13 +134,14 @@ pub async fn tasks(
         dir,
     };
     state.index.reconcile_stale();
-    let tasks: Vec<serde_json::Value> = list_tasks(&entry)
+    let tasks: Vec<TaskSummary> = list_tasks(&entry)
         .iter()
         .map(|t| task_summary(&state, t))
         .collect();
-    Ok(Json(
-        serde_json::json!({ "project_id": project, "tasks": tasks }),
-    ))
+    Ok(Json(TaskList {
+        project_id: Some(project.to_string()),
+        tasks,
+    }))
 }
 
 /// Query of `GET /api/v1/projects/{p}/tasks/{t}`: a page of the task's runs.
@@ -193,13 +161,13 @@ pub struct TaskQuery {
     path = "/api/v1/projects/{project}/tasks/{task}",
     tag = "tasks",
     params(("project" = String, Path, description = "Project id"), ("task" = String, Path, description = "Task id"), TaskQuery),
-    responses((status = 200, description = "TASK.md, DONE, run_count and one page of runs (newest first) with next_cursor"), (status = 400, description = "Bad id, query or body", body = crate::api::error::ErrorBody), (status = 404, description = "Not found", body = crate::api::error::ErrorBody), (status = 503, description = "The run index is still being built at start (code `indexing`)", body = crate::api::error::ErrorBody))
+    responses((status = 200, description = "TASK.md, DONE, run_count and one page of runs (newest first) with next_cursor", body = TaskView), (status = 400, description = "Bad id, query or body", body = crate::api::error::ErrorBody), (status = 404, description = "Not found", body = crate::api::error::ErrorBody), (status = 503, description = "The run index is still being built at start (code `indexing`)", body = crate::api::error::ErrorBody))
 )]
 pub async fn task(
     State(state): State<AppState>,
     Path((project, task)): Path<(String, String)>,
     Query(query): Query<TaskQuery>,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Json<TaskView>, ApiError> {
     let project = lookup::project_id(&project)?;
     let task = lookup::task_id(&task)?;
     let limit = page_limit(query.limit, DEFAULT_TASK_PAGE)?;
@@ -230,7 +198,7 @@ pub fn task_view(
     task: &TaskId,
     dir: &std::path::Path,
     page: RunsPage<'_>,
-) -> serde_json::Value {
+) -> TaskView {
     let read_regular = |name: &str| -> Option<String> {
         let path = dir.join(name);
         let meta = std::fs::symlink_metadata(&path).ok()?;
@@ -252,7 +220,7 @@ pub fn task_view(
         .map_or(names.len(), |l| start.saturating_add(l).min(names.len()));
     let read = |name: &str| {
         let entry = scan::read_entry(runs_dir.join(name), Reconcile::Yes);
-        RunSummary::from_entry(entry, project.as_str(), task.as_str())
+        run_summary(entry, project.as_str(), task.as_str())
     };
     let runs: Vec<RunSummary> = names[start..end].iter().map(|n| read(n)).collect();
     // The newest run decides the status; the index knows whether an older one still runs.
@@ -284,26 +252,27 @@ pub fn task_view(
     };
     let deps = Dependencies::read(dir);
     let next_cursor = (end < names.len() && end > start).then(|| names[end - 1].clone());
-    let mut view = serde_json::json!({
-        "project_id": project,
-        "task_id": task,
-        "status": task_status(done, &summary, deps.is_blocked(), dir).as_str(),
-        "done": done,
-        "task_md": read_regular(paths::TASK_FILE),
-        "depends_on": deps.depends_on,
-        "blocked_by": deps.blocked_by,
-        "run_count": names.len(),
-        "usage": task_usage(state, project, task, &indexed),
-        "runs": runs,
-        "next_cursor": next_cursor,
-    });
-    if let Some(err) = deps.error {
-        view["deps_error"] = serde_json::json!(err);
+    TaskView {
+        project_id: project.to_string(),
+        task_id: task.to_string(),
+        status: task_status(done, &summary, deps.is_blocked(), dir)
+            .as_str()
+            .to_string(),
+        done,
+        task_md: read_regular(paths::TASK_FILE),
+        depends_on: ids_text(&deps.depends_on),
+        blocked_by: ids_text(&deps.blocked_by),
+        deps_error: deps.error,
+        run_count: names.len(),
+        usage: task_usage(state, project, task, &indexed),
+        runs,
+        next_cursor,
+        budget_exceeded: crate::runner::budget::marked(dir),
     }
-    if let Some(excess) = crate::runner::budget::marked(dir) {
-        view["budget_exceeded"] = serde_json::json!(excess);
-    }
-    view
+}
+
+fn ids_text(ids: &[TaskId]) -> Vec<String> {
+    ids.iter().map(TaskId::to_string).collect()
 }
 
 /// The usage of a task's runs, from the index (its running runs re-read first, so a view
@@ -325,7 +294,7 @@ fn task_usage(
 
 /// One line of a task listing, from the run index: status, DONE, run count, newest run,
 /// last activity and the dependencies that are not DONE.
-pub fn task_summary(state: &ServerState, task: &scan::TaskEntry) -> serde_json::Value {
+pub fn task_summary(state: &ServerState, task: &scan::TaskEntry) -> TaskSummary {
     let (project, id) = (task.project.as_str(), task.id.as_str());
     let mut runs = state.index.task_runs(project, id);
     if runs.any_running {
@@ -337,18 +306,20 @@ pub fn task_summary(state: &ServerState, task: &scan::TaskEntry) -> serde_json::
         .last_activity_ns
         .map(chrono::DateTime::from_timestamp_nanos)
         .map(|t| crate::storage::time::format_rfc3339_nano(&t));
-    serde_json::json!({
-        "project_id": task.project,
-        "task_id": task.id,
-        "status": task_status(task.done, &runs, deps.is_blocked(), &task.dir).as_str(),
-        "done": task.done,
-        "run_count": runs.run_count,
-        "latest_run": runs.newest.map(|(id, _)| id),
-        "last_activity": last_activity,
-        "blocked_by": deps.blocked_by,
-        "usage": runs.usage,
-        "budget_exceeded": crate::runner::budget::marked(&task.dir),
-    })
+    TaskSummary {
+        project_id: task.project.to_string(),
+        task_id: task.id.to_string(),
+        status: task_status(task.done, &runs, deps.is_blocked(), &task.dir)
+            .as_str()
+            .to_string(),
+        done: task.done,
+        run_count: runs.run_count,
+        latest_run: runs.newest.map(|(id, _)| id),
+        last_activity,
+        blocked_by: ids_text(&deps.blocked_by),
+        usage: runs.usage,
+        budget_exceeded: crate::runner::budget::marked(&task.dir),
+    }
 }
 
 /// A page size from a query: `default` when absent, 400 outside 1..=1000.
@@ -419,12 +390,12 @@ pub struct RunsQuery {
     path = "/api/v1/runs",
     tag = "runs",
     params(RunsQuery),
-    responses((status = 200, description = "A page of runs, newest first, and next_cursor"), (status = 400, description = "Bad filter", body = crate::api::error::ErrorBody))
+    responses((status = 200, description = "A page of runs, newest first, and next_cursor", body = RunsAnswer), (status = 400, description = "Bad filter", body = crate::api::error::ErrorBody))
 )]
 pub async fn runs(
     State(state): State<AppState>,
     Query(query): Query<RunsQuery>,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Json<RunsAnswer>, ApiError> {
     let project = query
         .project
         .as_deref()
@@ -478,16 +449,14 @@ pub async fn runs(
             .into_iter()
             .map(|r| {
                 let entry = scan::read_entry(r.dir, Reconcile::No);
-                RunSummary::from_entry(entry, &r.project_id, &r.task_id)
+                run_summary(entry, &r.project_id, &r.task_id)
             })
             .collect();
         (runs, next)
     })
     .await
     .map_err(|e| ApiError::internal(format!("listing failed: {e}")))?;
-    Ok(Json(
-        serde_json::json!({ "runs": runs, "next_cursor": next_cursor }),
-    ))
+    Ok(Json(RunsAnswer { runs, next_cursor }))
 }
 
 /// Query of `GET /api/v1/runs/{id}`.
@@ -505,7 +474,7 @@ pub struct RunQuery {
     path = "/api/v1/runs/{run}",
     tag = "runs",
     params(("run" = String, Path, description = "Run id"), RunQuery),
-    responses((status = 200, description = "run-info as JSON (or the raw YAML with format=yaml)", body = RunSummary), (status = 400, description = "Bad id, query or body", body = crate::api::error::ErrorBody), (status = 404, description = "Not found", body = crate::api::error::ErrorBody))
+    responses((status = 200, description = "run-info as JSON (or the raw YAML with format=yaml)", body = RunDetail), (status = 400, description = "Bad id, query or body", body = crate::api::error::ErrorBody), (status = 404, description = "Not found", body = crate::api::error::ErrorBody))
 )]
 pub async fn run(
     State(state): State<AppState>,
@@ -523,12 +492,13 @@ pub async fn run(
         }
         Some("json") | None => {
             let (p, t) = run_owner(&state, &entry);
-            let mut body = serde_json::to_value(RunSummary::from_entry(entry, &p, &t))
-                .map_err(|e| ApiError::internal(e.to_string()))?;
-            body["files"] = super::run_files::file_sizes(&dir);
-            let (previous, next) = state.index.neighbours(&p, &t, run.as_str());
-            body["previous_run"] = previous.into();
-            body["next_run"] = next.into();
+            let (previous_run, next_run) = state.index.neighbours(&p, &t, run.as_str());
+            let body = RunDetail {
+                run: run_summary(entry, &p, &t),
+                files: super::run_files::file_sizes(&dir),
+                previous_run,
+                next_run,
+            };
             Ok(Json(body).into_response())
         }
         Some(other) => Err(ApiError::bad_request(format!(

@@ -20,6 +20,7 @@ use crate::bus::{
     self, AppendOptions, BusError, FollowFrom, Follower, NewMessage, Parent, ReadQuery,
 };
 use crate::storage::{ProjectId, TaskId};
+use crate::wire::{BusMessages, CompatPost, MessagePosted, PostBody};
 
 /// How long a stream's follower waits for new messages before checking for a gone client.
 const FOLLOW_POLL: Duration = Duration::from_secs(1);
@@ -36,23 +37,6 @@ pub struct BusQuery {
     /// Only messages of this type.
     #[serde(rename = "type")]
     pub msg_type: Option<String>,
-}
-
-/// Body of a bus post.
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct PostBody {
-    /// Message type (`FACT`, `PROGRESS`, …).
-    #[serde(rename = "type")]
-    pub msg_type: String,
-    /// Message body.
-    #[serde(default)]
-    pub body: String,
-    /// Run the message is about.
-    pub run_id: Option<String>,
-    /// Parent msg_ids.
-    #[serde(default)]
-    pub parents: Vec<String>,
 }
 
 /// Which bus a route addresses.
@@ -91,14 +75,14 @@ fn bus_error(err: BusError) -> ApiError {
     }
 }
 
-fn read_messages(target: &BusTarget, query: BusQuery) -> Result<Json<serde_json::Value>, ApiError> {
+fn read_messages(target: &BusTarget, query: BusQuery) -> Result<Json<BusMessages>, ApiError> {
     let query = ReadQuery {
         since: query.since,
         tail: query.tail,
         msg_type: query.msg_type,
     };
     let messages = bus::read(&target.path, &query).map_err(bus_error)?;
-    Ok(Json(serde_json::json!({ "messages": messages })))
+    Ok(Json(BusMessages { messages }))
 }
 
 fn post_message(
@@ -117,11 +101,7 @@ fn post_message(
     };
     let msg_id = bus::append(&target.path, &msg, &opts).map_err(bus_error)?;
     state.metrics.bus_append();
-    Ok((
-        StatusCode::CREATED,
-        Json(serde_json::json!({ "msg_id": msg_id })),
-    )
-        .into_response())
+    Ok((StatusCode::CREATED, Json(MessagePosted { msg_id })).into_response())
 }
 
 /// `GET /api/v1/projects/{p}/bus`
@@ -130,13 +110,13 @@ fn post_message(
     path = "/api/v1/projects/{project}/bus",
     tag = "bus",
     params(("project" = String, Path, description = "Project id"), BusQuery),
-    responses((status = 200, description = "Messages"), (status = 400, description = "Bad id, query or body", body = crate::api::error::ErrorBody), (status = 404, description = "Not found", body = crate::api::error::ErrorBody))
+    responses((status = 200, description = "Messages", body = BusMessages), (status = 400, description = "Bad id, query or body", body = crate::api::error::ErrorBody), (status = 404, description = "Not found", body = crate::api::error::ErrorBody))
 )]
 pub async fn read_project_bus(
     State(state): State<AppState>,
     Path(project): Path<String>,
     Query(query): Query<BusQuery>,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Json<BusMessages>, ApiError> {
     read_messages(&target(&state, &project, None)?, query)
 }
 
@@ -146,13 +126,13 @@ pub async fn read_project_bus(
     path = "/api/v1/projects/{project}/tasks/{task}/bus",
     tag = "bus",
     params(("project" = String, Path, description = "Project id"), ("task" = String, Path, description = "Task id"), BusQuery),
-    responses((status = 200, description = "Messages"), (status = 400, description = "Bad id, query or body", body = crate::api::error::ErrorBody), (status = 404, description = "Not found", body = crate::api::error::ErrorBody))
+    responses((status = 200, description = "Messages", body = BusMessages), (status = 400, description = "Bad id, query or body", body = crate::api::error::ErrorBody), (status = 404, description = "Not found", body = crate::api::error::ErrorBody))
 )]
 pub async fn read_task_bus(
     State(state): State<AppState>,
     Path((project, task)): Path<(String, String)>,
     Query(query): Query<BusQuery>,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Json<BusMessages>, ApiError> {
     read_messages(&target(&state, &project, Some(&task))?, query)
 }
 
@@ -163,7 +143,7 @@ pub async fn read_task_bus(
     tag = "bus",
     params(("project" = String, Path, description = "Project id")),
     request_body = PostBody,
-    responses((status = 201, description = "msg_id of the new message"), (status = 400, description = "Bad id, query or body", body = crate::api::error::ErrorBody), (status = 404, description = "Not found", body = crate::api::error::ErrorBody))
+    responses((status = 201, description = "msg_id of the new message", body = MessagePosted), (status = 400, description = "Bad id, query or body", body = crate::api::error::ErrorBody), (status = 404, description = "Not found", body = crate::api::error::ErrorBody))
 )]
 pub async fn post_project_bus(
     State(state): State<AppState>,
@@ -181,7 +161,7 @@ pub async fn post_project_bus(
     tag = "bus",
     params(("project" = String, Path, description = "Project id"), ("task" = String, Path, description = "Task id")),
     request_body = PostBody,
-    responses((status = 201, description = "msg_id of the new message"), (status = 400, description = "Bad id, query or body", body = crate::api::error::ErrorBody), (status = 404, description = "Not found", body = crate::api::error::ErrorBody))
+    responses((status = 201, description = "msg_id of the new message", body = MessagePosted), (status = 400, description = "Bad id, query or body", body = crate::api::error::ErrorBody), (status = 404, description = "Not found", body = crate::api::error::ErrorBody))
 )]
 pub async fn post_task_bus(
     State(state): State<AppState>,
@@ -330,12 +310,12 @@ fn compat_target(state: &AppState, q: &CompatQuery) -> Result<BusTarget, ApiErro
     path = "/api/v1/messages",
     tag = "compat",
     params(CompatQuery),
-    responses((status = 200, description = "Messages (reference compatibility)"), (status = 400, description = "Bad id, query or body", body = crate::api::error::ErrorBody), (status = 404, description = "Not found", body = crate::api::error::ErrorBody))
+    responses((status = 200, description = "Messages (reference compatibility)", body = BusMessages), (status = 400, description = "Bad id, query or body", body = crate::api::error::ErrorBody), (status = 404, description = "Not found", body = crate::api::error::ErrorBody))
 )]
 pub async fn compat_read(
     State(state): State<AppState>,
     Query(q): Query<CompatQuery>,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Json<BusMessages>, ApiError> {
     let target = compat_target(&state, &q)?;
     read_messages(
         &target,
@@ -347,32 +327,13 @@ pub async fn compat_read(
     )
 }
 
-/// Body of the reference's `POST /api/v1/messages`.
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
-pub struct CompatPost {
-    /// Project id.
-    pub project_id: String,
-    /// Task id (task bus when given).
-    #[serde(default)]
-    pub task_id: Option<String>,
-    /// Run id.
-    #[serde(default)]
-    pub run_id: Option<String>,
-    /// Message type.
-    #[serde(rename = "type")]
-    pub msg_type: String,
-    /// Body.
-    #[serde(default)]
-    pub body: String,
-}
-
 /// `POST /api/v1/messages` (reference compatibility).
 #[utoipa::path(
     post,
     path = "/api/v1/messages",
     tag = "compat",
     request_body = CompatPost,
-    responses((status = 201, description = "msg_id"), (status = 400, description = "Bad id, query or body", body = crate::api::error::ErrorBody), (status = 404, description = "Not found", body = crate::api::error::ErrorBody))
+    responses((status = 201, description = "msg_id", body = MessagePosted), (status = 400, description = "Bad id, query or body", body = crate::api::error::ErrorBody), (status = 404, description = "Not found", body = crate::api::error::ErrorBody))
 )]
 pub async fn compat_post(
     State(state): State<AppState>,

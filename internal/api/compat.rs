@@ -15,6 +15,7 @@ use super::lookup;
 use super::state::AppState;
 use crate::storage::scan::{list_projects, list_tasks, ProjectEntry};
 use crate::storage::{paths, ProjectId, TaskId};
+use crate::wire::{TaskList, TaskStopped, TaskSummary, TaskView};
 
 /// Query of the reference task routes.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
@@ -38,20 +39,23 @@ fn projects(state: &AppState, project: Option<&str>) -> Result<Vec<ProjectEntry>
 
 /// `GET /api/v1/tasks[?project_id=]`
 #[utoipa::path(get, path = "/api/v1/tasks", tag = "compat", params(ProjectQuery),
-    responses((status = 200, description = "Tasks of one or all projects"), (status = 404, description = "Unknown project", body = crate::api::error::ErrorBody)))]
+    responses((status = 200, description = "Tasks of one or all projects", body = TaskList), (status = 404, description = "Unknown project", body = crate::api::error::ErrorBody)))]
 pub async fn list(
     State(state): State<AppState>,
     Query(q): Query<ProjectQuery>,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Json<TaskList>, ApiError> {
     let projects = projects(&state, q.project_id.as_deref())?;
     index_ready(&state).await?;
     state.index.reconcile_stale();
-    let tasks: Vec<serde_json::Value> = projects
+    let tasks: Vec<TaskSummary> = projects
         .iter()
         .flat_map(list_tasks)
         .map(|t| task_summary(&state, &t))
         .collect();
-    Ok(Json(serde_json::json!({ "tasks": tasks })))
+    Ok(Json(TaskList {
+        project_id: None,
+        tasks,
+    }))
 }
 
 /// The one task called `task`, in `project` or (without it) in any project.
@@ -91,12 +95,12 @@ fn find(
 /// `GET /api/v1/tasks/{task}?project_id=`
 #[utoipa::path(get, path = "/api/v1/tasks/{task}", tag = "compat",
     params(("task" = String, Path, description = "Task id"), ProjectQuery),
-    responses((status = 200, description = "Task view with runs"), (status = 400, description = "Bad id or ambiguous task", body = crate::api::error::ErrorBody), (status = 404, description = "Not found", body = crate::api::error::ErrorBody)))]
+    responses((status = 200, description = "Task view with runs", body = TaskView), (status = 400, description = "Bad id or ambiguous task", body = crate::api::error::ErrorBody), (status = 404, description = "Not found", body = crate::api::error::ErrorBody)))]
 pub async fn show(
     State(state): State<AppState>,
     Path(task): Path<String>,
     Query(q): Query<ProjectQuery>,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Json<TaskView>, ApiError> {
     let (project, task, dir) = find(&state, &task, q.project_id.as_deref())?;
     index_ready(&state).await?;
     Ok(Json(task_view(
@@ -111,7 +115,7 @@ pub async fn show(
 /// `DELETE /api/v1/tasks/{task}?project_id=`: writes DONE and stops the task's runs (202).
 #[utoipa::path(delete, path = "/api/v1/tasks/{task}", tag = "compat",
     params(("task" = String, Path, description = "Task id"), ProjectQuery),
-    responses((status = 202, description = "DONE written, runs stopped"), (status = 400, description = "Bad id or ambiguous task", body = crate::api::error::ErrorBody), (status = 404, description = "Not found", body = crate::api::error::ErrorBody)))]
+    responses((status = 202, description = "DONE written, runs stopped", body = TaskStopped), (status = 400, description = "Bad id or ambiguous task", body = crate::api::error::ErrorBody), (status = 404, description = "Not found", body = crate::api::error::ErrorBody)))]
 pub async fn stop(
     State(state): State<AppState>,
     Path(task): Path<String>,
@@ -123,10 +127,12 @@ pub async fn stop(
     let (stopped, errors) = super::tasks::stop_task_runs(dir).await?;
     Ok((
         StatusCode::ACCEPTED,
-        Json(serde_json::json!({
-            "project_id": project, "task_id": task,
-            "stopped_runs": stopped, "errors": errors,
-        })),
+        Json(TaskStopped {
+            project_id: project.to_string(),
+            task_id: task.to_string(),
+            stopped_runs: stopped,
+            errors,
+        }),
     )
         .into_response())
 }

@@ -3,22 +3,21 @@
 
 use std::path::Path;
 
-use serde_json::{json, Value};
-
 use crate::storage::paths::{OUTPUT_FILE, PROMPT_FILE, STDERR_FILE, STDOUT_FILE};
+use crate::wire::RunFiles;
 
-/// `{"stdout": bytes|null, "stderr": …, "output": …, "prompt": …}` (null: no such file).
-pub fn file_sizes(dir: &Path) -> Value {
+/// The sizes of the run's files in `dir` (`None`: no such file).
+pub fn file_sizes(dir: &Path) -> RunFiles {
     let size = |name: &str| {
         std::fs::symlink_metadata(dir.join(name))
             .ok()
             .filter(|m| m.is_file())
             .map(|m| m.len())
     };
-    json!({
-        "stdout": size(STDOUT_FILE),
-        "stderr": size(STDERR_FILE),
-        "output": size(OUTPUT_FILE),
-        "prompt": size(PROMPT_FILE),
-    })
+    RunFiles {
+        stdout: size(STDOUT_FILE),
+        stderr: size(STDERR_FILE),
+        output: size(OUTPUT_FILE),
+        prompt: size(PROMPT_FILE),
+    }
 }

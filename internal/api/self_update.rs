@@ -2,37 +2,19 @@
 //! one. Auth (admin key) and the audit of the POST itself are done by the security
 //! middleware; the manager audits every state change and result.
 
-use std::path::PathBuf;
-
 use axum::extract::rejection::JsonRejection;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
-use serde::Deserialize;
 
 use super::audit::{client_label, key_fingerprint, AuditRecord};
 use super::error::ApiError;
 use super::security::Caller;
 use super::state::AppState;
 use crate::update::audit::Requester;
-use crate::update::{StartRequest, UpdateError, UpdateMode};
-
-/// Body of `POST /api/v1/admin/self-update`.
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct StartBody {
-    /// Absolute path of the candidate binary on the server's machine.
-    #[schema(value_type = String)]
-    pub binary_path: PathBuf,
-    /// Expected sha256 of the candidate (hex).
-    #[serde(default)]
-    pub sha256: Option<String>,
-    /// `drain` (default) or `handoff`.
-    #[serde(default)]
-    #[schema(value_type = Option<String>, example = "drain")]
-    pub mode: Option<UpdateMode>,
-}
+use crate::update::{StartRequest, UpdateError};
+use crate::wire::update::{StartBody, StatusView};
 
 fn requester(caller: &Caller) -> Requester {
     Requester {
@@ -57,7 +39,7 @@ fn api_error(err: UpdateError) -> ApiError {
     get,
     path = "/api/v1/admin/self-update",
     tag = "admin",
-    responses((status = 200, description = "Update state and history"))
+    responses((status = 200, description = "Update state and history", body = StatusView))
 )]
 pub async fn status(
     State(state): State<AppState>,
@@ -91,7 +73,7 @@ pub async fn status(
     path = "/api/v1/admin/self-update",
     tag = "admin",
     request_body = StartBody,
-    responses((status = 202, description = "Accepted: deferred or applying"), (status = 400, description = "Bad candidate", body = crate::api::error::ErrorBody), (status = 409, description = "Update in progress", body = crate::api::error::ErrorBody), (status = 429, description = "Rate limited", body = crate::api::error::ErrorBody))
+    responses((status = 202, description = "Accepted: deferred or applying", body = StatusView), (status = 400, description = "Bad candidate", body = crate::api::error::ErrorBody), (status = 409, description = "Update in progress", body = crate::api::error::ErrorBody), (status = 429, description = "Rate limited", body = crate::api::error::ErrorBody))
 )]
 pub async fn start(
     State(state): State<AppState>,

@@ -2,7 +2,6 @@
 //! loop inside the server (sync-then-async with `wait_seconds`), `POST /api/v1/projects`
 //! creates a project bound to a working directory, and stop / resume / delete of a task.
 
-use std::collections::HashMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -12,7 +11,6 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use serde::Deserialize;
 
 use super::error::ApiError;
 use super::lookup;
@@ -22,6 +20,10 @@ use crate::gc::TaskDeleteError;
 use crate::runner::{self, JobRequest, StopOptions, TaskRequest};
 use crate::storage::scan::{list_runs, Reconcile};
 use crate::storage::{confined, ids, paths, ProjectId, RunStatus, TaskId};
+use crate::wire::{
+    CreateProjectBody, ProjectCreated, ResumeBody, RunStopped, StartTaskBody, StopBody,
+    TaskDeleted, TaskOutcome, TaskResumed, TaskStarted, TaskStopped,
+};
 
 /// Longest `grace_seconds` of a stop.
 const MAX_GRACE_SECONDS: u64 = 3600;
@@ -29,35 +31,6 @@ const MAX_GRACE_SECONDS: u64 = 3600;
 const MAX_WAIT_SECONDS: u64 = 3600;
 /// How long `POST /api/v1/tasks` waits for the first run to be created.
 const FIRST_RUN_WAIT: Duration = Duration::from_secs(15);
-
-/// Body of `POST /api/v1/tasks`.
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct StartTaskBody {
-    /// Project id (created if missing).
-    pub project_id: String,
-    /// Task id (generated when absent).
-    pub task_id: Option<String>,
-    /// The task prompt.
-    pub prompt: String,
-    /// Agent name or type (default: `defaults.agent`).
-    pub agent: Option<String>,
-    /// Extra environment for the agent (JRUN_* cannot be overridden).
-    #[serde(default)]
-    pub env: HashMap<String, String>,
-    /// Answer with the result if the task ends within this many seconds.
-    pub wait_seconds: Option<u64>,
-    /// Restarts after the first attempt (default: `defaults.max_restarts`).
-    pub max_restarts: Option<u32>,
-    /// Tasks of the project that must be DONE before this one starts (saved in the task's
-    /// TASK-CONFIG.yaml; an empty list clears it; absent: the saved list).
-    pub depends_on: Option<Vec<String>>,
-    /// Stop the task once its runs (child runs included) cost more than this many US dollars
-    /// (saved in TASK-CONFIG.yaml; default: the saved figure, else `defaults.budget`).
-    pub max_cost_usd: Option<f64>,
-    /// Stop the task once its runs used more than this many tokens (input plus output).
-    pub max_tokens: Option<u64>,
-}
 
 /// The budget figures of a request body; 400 naming the field when one is not positive.
 fn budget_of(
@@ -114,7 +87,7 @@ fn check_task_start(state: &AppState) -> Result<(), ApiError> {
     path = "/api/v1/tasks",
     tag = "tasks",
     request_body = StartTaskBody,
-    responses((status = 201, description = "Started; run ids and status URL"), (status = 200, description = "Ended within wait_seconds: outcome and output"), (status = 202, description = "Still running after wait_seconds"), (status = 400, description = "Bad body", body = crate::api::error::ErrorBody), (status = 409, description = "Task running or self-update drain", body = crate::api::error::ErrorBody), (status = 503, description = "Task start disabled", body = crate::api::error::ErrorBody))
+    responses((status = 201, description = "Started; run ids and status URL", body = TaskStarted), (status = 200, description = "Ended within wait_seconds: outcome and output", body = TaskStarted), (status = 202, description = "Still running after wait_seconds", body = TaskStarted), (status = 400, description = "Bad body", body = crate::api::error::ErrorBody), (status = 409, description = "Task running or self-update drain", body = crate::api::error::ErrorBody), (status = 503, description = "Task start disabled", body = crate::api::error::ErrorBody))
 )]
 pub async fn start_task(
     State(state): State<AppState>,
@@ -194,6 +167,14 @@ pub async fn start_task(
             .and_then(Result::ok)
             .map(|s| s.clone());
     let status_url = format!("/api/v1/projects/{project}/tasks/{task}");
+    let answer = |run_id: Option<String>| TaskStarted {
+        project_id: project.to_string(),
+        task_id: task.to_string(),
+        run_id,
+        status: None,
+        ended: None,
+        status_url: status_url.clone(),
+    };
     if let Some(LoopState::Ended {
         outcome,
         run_id: None,
@@ -215,14 +196,11 @@ pub async fn start_task(
     };
     // A loop that waits for its dependencies or a task slot answers at once with why.
     if let Some(LoopState::Waiting { reason }) = &first_run {
-        return Ok((
-            StatusCode::CREATED,
-            Json(serde_json::json!({
-                "project_id": project, "task_id": task, "run_id": null,
-                "status": reason, "status_url": status_url,
-            })),
-        )
-            .into_response());
+        let waiting = TaskStarted {
+            status: Some(reason.clone()),
+            ..answer(None)
+        };
+        return Ok((StatusCode::CREATED, Json(waiting)).into_response());
     }
     if wait > 0 {
         let ended = tokio::time::timeout(
@@ -242,33 +220,19 @@ pub async fn start_task(
             let output = run_id
                 .as_deref()
                 .and_then(|r| read_output(&state, &project, &task, r));
-            return Ok((
-                StatusCode::OK,
-                Json(serde_json::json!({
-                    "project_id": project, "task_id": task, "run_id": run_id,
-                    "outcome": outcome, "error": error, "output": output,
-                    "status_url": status_url,
-                })),
-            )
-                .into_response());
+            let ended = TaskStarted {
+                ended: Some(TaskOutcome {
+                    outcome,
+                    error,
+                    output,
+                }),
+                ..answer(run_id)
+            };
+            return Ok((StatusCode::OK, Json(ended)).into_response());
         }
-        return Ok((
-            StatusCode::ACCEPTED,
-            Json(serde_json::json!({
-                "project_id": project, "task_id": task, "run_id": run_id,
-                "status_url": status_url,
-            })),
-        )
-            .into_response());
+        return Ok((StatusCode::ACCEPTED, Json(answer(run_id))).into_response());
     }
-    Ok((
-        StatusCode::CREATED,
-        Json(serde_json::json!({
-            "project_id": project, "task_id": task, "run_id": run_id,
-            "status_url": status_url,
-        })),
-    )
-        .into_response())
+    Ok((StatusCode::CREATED, Json(answer(run_id))).into_response())
 }
 
 /// The caller's `env` plus what agents of this server need: its config file (so a child run
@@ -335,27 +299,6 @@ fn check_depends_on(
     Ok(deps)
 }
 
-/// Body of `POST /api/v1/projects/{p}/tasks/{t}/resume` (all optional).
-#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct ResumeBody {
-    /// Remove DONE and continue a finished task.
-    #[serde(default)]
-    pub reset_done: bool,
-    /// Agent (default: the latest run's agent, by its recorded `agent_name`).
-    pub agent: Option<String>,
-    /// Restarts after the first attempt (default: `defaults.max_restarts`).
-    pub max_restarts: Option<u32>,
-    /// Absolute working directory of the agent (default: the latest run's `cwd`; claude and
-    /// gemini keep their conversations per directory).
-    #[schema(value_type = Option<String>)]
-    pub cwd: Option<PathBuf>,
-    /// A new spending limit in US dollars (raise it to continue a task stopped by its budget).
-    pub max_cost_usd: Option<f64>,
-    /// A new token limit.
-    pub max_tokens: Option<u64>,
-}
-
 /// `POST /api/v1/projects/{p}/tasks/{t}/resume`: continues a task's loop after its latest run;
 /// its first run continues the latest run's agent session (`agent_session_id`) when the agent
 /// type is unchanged.
@@ -365,7 +308,7 @@ pub struct ResumeBody {
     tag = "tasks",
     params(("project" = String, Path, description = "Project id"), ("task" = String, Path, description = "Task id")),
     request_body = ResumeBody,
-    responses((status = 202, description = "Loop resumed"), (status = 400, description = "Bad id, query or body", body = crate::api::error::ErrorBody), (status = 404, description = "Not found", body = crate::api::error::ErrorBody), (status = 409, description = "Running, or done without reset_done", body = crate::api::error::ErrorBody), (status = 503, description = "Task start disabled", body = crate::api::error::ErrorBody))
+    responses((status = 202, description = "Loop resumed", body = TaskResumed), (status = 400, description = "Bad id, query or body", body = crate::api::error::ErrorBody), (status = 404, description = "Not found", body = crate::api::error::ErrorBody), (status = 409, description = "Running, or done without reset_done", body = crate::api::error::ErrorBody), (status = 503, description = "Task start disabled", body = crate::api::error::ErrorBody))
 )]
 pub async fn resume_task(
     State(state): State<AppState>,
@@ -442,10 +385,11 @@ pub async fn resume_task(
     spawn_loop(&state, key, request, record, lock);
     Ok((
         StatusCode::ACCEPTED,
-        Json(serde_json::json!({
-            "project_id": project, "task_id": task,
-            "status_url": format!("/api/v1/projects/{project}/tasks/{task}"),
-        })),
+        Json(TaskResumed {
+            project_id: project.to_string(),
+            task_id: task.to_string(),
+            status_url: format!("/api/v1/projects/{project}/tasks/{task}"),
+        }),
     )
         .into_response())
 }
@@ -520,24 +464,13 @@ fn read_output(state: &AppState, project: &ProjectId, task: &TaskId, run: &str) 
     Some(text)
 }
 
-/// Body of `POST /api/v1/projects`.
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct CreateProjectBody {
-    /// The new project's id.
-    pub project_id: String,
-    /// Existing directory its agents work in.
-    #[schema(value_type = String)]
-    pub project_root: PathBuf,
-}
-
 /// `POST /api/v1/projects`
 #[utoipa::path(
     post,
     path = "/api/v1/projects",
     tag = "projects",
     request_body = CreateProjectBody,
-    responses((status = 201, description = "Created"), (status = 400, description = "Bad id or project_root", body = crate::api::error::ErrorBody), (status = 409, description = "Project exists", body = crate::api::error::ErrorBody))
+    responses((status = 201, description = "Created", body = ProjectCreated), (status = 400, description = "Bad id or project_root", body = crate::api::error::ErrorBody), (status = 409, description = "Project exists", body = crate::api::error::ErrorBody))
 )]
 pub async fn create_project(
     State(state): State<AppState>,
@@ -573,19 +506,12 @@ pub async fn create_project(
         .map_err(|e| ApiError::internal(format!("cannot write PROJECT-ROOT.txt: {e}")))?;
     Ok((
         StatusCode::CREATED,
-        Json(serde_json::json!({ "project_id": project, "project_root": body.project_root })),
+        Json(ProjectCreated {
+            project_id: project.to_string(),
+            project_root: body.project_root,
+        }),
     )
         .into_response())
-}
-
-/// Optional body of the stop routes.
-#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct StopBody {
-    /// Seconds between SIGTERM and SIGKILL of each run's process group, 0..=3600
-    /// (default 30, `runner::stop::DEFAULT_GRACE`).
-    #[schema(maximum = 3600)]
-    pub grace_seconds: Option<u64>,
 }
 
 /// The grace period asked for by a stop body; an empty body means the default.
@@ -615,23 +541,24 @@ fn stop_grace(body: &[u8]) -> Result<Duration, ApiError> {
     tag = "tasks",
     params(("project" = String, Path, description = "Project id"), ("task" = String, Path, description = "Task id")),
     request_body(content = Option<StopBody>, description = "Optional; an empty body uses the default grace period (30 s)", content_type = "application/json"),
-    responses((status = 200, description = "Runs stopped; the loop will not restart"), (status = 400, description = "Bad id, query or body (grace_seconds outside 0..=3600)", body = crate::api::error::ErrorBody), (status = 404, description = "Not found", body = crate::api::error::ErrorBody))
+    responses((status = 200, description = "Runs stopped; the loop will not restart", body = TaskStopped), (status = 400, description = "Bad id, query or body (grace_seconds outside 0..=3600)", body = crate::api::error::ErrorBody), (status = 404, description = "Not found", body = crate::api::error::ErrorBody))
 )]
 pub async fn stop_task(
     State(state): State<AppState>,
     Path((project, task)): Path<(String, String)>,
     body: Bytes,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Json<TaskStopped>, ApiError> {
     let project = lookup::project_id(&project)?;
     let task = lookup::task_id(&task)?;
     let grace = stop_grace(&body)?;
     let dir = lookup::task_dir(&state.root, &project, &task)?;
     let (stopped, errors) = stop_task_runs_with(dir, grace).await?;
-    Ok(Json(serde_json::json!({
-        "project_id": project, "task_id": task,
-        "stopped_runs": stopped,
-        "errors": errors,
-    })))
+    Ok(Json(TaskStopped {
+        project_id: project.to_string(),
+        task_id: task.to_string(),
+        stopped_runs: stopped,
+        errors,
+    }))
 }
 
 /// Marks the task in `dir` stopped (its loop will not restart) and stops its running runs
@@ -689,13 +616,13 @@ pub async fn stop_task_runs_with(
     tag = "runs",
     params(("run" = String, Path, description = "Run id")),
     request_body(content = Option<StopBody>, description = "Optional; an empty body uses the default grace period (30 s)", content_type = "application/json"),
-    responses((status = 200, description = "Stopped"), (status = 400, description = "Bad id, query or body (grace_seconds outside 0..=3600)", body = crate::api::error::ErrorBody), (status = 404, description = "Not found", body = crate::api::error::ErrorBody), (status = 409, description = "Not running", body = crate::api::error::ErrorBody))
+    responses((status = 200, description = "Stopped", body = RunStopped), (status = 400, description = "Bad id, query or body (grace_seconds outside 0..=3600)", body = crate::api::error::ErrorBody), (status = 404, description = "Not found", body = crate::api::error::ErrorBody), (status = 409, description = "Not running", body = crate::api::error::ErrorBody))
 )]
 pub async fn stop_run(
     State(state): State<AppState>,
     Path(run): Path<String>,
     body: Bytes,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Json<RunStopped>, ApiError> {
     let run = lookup::run_id(&run)?;
     let grace = stop_grace(&body)?;
     let dir = lookup::run_dir(&state, &run)?;
@@ -714,9 +641,10 @@ pub async fn stop_run(
         runner::RunnerError::NotRunning(msg) => ApiError::conflict(msg),
         other => ApiError::internal(other.to_string()),
     })?;
-    Ok(Json(
-        serde_json::json!({ "run_id": info.run_id, "status": info.status }),
-    ))
+    Ok(Json(RunStopped {
+        run_id: info.run_id,
+        status: info.status,
+    }))
 }
 
 /// `DELETE /api/v1/projects/{p}/tasks/{t}`: removes a task that has no running run.
@@ -725,12 +653,12 @@ pub async fn stop_run(
     path = "/api/v1/projects/{project}/tasks/{task}",
     tag = "tasks",
     params(("project" = String, Path, description = "Project id"), ("task" = String, Path, description = "Task id")),
-    responses((status = 200, description = "Deleted"), (status = 400, description = "Bad id, query or body", body = crate::api::error::ErrorBody), (status = 404, description = "Not found", body = crate::api::error::ErrorBody), (status = 409, description = "Task running", body = crate::api::error::ErrorBody))
+    responses((status = 200, description = "Deleted", body = TaskDeleted), (status = 400, description = "Bad id, query or body", body = crate::api::error::ErrorBody), (status = 404, description = "Not found", body = crate::api::error::ErrorBody), (status = 409, description = "Task running", body = crate::api::error::ErrorBody))
 )]
 pub async fn delete_task(
     State(state): State<AppState>,
     Path((project, task)): Path<(String, String)>,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Json<TaskDeleted>, ApiError> {
     let project = lookup::project_id(&project)?;
     let task = lookup::task_id(&task)?;
     lookup::task_dir(&state.root, &project, &task)?;
@@ -753,7 +681,9 @@ pub async fn delete_task(
             )),
             TaskDeleteError::Gc(err) => ApiError::internal(err.to_string()),
         })?;
-    Ok(Json(
-        serde_json::json!({ "project_id": project, "task_id": task, "deleted": true }),
-    ))
+    Ok(Json(TaskDeleted {
+        project_id: project.to_string(),
+        task_id: task.to_string(),
+        deleted: true,
+    }))
 }

@@ -6,21 +6,21 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::OnceLock;
 
 use chrono::{DateTime, Datelike, Timelike, Utc};
-use serde::{Serialize, Serializer};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::storage::ids::{ProjectId, RunId, TaskId};
-use crate::storage::time::{format_rfc3339_nano, zero_time};
+use crate::storage::time::{format_rfc3339_nano, parse_rfc3339, zero_time};
 
 /// A structured reference to an earlier message.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Parent {
     /// The referenced message id.
     pub msg_id: String,
     /// Relation, e.g. `depends_on`, `blocks`, `child_of`; empty when unset.
-    #[serde(skip_serializing_if = "String::is_empty")]
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub kind: String,
     /// Free-form string metadata.
-    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub meta: BTreeMap<String, String>,
 }
 
@@ -35,26 +35,26 @@ impl Parent {
 }
 
 /// An advisory link attached to a message.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Link {
     /// Target URL.
     pub url: String,
     /// Human label; empty when unset.
-    #[serde(skip_serializing_if = "String::is_empty")]
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub label: String,
     /// Kind of link; empty when unset.
-    #[serde(skip_serializing_if = "String::is_empty")]
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub kind: String,
 }
 
 /// One message as read from a bus file. Strings are kept as found (old files may hold ids the
 /// current validation would reject); empty means "absent".
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Message {
     /// `MSG-…`, or `LEGACY-LINE-<line>` for a legacy line.
     pub msg_id: String,
     /// Timestamp (UTC); Go's zero time when the header had none.
-    #[serde(serialize_with = "serialize_ts")]
+    #[serde(serialize_with = "serialize_ts", deserialize_with = "deserialize_ts")]
     pub ts: DateTime<Utc>,
     /// Message type (`FACT`, `RUN_START`, …); free text.
     #[serde(rename = "type")]
@@ -62,20 +62,22 @@ pub struct Message {
     /// Project id.
     pub project_id: String,
     /// Task id, possibly empty.
+    #[serde(default)]
     pub task_id: String,
     /// Run id, possibly empty.
+    #[serde(default)]
     pub run_id: String,
     /// Issue id (set to `msg_id` on `ISSUE` messages); empty when absent.
-    #[serde(skip_serializing_if = "String::is_empty")]
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub issue_id: String,
     /// Parent references.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub parents: Vec<Parent>,
     /// Links.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub links: Vec<Link>,
     /// String metadata.
-    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub meta: BTreeMap<String, String>,
     /// The body exactly as it was posted.
     pub body: String,
@@ -102,6 +104,15 @@ impl Message {
 
 fn serialize_ts<S: Serializer>(ts: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_str(&format_rfc3339_nano(ts))
+}
+
+fn deserialize_ts<'de, D: Deserializer<'de>>(d: D) -> Result<DateTime<Utc>, D::Error> {
+    let text = String::deserialize(d)?;
+    if text.is_empty() {
+        return Ok(zero_time());
+    }
+    parse_rfc3339(&text)
+        .map_err(|e| serde::de::Error::custom(format!("ts {text:?} is not an RFC 3339 time: {e}")))
 }
 
 /// A message to append. The id, and the timestamp when not given, are assigned at append time.

@@ -18,11 +18,11 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
-use serde_json::{json, Value};
 
 use crate::client::{ApiClient, ClientError};
 use crate::config::{self, ConfigMode, ServerFlags};
 use crate::update::{StateStore, StatusView, UpdateMode};
+use crate::wire::{StartBody, StatusBody};
 
 const ROUTE: &str = "/api/v1/admin/self-update";
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
@@ -192,9 +192,7 @@ fn status(args: StatusArgs) -> anyhow::Result<ExitCode> {
     let view: StatusView = if args.offline {
         offline_status(&args)?
     } else {
-        let value = client(&args.client)?.get_json(ROUTE)?;
-        serde_json::from_value(value)
-            .context("the server's self-update status has an unexpected shape")?
+        client(&args.client)?.get::<StatusView>(ROUTE)?.body
     };
     if args.json {
         println!("{}", serde_json::to_string_pretty(&view)?);
@@ -271,17 +269,17 @@ fn start(args: StartArgs) -> anyhow::Result<ExitCode> {
             .join(&args.binary)
     };
     let api = client(&args.client)?;
-    let mut body = json!({ "binary_path": binary, "mode": args.mode.as_str() });
-    if let Some(sum) = &args.sha256 {
-        body["sha256"] = json!(sum);
-    }
-    let accepted = api.post_json(ROUTE, &body)?;
-    let view: StatusView = serde_json::from_value(accepted.clone())
-        .context("unexpected answer to the update request")?;
+    let body = StartBody {
+        binary_path: binary.clone(),
+        sha256: args.sha256.clone(),
+        mode: Some(args.mode),
+    };
+    let accepted = api.post::<_, StatusView>(ROUTE, &body)?;
     if args.json && !args.wait {
-        println!("{}", serde_json::to_string_pretty(&accepted)?);
+        println!("{}", serde_json::to_string_pretty(&accepted.raw)?);
         return Ok(ExitCode::SUCCESS);
     }
+    let view = accepted.body;
     println!(
         "update accepted: {} (mode {}, sha256 {}); state {}",
         binary.display(),
@@ -351,12 +349,7 @@ fn wait(api: &ApiClient, accepted: &StatusView, limit: Duration) -> anyhow::Resu
 }
 
 fn poll(api: &ApiClient) -> Result<(StatusView, Option<String>), ClientError> {
-    let value = api.get_json(ROUTE)?;
-    let view: StatusView = serde_json::from_value(value).map_err(|e| ClientError::Decode {
-        url: format!("{}{ROUTE}", api.base()),
-        message: e.to_string(),
-    })?;
-    let status: Value = api.get_json("/api/v1/status")?;
-    let sha = status["executable_sha256"].as_str().map(str::to_string);
-    Ok((view, sha))
+    let view = api.get::<StatusView>(ROUTE)?.body;
+    let status = api.get::<StatusBody>("/api/v1/status")?.body;
+    Ok((view, status.executable_sha256))
 }

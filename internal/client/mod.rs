@@ -1,6 +1,6 @@
 //! A small blocking HTTP client for CLI commands that talk to a running server: JSON in and
-//! out, `Authorization: Bearer` when a key is known, percent-escaped path segments, SSE
-//! streams, and errors that say what failed where.
+//! out (typed with the API's wire model, [`crate::wire`]), `Authorization: Bearer` when a key
+//! is known, percent-escaped path segments, SSE streams, and errors that say what failed where.
 
 pub mod sse;
 
@@ -9,6 +9,8 @@ use std::path::Path;
 use std::sync::mpsc;
 use std::time::Duration;
 
+use serde::de::DeserializeOwned;
+use serde::Serialize;
 use serde_json::Value;
 
 pub use sse::{SseEvent, SseItem, SseReader};
@@ -54,6 +56,39 @@ pub enum ClientError {
         /// The parse error.
         message: String,
     },
+    /// The answer was JSON but not of the shape this client knows (another version?).
+    #[error(
+        "{url} answered JSON of an unexpected shape (is the server another version?): {message}"
+    )]
+    Shape {
+        /// The URL requested.
+        url: String,
+        /// Which field did not fit, and why.
+        message: String,
+    },
+}
+
+/// A decoded 2xx answer: its status, the typed body, and the JSON as received (what
+/// `--json` prints, unknown fields of a newer server included).
+#[derive(Debug, Clone)]
+pub struct Answer<T> {
+    /// The HTTP status (200, 201, 202…).
+    pub status: u16,
+    /// The body, decoded into its wire type.
+    pub body: T,
+    /// The body as received.
+    pub raw: Value,
+}
+
+/// Decodes `raw` (an answer of `url`) into `T`; the error names the field that did not fit.
+pub fn decode<T: DeserializeOwned>(url: &str, raw: &Value) -> Result<T, ClientError> {
+    serde_path_to_error::deserialize(raw).map_err(|e| ClientError::Shape {
+        url: url.to_string(),
+        message: match e.path().to_string().as_str() {
+            "." => e.inner().to_string(),
+            path => format!("field `{path}`: {}", e.inner()),
+        },
+    })
 }
 
 impl ClientError {
@@ -285,24 +320,44 @@ impl ApiClient {
         }
     }
 
-    /// GET `path` and parse the JSON answer; non-2xx statuses are errors.
-    pub fn get_json(&self, path: &str) -> Result<Value, ClientError> {
-        self.send("GET", path, None).map(|(_, v)| v)
+    /// GET `path` and decode the answer into `T`; non-2xx statuses are errors.
+    pub fn get<T: DeserializeOwned>(&self, path: &str) -> Result<Answer<T>, ClientError> {
+        self.typed("GET", path, None)
     }
 
-    /// POST `body` as JSON to `path` and parse the JSON answer; non-2xx statuses are errors.
-    pub fn post_json(&self, path: &str, body: &Value) -> Result<Value, ClientError> {
-        self.send("POST", path, Some(body)).map(|(_, v)| v)
+    /// POST `body` as JSON to `path` and decode the answer into `T`; non-2xx statuses are
+    /// errors.
+    pub fn post<B: Serialize, T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &B,
+    ) -> Result<Answer<T>, ClientError> {
+        let body = serde_json::to_value(body).map_err(|e| ClientError::Decode {
+            url: format!("{}{path}", self.base),
+            message: format!("cannot encode the request body: {e}"),
+        })?;
+        self.typed("POST", path, Some(&body))
     }
 
-    /// DELETE `path` and parse the JSON answer; non-2xx statuses are errors.
-    pub fn delete_json(&self, path: &str) -> Result<Value, ClientError> {
-        self.send("DELETE", path, None).map(|(_, v)| v)
+    /// DELETE `path` and decode the answer into `T`; non-2xx statuses are errors.
+    pub fn delete<T: DeserializeOwned>(&self, path: &str) -> Result<Answer<T>, ClientError> {
+        self.typed("DELETE", path, None)
+    }
+
+    fn typed<T: DeserializeOwned>(
+        &self,
+        method: &'static str,
+        path: &str,
+        body: Option<&Value>,
+    ) -> Result<Answer<T>, ClientError> {
+        let (status, raw) = self.send(method, path, body)?;
+        let body = decode(&format!("{}{path}", self.base), &raw)?;
+        Ok(Answer { status, body, raw })
     }
 
     /// Sends a request (`GET`, `POST` with a JSON body, or `DELETE`) and returns the 2xx
     /// status with the parsed JSON answer.
-    pub fn send(
+    fn send(
         &self,
         method: &'static str,
         path: &str,
@@ -554,7 +609,7 @@ mod tests {
             None,
             Duration::from_secs(5),
         );
-        let err = client.get_json("/healthz").unwrap_err().to_string();
+        let err = client.get::<Value>("/healthz").unwrap_err().to_string();
         assert!(err.contains("cannot reach the server"), "{err}");
     }
 }

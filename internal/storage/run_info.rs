@@ -322,6 +322,12 @@ impl RunInfo {
     /// [`RunInfo::parse`] through the YAML parser (the fast decoder's fallback and its oracle).
     pub(crate) fn parse_with_yaml(text: &str) -> Result<RunInfo, String> {
         let doc: Value = crate::yaml::from_str(text).map_err(|e| format!("invalid YAML: {e}"))?;
+        Self::from_document(doc)
+    }
+
+    /// The record a parsed document (YAML, or the JSON of the API) holds; the rules of
+    /// [`RunInfo::parse`].
+    fn from_document(doc: Value) -> Result<RunInfo, String> {
         let map = match doc {
             Value::Mapping(map) => map,
             Value::Null => Mapping::new(),
@@ -450,6 +456,15 @@ impl RunInfo {
     }
 }
 
+/// The API's JSON form (what `Serialize` writes) read back with the rules of
+/// [`RunInfo::parse`], so clients decode `info` of a run into the same type.
+impl<'de> serde::Deserialize<'de> for RunInfo {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let doc = Value::deserialize(deserializer)?;
+        RunInfo::from_document(doc).map_err(serde::de::Error::custom)
+    }
+}
+
 fn lock_path(run_info_path: &Path) -> std::path::PathBuf {
     run_info_path.with_file_name(RUN_INFO_LOCK_FILE)
 }
@@ -554,6 +569,20 @@ mod tests {
             let info = RunInfo::parse(fixture).unwrap();
             assert_eq!(info.to_yaml(), fixture);
         }
+    }
+
+    #[test]
+    fn the_api_json_form_decodes_back() {
+        for fixture in [GO_FIXTURE, GO_RUNNING] {
+            let mut info = RunInfo::parse(fixture).unwrap();
+            info.extra.clear(); // not sent
+            info.usage_mut().input_tokens = 7;
+            let json = serde_json::to_string(&info).unwrap();
+            let back: RunInfo = serde_json::from_str(&json).unwrap();
+            assert_eq!(back, info, "{json}");
+        }
+        let err = serde_json::from_str::<RunInfo>(r#"{"pid": "x"}"#).unwrap_err();
+        assert!(err.to_string().contains("`pid`"), "{err}");
     }
 
     #[test]

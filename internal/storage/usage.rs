@@ -43,10 +43,10 @@ impl fmt::Display for CostSource {
 }
 
 /// What one run used, as far as its stream told.
-#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Usage {
     /// The model that did (most of) the work.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub model: Option<String>,
     /// Input tokens, cached ones included.
     pub input_tokens: u64,
@@ -55,10 +55,10 @@ pub struct Usage {
     /// Output tokens (reasoning included where the agent counts it there).
     pub output_tokens: u64,
     /// Cost in US dollars, when reported or estimated.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cost_usd: Option<f64>,
     /// Where `cost_usd` comes from.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cost_source: Option<CostSource>,
 }
 
@@ -98,7 +98,7 @@ pub fn display_usd(value: f64) -> String {
 }
 
 /// The sums over several runs.
-#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct UsageTotals {
     /// How many runs reported any usage.
     pub runs_with_usage: u64,

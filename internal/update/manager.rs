@@ -82,11 +82,13 @@ pub struct StartRequest {
 }
 
 /// The answer of `GET /api/v1/admin/self-update` and of the offline status.
-#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct StatusView {
     /// `idle`, `deferred`, `applying` or `failed`.
+    #[schema(value_type = String, example = "idle")]
     pub state: UpdateState,
     /// Mode of the current (or last) update.
+    #[schema(value_type = Option<String>, example = "drain")]
     pub mode: Option<UpdateMode>,
     /// Candidate path.
     pub candidate: Option<String>,
@@ -101,6 +103,7 @@ pub struct StatusView {
     /// `--version` of the candidate once verified.
     pub to_version: Option<String>,
     /// Finished updates, oldest first.
+    #[schema(value_type = Vec<Object>)]
     pub history: Vec<HistoryEntry>,
 }
 

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use crate::client::{config_url, ApiClient, ClientError, Endpoint};
 use crate::config::ServerSettings;
+use crate::wire::{Health, StatusBody};
 
 use super::report::{Level, Report};
 
@@ -14,8 +15,8 @@ const PROBE_TIMEOUT: Duration = Duration::from_secs(5);
 fn is_conductor(base: &str) -> bool {
     let client = ApiClient::new(base, None, PROBE_TIMEOUT);
     client
-        .get_json("/healthz")
-        .is_ok_and(|v| v.get("status").and_then(|s| s.as_str()) == Some("ok"))
+        .get::<Health>("/healthz")
+        .is_ok_and(|answer| answer.body == Health::ok())
 }
 
 /// The port `serve` would bind with these settings.
@@ -79,17 +80,12 @@ pub fn check_server(endpoint: &Endpoint, our_root: &std::path::Path, report: &mu
         format!("{base} answers /healthz"),
     );
     let client = ApiClient::new(base, endpoint.key.clone(), PROBE_TIMEOUT);
-    match client.get_json("/api/v1/status") {
-        Ok(status) => {
-            let auth = status
-                .get("auth_enabled")
-                .and_then(|v| v.as_bool())
-                .unwrap_or(false);
-            let version = status
-                .get("version")
-                .and_then(|v| v.as_str())
-                .unwrap_or("?");
-            let root = status.get("root").and_then(|v| v.as_str()).unwrap_or("");
+    match client.get::<StatusBody>("/api/v1/status") {
+        Ok(answer) => {
+            let status = answer.body;
+            let auth = status.auth_enabled;
+            let version = status.version.as_str();
+            let root = status.root.as_str();
             let how = match (auth, endpoint.key.is_some()) {
                 (true, _) => "the API key is accepted",
                 (false, true) => "auth is off (the key sent is not needed)",

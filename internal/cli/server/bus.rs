@@ -6,12 +6,13 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::bail;
-use serde_json::{json, Value};
+use serde_json::Value;
 
-use super::common::{cell, client, print_json, REQUEST_TIMEOUT};
+use super::common::{client, print_json, text, REQUEST_TIMEOUT};
 use super::ClientArgs;
 use crate::cli::terminal_text::{for_terminal, for_terminal_json};
 use crate::client::{query, segment, ApiClient, ClientError};
+use crate::wire::bus::{BusMessages, Message, MessagePosted, PostBody};
 
 /// Consecutive failed reconnects before `read --follow` gives up.
 const MAX_RECONNECTS: u32 = 10;
@@ -116,18 +117,18 @@ pub fn run(command: BusCommand) -> anyhow::Result<ExitCode> {
 }
 
 /// One message as a human line: `ts  TYPE  [task/run]  body`.
-fn line(msg: &Value) -> String {
-    let mut scope = cell(&msg["task_id"]);
-    if let Some(run) = msg["run_id"].as_str().filter(|r| !r.is_empty()) {
-        scope = format!("{scope}/{run}");
+fn line(msg: &Message) -> String {
+    let mut scope = text(&msg.task_id);
+    if !msg.run_id.is_empty() {
+        scope = format!("{scope}/{}", msg.run_id);
     }
     format!(
         "{}  {}  {}  [{}]  {}",
-        cell(&msg["msg_id"]),
-        cell(&msg["ts"]),
-        cell(&msg["type"]),
+        text(&msg.msg_id),
+        crate::storage::time::format_rfc3339_nano(&msg.ts),
+        text(&msg.msg_type),
         scope,
-        msg["body"].as_str().unwrap_or("")
+        msg.body
     )
 }
 
@@ -141,15 +142,15 @@ fn read(args: ReadArgs) -> anyhow::Result<ExitCode> {
             ("tail", args.tail.map(|t| t.to_string())),
             ("type", args.msg_type.clone()),
         ]);
-        let answer = api.get_json(&format!("{path}{q}"))?;
-        let messages = answer["messages"].as_array().cloned().unwrap_or_default();
-        if let Some(id) = messages.last().and_then(|m| m["msg_id"].as_str()) {
-            last = Some(id.to_string());
+        let answer = api.get::<BusMessages>(&format!("{path}{q}"))?;
+        let messages = answer.body.messages;
+        if let Some(msg) = messages.last() {
+            last = Some(msg.msg_id.clone());
         }
         if !args.follow {
             let tty = std::io::stdout().is_terminal();
             if args.json {
-                let text = serde_json::to_string_pretty(&answer)?;
+                let text = serde_json::to_string_pretty(&answer.raw)?;
                 println!("{}", for_terminal_json(&text, tty));
             } else if messages.is_empty() {
                 println!("no messages");
@@ -160,8 +161,12 @@ fn read(args: ReadArgs) -> anyhow::Result<ExitCode> {
             }
             return Ok(ExitCode::SUCCESS);
         }
-        for m in &messages {
-            print_message(m, args.json)?;
+        let raw = answer.raw["messages"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        for (m, raw) in messages.iter().zip(&raw) {
+            print_message(m, raw, args.json)?;
         }
     }
     let api = client(&args.client, Duration::from_secs(10))?;
@@ -169,11 +174,12 @@ fn read(args: ReadArgs) -> anyhow::Result<ExitCode> {
     follow(&api, &format!("{path}/stream{q}"), last, args.json)
 }
 
-fn print_message(msg: &Value, json: bool) -> anyhow::Result<()> {
+/// Prints one message: `raw` (as received) with --json, else its human line.
+fn print_message(msg: &Message, raw: &Value, json: bool) -> anyhow::Result<()> {
     let mut out = std::io::stdout().lock();
     let tty = out.is_terminal();
     if json {
-        writeln!(out, "{}", for_terminal_json(&msg.to_string(), tty))?;
+        writeln!(out, "{}", for_terminal_json(&raw.to_string(), tty))?;
     } else {
         writeln!(out, "{}", for_terminal(&line(msg), tty))?;
     }
@@ -198,9 +204,15 @@ fn follow(
                     failures = 0;
                     match event.event.as_str() {
                         "message" => {
-                            let msg: Value =
-                                serde_json::from_str(&event.data).unwrap_or(json!(event.data));
-                            print_message(&msg, json)?;
+                            let url = format!("{}{path}", api.base());
+                            let raw: Value = serde_json::from_str(&event.data).map_err(|e| {
+                                ClientError::Decode {
+                                    url: url.clone(),
+                                    message: e.to_string(),
+                                }
+                            })?;
+                            let msg: Message = crate::client::decode(&url, &raw)?;
+                            print_message(&msg, &raw, json)?;
                             if let Some(id) = event.id {
                                 last = Some(id);
                             }
@@ -228,18 +240,17 @@ fn follow(
 
 fn post(args: PostArgs) -> anyhow::Result<ExitCode> {
     let api = client(&args.client, REQUEST_TIMEOUT)?;
-    let mut body = json!({ "type": args.msg_type, "body": args.body });
-    if let Some(run) = &args.run {
-        body["run_id"] = json!(run);
-    }
-    if !args.parents.is_empty() {
-        body["parents"] = json!(args.parents);
-    }
-    let answer = api.post_json(&args.target.path(), &body)?;
+    let body = PostBody {
+        msg_type: args.msg_type,
+        body: args.body,
+        run_id: args.run,
+        parents: args.parents,
+    };
+    let answer = api.post::<_, MessagePosted>(&args.target.path(), &body)?;
     if args.json {
-        print_json(&answer)?;
+        print_json(&answer.raw)?;
     } else {
-        println!("{}", cell(&answer["msg_id"]));
+        println!("{}", text(&answer.body.msg_id));
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -31,14 +31,19 @@ pub fn print_json(value: &Value) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// A JSON value as table text: strings bare, null as `-`.
-pub fn cell(value: &Value) -> String {
-    match value {
-        Value::Null => "-".to_string(),
-        Value::String(s) if s.is_empty() => "-".to_string(),
-        Value::String(s) => s.clone(),
-        other => other.to_string(),
+/// A value as table text: `-` when it shows as nothing.
+pub fn text(value: impl std::fmt::Display) -> String {
+    let shown = value.to_string();
+    if shown.is_empty() {
+        "-".to_string()
+    } else {
+        shown
     }
+}
+
+/// An optional value as table text: `-` when absent or empty.
+pub fn opt_text<T: std::fmt::Display>(value: Option<T>) -> String {
+    value.map(text).unwrap_or_else(|| "-".to_string())
 }
 
 /// Renders rows under `headers` with columns padded to their widest cell.
@@ -90,8 +95,9 @@ mod tests {
 
     #[test]
     fn cells() {
-        assert_eq!(cell(&Value::Null), "-");
-        assert_eq!(cell(&serde_json::json!("a")), "a");
-        assert_eq!(cell(&serde_json::json!(3)), "3");
+        assert_eq!(text(""), "-");
+        assert_eq!(text(3), "3");
+        assert_eq!(opt_text(None::<&str>), "-");
+        assert_eq!(opt_text(Some("a")), "a");
     }
 }

@@ -7,9 +7,10 @@ use std::time::Duration;
 
 use anyhow::bail;
 
-use super::common::{cell, client, print_json, table, REQUEST_TIMEOUT};
+use super::common::{client, opt_text, print_json, table, text, REQUEST_TIMEOUT};
 use super::ClientArgs;
 use crate::client::{query, segment, ApiClient, ClientError};
+use crate::wire::{wire_time, RunDetail, RunsPage};
 
 /// Consecutive failed reconnects before `logs --follow` gives up.
 const MAX_RECONNECTS: u32 = 10;
@@ -120,23 +121,24 @@ fn list(args: ListArgs) -> anyhow::Result<ExitCode> {
         ("limit", args.limit.map(|l| l.to_string())),
         ("cursor", args.cursor.clone()),
     ]);
-    let answer = api.get_json(&format!("/api/v1/runs{q}"))?;
+    let answer = api.get::<RunsPage>(&format!("/api/v1/runs{q}"))?;
     if args.json {
-        print_json(&answer)?;
+        print_json(&answer.raw)?;
         return Ok(ExitCode::SUCCESS);
     }
-    let rows: Vec<Vec<String>> = answer["runs"]
-        .as_array()
-        .into_iter()
-        .flatten()
+    let page = answer.body;
+    let rows: Vec<Vec<String>> = page
+        .runs
+        .iter()
         .map(|r| {
+            let info = r.info.as_ref();
             vec![
-                cell(&r["run_id"]),
-                cell(&r["project_id"]),
-                cell(&r["task_id"]),
-                cell(&r["status"]),
-                cell(&r["info"]["agent"]),
-                cell(&r["info"]["start_time"]),
+                text(&r.run_id),
+                text(&r.project_id),
+                text(&r.task_id),
+                text(r.status),
+                opt_text(info.map(|i| &i.agent)),
+                opt_text(info.map(|i| wire_time(&i.start_time))),
             ]
         })
         .collect();
@@ -151,7 +153,7 @@ fn list(args: ListArgs) -> anyhow::Result<ExitCode> {
             )
         );
     }
-    if let Some(next) = answer["next_cursor"].as_str() {
+    if let Some(next) = &page.next_cursor {
         println!("more: --cursor {next}");
     }
     Ok(ExitCode::SUCCESS)
@@ -159,32 +161,35 @@ fn list(args: ListArgs) -> anyhow::Result<ExitCode> {
 
 fn show(args: ShowArgs) -> anyhow::Result<ExitCode> {
     let api = client(&args.client, REQUEST_TIMEOUT)?;
-    let run = api.get_json(&format!("/api/v1/runs/{}", segment(&args.run)))?;
+    let answer = api.get::<RunDetail>(&format!("/api/v1/runs/{}", segment(&args.run)))?;
     if args.json {
-        print_json(&run)?;
+        print_json(&answer.raw)?;
         return Ok(ExitCode::SUCCESS);
     }
-    println!("run:       {}", cell(&run["run_id"]));
-    println!("project:   {}", cell(&run["project_id"]));
-    println!("task:      {}", cell(&run["task_id"]));
-    println!("status:    {}", cell(&run["status"]));
-    let info = &run["info"];
-    for (label, key) in [
-        ("agent:     ", "agent"),
-        ("pid:       ", "pid"),
-        ("started:   ", "start_time"),
-        ("ended:     ", "end_time"),
-        ("exit code: ", "exit_code"),
-        ("parent:    ", "parent_run_id"),
-        ("previous:  ", "previous_run_id"),
-        ("cwd:       ", "cwd"),
-        ("error:     ", "error_summary"),
-    ] {
-        if !info[key].is_null() {
-            println!("{label}{}", cell(&info[key]));
+    let run = answer.body.run;
+    println!("run:       {}", text(&run.run_id));
+    println!("project:   {}", text(&run.project_id));
+    println!("task:      {}", text(&run.task_id));
+    println!("status:    {}", text(run.status));
+    if let Some(info) = &run.info {
+        let fields = [
+            ("agent:     ", Some(info.agent.clone())),
+            ("pid:       ", Some(info.pid.to_string())),
+            ("started:   ", Some(wire_time(&info.start_time))),
+            ("ended:     ", Some(wire_time(&info.end_time))),
+            ("exit code: ", Some(info.exit_code.to_string())),
+            ("parent:    ", info.parent_run_id.clone()),
+            ("previous:  ", info.previous_run_id.clone()),
+            ("cwd:       ", info.cwd.clone()),
+            ("error:     ", info.error_summary.clone()),
+        ];
+        for (label, value) in fields {
+            if let Some(value) = value {
+                println!("{label}{}", text(value));
+            }
         }
     }
-    if let Some(err) = run["error"].as_str() {
+    if let Some(err) = &run.error {
         println!("run-info:  {err}");
     }
     Ok(ExitCode::SUCCESS)

@@ -2,8 +2,9 @@
 
 use std::process::ExitCode;
 
-use super::common::{cell, client, print_json, REQUEST_TIMEOUT};
+use super::common::{client, opt_text, print_json, text, REQUEST_TIMEOUT};
 use super::ClientArgs;
+use crate::wire::StatusBody;
 
 /// `server status`.
 #[derive(Debug, Clone, clap::Args)]
@@ -18,31 +19,28 @@ pub struct ServerStatusArgs {
 /// Runs `server status`.
 pub fn run(args: ServerStatusArgs) -> anyhow::Result<ExitCode> {
     let api = client(&args.client, REQUEST_TIMEOUT)?;
-    let status = api.get_json("/api/v1/status")?;
+    let answer = api.get::<StatusBody>("/api/v1/status")?;
     if args.json {
-        print_json(&status)?;
+        print_json(&answer.raw)?;
         return Ok(ExitCode::SUCCESS);
     }
+    let status = answer.body;
     println!("server:       {}", api.base());
-    for (label, key) in [
-        ("version:      ", "version"),
-        ("commit:       ", "commit"),
-        ("pid:          ", "pid"),
-        ("root:         ", "root"),
-        ("started at:   ", "started_at"),
-        ("uptime (s):   ", "uptime_seconds"),
-        ("config:       ", "config"),
-        ("config error: ", "config_error"),
-        ("task start:   ", "task_start_enabled"),
-        ("auth:         ", "auth_enabled"),
-        ("executable:   ", "executable"),
-    ] {
-        println!("{label}{}", cell(&status[key]));
-    }
-    if let Some(warnings) = status["warnings"].as_array().filter(|w| !w.is_empty()) {
+    println!("version:      {}", text(&status.version));
+    println!("commit:       {}", text(&status.commit));
+    println!("pid:          {}", status.pid);
+    println!("root:         {}", text(&status.root));
+    println!("started at:   {}", text(&status.started_at));
+    println!("uptime (s):   {}", status.uptime_seconds);
+    println!("config:       {}", text(&status.config));
+    println!("config error: {}", opt_text(status.config_error.as_ref()));
+    println!("task start:   {}", status.task_start_enabled);
+    println!("auth:         {}", status.auth_enabled);
+    println!("executable:   {}", opt_text(status.executable.as_ref()));
+    if !status.warnings.is_empty() {
         println!("warnings:");
-        for w in warnings {
-            println!("  - {}", cell(w));
+        for w in &status.warnings {
+            println!("  - {}", text(w));
         }
     }
     Ok(ExitCode::SUCCESS)

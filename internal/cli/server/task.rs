@@ -5,11 +5,14 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::{bail, Context};
-use serde_json::{json, Value};
 
-use super::common::{cell, client, print_json, table, REQUEST_TIMEOUT};
+use super::common::{client, opt_text, print_json, table, text, REQUEST_TIMEOUT};
 use super::ClientArgs;
 use crate::client::segment;
+use crate::wire::{
+    ResumeBody, StartTaskBody, TaskDeleted, TaskList, TaskResumed, TaskStarted, TaskStopped,
+    TaskView,
+};
 
 /// `server task …`.
 #[derive(Debug, clap::Subcommand)]
@@ -153,56 +156,48 @@ fn submit(args: SubmitArgs) -> anyhow::Result<ExitCode> {
             .with_context(|| format!("cannot read --prompt-file {}", file.display()))?,
         (None, None) => bail!("--prompt or --prompt-file is required"),
     };
-    let mut env = serde_json::Map::new();
+    let mut env = std::collections::BTreeMap::new();
     for pair in &args.env {
         let Some((k, v)) = pair.split_once('=') else {
             bail!("invalid --env {pair:?}; expected KEY=VALUE");
         };
-        env.insert(k.to_string(), json!(v));
+        env.insert(k.to_string(), v.to_string());
     }
-    let mut body = json!({ "project_id": args.project, "prompt": prompt });
-    if let Some(task) = &args.task {
-        body["task_id"] = json!(task);
-    }
-    if let Some(agent) = &args.agent {
-        body["agent"] = json!(agent);
-    }
-    if let Some(max) = args.max_restarts {
-        body["max_restarts"] = json!(max);
-    }
-    if !env.is_empty() {
-        body["env"] = Value::Object(env);
-    }
-    if let Some(wait) = args.wait {
-        body["wait_seconds"] = json!(wait);
-    }
+    let body = StartTaskBody {
+        project_id: args.project.clone(),
+        task_id: args.task.clone(),
+        prompt,
+        agent: args.agent.clone(),
+        env,
+        wait_seconds: args.wait,
+        max_restarts: args.max_restarts,
+        ..StartTaskBody::default()
+    };
     let timeout = REQUEST_TIMEOUT + Duration::from_secs(args.wait.unwrap_or(0));
     let api = client(&args.client, timeout)?;
-    let (status, answer) = api.send("POST", "/api/v1/tasks", Some(&body))?;
-    let outcome = answer["outcome"].as_str();
+    let answer = api.post::<_, TaskStarted>("/api/v1/tasks", &body)?;
+    let started = &answer.body;
+    let outcome = started.ended.as_ref().map(|e| e.outcome.as_str());
     let code = match (args.wait, outcome) {
         (None, _) | (_, Some("done")) => ExitCode::SUCCESS,
         _ => ExitCode::from(1),
     };
     if args.json {
-        print_json(&answer)?;
+        print_json(&answer.raw)?;
         return Ok(code);
     }
-    let id = format!(
-        "{}/{}",
-        cell(&answer["project_id"]),
-        cell(&answer["task_id"])
-    );
-    match outcome {
-        Some(outcome) if status == 200 => {
+    let id = format!("{}/{}", text(&started.project_id), text(&started.task_id));
+    match &started.ended {
+        Some(ended) if answer.status == 200 => {
             println!(
-                "task {id} ended: {outcome} (run {})",
-                cell(&answer["run_id"])
+                "task {id} ended: {} (run {})",
+                ended.outcome,
+                opt_text(started.run_id.as_ref())
             );
-            if let Some(err) = answer["error"].as_str() {
+            if let Some(err) = &ended.error {
                 println!("error: {err}");
             }
-            match answer["output"].as_str() {
+            match &ended.output {
                 Some(output) => {
                     println!("--- output ---");
                     print!("{output}");
@@ -216,9 +211,9 @@ fn submit(args: SubmitArgs) -> anyhow::Result<ExitCode> {
         _ => {
             println!(
                 "task {id} started (run {}); status: {}{}",
-                cell(&answer["run_id"]),
+                opt_text(started.run_id.as_ref()),
                 api.base(),
-                cell(&answer["status_url"])
+                text(&started.status_url)
             );
             if let Some(wait) = args.wait {
                 eprintln!("still running after {wait}s");
@@ -231,30 +226,25 @@ fn submit(args: SubmitArgs) -> anyhow::Result<ExitCode> {
 fn list(args: ListArgs) -> anyhow::Result<ExitCode> {
     let api = client(&args.client, REQUEST_TIMEOUT)?;
     let answer = match &args.project {
-        Some(p) => api.get_json(&format!("/api/v1/projects/{}/tasks", segment(p)))?,
-        None => api.get_json("/api/v1/tasks")?,
+        Some(p) => api.get::<TaskList>(&format!("/api/v1/projects/{}/tasks", segment(p)))?,
+        None => api.get::<TaskList>("/api/v1/tasks")?,
     };
     if args.json {
-        print_json(&answer)?;
+        print_json(&answer.raw)?;
         return Ok(ExitCode::SUCCESS);
     }
-    let rows: Vec<Vec<String>> = answer["tasks"]
-        .as_array()
-        .into_iter()
-        .flatten()
+    let rows: Vec<Vec<String>> = answer
+        .body
+        .tasks
+        .iter()
         .map(|t| {
-            let project = if t["project_id"].is_null() {
-                &answer["project_id"]
-            } else {
-                &t["project_id"]
-            };
             vec![
-                cell(project),
-                cell(&t["task_id"]),
-                cell(&t["status"]),
-                cell(&t["run_count"]),
-                cell(&t["latest_run"]),
-                cell(&t["last_activity"]),
+                text(&t.project_id),
+                text(&t.task_id),
+                text(&t.status),
+                t.run_count.to_string(),
+                opt_text(t.latest_run.as_ref()),
+                opt_text(t.last_activity.as_ref()),
             ]
         })
         .collect();
@@ -281,26 +271,27 @@ fn list(args: ListArgs) -> anyhow::Result<ExitCode> {
 
 fn show(args: TaskArgs) -> anyhow::Result<ExitCode> {
     let api = client(&args.client, REQUEST_TIMEOUT)?;
-    let task = api.get_json(&task_path(&args))?;
+    let answer = api.get::<TaskView>(&task_path(&args))?;
     if args.json {
-        print_json(&task)?;
+        print_json(&answer.raw)?;
         return Ok(ExitCode::SUCCESS);
     }
-    println!("project: {}", cell(&task["project_id"]));
-    println!("task:    {}", cell(&task["task_id"]));
-    println!("status:  {}", cell(&task["status"]));
-    println!("done:    {}", cell(&task["done"]));
-    let rows: Vec<Vec<String>> = task["runs"]
-        .as_array()
-        .into_iter()
-        .flatten()
+    let task = answer.body;
+    println!("project: {}", text(&task.project_id));
+    println!("task:    {}", text(&task.task_id));
+    println!("status:  {}", text(&task.status));
+    println!("done:    {}", task.done);
+    let rows: Vec<Vec<String>> = task
+        .runs
+        .iter()
         .map(|r| {
+            let info = r.info.as_ref();
             vec![
-                cell(&r["run_id"]),
-                cell(&r["status"]),
-                cell(&r["info"]["agent"]),
-                cell(&r["info"]["exit_code"]),
-                cell(&r["info"]["start_time"]),
+                text(&r.run_id),
+                text(r.status),
+                opt_text(info.map(|i| &i.agent)),
+                opt_text(info.map(|i| i.exit_code)),
+                opt_text(info.map(|i| crate::wire::wire_time(&i.start_time))),
             ]
         })
         .collect();
@@ -313,7 +304,7 @@ fn show(args: TaskArgs) -> anyhow::Result<ExitCode> {
             table(&["RUN", "STATUS", "AGENT", "EXIT", "STARTED"], &rows)
         );
     }
-    if let Some(md) = task["task_md"].as_str() {
+    if let Some(md) = &task.task_md {
         println!("--- TASK.md ---");
         print!("{md}");
         if !md.ends_with('\n') {
@@ -325,28 +316,21 @@ fn show(args: TaskArgs) -> anyhow::Result<ExitCode> {
 
 fn stop(args: TaskArgs) -> anyhow::Result<ExitCode> {
     let api = client(&args.client, REQUEST_TIMEOUT + Duration::from_secs(30))?;
-    let answer = api.post_json(&format!("{}/stop", task_path(&args)), &json!({}))?;
-    let errors: Vec<String> = answer["errors"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .map(cell)
-        .collect();
+    let answer = api.post::<_, TaskStopped>(
+        &format!("{}/stop", task_path(&args)),
+        &crate::wire::StopBody::default(),
+    )?;
+    let errors: Vec<String> = answer.body.errors.iter().map(text).collect();
     let code = if errors.is_empty() {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(1)
     };
     if args.json {
-        print_json(&answer)?;
+        print_json(&answer.raw)?;
         return Ok(code);
     }
-    let stopped: Vec<String> = answer["stopped_runs"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .map(cell)
-        .collect();
+    let stopped: Vec<String> = answer.body.stopped_runs.iter().map(text).collect();
     if stopped.is_empty() {
         println!(
             "task {}/{}: no running run; its loop will not start another",
@@ -368,26 +352,22 @@ fn stop(args: TaskArgs) -> anyhow::Result<ExitCode> {
 
 fn resume(args: ResumeArgs) -> anyhow::Result<ExitCode> {
     let api = client(&args.task.client, REQUEST_TIMEOUT)?;
-    let mut body = json!({});
-    if args.reset_done {
-        body["reset_done"] = json!(true);
-    }
-    if let Some(agent) = &args.agent {
-        body["agent"] = json!(agent);
-    }
-    if let Some(max) = args.max_restarts {
-        body["max_restarts"] = json!(max);
-    }
-    let answer = api.post_json(&format!("{}/resume", task_path(&args.task)), &body)?;
+    let body = ResumeBody {
+        reset_done: args.reset_done,
+        agent: args.agent.clone(),
+        max_restarts: args.max_restarts,
+        ..ResumeBody::default()
+    };
+    let answer = api.post::<_, TaskResumed>(&format!("{}/resume", task_path(&args.task)), &body)?;
     if args.task.json {
-        print_json(&answer)?;
+        print_json(&answer.raw)?;
     } else {
         println!(
             "task {}/{} resumed; status: {}{}",
             args.task.project,
             args.task.task,
             api.base(),
-            cell(&answer["status_url"])
+            text(&answer.body.status_url)
         );
     }
     Ok(ExitCode::SUCCESS)
@@ -395,9 +375,9 @@ fn resume(args: ResumeArgs) -> anyhow::Result<ExitCode> {
 
 fn delete(args: TaskArgs) -> anyhow::Result<ExitCode> {
     let api = client(&args.client, REQUEST_TIMEOUT)?;
-    let answer = api.delete_json(&task_path(&args))?;
+    let answer = api.delete::<TaskDeleted>(&task_path(&args))?;
     if args.json {
-        print_json(&answer)?;
+        print_json(&answer.raw)?;
     } else {
         println!("task {}/{} deleted", args.project, args.task);
     }

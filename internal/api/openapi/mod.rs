@@ -61,9 +61,9 @@ use super::{
     components(schemas(
         error::ErrorBody,
         error::ErrorDetail,
-        browse::RunSummary,
-        status::StatusBody,
-        status::UpdateSummary
+        crate::wire::RunSummary,
+        crate::wire::StatusBody,
+        crate::wire::UpdateSummary
     ))
 )]
 pub struct ApiDoc;
@@ -75,6 +75,9 @@ pub async fn openapi_json() -> Json<utoipa::openapi::OpenApi> {
 }
 
 #[cfg(test)]
+mod wire_check;
+
+#[cfg(test)]
 mod tests {
     use super::*;
 
@@ -82,7 +85,7 @@ mod tests {
     fn every_routed_path_is_documented() {
         let doc = ApiDoc::openapi();
         let documented: Vec<&String> = doc.paths.paths.keys().collect();
-        let routes = include_str!("mod.rs");
+        let routes = include_str!("../mod.rs");
         for line in routes.lines() {
             let Some(start) = line.find("\"/api/v1/") else {
                 continue;
