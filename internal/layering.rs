@@ -78,3 +78,17 @@ fn no_module_uses_one_above_it() {
     }
     assert!(wrong.is_empty(), "forbidden arrows:\n{}", wrong.join("\n"));
 }
+
+#[test]
+fn the_wire_model_knows_no_http_server() {
+    for file in sources("wire") {
+        let text = std::fs::read_to_string(&file).unwrap_or_default();
+        for server in ["axum", "tower", "hyper"] {
+            assert!(
+                !text.contains(&format!("{server}::")),
+                "{} uses {server}: the client must decode the wire model without the server",
+                file.display()
+            );
+        }
+    }
+}
