@@ -3,38 +3,44 @@
 
 use axum::extract::State;
 use axum::Json;
-use serde_json::{json, Value};
 
 use super::state::AppState;
 use crate::config::AgentType;
+use crate::wire::{AgentEntry, AgentList};
 
 /// `GET /api/v1/agents`
 #[utoipa::path(
     get,
     path = "/api/v1/agents",
     tag = "tasks",
-    responses((status = 200, description = "{agents: [{name, type}], default, configured}"))
+    responses((status = 200, description = "The agents, the default one, and whether the config names them", body = AgentList))
 )]
-pub async fn agents(State(state): State<AppState>) -> Json<Value> {
+pub async fn agents(State(state): State<AppState>) -> Json<AgentList> {
     let config = &state.settings.config;
     let configured = !config.agents.is_empty();
-    let agents: Vec<Value> = if configured {
+    let agents: Vec<AgentEntry> = if configured {
         config
             .agents
             .iter()
-            .map(|(name, a)| json!({ "name": name, "type": a.agent_type.as_str() }))
+            .map(|(name, a)| AgentEntry {
+                name: name.clone(),
+                agent_type: a.agent_type.as_str().to_string(),
+            })
             .collect()
     } else {
         // Without a config, any type but `command` (which needs its command line) works by name.
         AgentType::ALL
             .iter()
             .filter(|t| !matches!(t, AgentType::Command))
-            .map(|t| json!({ "name": t.as_str(), "type": t.as_str() }))
+            .map(|t| AgentEntry {
+                name: t.as_str().to_string(),
+                agent_type: t.as_str().to_string(),
+            })
             .collect()
     };
-    Json(json!({
-        "agents": agents,
-        "default": config.defaults.agent,
-        "configured": configured,
-    }))
+    Json(AgentList {
+        agents,
+        default: config.defaults.agent.clone(),
+        configured,
+    })
 }

@@ -42,6 +42,7 @@ use crate::storage::paths::{
     PROJECT_BUS_FILE, RUN_INFO_FILE, STDERR_FILE, STDOUT_FILE, TASK_BUS_FILE,
 };
 use crate::storage::{liveness, ProjectId, RunId, RunStatus, TaskId};
+use crate::wire::{StreamHello, StreamTopics, TopicChange};
 
 /// Largest `log` event (bytes of lines); a bigger batch is split.
 const MAX_BATCH_BYTES: usize = 64 * 1024;
@@ -251,7 +252,10 @@ pub async fn events(
     };
     // `hello` is the first event; the buffer is empty, so this cannot fail.
     let _ = tx.try_send(
-        SseEvent::new("hello", json!({ "stream": id }).to_string()),
+        SseEvent::new(
+            "hello",
+            serde_json::to_string(&StreamHello { stream: id.clone() }).unwrap_or_default(),
+        ),
         RUNS_RESYNC,
     );
     for topic in topics {
@@ -272,18 +276,6 @@ fn check_count(n: usize) -> Result<(), ApiError> {
     Ok(())
 }
 
-/// Body of `POST /api/v1/events/{stream}/topics`.
-#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct TopicChange {
-    /// Topics to follow (with an optional `@` position).
-    #[serde(default)]
-    pub add: Vec<String>,
-    /// Topic names to stop following (a position is ignored).
-    #[serde(default)]
-    pub remove: Vec<String>,
-}
-
 /// `POST /api/v1/events/{stream}/topics`
 #[utoipa::path(
     post,
@@ -291,13 +283,13 @@ pub struct TopicChange {
     tag = "events",
     params(("stream" = String, Path, description = "Stream id (the `hello` event's data)")),
     request_body = TopicChange,
-    responses((status = 200, description = "The stream's topics now"), (status = 400, description = "Bad topic", body = crate::api::error::ErrorBody), (status = 404, description = "No such open stream", body = crate::api::error::ErrorBody))
+    responses((status = 200, description = "The stream's topics now", body = StreamTopics), (status = 400, description = "Bad topic", body = crate::api::error::ErrorBody), (status = 404, description = "No such open stream", body = crate::api::error::ErrorBody))
 )]
 pub async fn change_topics(
     State(state): State<AppState>,
     UrlPath(id): UrlPath<String>,
     body: Result<Json<TopicChange>, JsonRejection>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<StreamTopics>, ApiError> {
     let Json(change) = body.map_err(ApiError::from_json)?;
     let add = parse_topics(change.add.iter().map(String::as_str))?;
     let remove = parse_topics(change.remove.iter().map(String::as_str))?;
@@ -329,7 +321,10 @@ pub async fn change_topics(
         .cloned()
         .collect();
     names.sort();
-    Ok(Json(json!({ "stream": id, "topics": names })))
+    Ok(Json(StreamTopics {
+        stream: id,
+        topics: names,
+    }))
 }
 
 /// Starts following `topic` on `stream` (a topic already followed is left as it is).

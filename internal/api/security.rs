@@ -17,6 +17,7 @@ use super::audit::{client_label, key_fingerprint, AuditRecord};
 use super::error::ApiError;
 use super::state::AppState;
 use crate::limit::KeyedLimiter;
+use crate::wire::{Done, LoginBody};
 
 /// Name of the browser session cookie set by `POST /api/v1/auth/login`.
 pub const SESSION_COOKIE: &str = "conductor_session";
@@ -415,21 +416,13 @@ fn check_origin(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
     }
 }
 
-/// Body of `POST /api/v1/auth/login`.
-#[derive(Debug, serde::Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct LoginBody {
-    /// The API key.
-    pub api_key: String,
-}
-
 /// `POST /api/v1/auth/login`: exchanges the API key for an HttpOnly SameSite=Strict cookie.
 #[utoipa::path(
     post,
     path = "/api/v1/auth/login",
     tag = "auth",
     request_body = LoginBody,
-    responses((status = 200, description = "Sets the HttpOnly SameSite=Strict session cookie"), (status = 401, description = "Wrong key", body = crate::api::error::ErrorBody), (status = 429, description = "Too many failures", body = crate::api::error::ErrorBody))
+    responses((status = 200, description = "Sets the HttpOnly SameSite=Strict session cookie", body = Done), (status = 401, description = "Wrong key", body = crate::api::error::ErrorBody), (status = 429, description = "Too many failures", body = crate::api::error::ErrorBody))
 )]
 pub async fn login(
     State(state): State<AppState>,
@@ -470,11 +463,7 @@ pub async fn login(
     }
     let token = state.security.new_session();
     let cookie = format!("{SESSION_COOKIE}={token}; HttpOnly; SameSite=Strict; Path=/");
-    Ok((
-        [(header::SET_COOKIE, cookie)],
-        Json(serde_json::json!({ "ok": true })),
-    )
-        .into_response())
+    Ok(([(header::SET_COOKIE, cookie)], Json(Done::ok())).into_response())
 }
 
 /// `POST /api/v1/auth/logout`: forgets the session cookie.
@@ -482,18 +471,14 @@ pub async fn login(
     post,
     path = "/api/v1/auth/logout",
     tag = "auth",
-    responses((status = 200, description = "Session forgotten"))
+    responses((status = 200, description = "Session forgotten", body = Done))
 )]
 pub async fn logout(State(state): State<AppState>, headers: HeaderMap) -> Response {
     if let Some(token) = cookie(&headers, SESSION_COOKIE) {
         state.security.end_session(token);
     }
     let expired = format!("{SESSION_COOKIE}=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0");
-    (
-        [(header::SET_COOKIE, expired)],
-        Json(serde_json::json!({ "ok": true })),
-    )
-        .into_response()
+    ([(header::SET_COOKIE, expired)], Json(Done::ok())).into_response()
 }
 
 #[cfg(test)]

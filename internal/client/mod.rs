@@ -15,6 +15,8 @@ use serde_json::Value;
 
 pub use sse::{SseEvent, SseItem, SseReader};
 
+use crate::wire::ErrorBody;
+
 /// Server URL used when neither `--server`, `CONDUCTOR_URL` nor a config gives one.
 pub const DEFAULT_SERVER: &str = "http://127.0.0.1:14355";
 
@@ -461,17 +463,10 @@ fn read_answer(
 }
 
 fn http_error(method: &'static str, url: &str, status: u16, text: &str) -> ClientError {
-    let parsed: Option<Value> = serde_json::from_str(text).ok();
-    let code = parsed
-        .as_ref()
-        .and_then(|v| v["error"]["code"].as_str())
-        .unwrap_or("")
-        .to_string();
-    let message = parsed
-        .as_ref()
-        .and_then(|v| v["error"]["message"].as_str())
-        .map(str::to_string)
-        .unwrap_or_else(|| text.trim().to_string());
+    let (code, message) = match serde_json::from_str::<ErrorBody>(text) {
+        Ok(body) => (body.error.code, body.error.message),
+        Err(_) => (String::new(), text.trim().to_string()),
+    };
     ClientError::Http {
         method,
         url: url.to_string(),

@@ -8,14 +8,18 @@
 //! refuse them (`deny_unknown_fields`), so a typo in a client's body is a 400 naming the key.
 
 pub mod bus;
+pub mod error;
 pub mod health;
 pub mod runs;
+pub mod server;
 pub mod tasks;
 pub mod update;
 
 pub use bus::{BusMessages, CompatPost, MessagePosted, PostBody};
+pub use error::{ErrorBody, ErrorDetail};
 pub use health::{Health, IndexSummary, StatusBody, UpdateSummary, VersionBody};
 pub use runs::{RunDetail, RunFiles, RunStopped, RunSummary, RunsPage};
+pub use server::{AgentEntry, AgentList, Done, LoginBody, StreamHello, StreamTopics, TopicChange};
 pub use tasks::{
     CreateProjectBody, ProjectCreated, ProjectList, ProjectSummary, ResumeBody, StartTaskBody,
     StopBody, TaskDeleted, TaskList, TaskOutcome, TaskResumed, TaskStarted, TaskStopped,

@@ -460,6 +460,52 @@ fn every_wire_type_matches_its_schema_and_round_trips() {
     );
     check(
         &doc,
+        "ErrorBody",
+        ErrorBody {
+            error: ErrorDetail {
+                code: "not_found".into(),
+                message: "no such task".into(),
+            },
+        },
+    );
+    check(
+        &doc,
+        "AgentList",
+        AgentList {
+            agents: vec![AgentEntry {
+                name: "long".into(),
+                agent_type: "claude".into(),
+            }],
+            default: Some("long".into()),
+            configured: true,
+        },
+    );
+    check(
+        &doc,
+        "LoginBody",
+        LoginBody {
+            api_key: "k".into(),
+        },
+    );
+    check(&doc, "Done", Done::ok());
+    check(
+        &doc,
+        "TopicChange",
+        TopicChange {
+            add: vec!["runs".into()],
+            remove: vec!["bus:p".into()],
+        },
+    );
+    check(
+        &doc,
+        "StreamTopics",
+        StreamTopics {
+            stream: "0123".into(),
+            topics: vec!["runs".into()],
+        },
+    );
+    check(
+        &doc,
         "RunStopped",
         RunStopped {
             run_id: "r".into(),
@@ -561,4 +607,68 @@ fn wire_time_is_the_serde_form_of_a_time() {
             "{t:?}"
         );
     }
+}
+
+/// The four answers of `POST /api/v1/tasks` keep the shapes clients know: `run_id` always
+/// present (null while waiting), the outcome fields only when the task ended, `error` and
+/// `output` then present even when null.
+#[test]
+fn task_started_answers_keep_their_shapes() {
+    let base = TaskStarted {
+        project_id: "p".into(),
+        task_id: "t".into(),
+        run_id: None,
+        status: None,
+        ended: None,
+        status_url: "/u".into(),
+    };
+    let keys = |answer: &TaskStarted| -> Vec<String> {
+        let mut keys: Vec<String> = serde_json::to_value(answer)
+            .unwrap()
+            .as_object()
+            .unwrap()
+            .keys()
+            .cloned()
+            .collect();
+        keys.sort();
+        keys
+    };
+    assert_eq!(
+        keys(&base),
+        ["project_id", "run_id", "status_url", "task_id"]
+    );
+    let waiting = TaskStarted {
+        status: Some("waiting".into()),
+        ..base.clone()
+    };
+    assert_eq!(
+        keys(&waiting),
+        ["project_id", "run_id", "status", "status_url", "task_id"]
+    );
+    let ended = TaskStarted {
+        run_id: Some("r".into()),
+        ended: Some(TaskOutcome {
+            outcome: "failed".into(),
+            error: None,
+            output: None,
+        }),
+        ..base.clone()
+    };
+    let json = serde_json::to_value(&ended).unwrap();
+    assert_eq!(json["error"], Value::Null);
+    assert_eq!(
+        keys(&ended),
+        [
+            "error",
+            "outcome",
+            "output",
+            "project_id",
+            "run_id",
+            "status_url",
+            "task_id"
+        ]
+    );
+    let back: TaskStarted = serde_json::from_value(serde_json::to_value(&base).unwrap()).unwrap();
+    assert_eq!(back, base, "no outcome decodes as none");
+    assert_eq!(serde_json::from_value::<TaskStarted>(json).unwrap(), ended);
 }
