@@ -1,4 +1,13 @@
 //! `conductor`: the same server, server-first (a config file is required).
-fn main() -> std::process::ExitCode {
-    conductor::cli::conductor_main()
+//!
+//! A C `main` instead of Rust's: see `conductor::cli::entry`.
+#![no_main]
+
+/// The process entry point (called by the C runtime).
+#[no_mangle]
+extern "C" fn main(
+    _argc: std::ffi::c_int,
+    _argv: *const *const std::ffi::c_char,
+) -> std::ffi::c_int {
+    conductor::cli::entry::run(conductor::cli::conductor_main)
 }

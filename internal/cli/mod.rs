@@ -4,6 +4,7 @@
 pub mod bus;
 pub mod completions;
 pub mod doctor;
+pub mod entry;
 mod fast_parse;
 pub mod gc;
 pub mod job;
