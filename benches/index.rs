@@ -1,15 +1,18 @@
 //! The parts behind the listing figures of docs/performance.md, on the synthetic tree of
 //! issue 14 (one project, 100 tasks × 100 runs, every run-info key filled, every 10th run
 //! failed): building the server's run index, one page of `GET /api/v1/runs`, a task summary
-//! and the status counters from the index, and the CLI's per-task read of `run-agent list`.
+//! and the status counters from the index, which marker files of 100 task directories may
+//! exist (task listings, with and without the server's cache), and the CLI's per-task read of
+//! `run-agent list`.
 //! `BENCH_100K=1` adds the index build over 1,000 × 100 runs (slow to generate, off by default).
 
 #[path = "support/synthetic.rs"]
 mod synthetic;
 
 use conductor::api::index::{RunFilter, RunIndex};
+use conductor::api::task_files::TaskFiles;
 use conductor::runner::inspect::TaskView;
-use conductor::storage::scan::{list_projects, list_tasks};
+use conductor::storage::scan::{list_projects, list_tasks, task_dirs};
 use conductor::storage::RunStatus;
 use criterion::{criterion_group, criterion_main, Criterion};
 
@@ -41,9 +44,26 @@ fn bench(c: &mut Criterion) {
     group.bench_function("status_counts_10k", |b| b.iter(|| index.status_counts()));
     group.finish();
 
+    let mut markers = c.benchmark_group("task_markers");
+    markers.sample_size(20);
+    let project = list_projects(dir.path()).remove(0);
+    let tasks: Vec<_> = task_dirs(&project).into_iter().map(|(_, d)| d).collect();
+    // Remembered entries need directories whose last change is a moment old.
+    std::thread::sleep(conductor::api::task_files::SETTLED_AFTER);
+    let cached = TaskFiles::default();
+    markers.bench_function("100_tasks_remembered", |b| {
+        b.iter(|| tasks.iter().map(|d| cached.present(d)).count())
+    });
+    markers.bench_function("100_tasks_listed", |b| {
+        b.iter(|| {
+            let fresh = TaskFiles::default();
+            tasks.iter().map(|d| fresh.present(d)).count()
+        })
+    });
+    markers.finish();
+
     let mut cli = c.benchmark_group("cli_list");
     cli.sample_size(20);
-    let project = list_projects(dir.path()).remove(0);
     cli.bench_function("newest_run_of_100_tasks", |b| {
         b.iter(|| {
             list_tasks(&project)

@@ -11,8 +11,9 @@ use super::index::{IndexState, RunFilter, TaskRuns};
 use super::lookup;
 use super::range::ByteRange;
 use super::state::{AppState, ServerState};
+use super::task_files::{Marker, Present};
 use crate::runner::inspect::{derive_status, Dependencies, TaskStatus};
-use crate::storage::scan::{self, list_projects, list_tasks, Reconcile, RunEntry};
+use crate::storage::scan::{self, list_projects, Reconcile, RunEntry};
 use crate::storage::{paths, ProjectId, RunId, RunStatus, TaskId, UsageTotals};
 use crate::wire::{
     ProjectList, ProjectSummary, RunDetail, RunSummary, RunsPage as RunsAnswer, TaskList,
@@ -68,7 +69,7 @@ pub async fn projects(State(state): State<AppState>) -> Json<ProjectList> {
         .iter()
         .map(|p| ProjectSummary {
             project_id: p.id.to_string(),
-            task_count: list_tasks(p).len(),
+            task_count: scan::task_dirs(p).len(),
             usage: state.index.usage_of(Some(p.id.as_str())),
         })
         .collect();
@@ -97,11 +98,13 @@ fn run_summary(entry: RunEntry, project_id: &str, task_id: &str) -> RunSummary {
 /// A task's status from its DONE marker, its runs as the index knows them (any running, the
 /// newest), its dependencies and its task loop (a loop between two runs keeps the task
 /// `running`): the same rule `run-agent list` applies ([`derive_status`]).
+/// The derived status of a task; `loop_lock_dir` is the task directory when its loop lock
+/// may exist (`None`: no loop holds the task).
 fn task_status(
     done: bool,
     runs: &TaskRuns,
     blocked: bool,
-    task_dir: &std::path::Path,
+    loop_lock_dir: Option<&std::path::Path>,
 ) -> TaskStatus {
     let mut statuses = Vec::with_capacity(2);
     if runs.any_running {
@@ -110,7 +113,8 @@ fn task_status(
     if let Some((_, newest)) = &runs.newest {
         statuses.push(*newest);
     }
-    let loop_active = crate::runner::inspect::loop_active_if_it_matters(done, &statuses, task_dir);
+    let loop_active = loop_lock_dir
+        .is_some_and(|dir| crate::runner::inspect::loop_active_if_it_matters(done, &statuses, dir));
     derive_status(done, &statuses, blocked, loop_active)
 }
 
@@ -134,10 +138,7 @@ pub async fn tasks(
         dir,
     };
     state.index.reconcile_stale();
-    let tasks: Vec<TaskSummary> = list_tasks(&entry)
-        .iter()
-        .map(|t| task_summary(&state, t))
-        .collect();
+    let tasks = project_task_summaries(&state, &entry);
     Ok(Json(TaskList {
         project_id: Some(project.to_string()),
         tasks,
@@ -206,9 +207,8 @@ pub fn task_view(
             .then(|| std::fs::read_to_string(&path).ok())
             .flatten()
     };
-    let done = std::fs::symlink_metadata(dir.join(paths::DONE_FILE))
-        .map(|m| m.is_file())
-        .unwrap_or(false);
+    let present = state.task_files.present(dir);
+    let done = present.may_have(Marker::Done) && scan::is_done(dir);
     let runs_dir = dir.join(paths::RUNS_DIR);
     let mut names = scan::run_names(&runs_dir);
     names.sort_unstable_by(|a, b| b.cmp(a));
@@ -250,14 +250,23 @@ pub fn task_view(
         last_activity_ns: None,
         usage: Default::default(),
     };
-    let deps = Dependencies::read(dir);
+    let deps = if present.may_have(Marker::Config) {
+        Dependencies::read(dir)
+    } else {
+        Dependencies::default()
+    };
     let next_cursor = (end < names.len() && end > start).then(|| names[end - 1].clone());
     TaskView {
         project_id: project.to_string(),
         task_id: task.to_string(),
-        status: task_status(done, &summary, deps.is_blocked(), dir)
-            .as_str()
-            .to_string(),
+        status: task_status(
+            done,
+            &summary,
+            deps.is_blocked(),
+            present.may_have(Marker::LoopLock).then_some(dir),
+        )
+        .as_str()
+        .to_string(),
         done,
         task_md: read_regular(paths::TASK_FILE),
         depends_on: ids_text(&deps.depends_on),
@@ -267,7 +276,10 @@ pub fn task_view(
         usage: task_usage(state, project, task, &indexed),
         runs,
         next_cursor,
-        budget_exceeded: crate::runner::budget::marked(dir),
+        budget_exceeded: present
+            .may_have(Marker::Budget)
+            .then(|| crate::runner::budget::marked(dir))
+            .flatten(),
     }
 }
 
@@ -292,16 +304,43 @@ fn task_usage(
     indexed.usage.clone()
 }
 
+/// The task lines of one project, in task id order (see [`task_summary`]). The marker files
+/// of each task are looked up only when the task directory may hold them
+/// ([`super::task_files`]).
+pub fn project_task_summaries(
+    state: &ServerState,
+    project: &scan::ProjectEntry,
+) -> Vec<TaskSummary> {
+    scan::task_dirs(project)
+        .into_iter()
+        .map(|(id, dir)| {
+            let present = state.task_files.present(&dir);
+            let task = scan::TaskEntry {
+                project: project.id.clone(),
+                id,
+                done: present.may_have(Marker::Done) && scan::is_done(&dir),
+                dir,
+            };
+            task_summary(state, &task, present)
+        })
+        .collect()
+}
+
 /// One line of a task listing, from the run index: status, DONE, run count, newest run,
-/// last activity and the dependencies that are not DONE.
-pub fn task_summary(state: &ServerState, task: &scan::TaskEntry) -> TaskSummary {
+/// last activity and the dependencies that are not DONE. `present` tells which marker files
+/// of the task directory may exist (the others are not looked up).
+pub fn task_summary(state: &ServerState, task: &scan::TaskEntry, present: Present) -> TaskSummary {
     let (project, id) = (task.project.as_str(), task.id.as_str());
     let mut runs = state.index.task_runs(project, id);
     if runs.any_running {
         state.index.refresh_running_of(project, id);
         runs = state.index.task_runs(project, id);
     }
-    let deps = Dependencies::read(&task.dir);
+    let deps = if present.may_have(Marker::Config) {
+        Dependencies::read(&task.dir)
+    } else {
+        Dependencies::default()
+    };
     let last_activity = runs
         .last_activity_ns
         .map(chrono::DateTime::from_timestamp_nanos)
@@ -309,16 +348,26 @@ pub fn task_summary(state: &ServerState, task: &scan::TaskEntry) -> TaskSummary 
     TaskSummary {
         project_id: task.project.to_string(),
         task_id: task.id.to_string(),
-        status: task_status(task.done, &runs, deps.is_blocked(), &task.dir)
-            .as_str()
-            .to_string(),
+        status: task_status(
+            task.done,
+            &runs,
+            deps.is_blocked(),
+            present
+                .may_have(Marker::LoopLock)
+                .then_some(task.dir.as_path()),
+        )
+        .as_str()
+        .to_string(),
         done: task.done,
         run_count: runs.run_count,
         latest_run: runs.newest.map(|(id, _)| id),
         last_activity,
         blocked_by: ids_text(&deps.blocked_by),
         usage: runs.usage,
-        budget_exceeded: crate::runner::budget::marked(&task.dir),
+        budget_exceeded: present
+            .may_have(Marker::Budget)
+            .then(|| crate::runner::budget::marked(&task.dir))
+            .flatten(),
     }
 }
 

@@ -9,11 +9,11 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Deserialize;
 
-use super::browse::{index_ready, task_summary, task_view, RunsPage};
+use super::browse::{index_ready, project_task_summaries, task_view, RunsPage};
 use super::error::ApiError;
 use super::lookup;
 use super::state::AppState;
-use crate::storage::scan::{list_projects, list_tasks, ProjectEntry};
+use crate::storage::scan::{list_projects, ProjectEntry};
 use crate::storage::{paths, ProjectId, TaskId};
 use crate::wire::{TaskList, TaskStopped, TaskSummary, TaskView};
 
@@ -49,8 +49,7 @@ pub async fn list(
     state.index.reconcile_stale();
     let tasks: Vec<TaskSummary> = projects
         .iter()
-        .flat_map(list_tasks)
-        .map(|t| task_summary(&state, &t))
+        .flat_map(|p| project_task_summaries(&state, p))
         .collect();
     Ok(Json(TaskList {
         project_id: None,

@@ -26,6 +26,7 @@ pub mod shutdown;
 pub mod sse;
 pub mod state;
 pub mod status;
+pub mod task_files;
 pub mod task_loops;
 pub mod tasks;
 

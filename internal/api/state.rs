@@ -41,6 +41,8 @@ pub struct ServerState {
     pub conductor_url: Option<String>,
     /// Set when the server starts shutting down; open event streams end then.
     pub shutdown: super::shutdown::Shutdown,
+    /// Which marker files of each task directory are absent (task listings).
+    pub task_files: super::task_files::TaskFiles,
 }
 
 /// Cheap-to-clone handle used as axum state.
@@ -73,6 +75,7 @@ impl ServerState {
             executable,
             conductor_url: None,
             shutdown: Default::default(),
+            task_files: Default::default(),
         }
     }
 

@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context};
 
+use super::job::Setup;
 use super::terminal_text::{for_terminal, for_terminal_json};
 use crate::bus::{self, AppendOptions, FollowFrom, Follower, Message, NewMessage, ReadQuery};
 use crate::storage::ids::{ProjectId, RunId, TaskId};
@@ -125,7 +126,9 @@ pub fn run(cmd: BusCommand) -> anyhow::Result<ExitCode> {
 type Env<'a> = &'a dyn Fn(&str) -> Option<String>;
 
 fn post(args: PostArgs, env: Env) -> anyhow::Result<ExitCode> {
-    let target = post_target(&args, env)?;
+    // The config and root are loaded once, for the bus path and for `bus.fsync`.
+    let setup = args.location.setup();
+    let target = post_target(&args, env, &setup)?;
     let run = match args.run.clone().or_else(|| env(ENV_RUN_ID)) {
         Some(text) => Some(RunId::parse(&text).context("--run / JRUN_ID")?),
         None => None,
@@ -144,7 +147,7 @@ fn post(args: PostArgs, env: Env) -> anyhow::Result<ExitCode> {
         }
     }
     let opts = AppendOptions {
-        fsync: fsync_configured(&args.location)?,
+        fsync: fsync_configured(&args.location, setup)?,
         lock_timeout: lock_timeout(env)?,
         ..AppendOptions::default()
     };
@@ -163,7 +166,11 @@ struct PostTarget {
     create_dir: bool,
 }
 
-fn post_target(args: &PostArgs, env: Env) -> anyhow::Result<PostTarget> {
+fn post_target(
+    args: &PostArgs,
+    env: Env,
+    setup: &anyhow::Result<Setup>,
+) -> anyhow::Result<PostTarget> {
     let flags = args.project.is_some() || args.task.is_some();
     if !flags {
         if let Some(bus) = env(ENV_MESSAGE_BUS) {
@@ -197,7 +204,11 @@ fn post_target(args: &PostArgs, env: Env) -> anyhow::Result<PostTarget> {
         .ok_or_else(|| {
             anyhow!("no bus selected: pass --project (and --task), or set {ENV_PROJECT_ID} or {ENV_MESSAGE_BUS}")
         })?;
-    let root = resolve_root(&args.location)?;
+    let root = match setup {
+        Ok(setup) => Root::new(setup.root.clone()),
+        // The same message as the error itself (`{:#}` prints the whole chain).
+        Err(err) => bail!("{err:#}"),
+    };
     let bus = root.confined_bus(&project, task.as_ref())?;
     Ok(PostTarget {
         bus,
@@ -289,8 +300,11 @@ fn lock_timeout(env: Env) -> anyhow::Result<Duration> {
 /// `bus.fsync` of the config (`--config` > CONDUCTOR_CONFIG > search). A config named by
 /// `--config` must load; a found one that does not load only costs the fsync (root resolution
 /// reports it when the root is needed).
-fn fsync_configured(location: &super::scope::RootArgs) -> anyhow::Result<bool> {
-    match location.setup() {
+fn fsync_configured(
+    location: &super::scope::RootArgs,
+    setup: anyhow::Result<Setup>,
+) -> anyhow::Result<bool> {
+    match setup {
         Ok(setup) => Ok(setup.config.is_some_and(|c| c.bus.fsync)),
         Err(err) if location.config.is_none() => {
             tracing::warn!(error = %format!("{err:#}"), "config not loaded; bus appends without fsync");

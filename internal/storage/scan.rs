@@ -102,21 +102,29 @@ pub fn list_projects(root: &Path) -> Vec<ProjectEntry> {
 
 /// Tasks of a project directory, sorted by id.
 pub fn list_tasks(project: &ProjectEntry) -> Vec<TaskEntry> {
-    subdirs(&project.dir)
+    task_dirs(project)
         .into_iter()
-        .filter_map(|(name, dir)| {
-            let id = TaskId::parse(&name).ok()?;
-            let done = std::fs::symlink_metadata(dir.join(DONE_FILE))
-                .map(|m| m.is_file())
-                .unwrap_or(false);
-            Some(TaskEntry {
-                project: project.id.clone(),
-                id,
-                dir,
-                done,
-            })
+        .map(|(id, dir)| TaskEntry {
+            project: project.id.clone(),
+            id,
+            done: is_done(&dir),
+            dir,
         })
         .collect()
+}
+
+/// The task directories of `project` (valid task ids), sorted by id; reads only the project
+/// directory.
+pub fn task_dirs(project: &ProjectEntry) -> Vec<(TaskId, PathBuf)> {
+    subdirs(&project.dir)
+        .into_iter()
+        .filter_map(|(name, dir)| Some((TaskId::parse(&name).ok()?, dir)))
+        .collect()
+}
+
+/// Whether the task in `task_dir` has its DONE marker (a regular file).
+pub fn is_done(task_dir: &Path) -> bool {
+    std::fs::symlink_metadata(task_dir.join(DONE_FILE)).is_ok_and(|m| m.is_file())
 }
 
 /// Runs of a task directory, sorted by run id (which sorts by start time).

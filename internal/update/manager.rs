@@ -134,6 +134,9 @@ pub struct ExecutableDigest {
     compute: fn() -> Option<(PathBuf, String)>,
 }
 
+/// The nice value of the background hashing thread (it should not delay the first answers).
+const DIGEST_NICE: libc::c_int = 10;
+
 impl ExecutableDigest {
     /// A digest computed by `compute` when first needed.
     pub fn new(compute: fn() -> Option<(PathBuf, String)>) -> Self {
@@ -149,6 +152,10 @@ impl ExecutableDigest {
         let spawned = std::thread::Builder::new()
             .name("exe-digest".into())
             .spawn(move || {
+                // Behind the server's own start and requests: a lower priority for this
+                // thread only (Linux keeps a nice value per thread).
+                // SAFETY: setpriority with who = 0 changes only the calling thread.
+                unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, DIGEST_NICE) };
                 this.get();
             });
         if let Err(err) = spawned {
