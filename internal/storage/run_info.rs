@@ -157,6 +157,17 @@ pub struct RunInfo {
     pub extra: Vec<(String, Value)>,
 }
 
+/// Why [`RunInfo::read_regular`] has no record.
+#[derive(Debug)]
+pub enum RecordReadError {
+    /// There is no file at the path (or its directory is gone).
+    Missing,
+    /// Something other than a regular file is at the path.
+    NotRegular,
+    /// It could not be read or parsed.
+    Storage(StorageError),
+}
+
 impl RunInfo {
     /// The process this record names (pid, process group, start time); whether it still
     /// runs is [`crate::process::Recorded::alive`].
@@ -391,6 +402,49 @@ impl RunInfo {
         Ok(info)
     }
 
+    /// [`RunInfo::read`] of a record that must be a regular file, with one open, one fstat
+    /// and one read (listings read thousands of them): a symlink, FIFO or directory at
+    /// `path` is [`RecordReadError::NotRegular`] (never followed, never blocked on).
+    pub fn read_regular(path: &Path) -> Result<RunInfo, RecordReadError> {
+        use std::io::Read;
+        use std::os::unix::fs::OpenOptionsExt;
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+            .open(path)
+            .map_err(|e| match e.raw_os_error() {
+                Some(libc::ENOENT | libc::ENOTDIR) => RecordReadError::Missing,
+                Some(libc::ELOOP) => RecordReadError::NotRegular,
+                _ => RecordReadError::Storage(StorageError::io("read", path, e)),
+            })?;
+        let meta = file
+            .metadata()
+            .map_err(|e| RecordReadError::Storage(StorageError::io("read", path, e)))?;
+        if !meta.is_file() {
+            return Err(RecordReadError::NotRegular);
+        }
+        let mut bytes = Vec::with_capacity(meta.len() as usize + 1);
+        (&file)
+            .take(meta.len())
+            .read_to_end(&mut bytes)
+            .map_err(|e| RecordReadError::Storage(StorageError::io("read", path, e)))?;
+        let text = String::from_utf8(bytes).map_err(|_| {
+            let invalid = std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                "stream did not contain valid UTF-8",
+            );
+            RecordReadError::Storage(StorageError::io("read", path, invalid))
+        })?;
+        let mut info = RunInfo::parse(&text).map_err(|message| {
+            RecordReadError::Storage(StorageError::Parse {
+                path: path.to_path_buf(),
+                message,
+            })
+        })?;
+        info.hydrate_from_path(path);
+        Ok(info)
+    }
+
     /// Reads `path`, filling an empty run/project/task id from the directory layout
     /// `<root>/<project>/<task>/runs/<run>/run-info.yaml`.
     pub fn read(path: &Path) -> Result<RunInfo, StorageError> {
@@ -562,6 +616,47 @@ mod tests {
 
     const GO_FIXTURE: &str = include_str!("../../tests/fixtures/run-info/go-completed.yaml");
     const GO_RUNNING: &str = include_str!("../../tests/fixtures/run-info/go-running.yaml");
+
+    #[test]
+    fn read_regular_reads_what_read_reads_and_refuses_other_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let run = dir.path().join("p/t/runs/r1");
+        std::fs::create_dir_all(&run).unwrap();
+        let path = run.join("run-info.yaml");
+        std::fs::write(&path, GO_FIXTURE).unwrap();
+        let fast = RunInfo::read_regular(&path).unwrap();
+        assert_eq!(
+            format!("{fast:?}"),
+            format!("{:?}", RunInfo::read(&path).unwrap())
+        );
+
+        let missing = run.join("nope.yaml");
+        assert!(matches!(
+            RunInfo::read_regular(&missing),
+            Err(RecordReadError::Missing)
+        ));
+        let link = run.join("link.yaml");
+        std::os::unix::fs::symlink(&path, &link).unwrap();
+        assert!(matches!(
+            RunInfo::read_regular(&link),
+            Err(RecordReadError::NotRegular)
+        ));
+        let fifo = run.join("fifo.yaml");
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::S_IRWXU).unwrap();
+        assert!(matches!(
+            RunInfo::read_regular(&fifo),
+            Err(RecordReadError::NotRegular)
+        ));
+        assert!(matches!(
+            RunInfo::read_regular(&run),
+            Err(RecordReadError::NotRegular)
+        ));
+        std::fs::write(&missing, "status: [").unwrap();
+        assert!(matches!(
+            RunInfo::read_regular(&missing),
+            Err(RecordReadError::Storage(StorageError::Parse { .. }))
+        ));
+    }
 
     #[test]
     fn go_fixture_round_trips_byte_for_byte() {
