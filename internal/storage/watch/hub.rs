@@ -14,12 +14,12 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, RwLock, Weak};
 use std::time::{Duration, Instant};
 
-use notify::event::Flag;
+use notify::event::{Flag, ModifyKind};
 use notify::{Event, EventKind, RecommendedWatcher, RecursiveMode, Watcher};
 
 use super::mailbox::Mailbox;
 use super::poll::Snapshot;
-use super::{is_change, Backend, Scope, WatchError};
+use super::{Backend, Scope, WatchError};
 
 /// The inotify side of the hub.
 enum Notifier {
@@ -46,6 +46,9 @@ enum Via {
 struct Route {
     subs: Vec<(u64, Scope)>,
     via: Via,
+    /// The path was removed or renamed since it was watched (its inotify watch is gone, or
+    /// follows the old directory): a newcomer watches it again.
+    stale: AtomicBool,
 }
 
 #[derive(Default)]
@@ -127,17 +130,27 @@ impl Hub {
     ) -> Result<Backend, WatchError> {
         let mut notifier = lock(&self.notifier);
         self.start(&mut notifier);
-        let existing = self.routes_read().paths.get(path).map(|r| r.via);
+        let existing = self
+            .routes_read()
+            .paths
+            .get(path)
+            .map(|r| (r.via, r.stale.load(Ordering::Acquire)));
         let via = match existing {
-            Some(via) => self.widen(&mut notifier, path, via, scope, poll_every)?,
+            Some((Via::Inotify { tree }, true)) => {
+                let wider = if tree { Scope::Tree } else { scope };
+                self.add(&mut notifier, path, wider, poll_every)?
+            }
+            Some((via, _)) => self.widen(&mut notifier, path, via, scope, poll_every)?,
             None => self.add(&mut notifier, path, scope, poll_every)?,
         };
         let mut routes = self.routes_write();
         let route = routes.paths.entry(path.to_path_buf()).or_insert(Route {
             subs: Vec::new(),
             via,
+            stale: AtomicBool::new(false),
         });
         route.via = via;
+        route.stale.store(false, Ordering::Release);
         route.subs.push((id, scope));
         Ok(backend(via))
     }
@@ -338,7 +351,7 @@ impl Hub {
     /// An error or a notification without paths (lost events) goes to every subscriber.
     fn dispatch(&self, event: notify::Result<Event>) {
         let event = match event {
-            Ok(event) if !is_change(&Ok(event.clone())) => return,
+            Ok(event) if matches!(event.kind, EventKind::Access(_)) => return,
             Ok(event) => event,
             Err(err) => {
                 tracing::debug!("file notification error: {err}");
@@ -352,8 +365,17 @@ impl Hub {
             }
             return;
         }
+        let gone = matches!(
+            event.kind,
+            EventKind::Remove(_) | EventKind::Modify(ModifyKind::Name(_))
+        );
         let mut targets = HashSet::new();
         for path in &event.paths {
+            if gone {
+                if let Some(route) = routes.paths.get(path.as_path()) {
+                    route.stale.store(true, Ordering::Release);
+                }
+            }
             for (depth, ancestor) in path.ancestors().enumerate() {
                 let Some(route) = routes.paths.get(ancestor) else {
                     continue;

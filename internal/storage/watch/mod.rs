@@ -432,6 +432,30 @@ mod tests {
     }
 
     #[test]
+    fn a_directory_made_again_is_watched_again_for_a_new_subscriber() {
+        let hub = Hub::new(false);
+        let top = tempfile::tempdir().unwrap();
+        let dir = top.path().join("task");
+        std::fs::create_dir(&dir).unwrap();
+        let mut old = sub(&hub, false);
+        old.watch(&dir, Scope::Dir).unwrap();
+        std::fs::remove_dir(&dir).unwrap();
+        assert!(old.wait(WAIT), "the removal is a change");
+        std::fs::create_dir(&dir).unwrap();
+        // `old` still holds the path; the new directory is watched for the newcomer anyway.
+        let mut new = sub(&hub, true);
+        new.watch(&dir, Scope::Dir).unwrap();
+        let file = dir.join("f");
+        std::fs::write(&file, "x").unwrap();
+        let deadline = Instant::now() + WAIT;
+        let mut got = Vec::new();
+        while !got.iter().any(|e: &Event| e.paths.contains(&file)) && Instant::now() < deadline {
+            got.extend(new.events(Duration::from_millis(100)));
+        }
+        assert!(got.iter().any(|e| e.paths.contains(&file)), "{got:?}");
+    }
+
+    #[test]
     fn a_missing_path_is_an_error_with_inotify_and_polled_otherwise() {
         let dir = tempfile::tempdir().unwrap();
         let missing = dir.path().join("later");
