@@ -13,7 +13,8 @@ use chrono::Utc;
 use conductor::storage::{RunInfo, RunStatus};
 
 use crate::support::{
-    append, run, sse_events, text, wait_until, ChildGuard, LiveRun, Sandbox, Server, FAKE_AGENT,
+    append, run, serve_config, sse_events, text, wait_until, ChildGuard, LiveRun, Sandbox, Server,
+    FAKE_AGENT,
 };
 
 /// Generous: only a bound in case a line never comes.
@@ -69,23 +70,11 @@ fn expect_line(rx: &Receiver<String>, want: &str) {
 
 /// A `serve` of `<sandbox>/root` whose default agent runs the fake agent, with `env`.
 fn serve(sb: &Sandbox, env: &[(&str, &str)]) -> Server {
-    let root = sb.path().join("root");
-    std::fs::create_dir_all(&root).expect("create root");
-    let config = sb.write(
-        "config.yaml",
-        &format!(
-            "agents:\n  script:\n    type: command\n    command: [\"{FAKE_AGENT}\"]\ndefaults:\n  agent: script\n  max_restarts: 0\n"
-        ),
+    std::fs::create_dir_all(sb.path().join("root")).expect("create root");
+    let config = format!(
+        "agents:\n  script:\n    type: command\n    command: [\"{FAKE_AGENT}\"]\ndefaults:\n  agent: script\n  max_restarts: 0\n"
     );
-    let mut cmd = sb.run_agent();
-    cmd.args(["serve", "--host", "127.0.0.1", "--root"])
-        .arg(&root)
-        .arg("--config")
-        .arg(config);
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    Server::start(cmd, sb.path())
+    serve_config(sb, &config, env)
 }
 
 /// Ends the live run: its record says completed.
