@@ -28,12 +28,12 @@ use axum::extract::{Path as UrlPath, Query, State};
 use axum::response::Response;
 use axum::Json;
 use serde::Deserialize;
-use serde_json::{json, Value};
 use tokio::sync::broadcast;
 
 use super::error::ApiError;
 use super::index::IndexChange;
 use super::lookup;
+use super::run_stream::{json_data, run_change};
 use super::run_stream::{parse_position, wait_change, watch, LogTail};
 use super::sse::{self, SseEvent, SseSender};
 use super::state::AppState;
@@ -42,7 +42,10 @@ use crate::storage::paths::{
     PROJECT_BUS_FILE, RUN_INFO_FILE, STDERR_FILE, STDOUT_FILE, TASK_BUS_FILE,
 };
 use crate::storage::{liveness, ProjectId, RunId, RunStatus, TaskId};
-use crate::wire::{StreamHello, StreamTopics, TopicChange};
+use crate::wire::{
+    BusBatch, LogLines, OnTopic, Resync, RunEnded, RunStatusEvent, StreamHello, StreamTopics,
+    TopicChange, TopicError,
+};
 
 /// Largest `log` event (bytes of lines); a bigger batch is split.
 const MAX_BATCH_BYTES: usize = 64 * 1024;
@@ -252,10 +255,7 @@ pub async fn events(
     };
     // `hello` is the first event; the buffer is empty, so this cannot fail.
     let _ = tx.try_send(
-        SseEvent::new(
-            "hello",
-            serde_json::to_string(&StreamHello { stream: id.clone() }).unwrap_or_default(),
-        ),
+        SseEvent::new("hello", json_data(&StreamHello { stream: id.clone() })),
         RUNS_RESYNC,
     );
     for topic in topics {
@@ -393,20 +393,28 @@ impl Follow {
         self.stop.load(Ordering::Relaxed) || self.tx.is_closed()
     }
 
-    fn event(&self, kind: &str, mut data: Value) -> SseEvent {
-        data["topic"] = Value::String(self.key.clone());
-        SseEvent::new(kind, data.to_string())
+    fn event<T: serde::Serialize>(&self, kind: &str, data: T) -> SseEvent {
+        let data = OnTopic {
+            topic: self.key.clone(),
+            data,
+        };
+        SseEvent::new(kind, json_data(&data))
     }
 
     /// Sends from a follower thread, waiting while the client's buffer is full; false when the
     /// stream is gone (or was told to resync) or the topic dropped.
-    fn send_blocking(&self, kind: &str, data: Value) -> bool {
+    fn send_blocking<T: serde::Serialize>(&self, kind: &str, data: T) -> bool {
         !self.stopped() && self.tx.send_blocking(self.event(kind, data)).is_ok()
     }
 
     /// A topic that cannot be followed: one `error` event, the stream goes on.
     fn fail(&self, message: &str) {
-        let event = self.event("error", json!({ "message": message }));
+        let event = self.event(
+            "error",
+            TopicError {
+                message: message.to_string(),
+            },
+        );
         let _ = self.tx.try_send(event, "the client fell behind; reconnect");
     }
 
@@ -421,14 +429,8 @@ impl Follow {
                 }
             };
             let event = match change {
-                Ok(IndexChange::Created(r)) => (
-                    "run_created",
-                    json!({"run_id": r.run_id, "project_id": r.project_id, "task_id": r.task_id, "status": r.status}),
-                ),
-                Ok(IndexChange::Status(r)) => (
-                    "run_status",
-                    json!({"run_id": r.run_id, "project_id": r.project_id, "task_id": r.task_id, "status": r.status}),
-                ),
+                Ok(IndexChange::Created(r)) => ("run_created", run_change(&r)),
+                Ok(IndexChange::Status(r)) => ("run_status", run_change(&r)),
                 Err(broadcast::error::RecvError::Lagged(_)) => {
                     self.tx.resync(RUNS_RESYNC);
                     return;
@@ -476,7 +478,11 @@ impl Follow {
                     } else {
                         (tails[0].offset, batch.1)
                     };
-                    let data = json!({"stream": tails[i].name, "lines": batch.0, "pos": format!("{o}:{e}")});
+                    let data = LogLines {
+                        stream: tails[i].name.to_string(),
+                        lines: batch.0,
+                        pos: format!("{o}:{e}"),
+                    };
                     if !self.send_blocking("log", data) {
                         return;
                     }
@@ -488,18 +494,18 @@ impl Follow {
             let pos = format!("{}:{}", tails[0].offset, tails[1].offset);
             if last_status != Some(status) {
                 last_status = Some(status);
-                let data = json!({
-                    "status": status,
-                    "exit_code": info.as_ref().map(|i| i.exit_code),
-                    "error_summary": info.as_ref().and_then(|i| i.error_summary.clone()),
-                    "pos": pos,
-                });
+                let data = RunStatusEvent {
+                    status,
+                    exit_code: info.as_ref().map(|i| i.exit_code),
+                    error_summary: info.as_ref().and_then(|i| i.error_summary.clone()),
+                    pos: Some(pos.clone()),
+                };
                 if !self.send_blocking("status", data) {
                     return;
                 }
             }
             if finished {
-                self.send_blocking("end", json!({ "status": status, "pos": pos }));
+                self.send_blocking("end", RunEnded { status, pos });
                 return;
             }
             if self.stopped() {
@@ -518,7 +524,10 @@ impl Follow {
             Ok(f) => f,
             Err(BusError::SinceNotFound { .. }) => {
                 let reason = "unknown msg_id; replaying the whole bus";
-                if !self.send_blocking("resync", json!({ "reason": reason })) {
+                let resync = Resync {
+                    reason: reason.to_string(),
+                };
+                if !self.send_blocking("resync", resync) {
                     return;
                 }
                 match Follower::open(&path, FollowFrom::Start, None) {
@@ -532,7 +541,7 @@ impl Follow {
             match follower.next_batch(Duration::from_secs(1)) {
                 Ok(batch) if batch.is_empty() => {}
                 Ok(batch) => {
-                    if !self.send_blocking("bus", json!({ "messages": batch })) {
+                    if !self.send_blocking("bus", BusBatch { messages: batch }) {
                         return;
                     }
                 }

@@ -25,6 +25,7 @@ use super::state::AppState;
 use crate::storage::paths::{RUN_INFO_FILE, STDERR_FILE, STDOUT_FILE};
 use crate::storage::watch::{Scope, Subscription};
 use crate::storage::{liveness, RunStatus};
+use crate::wire::{RunChange, RunStatusEvent};
 
 /// Most bytes read from a log file at once: a backlog is read as the client drains it.
 const READ_CHUNK: u64 = 256 * 1024;
@@ -186,12 +187,13 @@ fn follow_run(dir: PathBuf, out_off: u64, err_off: u64, tx: SseSender) {
         let position = format!("{}:{}", tails[0].offset, tails[1].offset);
         if last_status != Some(status) {
             last_status = Some(status);
-            let data = serde_json::json!({
-                "status": status,
-                "exit_code": info.as_ref().map(|i| i.exit_code),
-                "error_summary": info.as_ref().and_then(|i| i.error_summary.clone()),
-            });
-            let event = SseEvent::new("status", data.to_string()).id(position.clone());
+            let data = RunStatusEvent {
+                status,
+                exit_code: info.as_ref().map(|i| i.exit_code),
+                error_summary: info.as_ref().and_then(|i| i.error_summary.clone()),
+                pos: None,
+            };
+            let event = SseEvent::new("status", json_data(&data)).id(position.clone());
             if tx.send_blocking(event).is_err() {
                 return;
             }
@@ -254,11 +256,23 @@ pub async fn all_runs_stream(State(state): State<AppState>) -> Result<Response, 
 }
 
 fn change_event(kind: &str, record: &RunRecord) -> SseEvent {
-    let data = serde_json::json!({
-        "run_id": record.run_id,
-        "project_id": record.project_id,
-        "task_id": record.task_id,
-        "status": record.status,
-    });
-    SseEvent::new(kind, data.to_string())
+    SseEvent::new(kind, json_data(&run_change(record)))
+}
+
+/// The `run_created` / `run_status` data of an index record.
+pub fn run_change(record: &RunRecord) -> RunChange {
+    RunChange {
+        run_id: record.run_id.clone(),
+        project_id: record.project_id.clone(),
+        task_id: record.task_id.clone(),
+        status: record.status,
+    }
+}
+
+/// `data` as the JSON text of an SSE event.
+pub fn json_data(data: &impl serde::Serialize) -> String {
+    serde_json::to_string(data).unwrap_or_else(|e| {
+        tracing::error!("cannot encode an event: {e}");
+        String::new()
+    })
 }

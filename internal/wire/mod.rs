@@ -9,6 +9,7 @@
 
 pub mod bus;
 pub mod error;
+pub mod events;
 pub mod health;
 pub mod runs;
 pub mod server;
@@ -17,6 +18,9 @@ pub mod update;
 
 pub use bus::{BusMessages, CompatPost, MessagePosted, PostBody};
 pub use error::{ErrorBody, ErrorDetail};
+pub use events::{
+    BusBatch, LogLines, OnTopic, Resync, RunChange, RunEnded, RunStatusEvent, TopicError,
+};
 pub use health::{Health, IndexSummary, StatusBody, UpdateSummary, VersionBody};
 pub use runs::{RunDetail, RunFiles, RunStopped, RunSummary, RunsPage};
 pub use server::{AgentEntry, AgentList, Done, LoginBody, StreamHello, StreamTopics, TopicChange};

@@ -63,7 +63,15 @@ use super::{
         error::ErrorDetail,
         crate::wire::RunSummary,
         crate::wire::StatusBody,
-        crate::wire::UpdateSummary
+        crate::wire::UpdateSummary,
+        crate::wire::RunChange,
+        crate::wire::RunStatusEvent,
+        crate::wire::LogLines,
+        crate::wire::RunEnded,
+        crate::wire::BusBatch,
+        crate::wire::Resync,
+        crate::wire::TopicError,
+        crate::wire::StreamHello
     ))
 )]
 pub struct ApiDoc;

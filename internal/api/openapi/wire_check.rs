@@ -506,6 +506,65 @@ fn every_wire_type_matches_its_schema_and_round_trips() {
     );
     check(
         &doc,
+        "RunChange",
+        RunChange {
+            run_id: "r".into(),
+            project_id: "p".into(),
+            task_id: "t".into(),
+            status: RunStatus::Running,
+        },
+    );
+    check(
+        &doc,
+        "RunStatusEvent",
+        RunStatusEvent {
+            status: RunStatus::Failed,
+            exit_code: Some(1),
+            error_summary: Some("e".into()),
+            pos: Some("1:2".into()),
+        },
+    );
+    check(
+        &doc,
+        "LogLines",
+        LogLines {
+            stream: "stdout".into(),
+            lines: vec!["a".into()],
+            pos: "1:0".into(),
+        },
+    );
+    check(
+        &doc,
+        "RunEnded",
+        RunEnded {
+            status: RunStatus::Completed,
+            pos: "1:0".into(),
+        },
+    );
+    check(
+        &doc,
+        "BusBatch",
+        BusBatch {
+            messages: vec![message()],
+        },
+    );
+    check(&doc, "Resync", Resync { reason: "r".into() });
+    check(
+        &doc,
+        "TopicError",
+        TopicError {
+            message: "m".into(),
+        },
+    );
+    check(
+        &doc,
+        "StreamHello",
+        StreamHello {
+            stream: "0123".into(),
+        },
+    );
+    check(
+        &doc,
         "RunStopped",
         RunStopped {
             run_id: "r".into(),
@@ -671,4 +730,21 @@ fn task_started_answers_keep_their_shapes() {
     let back: TaskStarted = serde_json::from_value(serde_json::to_value(&base).unwrap()).unwrap();
     assert_eq!(back, base, "no outcome decodes as none");
     assert_eq!(serde_json::from_value::<TaskStarted>(json).unwrap(), ended);
+}
+
+/// Events of the event stream carry their topic beside their own fields.
+#[test]
+fn topic_events_are_flat() {
+    let event = OnTopic {
+        topic: "run:r".to_string(),
+        data: Resync {
+            reason: "why".into(),
+        },
+    };
+    let json = serde_json::to_value(&event).unwrap();
+    assert_eq!(json, serde_json::json!({"topic": "run:r", "reason": "why"}));
+    assert_eq!(
+        serde_json::from_value::<OnTopic<Resync>>(json).unwrap(),
+        event
+    );
 }
