@@ -10,6 +10,7 @@
 //! (liveness, process groups, /proc, `--version` probes), [`units`], [`limit`], [`version`],
 //! [`yaml`]. `layering.rs` checks it.
 
+pub mod agent;
 pub mod api;
 pub mod bus;
 pub mod cli;

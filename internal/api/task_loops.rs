@@ -284,7 +284,7 @@ pub fn continue_request(
         .filter(|p| !p.trim().is_empty())
         .ok_or_else(|| format!("{} is missing or empty", task_dir.join(TASK_FILE).display()))?;
     let config = &state.settings.config;
-    let agent = runner::agent::select(&record.agent, Some(config)).map_err(|e| e.to_string())?;
+    let agent = crate::agent::select(&record.agent, Some(config)).map_err(|e| e.to_string())?;
     let latest = latest_run(&task_dir);
     let used = latest
         .as_ref()

@@ -124,7 +124,7 @@ pub async fn start_task(
         .ok_or_else(|| {
             ApiError::bad_request("agent is required (no defaults.agent is configured)")
         })?;
-    let agent = runner::agent::select(&agent_name, Some(config))
+    let agent = crate::agent::select(&agent_name, Some(config))
         .map_err(|e| ApiError::bad_request(e.to_string()))?;
     // Nothing of the task is reached through a symlink (403 before anything is written).
     state
@@ -338,12 +338,12 @@ pub async fn resume_task(
     let latest = super::task_loops::latest_run(&dir);
     let config = &state.settings.config;
     let agent = match (&body.agent, &latest) {
-        (Some(name), _) => runner::agent::select(name, Some(config)),
+        (Some(name), _) => crate::agent::select(name, Some(config)),
         (None, Some(run)) if !run.agent.is_empty() => {
-            runner::agent::select_for_resume(run, Some(config))
+            crate::agent::select_for_resume(run, Some(config))
         }
         (None, _) => match &config.defaults.agent {
-            Some(name) => runner::agent::select(name, Some(config)),
+            Some(name) => crate::agent::select(name, Some(config)),
             None => {
                 return Err(ApiError::bad_request(
                     "agent is required (the task has no runs)",
@@ -380,7 +380,7 @@ pub async fn resume_task(
     request.budget = budget_of(body.max_cost_usd, body.max_tokens)?;
     // The first run continues the agent's own conversation when the agent type is unchanged.
     request.task.resume_session =
-        runner::agent::session_to_resume(latest.as_ref(), &request.task.job.agent);
+        crate::agent::session_to_resume(latest.as_ref(), &request.task.job.agent);
     let _ = std::fs::remove_file(dir.join(runner::stop::STOP_MARKER));
     spawn_loop(&state, key, request, record, lock);
     Ok((

@@ -7,8 +7,8 @@ use std::process::ExitCode;
 
 use anyhow::{anyhow, bail, Context};
 
+use crate::agent::{self, AgentSpec};
 use crate::config::{self, Config};
-use crate::runner::agent::{self, AgentSpec};
 use crate::runner::duration::parse_duration;
 use crate::runner::interrupt;
 use crate::runner::{run_job, JobRequest};

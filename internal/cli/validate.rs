@@ -321,18 +321,6 @@ fn print_text(settings: &ServerSettings, config_source: Source, agents: &[AgentR
     }
 }
 
-/// The env var a REST or CLI agent reads its token from when the config has none.
-fn token_env_var(agent_type: AgentType) -> Option<&'static str> {
-    match agent_type {
-        AgentType::Claude => Some("ANTHROPIC_API_KEY"),
-        AgentType::Codex => Some("OPENAI_API_KEY"),
-        AgentType::Gemini => Some("GEMINI_API_KEY"),
-        AgentType::Perplexity => Some("PERPLEXITY_API_KEY"),
-        AgentType::Xai => Some("XAI_API_KEY"),
-        AgentType::Command => None,
-    }
-}
-
 pub(crate) fn check_agent(
     name: &str,
     agent: &AgentConfig,
@@ -359,7 +347,7 @@ pub(crate) fn check_agent(
         note: None,
     };
     if agent.agent_type.is_rest() && agent.token.is_none() {
-        if let Some(var) = token_env_var(agent.agent_type) {
+        if let Some(var) = crate::agent::token_var(agent.agent_type) {
             if env(var).is_none_or(|v| v.trim().is_empty()) {
                 report.note = Some(format!(
                     "no token: set token, token_file, {} or {var}",

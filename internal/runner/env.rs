@@ -5,7 +5,7 @@
 use std::ffi::OsString;
 use std::path::Path;
 
-use super::agent::{is_provider_key, keeps_key, token_var, AgentSpec};
+use crate::agent::{is_provider_key, keeps_key, token_var, AgentSpec};
 use crate::config::AgentType;
 
 /// The JRUN_* values of one run.

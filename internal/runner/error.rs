@@ -117,6 +117,19 @@ impl RunnerError {
     }
 }
 
+impl From<crate::agent::AgentError> for RunnerError {
+    fn from(err: crate::agent::AgentError) -> Self {
+        match err {
+            crate::agent::AgentError::Unknown { name, allowed } => {
+                RunnerError::UnknownAgent { name, allowed }
+            }
+            crate::agent::AgentError::Invalid { what, message } => {
+                RunnerError::Invalid { what, message }
+            }
+        }
+    }
+}
+
 /// Whether `err` means the file system is full (`ENOSPC`), over quota (`EDQUOT`) or the file
 /// over its size limit (`EFBIG`).
 pub fn is_storage_full_io(err: &std::io::Error) -> bool {

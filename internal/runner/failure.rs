@@ -1,10 +1,10 @@
 //! Why a failed agent run failed, in the agent's own words (SPEC §5): the CLI's error event
-//! in its JSON stream (see [`super::stream`]), else the last non-empty line of its stderr;
+//! in its JSON stream (see [`crate::agent::stream`]), else the last non-empty line of its stderr;
 //! with a hint where the fix is known (claude refusing to run as root).
 
 use crate::config::AgentType;
 
-use super::stream::StreamSummary;
+use crate::agent::stream::StreamSummary;
 
 /// Longest reason kept (characters); longer ones are cut with `…`.
 const MAX_REASON: usize = 500;

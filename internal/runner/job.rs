@@ -14,10 +14,10 @@ use crate::storage::paths::{PROJECT_ROOT_FILE, PROMPT_FILE, RUN_INFO_FILE, TASK_
 use crate::storage::run_info::UPDATE_LOCK_TIMEOUT;
 use crate::storage::{Root, RunInfo, RunStatus};
 
-use super::agent::AgentSpec;
 use super::env::{self, RunEnv};
 use super::error::RunnerError;
 use super::prompt::{self, PromptContext};
+use crate::agent::AgentSpec;
 
 /// The variable (settable through [`JobRequest::extra_env`]) that tells agents where the
 /// Conductor server is; it is also shown in the prompt preamble.

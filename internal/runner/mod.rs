@@ -11,8 +11,8 @@
 //! and the reaping of everything an agent started ([`reap`]). Process groups, liveness and
 //! `--version` probes come from [`crate::process`].
 
-pub mod agent;
 pub mod budget;
+pub mod chat_run;
 pub mod classify;
 pub mod deps;
 pub mod duration;
@@ -30,18 +30,15 @@ pub mod prompt;
 pub mod ralph;
 pub mod reap;
 pub mod reserve;
-pub mod rest;
-pub mod rest_run;
 pub mod slots;
 pub mod stop;
-pub mod stream;
 pub mod supervise;
 pub mod supervisor_lock;
 pub mod task_config;
 pub mod usage;
 pub mod webhook;
 
-pub use agent::AgentSpec;
+pub use crate::agent::AgentSpec;
 pub use error::RunnerError;
 pub use job::{run_job, JobRequest, PreparedRun};
 pub use loop_lock::TaskLoopLock;

@@ -1,5 +1,5 @@
 //! `output.md` after a run: the agent's own file is never overwritten; otherwise, for CLI
-//! agents, the final answer extracted from their JSON stream (see [`super::stream`]); otherwise
+//! agents, the final answer extracted from their JSON stream (see [`crate::agent::stream`]); otherwise
 //! a byte copy of `agent-stdout.txt`.
 
 use std::path::Path;
@@ -9,7 +9,7 @@ use crate::storage::atomic::write_atomic;
 use crate::storage::paths::{OUTPUT_FILE, STDERR_FILE, STDOUT_FILE};
 
 use super::error::RunnerError;
-use super::stream;
+use crate::agent::stream;
 
 /// Largest stdout parsed for a final answer; bigger streams are copied as they are.
 const MAX_PARSED_STDOUT: u64 = 64 * 1024 * 1024;

@@ -15,13 +15,13 @@ use crate::storage::paths::{DONE_FILE, OUTPUT_FILE, RUN_INFO_FILE};
 use crate::storage::time::format_rfc3339_nano;
 use crate::storage::{Root, RunInfo, RunStatus};
 
-use super::agent::resume_argv;
 use super::budget;
 use super::error::RunnerError;
 use super::job::{run_job, JobRequest, PreparedRun};
 use super::loop_lock::TaskLoopLock;
 use super::prompt::task_prompt;
 use super::stop::{self, STOP_MARKER};
+use crate::agent::resume_argv;
 
 mod drive;
 
@@ -51,7 +51,7 @@ pub struct TaskRequest {
     /// How long to wait for running child runs once DONE exists.
     pub child_wait: Duration,
     /// The agent's own session to continue in the first attempt only (see
-    /// [`agent::session_to_resume`](super::agent::session_to_resume)); later attempts start
+    /// [`agent::session_to_resume`](crate::agent::session_to_resume)); later attempts start
     /// a new conversation.
     pub resume_session: Option<String>,
     /// The config's `defaults.budget`; the task's own budget (TASK-CONFIG.yaml) wins.

@@ -31,7 +31,7 @@ use super::error::RunnerError;
 use super::events::RunEvents;
 use super::reserve::FinalRecordReserve;
 use super::webhook::{self, WebhookTarget};
-use super::{budget, failure, output, reap, rest_run, slots, stop, supervisor_lock, usage};
+use super::{budget, chat_run, failure, output, reap, slots, stop, supervisor_lock, usage};
 
 /// How long `<cli> --version` may take (gemini's Node start takes ~5 s on a busy machine).
 const VERSION_TIMEOUT: Duration = Duration::from_secs(15);
@@ -226,7 +226,7 @@ fn run_to_end(
             report(events.started());
             notifier.started();
         };
-        let mut ended = rest_run::run(plan, &info_path, started).unwrap_or_else(|err| {
+        let mut ended = chat_run::run(plan, &info_path, started).unwrap_or_else(|err| {
             Outcome {
                 status: RunStatus::Failed,
                 exit_code: 1,

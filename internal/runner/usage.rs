@@ -13,7 +13,7 @@ use crate::storage::paths::STDOUT_FILE;
 use crate::storage::run_info::UPDATE_LOCK_TIMEOUT;
 use crate::storage::{CostSource, RunInfo, Usage};
 
-use super::stream::LiveUsage;
+use crate::agent::stream::LiveUsage;
 
 /// How often live usage is read and (when it changed) written.
 pub const LIVE_INTERVAL: Duration = Duration::from_secs(1);
@@ -78,38 +78,6 @@ pub fn model_from_argv(argv: &[String]) -> Option<String> {
     None
 }
 
-/// The `model` codex runs with when its command line names none: the top-level `model = "…"`
-/// of `$CODEX_HOME/config.toml` (default `~/.codex/config.toml`), as codex itself reads it.
-pub fn codex_config_model(env: &dyn Fn(&str) -> Option<String>) -> Option<String> {
-    let home = env("CODEX_HOME")
-        .filter(|h| !h.is_empty())
-        .map(std::path::PathBuf::from)
-        .or_else(|| env("HOME").map(|h| Path::new(&h).join(".codex")))?;
-    let text = std::fs::read_to_string(home.join("config.toml")).ok()?;
-    top_level_toml_string(&text, "model")
-}
-
-/// The string value of `key` before the first `[table]` of a TOML document (basic or literal
-/// one-line strings only).
-fn top_level_toml_string(text: &str, key: &str) -> Option<String> {
-    for line in text.lines().map(str::trim) {
-        if line.starts_with('[') {
-            return None;
-        }
-        let Some((name, value)) = line.split_once('=') else {
-            continue;
-        };
-        if name.trim() != key {
-            continue;
-        }
-        let value = value.trim();
-        let quote = value.chars().next().filter(|c| *c == '"' || *c == '\'')?;
-        let end = value[1..].find(quote)?;
-        return Some(value[1..=end].to_string()).filter(|m| !m.trim().is_empty());
-    }
-    None
-}
-
 /// Writes `usage` into the run-info at `info_path` (locked read-modify-write).
 pub fn record(info_path: &Path, usage: &Usage) {
     let result = RunInfo::update(info_path, UPDATE_LOCK_TIMEOUT, |info| {
@@ -137,7 +105,7 @@ impl<'a> Meter<'a> {
         argv: &[String],
     ) -> Option<Meter<'a>> {
         let fallback_model = model_from_argv(argv).or_else(|| match agent_type {
-            AgentType::Codex => codex_config_model(&crate::config::process_env),
+            AgentType::Codex => crate::agent::codex::config_model(&crate::config::process_env),
             _ => None,
         });
         Some(Meter {
@@ -254,20 +222,5 @@ mod tests {
             Some("m1")
         );
         assert_eq!(model_from_argv(&argv(&["codex", "exec", "--json"])), None);
-    }
-
-    #[test]
-    fn codex_model_from_its_config() {
-        let toml =
-            "# c\nmodel = \"gpt-5\" # x\nmodel_provider = \"mock\"\n[profiles.a]\nmodel = \"o3\"\n";
-        assert_eq!(
-            top_level_toml_string(toml, "model").as_deref(),
-            Some("gpt-5")
-        );
-        assert_eq!(top_level_toml_string("[a]\nmodel = 'x'\n", "model"), None);
-        assert_eq!(
-            top_level_toml_string("model = 'x'\n", "model").as_deref(),
-            Some("x")
-        );
     }
 }

@@ -4,9 +4,9 @@
 
 use std::path::PathBuf;
 
+use crate::agent::{token_var, BUILTIN_TYPES};
 use crate::cli::validate::check_agent;
 use crate::config::{AgentConfig, AgentType, Config};
-use crate::runner::agent::{token_var, BUILTIN_TYPES};
 
 use super::report::{Level, Report};
 

@@ -1,7 +1,7 @@
 //! `run-agent task resume`: continue an existing task from its latest run. The loop starts
 //! again with the restart prefix, `previous_run_id` pointing at the latest run, and — when the
 //! latest run recorded the agent's session and the agent type is unchanged — its first run
-//! continues that conversation (claude, codex, gemini; see `runner::agent::resume_argv`). A
+//! continues that conversation (claude, codex, gemini; see `crate::agent::resume_argv`). A
 //! task that is DONE is only resumed with `--reset-done`, which removes DONE.
 
 use std::path::PathBuf;
@@ -9,7 +9,7 @@ use std::process::ExitCode;
 
 use anyhow::{anyhow, bail, Context};
 
-use crate::runner::agent::session_to_resume;
+use crate::agent::session_to_resume;
 use crate::runner::{LoopRequest, TaskRequest};
 use crate::storage::ids::{ProjectId, TaskId};
 use crate::storage::liveness::read_reconciled;
@@ -114,7 +114,7 @@ pub fn run(args: ResumeArgs) -> anyhow::Result<ExitCode> {
         };
     let agent = match (&args.agent, &latest) {
         (None, Some(latest)) if !latest.agent.is_empty() => {
-            crate::runner::agent::select_for_resume(latest, setup.config.as_ref())?
+            crate::agent::select_for_resume(latest, setup.config.as_ref())?
         }
         _ => crate::cli::job::select_agent(args.agent.as_deref(), &setup)?,
     };

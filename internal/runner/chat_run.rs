@@ -20,12 +20,12 @@ use crate::storage::paths::{OUTPUT_FILE, PROMPT_FILE, STDERR_FILE, STDOUT_FILE};
 use crate::storage::run_info::UPDATE_LOCK_TIMEOUT;
 use crate::storage::{RunInfo, RunStatus, Usage};
 
-use super::agent::token_var;
 use super::classify::{classify, Outcome};
 use super::error::RunnerError;
-use super::rest::{self, ChatRequest};
 use super::stop;
 use super::supervise::SupervisorPlan;
+use crate::agent::chat_api::{self, ChatRequest};
+use crate::agent::token_var;
 
 /// What ended the wait.
 enum Event {
@@ -79,7 +79,7 @@ pub fn run(
     };
     let pid = i64::from(std::process::id());
     let pgid = i64::from(nix::unistd::getpgrp().as_raw());
-    let commandline = format!("POST {} (model {model})", rest::endpoint(&base_url));
+    let commandline = format!("POST {} (model {model})", chat_api::endpoint(&base_url));
     RunInfo::update(info_path, UPDATE_LOCK_TIMEOUT, |i| {
         i.pid = pid;
         i.pgid = pgid;
@@ -153,7 +153,7 @@ pub fn run(
                     "{}: no API token: set {token_name}, or the agent's token / token_file in the config (or CONDUCTOR_AGENT_<NAME>_TOKEN)",
                     agent_type.as_str()
                 )),
-                Some(token) => rest::stream_chat(
+                Some(token) => chat_api::stream_chat(
                     &ChatRequest {
                         agent_type,
                         base_url: &base_url,

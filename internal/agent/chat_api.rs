@@ -31,6 +31,15 @@ pub fn defaults(agent_type: AgentType) -> Option<(&'static str, &'static str)> {
     }
 }
 
+/// The provider variable holding a chat-API type's token.
+pub fn token_var(agent_type: AgentType) -> Option<&'static str> {
+    match agent_type {
+        AgentType::Perplexity => Some("PERPLEXITY_API_KEY"),
+        AgentType::Xai => Some("XAI_API_KEY"),
+        _ => None,
+    }
+}
+
 /// One chat request.
 #[derive(Clone)]
 pub struct ChatRequest<'a> {

@@ -1,14 +1,10 @@
-//! What a CLI agent's NDJSON stdout says (reference §3.7): its final answer, its own session
-//! id (to resume the conversation) and, for a failed run, the CLI's own error. One event parser
-//! per CLI ([`claude`], [`codex`], [`gemini`]) sees every JSON object line in order; lines that
-//! are not JSON objects are skipped. New per-event facts (e.g. token usage) go into these
-//! parsers and [`StreamSummary`].
+//! What a CLI agent's NDJSON stdout says: its final answer, its own session id (to resume the
+//! conversation), tokens and cost, and for a failed run the CLI's own error. One event parser
+//! per CLI (in [`super::claude`], [`super::codex`], [`super::gemini`]) sees every JSON object
+//! line in order; lines that are not JSON objects are skipped.
 
-mod claude;
-mod codex;
-mod gemini;
 mod live;
-mod text;
+pub(super) mod text;
 
 use serde_json::Value;
 
@@ -37,7 +33,7 @@ pub struct StreamSummary {
 }
 
 /// One CLI's reading of its stream, fed event by event.
-trait EventParser: Send {
+pub(super) trait EventParser: Send {
     /// Takes the next JSON object of the stream.
     fn event(&mut self, event: &Value);
     /// What the events seen so far say of tokens and cost (`None`: nothing yet).
@@ -48,9 +44,9 @@ trait EventParser: Send {
 
 fn parser(agent_type: AgentType) -> Option<(Box<dyn EventParser>, &'static str)> {
     Some(match agent_type {
-        AgentType::Claude => (Box::<claude::Parser>::default(), "session_id"),
-        AgentType::Codex => (Box::<codex::Parser>::default(), "thread_id"),
-        AgentType::Gemini => (Box::<gemini::Parser>::default(), "session_id"),
+        AgentType::Claude => (Box::<super::claude::Parser>::default(), "session_id"),
+        AgentType::Codex => (Box::<super::codex::Parser>::default(), "thread_id"),
+        AgentType::Gemini => (Box::<super::gemini::Parser>::default(), "session_id"),
         _ => return None,
     })
 }
@@ -98,17 +94,17 @@ pub fn session_id(agent_type: AgentType, stdout: &str) -> Option<String> {
     parse(agent_type, stdout).session_id
 }
 
-fn kind(event: &Value) -> &str {
+pub(super) fn kind(event: &Value) -> &str {
     event.get("type").and_then(Value::as_str).unwrap_or("")
 }
 
 /// A token count at `key` of `value` (0 when missing or not a non-negative integer).
-fn count(value: &Value, key: &str) -> u64 {
+pub(super) fn count(value: &Value, key: &str) -> u64 {
     value.get(key).and_then(Value::as_u64).unwrap_or(0)
 }
 
 /// A non-empty string at `key` of `value`.
-fn nonempty_str(value: &Value, key: &str) -> Option<String> {
+pub(super) fn nonempty_str(value: &Value, key: &str) -> Option<String> {
     value
         .get(key)
         .and_then(Value::as_str)

@@ -7,12 +7,35 @@
 //! run add up. The stream does not name the model (the supervisor takes it from the command
 //! line when given there).
 
+use std::path::{Path, PathBuf};
+
 use serde_json::Value;
 
 use crate::storage::Usage;
 
-use super::text::{first_text, merge};
-use super::{count, kind, EventParser};
+use super::stream::text::{first_text, merge};
+use super::stream::{count, kind, EventParser};
+
+/// The provider variable holding its API key.
+pub const TOKEN_VAR: &str = "OPENAI_API_KEY";
+
+/// The command line: non-interactive `exec`, no approvals or sandbox, JSON events, the prompt from stdin (`-`).
+pub const ARGV: &[&str] = &[
+    "codex",
+    "exec",
+    "--dangerously-bypass-approvals-and-sandbox",
+    "--json",
+    "-",
+];
+
+/// `codex exec resume <session> … --json -` (the `thread_id` of `thread.started`); `None`
+/// when `argv` has no `exec` subcommand.
+pub fn resume_argv(argv: &[String], session: &str) -> Option<Vec<String>> {
+    let exec = argv.iter().skip(1).position(|a| a == "exec")? + 2;
+    let mut out = argv.to_vec();
+    out.splice(exec..exec, ["resume".to_string(), session.to_string()]);
+    Some(out)
+}
 
 /// Reads a codex stream.
 #[derive(Debug, Default)]
@@ -78,11 +101,44 @@ impl EventParser for Parser {
     }
 }
 
+/// The `model` codex runs with when its command line names none: the top-level `model = "…"`
+/// of `$CODEX_HOME/config.toml` (default `~/.codex/config.toml`), as codex itself reads it.
+pub fn config_model(env: &dyn Fn(&str) -> Option<String>) -> Option<String> {
+    let home = env("CODEX_HOME")
+        .filter(|h| !h.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| env("HOME").map(|h| Path::new(&h).join(".codex")))?;
+    let text = std::fs::read_to_string(home.join("config.toml")).ok()?;
+    top_level_toml_string(&text, "model")
+}
+
+/// The string value of `key` before the first `[table]` of a TOML document (basic or literal
+/// one-line strings only).
+fn top_level_toml_string(text: &str, key: &str) -> Option<String> {
+    for line in text.lines().map(str::trim) {
+        if line.starts_with('[') {
+            return None;
+        }
+        let Some((name, value)) = line.split_once('=') else {
+            continue;
+        };
+        if name.trim() != key {
+            continue;
+        }
+        let value = value.trim();
+        let quote = value.chars().next().filter(|c| *c == '"' || *c == '\'')?;
+        let end = value[1..].find(quote)?;
+        return Some(value[1..=end].to_string()).filter(|m| !m.trim().is_empty());
+    }
+    None
+}
+
 #[cfg(test)]
 mod tests {
     use crate::config::AgentType;
 
-    use super::super::{final_answer, parse};
+    use super::super::stream::{final_answer, parse};
+    use super::top_level_toml_string;
 
     #[test]
     fn items_merge() {
@@ -128,5 +184,20 @@ mod tests {
             (31, 14, 9)
         );
         assert_eq!(usage.model, None);
+    }
+
+    #[test]
+    fn codex_model_from_its_config() {
+        let toml =
+            "# c\nmodel = \"gpt-5\" # x\nmodel_provider = \"mock\"\n[profiles.a]\nmodel = \"o3\"\n";
+        assert_eq!(
+            top_level_toml_string(toml, "model").as_deref(),
+            Some("gpt-5")
+        );
+        assert_eq!(top_level_toml_string("[a]\nmodel = 'x'\n", "model"), None);
+        assert_eq!(
+            top_level_toml_string("model = 'x'\n", "model").as_deref(),
+            Some("x")
+        );
     }
 }

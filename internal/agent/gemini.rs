@@ -11,8 +11,29 @@ use serde_json::Value;
 
 use crate::storage::Usage;
 
-use super::text::{first_text, merge, text_of};
-use super::{count, kind, nonempty_str, EventParser};
+use super::stream::text::{first_text, merge, text_of};
+use super::stream::{count, kind, nonempty_str, EventParser};
+
+/// The provider variable holding its API key.
+pub const TOKEN_VAR: &str = "GEMINI_API_KEY";
+
+/// The command line: plain output, every tool approved, NDJSON events; the prompt on stdin.
+pub const ARGV: &[&str] = &[
+    "gemini",
+    "--screen-reader",
+    "true",
+    "--approval-mode",
+    "yolo",
+    "--output-format",
+    "stream-json",
+];
+
+/// `gemini … --resume <session>`: continues the conversation `session`.
+pub fn resume_argv(argv: &[String], session: &str) -> Vec<String> {
+    let mut out = argv.to_vec();
+    out.extend(["--resume".to_string(), session.to_string()]);
+    out
+}
 
 /// Reads a gemini stream.
 #[derive(Debug, Default)]
@@ -122,7 +143,7 @@ impl EventParser for Parser {
 mod tests {
     use crate::config::AgentType;
 
-    use super::super::{final_answer, parse};
+    use super::super::stream::{final_answer, parse};
 
     #[test]
     fn messages_and_result() {

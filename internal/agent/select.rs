@@ -1,10 +1,10 @@
-//! Which program a run starts: agent selection by name (config or built-in CLI types), the
-//! hard-coded CLI command lines of the reference (§3.4), and the provider token variables.
+//! Which program a run starts: agent selection by name (config or built-in CLI types), and
+//! the per-type command lines, resume forms and token variables (each from its type's file).
 
 use crate::config::{AgentConfig, AgentType, Config};
 use crate::storage::RunInfo;
 
-use super::error::RunnerError;
+use super::error::AgentError;
 
 /// The agent types usable without any config (the CLI's own login).
 pub const BUILTIN_TYPES: [AgentType; 3] = [AgentType::Claude, AgentType::Codex, AgentType::Gemini];
@@ -46,11 +46,10 @@ impl std::fmt::Debug for AgentSpec {
 /// The provider variable holding a type's token (`None` for command agents).
 pub fn token_var(agent_type: AgentType) -> Option<&'static str> {
     match agent_type {
-        AgentType::Claude => Some("ANTHROPIC_API_KEY"),
-        AgentType::Codex => Some("OPENAI_API_KEY"),
-        AgentType::Gemini => Some("GEMINI_API_KEY"),
-        AgentType::Perplexity => Some("PERPLEXITY_API_KEY"),
-        AgentType::Xai => Some("XAI_API_KEY"),
+        AgentType::Claude => Some(super::claude::TOKEN_VAR),
+        AgentType::Codex => Some(super::codex::TOKEN_VAR),
+        AgentType::Gemini => Some(super::gemini::TOKEN_VAR),
+        AgentType::Perplexity | AgentType::Xai => super::chat_api::token_var(agent_type),
         AgentType::Command => None,
     }
 }
@@ -67,38 +66,12 @@ pub fn is_provider_key(key: &str) -> bool {
     PROVIDER_KEYS.iter().any(|k| k.eq_ignore_ascii_case(key))
 }
 
-/// The fixed command line of a CLI agent type (reference §3.4); the prompt goes on stdin.
+/// The fixed command line of a CLI agent type; the prompt goes on stdin.
 pub fn cli_argv(agent_type: AgentType) -> Option<Vec<String>> {
-    let args: &[&str] = match agent_type {
-        AgentType::Claude => &[
-            "claude",
-            "-p",
-            "--input-format",
-            "text",
-            "--output-format",
-            "stream-json",
-            "--verbose",
-            "--tools",
-            "default",
-            "--permission-mode",
-            "bypassPermissions",
-        ],
-        AgentType::Codex => &[
-            "codex",
-            "exec",
-            "--dangerously-bypass-approvals-and-sandbox",
-            "--json",
-            "-",
-        ],
-        AgentType::Gemini => &[
-            "gemini",
-            "--screen-reader",
-            "true",
-            "--approval-mode",
-            "yolo",
-            "--output-format",
-            "stream-json",
-        ],
+    let args = match agent_type {
+        AgentType::Claude => super::claude::ARGV,
+        AgentType::Codex => super::codex::ARGV,
+        AgentType::Gemini => super::gemini::ARGV,
         AgentType::Perplexity | AgentType::Xai | AgentType::Command => return None,
     };
     Some(args.iter().map(|s| s.to_string()).collect())
@@ -128,18 +101,12 @@ pub fn resume_argv(agent_type: AgentType, argv: &[String], session: &str) -> Opt
     if !plain {
         return None;
     }
-    let mut out = argv.to_vec();
     match agent_type {
-        AgentType::Claude | AgentType::Gemini => {
-            out.extend(["--resume".to_string(), session.to_string()]);
-        }
-        AgentType::Codex => {
-            let exec = argv.iter().skip(1).position(|a| a == "exec")? + 2;
-            out.splice(exec..exec, ["resume".to_string(), session.to_string()]);
-        }
-        AgentType::Perplexity | AgentType::Xai | AgentType::Command => return None,
+        AgentType::Claude => Some(super::claude::resume_argv(argv, session)),
+        AgentType::Codex => super::codex::resume_argv(argv, session),
+        AgentType::Gemini => Some(super::gemini::resume_argv(argv, session)),
+        AgentType::Perplexity | AgentType::Xai | AgentType::Command => None,
     }
-    Some(out)
 }
 
 /// The agent a resumed task runs when none is given: the one named by the latest run's
@@ -149,7 +116,7 @@ pub fn resume_argv(agent_type: AgentType, argv: &[String], session: &str) -> Opt
 pub fn select_for_resume(
     latest: &RunInfo,
     config: Option<&Config>,
-) -> Result<AgentSpec, RunnerError> {
+) -> Result<AgentSpec, AgentError> {
     let by_name = select(latest.agent_name_or_type(), config);
     match by_name {
         Ok(spec) if spec.agent_type.as_str() == latest.agent => Ok(spec),
@@ -160,7 +127,7 @@ pub fn select_for_resume(
 /// Selects the agent called `name`. With a config: an exact key of `agents`, else the first
 /// agent (by name) whose type is `name`, else a built-in CLI type when no agents are
 /// configured. Without a config: `claude`, `codex` or `gemini` by type.
-pub fn select(name: &str, config: Option<&Config>) -> Result<AgentSpec, RunnerError> {
+pub fn select(name: &str, config: Option<&Config>) -> Result<AgentSpec, AgentError> {
     let name = name.trim();
     let builtin = || {
         BUILTIN_TYPES
@@ -179,7 +146,7 @@ pub fn select(name: &str, config: Option<&Config>) -> Result<AgentSpec, RunnerEr
         {
             return from_config(key, agent);
         }
-        return Err(RunnerError::UnknownAgent {
+        return Err(AgentError::Unknown {
             name: name.to_string(),
             allowed: format!(
                 "an agent of the config ({}) or one of its types",
@@ -197,21 +164,21 @@ pub fn select(name: &str, config: Option<&Config>) -> Result<AgentSpec, RunnerEr
             argv: cli_argv(agent_type).unwrap_or_default(),
             token: None,
         }),
-        None => Err(RunnerError::UnknownAgent {
+        None => Err(AgentError::Unknown {
             name: name.to_string(),
             allowed: "claude, codex, gemini (other agents, e.g. `command` agents, are defined in a config file)".to_string(),
         }),
     }
 }
 
-fn from_config(name: &str, agent: &AgentConfig) -> Result<AgentSpec, RunnerError> {
+fn from_config(name: &str, agent: &AgentConfig) -> Result<AgentSpec, AgentError> {
     let argv = match agent.agent_type {
         AgentType::Command => agent
             .command
             .clone()
             .filter(|c| c.first().is_some_and(|p| !p.is_empty()))
             .ok_or_else(|| {
-                RunnerError::invalid(
+                AgentError::invalid(
                     format!("agents.{name}.command"),
                     "a `command` agent needs a non-empty program and arguments list",
                 )
@@ -243,13 +210,13 @@ fn rest_spec(
     base_url: Option<&str>,
     model: Option<&str>,
     token: Option<String>,
-) -> Result<AgentSpec, RunnerError> {
-    let (default_url, default_model) = super::rest::defaults(agent_type).unwrap_or_default();
+) -> Result<AgentSpec, AgentError> {
+    let (default_url, default_model) = super::chat_api::defaults(agent_type).unwrap_or_default();
     let var = token_var(agent_type).unwrap_or_default();
     let token = token.filter(|t| !t.trim().is_empty());
     let env_token = std::env::var(var).is_ok_and(|t| !t.trim().is_empty());
     if token.is_none() && !env_token {
-        return Err(RunnerError::invalid(
+        return Err(AgentError::invalid(
             format!("agent `{name}`"),
             format!(
                 "a {agent_type} agent needs an API token: set {var}, or `token` / `token_file` of \

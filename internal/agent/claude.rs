@@ -12,8 +12,33 @@ use serde_json::Value;
 
 use crate::storage::{CostSource, Usage};
 
-use super::text::first_text;
-use super::{count, kind, nonempty_str, EventParser};
+use super::stream::text::first_text;
+use super::stream::{count, kind, nonempty_str, EventParser};
+
+/// The provider variable holding its API key.
+pub const TOKEN_VAR: &str = "ANTHROPIC_API_KEY";
+
+/// The command line: print mode, the prompt as text on stdin, NDJSON events, every tool, no permission prompts.
+pub const ARGV: &[&str] = &[
+    "claude",
+    "-p",
+    "--input-format",
+    "text",
+    "--output-format",
+    "stream-json",
+    "--verbose",
+    "--tools",
+    "default",
+    "--permission-mode",
+    "bypassPermissions",
+];
+
+/// `claude -p … --resume <session>`: continues the conversation `session`.
+pub fn resume_argv(argv: &[String], session: &str) -> Vec<String> {
+    let mut out = argv.to_vec();
+    out.extend(["--resume".to_string(), session.to_string()]);
+    out
+}
 
 /// Reads a claude stream.
 #[derive(Debug, Default)]
@@ -173,7 +198,7 @@ impl EventParser for Parser {
 mod tests {
     use crate::config::AgentType;
 
-    use super::super::{final_answer, parse};
+    use super::super::stream::{final_answer, parse};
 
     #[test]
     fn result_wins_else_assistant_text() {
