@@ -75,8 +75,11 @@ fn all_runs_stream_reports_new_runs_and_status_changes() {
     assert_eq!(stream.next().unwrap().0, "ready");
     let dir = root.join("demo/task-1/runs/r9");
     std::fs::create_dir_all(&dir).unwrap();
+    // A live run (this test process stands in for its agent) that then ends: the index
+    // watches running runs' directories (finished ones only through its periodic rescan).
     let mut info = RunInfo::new_running("r9", "demo", "task-1", "command", Utc::now());
-    info.status = RunStatus::Failed;
+    info.pid = std::process::id() as i64;
+    info.pgid = nix::unistd::getpgrp().as_raw() as i64;
     info.write(&dir.join("run-info.yaml")).unwrap();
     let created = stream.next().unwrap();
     assert_eq!(created.0, "run_created", "{created:?}");
