@@ -33,11 +33,9 @@ pub const ARGV: &[&str] = &[
     "bypassPermissions",
 ];
 
-/// `claude -p … --resume <session>`: continues the conversation `session`.
+/// `claude … --resume <session>`: continues the conversation `session`.
 pub fn resume_argv(argv: &[String], session: &str) -> Vec<String> {
-    let mut out = argv.to_vec();
-    out.extend(["--resume".to_string(), session.to_string()]);
-    out
+    super::select::with_flag(argv, "--resume", session)
 }
 
 /// Reads a claude stream.

@@ -30,9 +30,7 @@ pub const ARGV: &[&str] = &[
 
 /// `gemini … --resume <session>`: continues the conversation `session`.
 pub fn resume_argv(argv: &[String], session: &str) -> Vec<String> {
-    let mut out = argv.to_vec();
-    out.extend(["--resume".to_string(), session.to_string()]);
-    out
+    super::select::with_flag(argv, "--resume", session)
 }
 
 /// Reads a gemini stream.

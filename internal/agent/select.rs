@@ -77,6 +77,13 @@ pub fn cli_argv(agent_type: AgentType) -> Option<Vec<String>> {
     Some(args.iter().map(|s| s.to_string()).collect())
 }
 
+/// `argv` followed by `flag value`.
+pub(super) fn with_flag(argv: &[String], flag: &str, value: &str) -> Vec<String> {
+    let mut out = argv.to_vec();
+    out.extend([flag.to_string(), value.to_string()]);
+    out
+}
+
 /// The session of `latest` (the task's latest run) that a resumed run of `agent` continues:
 /// its recorded `agent_session_id`, only when the run was of the same agent type and the type
 /// has a resume form ([`resume_argv`]). A different agent starts a new conversation.

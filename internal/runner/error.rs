@@ -34,14 +34,9 @@ pub enum RunnerError {
     /// An id failed validation.
     #[error(transparent)]
     Id(#[from] IdError),
-    /// The agent name matches nothing usable.
-    #[error("unknown agent `{name}`; allowed: {allowed}")]
-    UnknownAgent {
-        /// The name given.
-        name: String,
-        /// What would have been accepted.
-        allowed: String,
-    },
+    /// The agent cannot be selected (unknown name, unusable definition).
+    #[error(transparent)]
+    Agent(#[from] crate::agent::AgentError),
     /// A flag or input value is invalid.
     #[error("{what}: {message}")]
     Invalid {
@@ -113,19 +108,6 @@ impl RunnerError {
         RunnerError::Invalid {
             what: what.into(),
             message: message.into(),
-        }
-    }
-}
-
-impl From<crate::agent::AgentError> for RunnerError {
-    fn from(err: crate::agent::AgentError) -> Self {
-        match err {
-            crate::agent::AgentError::Unknown { name, allowed } => {
-                RunnerError::UnknownAgent { name, allowed }
-            }
-            crate::agent::AgentError::Invalid { what, message } => {
-                RunnerError::Invalid { what, message }
-            }
         }
     }
 }
