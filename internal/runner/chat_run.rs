@@ -17,8 +17,7 @@ use nix::sys::signal::{SigSet, Signal};
 
 use crate::storage::atomic::write_atomic;
 use crate::storage::paths::{OUTPUT_FILE, PROMPT_FILE, STDERR_FILE, STDOUT_FILE};
-use crate::storage::run_info::UPDATE_LOCK_TIMEOUT;
-use crate::storage::{RunInfo, RunStatus, Usage};
+use crate::storage::{RunStatus, Usage};
 
 use super::classify::{classify, Outcome};
 use super::error::RunnerError;
@@ -80,21 +79,7 @@ pub fn run(
     let pid = i64::from(std::process::id());
     let pgid = i64::from(nix::unistd::getpgrp().as_raw());
     let commandline = format!("POST {} (model {model})", chat_api::endpoint(&base_url));
-    RunInfo::update(info_path, UPDATE_LOCK_TIMEOUT, |i| {
-        i.pid = pid;
-        i.pgid = pgid;
-        i.pid_start_time = crate::process::start_time(pid);
-        i.commandline = Some(commandline.clone());
-        i.agent_version = String::new();
-        i.cwd = Some(plan.cwd.display().to_string());
-        let file = |f: &str| Some(plan.run_dir.join(f).display().to_string());
-        i.prompt_path = file(PROMPT_FILE);
-        i.output_path = file(OUTPUT_FILE);
-        i.stdout_path = file(STDOUT_FILE);
-        i.stderr_path = file(STDERR_FILE);
-        Ok::<(), std::convert::Infallible>(())
-    })?
-    .unwrap_or_else(|never| match never {});
+    super::supervise::record_started(info_path, plan, pid, pgid, &commandline, "")?;
     let open = |file: &str| {
         let path = plan.run_dir.join(file);
         OpenOptions::new()

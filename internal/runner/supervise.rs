@@ -270,21 +270,7 @@ fn run_to_end(
         }
     };
     let pid = i64::from(child.id());
-    RunInfo::update(&info_path, UPDATE_LOCK_TIMEOUT, |i| {
-        i.pid = pid;
-        i.pgid = pid;
-        i.pid_start_time = process::start_time(pid);
-        i.commandline = Some(commandline.clone());
-        i.agent_version = version.clone();
-        i.cwd = Some(plan.cwd.display().to_string());
-        let file = |name: &str| Some(plan.run_dir.join(name).display().to_string());
-        i.prompt_path = file(PROMPT_FILE);
-        i.output_path = file(OUTPUT_FILE);
-        i.stdout_path = file(STDOUT_FILE);
-        i.stderr_path = file(STDERR_FILE);
-        Ok::<(), std::convert::Infallible>(())
-    })?
-    .unwrap_or_else(|never| match never {});
+    record_started(&info_path, plan, pid, pid, &commandline, &version)?;
     report(events.started());
     notifier.started();
     tracing::debug!(run = %run, pid, "agent started");
@@ -504,4 +490,32 @@ fn shell_join(argv: &[String]) -> String {
         })
         .collect::<Vec<_>>()
         .join(" ")
+}
+
+/// Records in the run's record that its agent started: pid and group (with the pid's start
+/// time), the command line, the agent's version, the working directory and the run's files.
+pub(super) fn record_started(
+    info_path: &Path,
+    plan: &SupervisorPlan,
+    pid: i64,
+    pgid: i64,
+    commandline: &str,
+    version: &str,
+) -> Result<(), crate::storage::StorageError> {
+    RunInfo::update(info_path, UPDATE_LOCK_TIMEOUT, |i| {
+        i.pid = pid;
+        i.pgid = pgid;
+        i.pid_start_time = process::start_time(pid);
+        i.commandline = Some(commandline.to_string());
+        i.agent_version = version.to_string();
+        i.cwd = Some(plan.cwd.display().to_string());
+        let file = |name: &str| Some(plan.run_dir.join(name).display().to_string());
+        i.prompt_path = file(PROMPT_FILE);
+        i.output_path = file(OUTPUT_FILE);
+        i.stdout_path = file(STDOUT_FILE);
+        i.stderr_path = file(STDERR_FILE);
+        Ok::<(), std::convert::Infallible>(())
+    })?
+    .unwrap_or_else(|never| match never {});
+    Ok(())
 }
