@@ -29,6 +29,22 @@ pub fn new_session(cmd: &mut Command) -> &mut Command {
     }
 }
 
+/// Makes the calling process the leader of a new session and process group (pgid = its pid),
+/// detached from any terminal, with an empty signal mask — what [`new_session`] does for a
+/// child, done by the child itself. A long-running process that starts many children (the
+/// server) spawns them without a `pre_exec` closure, so the standard library can use
+/// `posix_spawn` (no copy of the parent's page tables, no stall of its other threads); the
+/// child then calls this first thing. Already leading a session is not an error.
+pub fn lead_own_session() -> Result<(), Errno> {
+    match nix::unistd::setsid() {
+        Ok(_) => {}
+        // EPERM: already a process-group leader (started with `new_session`, or a shell job).
+        Err(Errno::EPERM) => {}
+        Err(e) => return Err(e),
+    }
+    SigSet::empty().thread_set_mask()
+}
+
 /// Sends `signal` to every process of group `pgid`. A missing group is not an error; group
 /// ids 0 and 1 (the caller's own group, init) are refused.
 pub fn signal_group(pgid: i64, signal: Signal) -> Result<(), Errno> {
@@ -64,6 +80,24 @@ fn group_id(pgid: i64) -> Option<i32> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_child_that_leads_its_own_session_is_signalled_as_a_group() {
+        // The child runs the helper itself (here just before exec; the supervisor at start).
+        let mut cmd = Command::new("sh");
+        cmd.args(["-c", "exec sleep 30"]);
+        // SAFETY: the closure only calls async-signal-safe functions (setsid, sigprocmask).
+        unsafe {
+            cmd.pre_exec(|| lead_own_session().map_err(std::io::Error::from));
+        }
+        let mut child = cmd.spawn().unwrap();
+        let pid = i64::from(child.id());
+        let sid = nix::unistd::getsid(Some(Pid::from_raw(pid as i32))).unwrap();
+        assert_eq!(i64::from(sid.as_raw()), pid);
+        signal_group(pid, Signal::SIGKILL).unwrap();
+        child.wait().unwrap();
+        assert!(!group_alive(pid));
+    }
 
     #[test]
     fn session_child_leads_its_group_and_dies_by_group_signal() {

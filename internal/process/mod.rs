@@ -15,5 +15,5 @@ pub mod proc_stat;
 pub mod wait;
 
 pub use alive::{pid_alive, recorded_alive, start_time, Recorded};
-pub use group::{group_alive, new_session, signal_group};
+pub use group::{group_alive, lead_own_session, new_session, signal_group};
 pub use probe::{first_line, probe, ProbeError, ProbeOutput};

@@ -179,7 +179,9 @@ fn working_dir(req: &JobRequest, root: &Root, task_dir: &Path) -> Result<PathBuf
     Ok(dir)
 }
 
-/// Starts the supervisor of a prepared run, in its own session, with the agent's env.
+/// Starts the supervisor of a prepared run with the agent's env. The supervisor makes itself
+/// the leader of its own session ([`crate::process::lead_own_session`]), so the spawn needs no
+/// `pre_exec` and uses `posix_spawn`: a busy server no longer stalls its threads on a fork.
 pub fn start_supervisor(req: &JobRequest, run: &PreparedRun) -> Result<Child, RunnerError> {
     let root = Root::new(&req.root);
     let task_dir = root.task_dir(&req.project, &req.task);
@@ -226,12 +228,10 @@ pub fn start_supervisor(req: &JobRequest, run: &PreparedRun) -> Result<Child, Ru
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::inherit());
-    crate::process::new_session(&mut cmd)
-        .spawn()
-        .map_err(|source| RunnerError::Spawn {
-            program: req.exe.display().to_string(),
-            source,
-        })
+    cmd.spawn().map_err(|source| RunnerError::Spawn {
+        program: req.exe.display().to_string(),
+        source,
+    })
 }
 
 /// How often [`wait`] looks for the final record while the supervisor runs.

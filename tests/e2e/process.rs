@@ -169,3 +169,72 @@ fn a_live_member_of_the_group_keeps_a_run_running_until_it_ends() {
     );
     assert_vanished(&record);
 }
+
+/// Fields 5 and 6 of `/proc/<pid>/stat` (process group, session), read after the `)` that
+/// ends the command name.
+fn group_and_session(pid: u32) -> (i64, i64) {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("read stat");
+    let rest = &stat[stat.rfind(')').expect("stat has a command name") + 2..];
+    let fields: Vec<i64> = rest
+        .split_whitespace()
+        .skip(1)
+        .take(3)
+        .map(|f| f.parse().expect("number"))
+        .collect();
+    (fields[1], fields[2])
+}
+
+#[test]
+fn a_server_started_supervisor_leads_its_own_session_and_the_agent_its_own_group() {
+    // The server spawns supervisors without forking its own address space; the supervisor
+    // then detaches itself. The agent writes down its parent (the supervisor) and itself.
+    let sb = Sandbox::new();
+    let script = sb.write(
+        "ids-agent.sh",
+        "#!/bin/sh\necho \"$PPID $$\" > \"$JRUN_TASK_FOLDER/ids\"\n\
+         while [ ! -e \"$JRUN_TASK_FOLDER/GO\" ]; do sleep 0.05; done\n\
+         touch \"$JRUN_TASK_FOLDER/DONE\"\n",
+    );
+    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let config = format!(
+        "agents:\n  ids:\n    type: command\n    command: [\"{}\"]\ndefaults:\n  agent: ids\n",
+        script.display()
+    );
+    let server = serve_root(&sb, Some(&config));
+    let (code, body) = server.post_json(
+        "/api/v1/tasks",
+        serde_json::json!({"project_id": "p", "task_id": "sessions", "prompt": "ids"}),
+    );
+    assert_eq!(code, 201, "{body}");
+    let task = sb.path().join("root/p/sessions");
+    let ids = task.join("ids");
+    wait_until("the agent wrote its ids", Duration::from_secs(30), || {
+        std::fs::read_to_string(&ids).is_ok_and(|t| t.ends_with('\n'))
+    });
+    let text = std::fs::read_to_string(&ids).unwrap();
+    let pids: Vec<u32> = text
+        .split_whitespace()
+        .map(|p| p.parse().unwrap())
+        .collect();
+    let (supervisor, agent) = (pids[0], pids[1]);
+    let server_pid = server.child.0.as_ref().expect("server running").id();
+    let (_, server_session) = group_and_session(server_pid);
+    let (sup_group, sup_session) = group_and_session(supervisor);
+    assert_eq!(
+        sup_session,
+        i64::from(supervisor),
+        "the supervisor leads a session"
+    );
+    assert_eq!(sup_group, i64::from(supervisor), "and its process group");
+    assert_ne!(sup_session, server_session, "not the server's session");
+    let (agent_group, _) = group_and_session(agent);
+    assert_eq!(
+        agent_group,
+        i64::from(agent),
+        "the agent leads its own group"
+    );
+    std::fs::write(task.join("GO"), "").unwrap();
+    wait_until("the task is done", Duration::from_secs(30), || {
+        task.join("DONE").exists()
+    });
+}
