@@ -93,7 +93,7 @@ pub fn session_to_resume(latest: Option<&RunInfo>, agent: &AgentSpec) -> Option<
     resume_argv(agent.agent_type, &agent.argv, session).map(|_| session.to_string())
 }
 
-/// The command line that continues the agent's own conversation `session` (SPEC §5), from
+/// The command line that continues the agent's own conversation `session`, from
 /// the type's normal command line `argv`:
 /// - claude: `claude -p … --resume <session>`;
 /// - codex: `codex exec resume <session> … --json -` (`thread_id` of `thread.started`);

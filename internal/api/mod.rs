@@ -1,4 +1,4 @@
-//! The HTTP server (SPEC §6): routes, shared state, and the serve loop. The server takes an
+//! The HTTP server: routes, shared state, and the serve loop. The server takes an
 //! already-bound listener and a shutdown future; nothing binds inside the router, so tests
 //! and socket hand-over can pass their own socket.
 

@@ -1,4 +1,4 @@
-//! Request security (SPEC §6): request ids, API-key auth (bearer header or login cookie,
+//! Request security: request ids, API-key auth (bearer header or login cookie,
 //! constant-time compare), admin key, failed-auth rate limiting, loopback-only mutations
 //! without a key on a non-loopback bind, Origin checks, and the audit of every mutation.
 

@@ -1,4 +1,4 @@
-//! `GET|POST /api/v1/admin/self-update` (SPEC §8): status of the self-update, and starting
+//! `GET|POST /api/v1/admin/self-update`: status of the self-update, and starting
 //! one. Auth (admin key) and the audit of the POST itself are done by the security
 //! middleware; the manager audits every state change and result.
 

@@ -1,4 +1,4 @@
-//! Appending records (reference §2.4, SPEC §4). The whole record is built first; then, on an
+//! Appending records. The whole record is built first; then, on an
 //! `O_APPEND` descriptor, under an exclusive `flock` of the bus file taken with a bounded wait,
 //! the separator and record go out in one `write`. Only lock timeouts are retried (up to
 //! `max_attempts`, with doubling backoff); every other error reaches the caller at once, and a

@@ -1,4 +1,4 @@
-//! Body escaping (SPEC §4). A body line that the framing would read as a `---` delimiter must
+//! Body escaping. A body line that the framing would read as a `---` delimiter must
 //! not reach the file as-is: on write, every body line matching `^\\*---\r*$` gets one extra
 //! leading backslash; on read, one backslash is removed from lines matching `^\\+---\r*$`.
 //! So `---` is stored as `\---`, `\---` as `\\---`, and so on; bodies of old files, which never

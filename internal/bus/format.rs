@@ -1,4 +1,4 @@
-//! Writing one record (reference §2.2): `---\n`, the header as yaml.v3 would marshal it (keys in
+//! Writing one record: `---\n`, the header as yaml.v3 would marshal it (keys in
 //! struct order, 4-space indentation, `""` for empty strings, sorted `meta` keys), `---\n`, the
 //! escaped body, and a terminating `\n`.
 //!

@@ -1,5 +1,5 @@
 //! Bus records as read ([`Message`]) and as submitted for append ([`NewMessage`]), and the
-//! message id format `MSG-YYYYMMDD-HHMMSS-<nanos>-PID<pid>-<seq>` (reference §1.5).
+//! message id format `MSG-YYYYMMDD-HHMMSS-<nanos>-PID<pid>-<seq>`.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -1,4 +1,4 @@
-//! The message bus (SPEC §4): append-only `TASK-MESSAGE-BUS.md` / `PROJECT-MESSAGE-BUS.md`
+//! The message bus: append-only `TASK-MESSAGE-BUS.md` / `PROJECT-MESSAGE-BUS.md`
 //! files of `---` / YAML header / `---` / body records, byte-compatible with the Go reference.
 //!
 //! - [`message`]: the record types and message ids;

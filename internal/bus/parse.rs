@@ -1,4 +1,4 @@
-//! The incremental bus parser (reference §2.3, with its flaws fixed). Every reader uses it:
+//! The incremental bus parser (the Go reference's framing, with its flaws fixed). Every reader uses it:
 //! full reads, tail windows and follow.
 //!
 //! States SEEK → HEADER → BODY, driven by `---` delimiter lines (a line whose text, without

@@ -1,4 +1,4 @@
-//! The path safety rule applied before every read and append (reference §2.1): a bus path
+//! The path safety rule applied before every read and append: a bus path
 //! must not be a symlink and, when it exists, must be a regular file.
 
 use std::fs::{File, Metadata, OpenOptions};

@@ -1,7 +1,7 @@
 //! Reading a bus: all messages, messages after a msg_id, the last N (from a tail window, not
 //! the whole file), optionally filtered by type. A missing bus reads as empty.
 //!
-//! Tail windows (reference §2.3 `ReadLastN`): files up to 64 KiB are read whole; otherwise a
+//! Tail windows (like the Go reference's `ReadLastN`): files up to 64 KiB are read whole; otherwise a
 //! window of `max(64 KiB, n × 384)` bytes from the end is parsed, doubled up to three times
 //! while it holds too few messages, before a full read. The parser resyncs, so a window that
 //! starts mid-record skips the torn prefix; the first message of a window is dropped anyway,

@@ -1,6 +1,6 @@
 //! `run-agent server …` (and the same commands under `conductor …`): API-client commands for a
 //! running server — status, tasks, runs, bus (in `server/*.rs`) — and `update status|start`,
-//! which drive and watch the server's self-update (SPEC §8) or read its state offline.
+//! which drive and watch the server's self-update or read its state offline.
 
 mod bus;
 mod common;

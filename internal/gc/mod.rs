@@ -1,4 +1,4 @@
-//! Retention and maintenance (`run-agent gc`, SPEC §9, seed 003 "Retention and GC Policy"):
+//! Retention and maintenance (`run-agent gc`):
 //! delete old finished runs, rotate oversized message buses, prune finished empty tasks.
 //!
 //! gc is safe beside a live server: each run is judged from its own run-info.yaml when it is

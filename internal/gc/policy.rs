@@ -1,5 +1,4 @@
-//! What gc deletes: the pure decision for one run, from its status and timestamps (seed 003,
-//! "Retention and GC Policy"). No I/O here; liveness is judged by the caller first.
+//! What gc deletes: the pure decision for one run, from its status and timestamps. No I/O here; liveness is judged by the caller first.
 
 use chrono::{DateTime, Utc};
 

@@ -1,4 +1,4 @@
-//! Which runs root gc works on. gc keeps seed 003's own rule (SPEC §2): `--root`, else the
+//! Which runs root gc works on. gc has its own rule: `--root`, else the
 //! `storage.runs_dir` of `--config` (else that config's server default `$HOME/run-agent`),
 //! else `RUNS_DIR`, else `./runs`. Relative paths are taken against the current directory.
 

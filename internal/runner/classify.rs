@@ -1,4 +1,4 @@
-//! How a finished agent process becomes a run status (SPEC §5, reference §3.7):
+//! How a finished agent process becomes a run status:
 //! `completed` iff exit 0; a user stop is `stopped`; everything else `failed` with a summary.
 
 use std::os::unix::process::ExitStatusExt;

@@ -1,6 +1,6 @@
 //! Task dependencies (`TASK-CONFIG.yaml`, `depends_on: [task ids]`): parsing `--depends-on`,
 //! persisting the list, rejecting unknown tasks and cycles, and waiting until every
-//! dependency has its DONE file (reference §3.12).
+//! dependency has its DONE file.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;

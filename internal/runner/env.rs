@@ -1,4 +1,4 @@
-//! The environment given to an agent (SPEC §5): the runner's env, the agent's token under its
+//! The environment given to an agent: the runner's env, the agent's token under its
 //! provider variable with every other provider's key removed, what the CLI needs to run
 //! unattended ([`unattended`]), the runner's own directory first on PATH, and the JRUN_* variables last so nothing can override them.
 

@@ -1,4 +1,4 @@
-//! The runner's bus events on the task bus (reference §2.5): `RUN_START` at spawn, `RUN_STOP`
+//! The runner's bus events on the task bus: `RUN_START` at spawn, `RUN_STOP`
 //! for a completed or user-stopped run, `RUN_CRASH` (with the stderr tail) for a failed one.
 
 use std::path::Path;

@@ -1,4 +1,4 @@
-//! Why a failed agent run failed, in the agent's own words (SPEC §5): the CLI's error event
+//! Why a failed agent run failed, in the agent's own words: the CLI's error event
 //! in its JSON stream (see [`crate::agent::stream`]), else the last non-empty line of its stderr;
 //! with a hint where the fix is known (claude refusing to run as root).
 

@@ -1,4 +1,4 @@
-//! The runner (SPEC §5): one run of an agent ([`job`]), owned from spawn to final record by a
+//! The runner: one run of an agent ([`job`]), owned from spawn to final record by a
 //! detached supervisor process ([`supervise`]); the Ralph restart loop of a task ([`ralph`], entered through [`ralph::drive`] by the CLI
 //! and the server alike) and its dependencies ([`deps`]);
 //! stopping a run's whole process group ([`stop`]), also on Ctrl-C

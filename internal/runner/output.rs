@@ -21,7 +21,7 @@ pub const GEMINI_FLAGS_REJECTED: &str =
     "gemini CLI rejected --output-format stream-json; update your Gemini CLI";
 
 /// Whether a gemini run failed because its CLI rejected the stream flags: no answer in its
-/// stream, and stderr complains about an unknown flag (reference §3.7).
+/// stream, and stderr complains about an unknown flag.
 pub fn gemini_rejected_flags(run_dir: &Path) -> bool {
     let stdout = std::fs::read(run_dir.join(STDOUT_FILE)).unwrap_or_default();
     if stream::final_answer(AgentType::Gemini, &String::from_utf8_lossy(&stdout)).is_some() {

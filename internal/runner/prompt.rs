@@ -1,5 +1,5 @@
 //! `prompt.md`: the preamble (JRUN_* values, how to use the bus, spawn children and finish)
-//! followed by `\n---\n\n` and the task prompt (reference §3.5). Every command shown works as
+//! followed by `\n---\n\n` and the task prompt. Every command shown works as
 //! written inside a run, because the runner puts its own directory on the agent's PATH and
 //! sets the JRUN_* variables those commands read.
 

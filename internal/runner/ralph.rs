@@ -1,4 +1,4 @@
-//! The Ralph loop of a task (`run-agent task`, reference §3.9): run the root agent, restart it
+//! The Ralph loop of a task (`run-agent task`): run the root agent, restart it
 //! until `<task>/DONE` exists (attempts after the first get the restart prefix), with an
 //! exponential restart delay up to a cap; give up after `max_restarts` restarts with a bus
 //! ERROR; end without restarting when a run was stopped by the user. When DONE appears, wait

@@ -1,4 +1,4 @@
-//! Everything an agent started ends with its run (SPEC §5). Agents' tools start commands in
+//! Everything an agent started ends with its run. Agents' tools start commands in
 //! sessions (process groups) of their own — claude's Bash tool, gemini's shell tool, a
 //! `setsid cmd &` — which signalling the agent's group does not reach, and which would be
 //! reparented to PID 1 when the agent dies. The supervisor therefore makes itself the *child

@@ -1,4 +1,4 @@
-//! Stopping a run (SPEC §5): mark it as stopped by the user (a `STOP-REQUESTED` file in the
+//! Stopping a run: mark it as stopped by the user (a `STOP-REQUESTED` file in the
 //! run dir, read by its supervisor, and one in the task dir, read by the task's Ralph loop),
 //! SIGTERM the agent's process group, wait a grace period, then SIGKILL the group.
 

@@ -1,4 +1,4 @@
-//! The run supervisor (SPEC §5): a small process (the `run-agent` binary in a hidden mode,
+//! The run supervisor: a small process (the `run-agent` binary in a hidden mode,
 //! in its own session) that owns one run. It starts the agent in a new session with
 //! prompt.md on stdin and the O_APPEND stdout/stderr files, records pid/pgid/start time,
 //! waits (killing the group after an idle-output timeout), then writes output.md, the final

@@ -1,4 +1,4 @@
-//! The run webhook (config `webhook`, reference §6): each run's supervisor POSTs its run events
+//! The run webhook (config `webhook`): each run's supervisor POSTs its run events
 //! as JSON to the configured URL — `run_start` once the agent runs, `run_stop` once the run
 //! has ended (any status), and additionally `run_crash` for a failed run. Bodies are signed
 //! with HMAC-SHA256 when a secret is set; a delivery is tried 3 times (sleeping 1 s, then

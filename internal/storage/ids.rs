@@ -226,7 +226,7 @@ mod tests {
             assert!(validate_id(kind, &"a".repeat(129)).is_err());
             assert!(validate_id(kind, &"a".repeat(128)).is_ok());
         }
-        // One path segment: dots inside are harmless (SPEC §3 rejects only `.` and `..`).
+        // One path segment: dots inside are harmless (only `.` and `..` are rejected).
         assert!(validate_id(IdKind::Task, "a..b").is_ok());
         assert!(validate_id(IdKind::Run, "v1..2").is_ok());
     }

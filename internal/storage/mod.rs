@@ -1,4 +1,4 @@
-//! The run tree on disk (SPEC §3): ids and their validation, paths, `run-info.yaml` and its
+//! The run tree on disk: ids and their validation, paths, `run-info.yaml` and its
 //! crash-safe writes and locked updates, liveness reconciliation, and scanning.
 
 pub mod atomic;

@@ -1,4 +1,4 @@
-//! The file tree under a runs root (SPEC §3). Names here are a compatibility contract with
+//! The file tree under a runs root. Names here are a compatibility contract with
 //! the Go reference; every path is built from typed, validated ids only.
 
 use std::path::{Path, PathBuf};

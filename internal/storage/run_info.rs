@@ -1,5 +1,5 @@
 //! `run-info.yaml`: the metadata of one run, in the exact key order of the Go reference
-//! (SPEC §3), with crash-safe full writes and locked read-modify-write updates.
+//!, with crash-safe full writes and locked read-modify-write updates.
 //!
 //! Unknown keys are preserved (written back after the known ones), so a newer writer's
 //! fields survive an update by this version.

@@ -1,4 +1,4 @@
-//! The embedded web UI (SPEC §7): static files from `web/`, compiled into the binary, served
+//! The embedded web UI: static files from `web/`, compiled into the binary, served
 //! under `/ui/`; `/` redirects there.
 
 use axum::extract::Path;

@@ -1,4 +1,4 @@
-//! Self-update (SPEC §8): validate a candidate binary, drain active root runs (or hand over
+//! Self-update: validate a candidate binary, drain active root runs (or hand over
 //! at once), verify `--version`, back up and atomically replace the executable, and re-exec
 //! in place with the listening socket inherited (LISTEN_FDS), so no connection is refused.
 //! A watchdog (the previous binary) restores and restarts the previous version if the new

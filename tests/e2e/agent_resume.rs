@@ -1,4 +1,4 @@
-//! Resuming a task continues the agent's own conversation (SPEC §5): the fake CLIs
+//! Resuming a task continues the agent's own conversation: the fake CLIs
 //! (tests/fake-agents/fake-agent.sh installed as `claude`/`codex`/`gemini`) report a session
 //! id in their stream format, and the first run of `run-agent task resume` and of
 //! `POST /api/v1/projects/{p}/tasks/{t}/resume` gets that agent's resume form; later runs of

@@ -37,8 +37,8 @@ fn bearer_key_cookie_login_and_public_routes() {
         .unwrap();
     assert_eq!(resp.status().as_u16(), 200);
     assert!(resp.headers().get("x-request-id").is_some());
-    // Only the liveness probe, the UI files and the login are public (SPEC §6: every other
-    // /api/ route needs the key).
+    // Only the liveness probe, the UI files and the login are public: every other
+    // /api/ route needs the key.
     for private in ["/api/v1/health", "/api/v1/version", "/metrics"] {
         assert_eq!(
             a.get(&url(private)).call().unwrap().status().as_u16(),

@@ -1,4 +1,4 @@
-//! e2e: a live task loop is visible in the files (SPEC §5). A `run-agent task` loop holds its
+//! e2e: a live task loop is visible in the files. A `run-agent task` loop holds its
 //! task's loop lock (`<task>/.loop.lock`) for its whole life, so while it waits to restart its
 //! failed run: a second `task` (and the server's `POST /api/v1/tasks`) is refused, `watch`
 //! keeps waiting, `list` and the API show the task `running`, and `task delete` refuses; once

@@ -1,4 +1,4 @@
-//! The web UI's user flows in a real headless Chromium (SPEC §7): start a task from the
+//! The web UI's user flows in a real headless Chromium: start a task from the
 //! dashboard and follow its run live, the bus panels, stop / resume / delete from a task's page,
 //! and the API-key login. Agents are the fake agent; nothing leaves 127.0.0.1.
 
