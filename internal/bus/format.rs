@@ -15,7 +15,7 @@ use chrono::{DateTime, Datelike, Timelike, Utc};
 use super::escape;
 use super::message::{push_digits, Link, Message, Parent};
 use crate::storage::time::format_rfc3339_nano;
-use crate::storage::yaml_scalar as scalar;
+use crate::yaml::scalar;
 
 /// The record delimiter line.
 pub const DELIMITER: &str = "---\n";

@@ -9,7 +9,7 @@
 use super::header::{parse_ts, DecodedHeader};
 use super::message::Message;
 use crate::storage::time::zero_time;
-use crate::storage::yaml_scalar as scalar;
+use crate::yaml::scalar;
 
 const MSG_ID: usize = 0;
 const TS: usize = 1;

@@ -12,7 +12,7 @@ use std::ffi::OsString;
 use clap::{Args, Command, FromArgMatches, Parser, Subcommand};
 
 use super::{
-    bus, gc, job, list, output, serve, server, status, stop, supervise, task, validate, watch,
+    bus, gc, job, list, output, remote, serve, status, stop, supervise, task, validate, watch,
     GlobalOpts, RunAgentCli,
 };
 
@@ -65,7 +65,7 @@ fn pruned_command(args: &[OsString]) -> Option<Command> {
         "output" => ("output", output::OutputArgs::augment_args),
         "watch" => ("watch", watch::WatchArgs::augment_args),
         "server" => ("server", |c| {
-            subcommands(server::ServerCommand::augment_subcommands(c))
+            subcommands(remote::ServerCommand::augment_subcommands(c))
         }),
         "supervise" => ("supervise", supervise::SuperviseArgs::augment_args),
         _ => return None,

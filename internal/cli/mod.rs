@@ -11,9 +11,9 @@ pub mod job;
 pub mod list;
 pub mod logging;
 pub mod output;
+pub mod remote;
 pub mod scope;
 pub mod serve;
-pub mod server;
 mod sigpipe;
 pub mod status;
 pub mod stop;
@@ -75,7 +75,7 @@ pub enum RunAgentCommand {
     Watch(watch::WatchArgs),
     /// API client of a running server: status, tasks, runs, bus, self-update.
     #[command(subcommand)]
-    Server(server::ServerCommand),
+    Server(remote::ServerCommand),
     /// Check the setup: config, runs root, agents, port, server; pass/warn/fail list.
     Doctor(doctor::DoctorArgs),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
@@ -106,18 +106,18 @@ pub enum ConductorCommand {
     Validate(validate::ValidateArgs),
     /// Update this server's binary in place (self-update status and start).
     #[command(subcommand)]
-    Update(server::UpdateCommand),
+    Update(remote::UpdateCommand),
     /// Show a running server's status (API client).
-    Status(server::ServerStatusArgs),
+    Status(remote::ServerStatusArgs),
     /// Tasks of a running server: submit, list, show, stop, resume, delete (API client).
     #[command(subcommand)]
-    Task(server::TaskCommand),
+    Task(remote::TaskCommand),
     /// Runs of a running server: list, show, logs (API client).
     #[command(subcommand)]
-    Runs(server::RunsCommand),
+    Runs(remote::RunsCommand),
     /// Message bus of a running server: read, post (API client).
     #[command(subcommand)]
-    Bus(server::BusCommand),
+    Bus(remote::BusCommand),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
     Completions(completions::CompletionsArgs),
     /// Print the man page, or write one page per command with --out-dir.
@@ -180,7 +180,7 @@ pub fn run_agent_main() -> ExitCode {
         RunAgentCommand::Status(args) => status::run(args),
         RunAgentCommand::Output(args) => output::run(args),
         RunAgentCommand::Watch(args) => watch::run(args),
-        RunAgentCommand::Server(cmd) => server::run(cmd),
+        RunAgentCommand::Server(cmd) => remote::run(cmd),
         RunAgentCommand::Doctor(args) => doctor::run(args),
         RunAgentCommand::Completions(args) => {
             completions::run_completions(args, completions::Binary::RunAgent)
@@ -208,19 +208,19 @@ pub fn conductor_main() -> ExitCode {
         Some(ConductorCommand::Validate(args)) => validate::run(args),
         // Client commands use the top-level --config unless they have their own.
         Some(ConductorCommand::Update(cmd)) => {
-            server::run_with_config(server::ServerCommand::Update(cmd), cli.serve.config)
+            remote::run_with_config(remote::ServerCommand::Update(cmd), cli.serve.config)
         }
         Some(ConductorCommand::Status(args)) => {
-            server::run_with_config(server::ServerCommand::Status(args), cli.serve.config)
+            remote::run_with_config(remote::ServerCommand::Status(args), cli.serve.config)
         }
         Some(ConductorCommand::Task(cmd)) => {
-            server::run_with_config(server::ServerCommand::Task(cmd), cli.serve.config)
+            remote::run_with_config(remote::ServerCommand::Task(cmd), cli.serve.config)
         }
         Some(ConductorCommand::Runs(cmd)) => {
-            server::run_with_config(server::ServerCommand::Runs(cmd), cli.serve.config)
+            remote::run_with_config(remote::ServerCommand::Runs(cmd), cli.serve.config)
         }
         Some(ConductorCommand::Bus(cmd)) => {
-            server::run_with_config(server::ServerCommand::Bus(cmd), cli.serve.config)
+            remote::run_with_config(remote::ServerCommand::Bus(cmd), cli.serve.config)
         }
         Some(ConductorCommand::Completions(args)) => {
             completions::run_completions(args, completions::Binary::Conductor)

@@ -16,7 +16,6 @@ pub mod scan;
 pub mod time;
 pub mod usage;
 pub mod watch;
-pub(crate) mod yaml_scalar;
 
 pub use confined::ConfinedError;
 pub use error::StorageError;

@@ -17,7 +17,7 @@ use super::lock::LockFile;
 use super::paths::RUN_INFO_LOCK_FILE;
 use super::time::{format_rfc3339_nano, parse_rfc3339, zero_time};
 use super::usage::{format_usd, CostSource, Usage};
-use super::yaml_scalar;
+use crate::yaml::scalar as yaml_scalar;
 
 /// How long an update waits for the run-info lock before failing.
 pub const UPDATE_LOCK_TIMEOUT: Duration = Duration::from_secs(5);

@@ -11,7 +11,7 @@ use std::collections::HashSet;
 use super::run_info::{RunInfo, RunStatus};
 use super::time::{parse_rfc3339, zero_time};
 use super::usage::CostSource;
-use super::yaml_scalar::decode_one_line;
+use crate::yaml::scalar::decode_one_line;
 use crate::yaml::Value;
 
 /// Decodes `text` when it has the simple shape.
@@ -217,7 +217,7 @@ mod tests {
 
     fn scalar() -> impl Strategy<Value = String> {
         prop_oneof![
-            any::<String>().prop_map(|s| crate::storage::yaml_scalar::string(&s).into_owned()),
+            any::<String>().prop_map(|s| crate::yaml::scalar::string(&s).into_owned()),
             "\"[ -~]{0,8}\"",
             "'[ -~]{0,8}'",
             "[ -~]{0,10}",

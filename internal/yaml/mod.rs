@@ -1,5 +1,9 @@
 //! The one door to the YAML library. serde_yaml is deprecated upstream; every module reads and
 //! writes YAML through these names, so swapping the library touches only this file.
+//! [`scalar`] is the small YAML scalar emitter that run-info and bus headers are written with,
+//! quoting exactly as Go's yaml.v3 does.
+
+pub(crate) mod scalar;
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;

@@ -1,4 +1,5 @@
-// Renders the OpenAPI document as a list of routes. Plain JS, no external resources.
+// The API reference page (api.html): renders the OpenAPI document as a list of routes. Plain JS,
+// no external resources. (The UI's API client is js/api.js.)
 "use strict";
 
 function el(tag, text, cls) {

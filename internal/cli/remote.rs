@@ -1,5 +1,5 @@
 //! `run-agent server …` (and the same commands under `conductor …`): API-client commands for a
-//! running server — status, tasks, runs, bus (in `server/*.rs`) — and `update status|start`,
+//! running server — status, tasks, runs, bus (in `remote/*.rs`) — and `update status|start`,
 //! which drive and watch the server's self-update or read its state offline.
 
 mod bus;
