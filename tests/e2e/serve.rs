@@ -359,4 +359,16 @@ fn openapi_document_describes_the_routes() {
     let (code, page) = crate::support::http_get(&format!("{}/ui/api.html", server.base)).unwrap();
     assert_eq!(code, 200);
     assert!(page.contains("openapi.json"));
+    // The script the page names is served and is the one that renders the document.
+    let script = page
+        .split("<script src=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .expect("api.html names its script");
+    let (code, js) = crate::support::http_get(&format!("{}/ui/{script}", server.base)).unwrap();
+    assert_eq!(code, 200, "/ui/{script}");
+    assert!(
+        js.contains("openapi.json"),
+        "/ui/{script} renders the OpenAPI document"
+    );
 }
