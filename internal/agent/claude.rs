@@ -15,6 +15,23 @@ use crate::storage::{CostSource, Usage};
 use super::stream::text::first_text;
 use super::stream::{count, kind, nonempty_str, EventParser};
 
+/// What claude prints when `--permission-mode bypassPermissions` is used as root.
+const ROOT_REFUSAL: &str = "root/sudo";
+
+/// How to fix claude's root refusal.
+pub const ROOT_HINT: &str = "claude refuses to skip permission prompts as root: run the \
+    agent as a non-root user (in a container, a non-root USER), or set IS_SANDBOX=1 in its \
+    environment when it runs in a sandbox";
+
+/// A failure reason with the fix appended where claude's message is one we know the fix of.
+pub fn with_hint(reason: String) -> String {
+    if reason.contains(ROOT_REFUSAL) {
+        format!("{reason} — {ROOT_HINT}")
+    } else {
+        reason
+    }
+}
+
 /// The provider variable holding its API key.
 pub const TOKEN_VAR: &str = "ANTHROPIC_API_KEY";
 

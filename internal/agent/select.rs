@@ -93,6 +93,25 @@ pub fn session_to_resume(latest: Option<&RunInfo>, agent: &AgentSpec) -> Option<
     resume_argv(agent.agent_type, &agent.argv, session).map(|_| session.to_string())
 }
 
+/// The model a command line asks for: `--model X`, `--model=X`, `-m X` or `-c model=X`.
+pub fn model_from_argv(argv: &[String]) -> Option<String> {
+    let mut args = argv.iter().skip(1);
+    while let Some(arg) = args.next() {
+        let value = match arg.as_str() {
+            "--model" | "-m" => args.next().cloned(),
+            "-c" | "--config" => args
+                .next()
+                .and_then(|kv| kv.strip_prefix("model="))
+                .map(|m| m.trim_matches('"').to_string()),
+            other => other.strip_prefix("--model=").map(str::to_string),
+        };
+        if let Some(model) = value.filter(|m| !m.trim().is_empty()) {
+            return Some(model);
+        }
+    }
+    None
+}
+
 /// The command line that continues the agent's own conversation `session`, from
 /// the type's normal command line `argv`:
 /// - claude: `claude -p … --resume <session>`;
@@ -375,5 +394,23 @@ mod tests {
         assert!(keeps_key(AgentType::Codex, "openai_org_id"));
         assert!(!keeps_key(AgentType::Claude, "OPENAI_API_KEY"));
         assert!(is_provider_key("xai_api_key"));
+    }
+
+    #[test]
+    fn models_on_command_lines() {
+        let argv = |a: &[&str]| a.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(
+            model_from_argv(&argv(&["codex", "exec", "-m", "gpt-5", "--json"])).as_deref(),
+            Some("gpt-5")
+        );
+        assert_eq!(
+            model_from_argv(&argv(&["codex", "-c", "model=\"o3\""])).as_deref(),
+            Some("o3")
+        );
+        assert_eq!(
+            model_from_argv(&argv(&["x", "--model=m1"])).as_deref(),
+            Some("m1")
+        );
+        assert_eq!(model_from_argv(&argv(&["codex", "exec", "--json"])), None);
     }
 }

@@ -198,7 +198,7 @@ pub fn spawn_loop(
                 ("budget_exceeded", last.map(|r| r.run_id), Some(summary))
             }
             Ok(TaskEnd::GaveUp { last, .. }) => {
-                // Why the last attempt failed (the agent's own reason, see runner::failure).
+                // Why the last attempt failed (the agent's own reason, see agent::failure).
                 let error = last.as_ref().and_then(|r| r.error_summary.clone());
                 ("gave_up", last.map(|r| r.run_id), error)
             }

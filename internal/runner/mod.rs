@@ -4,12 +4,12 @@
 //! stopping a run's whole process group ([`stop`]), also on Ctrl-C
 //! ([`interrupt`]).
 //!
-//! Supporting pieces: agent selection and command lines ([`agent`]), the agent's env
-//! ([`env`]), prompt.md ([`prompt`]), exit classification ([`classify`]), output.md
-//! ([`output`], [`stream`]), bus events ([`events`]), the run webhook
-//! ([`webhook`]), why a run failed ([`failure`]), the cross-process run limit ([`slots`]),
+//! Supporting pieces: the agent's env ([`env`]), prompt.md ([`prompt`]), exit
+//! classification ([`classify`]), output.md ([`output`]), bus events ([`events`]), the run
+//! webhook ([`webhook`]), the cross-process run limit ([`slots`]),
 //! and the reaping of everything an agent started ([`reap`]). Process groups, liveness and
-//! `--version` probes come from [`crate::process`].
+//! `--version` probes come from [`crate::process`]; what is known about each kind of agent
+//! (command lines, streams, why a run failed) from [`crate::agent`].
 
 pub mod budget;
 pub mod chat_run;
@@ -20,7 +20,6 @@ pub mod env;
 pub mod error;
 pub mod events;
 pub mod exe;
-pub mod failure;
 pub mod inspect;
 pub mod interrupt;
 pub mod job;

@@ -31,7 +31,7 @@ use super::error::RunnerError;
 use super::events::RunEvents;
 use super::reserve::FinalRecordReserve;
 use super::webhook::{self, WebhookTarget};
-use super::{budget, chat_run, failure, output, reap, slots, stop, supervisor_lock, usage};
+use super::{budget, chat_run, output, reap, slots, stop, supervisor_lock, usage};
 
 /// How long `<cli> --version` may take (gemini's Node start takes ~5 s on a busy machine).
 const VERSION_TIMEOUT: Duration = Duration::from_secs(15);
@@ -304,7 +304,7 @@ fn run_to_end(
     let stream = output::read_stream(&plan.run_dir, plan.agent_type);
     if outcome.status == RunStatus::Failed && !timed_out {
         let stderr = output::stderr_tail(&plan.run_dir);
-        if let Some(reason) = failure::reason(plan.agent_type, &stream, &stderr) {
+        if let Some(reason) = crate::agent::failure::reason(plan.agent_type, &stream, &stderr) {
             outcome.error_summary = Some(reason);
         }
     }

@@ -59,25 +59,6 @@ pub fn priced(
     usage
 }
 
-/// The model a command line asks for: `--model X`, `--model=X`, `-m X` or `-c model=X`.
-pub fn model_from_argv(argv: &[String]) -> Option<String> {
-    let mut args = argv.iter().skip(1);
-    while let Some(arg) = args.next() {
-        let value = match arg.as_str() {
-            "--model" | "-m" => args.next().cloned(),
-            "-c" | "--config" => args
-                .next()
-                .and_then(|kv| kv.strip_prefix("model="))
-                .map(|m| m.trim_matches('"').to_string()),
-            other => other.strip_prefix("--model=").map(str::to_string),
-        };
-        if let Some(model) = value.filter(|m| !m.trim().is_empty()) {
-            return Some(model);
-        }
-    }
-    None
-}
-
 /// Writes `usage` into the run-info at `info_path` (locked read-modify-write).
 pub fn record(info_path: &Path, usage: &Usage) {
     let result = RunInfo::update(info_path, UPDATE_LOCK_TIMEOUT, |info| {
@@ -104,7 +85,7 @@ impl<'a> Meter<'a> {
         pricing: &'a BTreeMap<String, ModelPrice>,
         argv: &[String],
     ) -> Option<Meter<'a>> {
-        let fallback_model = model_from_argv(argv).or_else(|| match agent_type {
+        let fallback_model = crate::agent::model_from_argv(argv).or_else(|| match agent_type {
             AgentType::Codex => crate::agent::codex::config_model(&crate::config::process_env),
             _ => None,
         });
@@ -204,23 +185,5 @@ mod tests {
         let named = priced(no_model, &table(), Some("claude-x"));
         assert_eq!(named.model.as_deref(), Some("claude-x"));
         assert!((named.cost_usd.unwrap() - 3.0).abs() < 1e-9);
-    }
-
-    #[test]
-    fn models_on_command_lines() {
-        let argv = |a: &[&str]| a.iter().map(|s| s.to_string()).collect::<Vec<_>>();
-        assert_eq!(
-            model_from_argv(&argv(&["codex", "exec", "-m", "gpt-5", "--json"])).as_deref(),
-            Some("gpt-5")
-        );
-        assert_eq!(
-            model_from_argv(&argv(&["codex", "-c", "model=\"o3\""])).as_deref(),
-            Some("o3")
-        );
-        assert_eq!(
-            model_from_argv(&argv(&["x", "--model=m1"])).as_deref(),
-            Some("m1")
-        );
-        assert_eq!(model_from_argv(&argv(&["codex", "exec", "--json"])), None);
     }
 }

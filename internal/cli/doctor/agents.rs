@@ -213,7 +213,7 @@ fn claude_as_root(key: &str, env: Env, report: &mut Report) {
             format!("{key}.root"),
             Level::Fail,
             "running as root without IS_SANDBOX=1: claude refuses --permission-mode bypassPermissions as root, so every run fails",
-            crate::runner::failure::CLAUDE_ROOT_HINT,
+            crate::agent::claude::ROOT_HINT,
         );
     }
 }

@@ -1,21 +1,13 @@
 //! Why a failed agent run failed, in the agent's own words: the CLI's error event
 //! in its JSON stream (see [`crate::agent::stream`]), else the last non-empty line of its stderr;
-//! with a hint where the fix is known (claude refusing to run as root).
+//! with the agent's own hint where the fix is known ([`super::claude::with_hint`]).
 
 use crate::config::AgentType;
 
-use crate::agent::stream::StreamSummary;
+use super::stream::StreamSummary;
 
 /// Longest reason kept (characters); longer ones are cut with `…`.
 const MAX_REASON: usize = 500;
-
-/// What claude prints when `--permission-mode bypassPermissions` is used as root.
-const CLAUDE_ROOT_REFUSAL: &str = "root/sudo";
-
-/// How to fix claude's root refusal.
-pub const CLAUDE_ROOT_HINT: &str = "claude refuses to skip permission prompts as root: run the \
-    agent as a non-root user (in a container, a non-root USER), or set IS_SANDBOX=1 in its \
-    environment when it runs in a sandbox";
 
 /// The reason of a failed run of `agent_type`: the stream's error, else the last non-empty
 /// stderr line; `None` when neither says anything.
@@ -25,10 +17,10 @@ pub fn reason(agent_type: AgentType, stream: &StreamSummary, stderr: &str) -> Op
         .clone()
         .or_else(|| last_line(stderr).map(str::to_string))?;
     let text = shorten(text.trim());
-    if agent_type == AgentType::Claude && text.contains(CLAUDE_ROOT_REFUSAL) {
-        return Some(format!("{text} — {CLAUDE_ROOT_HINT}"));
-    }
-    Some(text)
+    Some(match agent_type {
+        AgentType::Claude => super::claude::with_hint(text),
+        _ => text,
+    })
 }
 
 fn last_line(text: &str) -> Option<&str> {
