@@ -16,6 +16,7 @@ mod bus_api;
 mod client;
 mod completions;
 mod config;
+mod docs_api;
 mod doctor;
 mod events_api;
 mod faults;
