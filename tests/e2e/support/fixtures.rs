@@ -1,29 +1,19 @@
-//! Shared test helpers: run the binaries with an isolated HOME, start servers on free
-//! loopback ports, and make sure no process outlives its test.
+//! Fixtures: the environments tests run in — the binaries, a sandbox with an isolated HOME,
+//! servers on free loopback ports, and guards so no process outlives its test.
 #![allow(dead_code)]
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+
+use super::*;
 
 /// The fake agent CLI of the tests (its behaviour is driven by `FAKE_*` variables).
 pub const FAKE_AGENT: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
     "/tests/fake-agents/fake-agent.sh"
 );
-
-/// The readable run records in `runs_dir` (a task's `runs/`), oldest first by run id; none
-/// when the directory does not exist.
-pub fn run_infos(runs_dir: &Path) -> Vec<conductor::storage::RunInfo> {
-    let mut dirs: Vec<PathBuf> = std::fs::read_dir(runs_dir)
-        .map(|rd| rd.flatten().map(|e| e.path()).collect())
-        .unwrap_or_default();
-    dirs.sort();
-    dirs.iter()
-        .filter_map(|d| conductor::storage::RunInfo::read(&d.join("run-info.yaml")).ok())
-        .collect()
-}
 
 /// Path of the built `run-agent` binary.
 pub fn run_agent_bin() -> PathBuf {
@@ -119,38 +109,6 @@ impl Sandbox {
         std::fs::write(&path, contents).expect("write file");
         path
     }
-}
-
-/// Runs `cmd` to completion and returns its output. Output is collected while the child
-/// runs (no pipe can fill up); a child still running after 60 s is killed and the test fails.
-pub fn run(cmd: &mut Command) -> Output {
-    let child = cmd
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn binary");
-    let pid = nix::unistd::Pid::from_raw(child.id() as i32);
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let _ = tx.send(child.wait_with_output());
-    });
-    match rx.recv_timeout(Duration::from_secs(60)) {
-        Ok(output) => output.expect("collect output"),
-        Err(_) => {
-            let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
-            panic!("command did not finish in 60 s");
-        }
-    }
-}
-
-/// stdout and stderr of an output as one string, for error messages.
-pub fn text(out: &Output) -> String {
-    format!(
-        "status: {:?}\n--- stdout ---\n{}\n--- stderr ---\n{}",
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
 }
 
 /// Kills the child (and waits for it) when dropped, so no test leaves a process behind.
@@ -280,70 +238,6 @@ impl Server {
     }
 }
 
-/// A plain GET returning status and body; non-2xx statuses are not errors.
-pub fn http_get(url: &str) -> Result<(u16, String), ureq::Error> {
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .timeout_global(Some(Duration::from_secs(10)))
-        .build()
-        .into();
-    let mut resp = agent.get(url).call()?;
-    let status = resp.status().as_u16();
-    let body = resp.body_mut().read_to_string()?;
-    Ok((status, body))
-}
-
-/// The base URL from a server log's "API listening on http://host:port/api/v1/" line.
-pub fn listening_url(log: &str) -> Option<String> {
-    let line = log.lines().find(|l| l.contains("API listening on "))?;
-    let rest = line.split("API listening on ").nth(1)?;
-    let url: String = rest
-        .chars()
-        .take_while(|c| !matches!(c, '"' | ' ' | '}'))
-        .collect();
-    let url = url.trim_end_matches("/api/v1/").trim_end_matches('/');
-    Some(url.replace("localhost", "127.0.0.1"))
-}
-
-/// Sends `request` (a full raw HTTP/1.1 request, `Connection: close` advised) to
-/// 127.0.0.1:`port` and returns the status and the body (headers stripped).
-pub fn raw_http(port: u16, request: &str) -> (u16, String) {
-    use std::io::{Read, Write};
-    let mut stream =
-        std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect to the server");
-    stream
-        .set_read_timeout(Some(Duration::from_secs(20)))
-        .expect("read timeout");
-    stream.write_all(request.as_bytes()).expect("send request");
-    let mut answer = Vec::new();
-    let _ = stream.read_to_end(&mut answer);
-    let text = String::from_utf8_lossy(&answer).into_owned();
-    let status = text
-        .split(' ')
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| panic!("no HTTP status in {text:?}"));
-    let body = text
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_string())
-        .unwrap_or_default();
-    (status, body)
-}
-
-/// Whether `pid` is a live process (a zombie counts as gone): the product's own rule.
-pub fn alive(pid: i32) -> bool {
-    conductor::process::pid_alive(i64::from(pid))
-}
-
-/// Polls `check` every 50 ms until it holds; fails the test after `limit`.
-pub fn wait_until(what: &str, limit: Duration, mut check: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !check() {
-        assert!(start.elapsed() < limit, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
 /// A `run-agent serve` on `<sandbox>/root` with the config file `config` and `env` for the
 /// server (and so for its agents).
 pub fn serve_config(sb: &Sandbox, config: &str, env: &[(&str, &str)]) -> Server {
@@ -370,99 +264,4 @@ pub fn serve_root(sb: &Sandbox, config: Option<&str>) -> Server {
         cmd.arg("--config").arg(sb.write("config.yaml", text));
     }
     Server::start(cmd, sb.path())
-}
-
-/// Opens a server-sent event stream (optionally resuming after `last_id`) and returns an
-/// iterator of its events as (event, id, data); it ends when the server closes the stream.
-pub fn sse_events(
-    url: &str,
-    last_id: Option<&str>,
-) -> impl Iterator<Item = (String, String, String)> {
-    use std::io::BufRead;
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .timeout_global(Some(Duration::from_secs(30)))
-        .build()
-        .into();
-    let mut req = agent.get(url);
-    if let Some(id) = last_id {
-        req = req.header("Last-Event-ID", id);
-    }
-    let resp = req.call().expect("open the event stream");
-    assert_eq!(resp.status().as_u16(), 200, "{url}");
-    let mut lines = std::io::BufReader::new(resp.into_body().into_reader()).lines();
-    std::iter::from_fn(move || {
-        let mut cur = (String::new(), String::new(), String::new());
-        loop {
-            let line = lines.next()?.ok()?;
-            if line.is_empty() {
-                if cur.0.is_empty() {
-                    continue;
-                }
-                return Some(cur);
-            }
-            if let Some(v) = line.strip_prefix("event:") {
-                cur.0 = v.trim().to_string();
-            } else if let Some(v) = line.strip_prefix("id:") {
-                cur.1 = v.trim().to_string();
-            } else if let Some(v) = line.strip_prefix("data:") {
-                cur.2 = v.trim_start().to_string();
-            }
-        }
-    })
-}
-
-/// Appends `text` to the file at `path` (created when missing), as an agent writes its log.
-pub fn append(path: &Path, text: &str) {
-    use std::io::Write;
-    let mut f = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(path)
-        .expect("open for append");
-    f.write_all(text.as_bytes()).expect("append");
-}
-
-/// A `running` run written into a tree, kept running by a live stand-in process (killed on
-/// drop), with `one\ntwo\n` on stdout and `warn\n` on stderr.
-pub struct LiveRun {
-    /// The run directory.
-    pub dir: PathBuf,
-    /// The record as written (change it and write it again to end the run).
-    pub info: conductor::storage::RunInfo,
-    _process: ChildGuard,
-}
-
-impl LiveRun {
-    /// Writes run `run` of `demo/task-1` under `root`.
-    pub fn write(root: &Path, run: &str) -> LiveRun {
-        let dir = root.join("demo/task-1/runs").join(run);
-        std::fs::create_dir_all(&dir).expect("create run dir");
-        let process = ChildGuard(Some(
-            Command::new("sleep")
-                .arg("60")
-                .spawn()
-                .expect("spawn sleep"),
-        ));
-        let pid = i64::from(process.0.as_ref().map_or(0, Child::id));
-        let mut info = conductor::storage::RunInfo::new_running(
-            run,
-            "demo",
-            "task-1",
-            "command",
-            chrono::Utc::now(),
-        );
-        info.pid = pid;
-        info.pgid = pid;
-        info.pid_start_time = conductor::process::start_time(pid);
-        info.write(&dir.join("run-info.yaml"))
-            .expect("write run-info");
-        append(&dir.join("agent-stdout.txt"), "one\ntwo\n");
-        append(&dir.join("agent-stderr.txt"), "warn\n");
-        LiveRun {
-            dir,
-            info,
-            _process: process,
-        }
-    }
 }
