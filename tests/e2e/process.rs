@@ -187,12 +187,13 @@ fn group_and_session(pid: u32) -> (i64, i64) {
 #[test]
 fn a_server_started_supervisor_leads_its_own_session_and_the_agent_its_own_group() {
     // The server spawns supervisors without forking its own address space; the supervisor
-    // then detaches itself. The agent writes down its parent (the supervisor) and itself.
+    // then detaches itself. The agent writes down its parent (the supervisor) and itself, and
+    // waits for GO at most 30 s, so a failed assertion leaves nothing running for long.
     let sb = Sandbox::new();
     let script = sb.write(
         "ids-agent.sh",
         "#!/bin/sh\necho \"$PPID $$\" > \"$JRUN_TASK_FOLDER/ids\"\n\
-         while [ ! -e \"$JRUN_TASK_FOLDER/GO\" ]; do sleep 0.05; done\n\
+         w=0; while [ ! -e \"$JRUN_TASK_FOLDER/GO\" ] && [ $w -lt 600 ]; do sleep 0.05; w=$((w+1)); done\n\
          touch \"$JRUN_TASK_FOLDER/DONE\"\n",
     );
     std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
@@ -207,6 +208,14 @@ fn a_server_started_supervisor_leads_its_own_session_and_the_agent_its_own_group
     );
     assert_eq!(code, 201, "{body}");
     let task = sb.path().join("root/p/sessions");
+    // Lets the agent end when the test ends, also when an assertion below fails.
+    struct Release(std::path::PathBuf);
+    impl Drop for Release {
+        fn drop(&mut self) {
+            let _ = std::fs::write(&self.0, "");
+        }
+    }
+    let release = Release(task.join("GO"));
     let ids = task.join("ids");
     wait_until("the agent wrote its ids", Duration::from_secs(30), || {
         std::fs::read_to_string(&ids).is_ok_and(|t| t.ends_with('\n'))
@@ -233,7 +242,7 @@ fn a_server_started_supervisor_leads_its_own_session_and_the_agent_its_own_group
         i64::from(agent),
         "the agent leads its own group"
     );
-    std::fs::write(task.join("GO"), "").unwrap();
+    drop(release);
     wait_until("the task is done", Duration::from_secs(30), || {
         task.join("DONE").exists()
     });
