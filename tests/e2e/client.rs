@@ -20,15 +20,7 @@ fn config(api: &str) -> String {
 
 fn start(sb: &Sandbox, config_text: &str, env: &[(&str, &str)]) -> Server {
     let config = sb.write("server/config.yaml", config_text);
-    let mut cmd = sb.run_agent();
-    cmd.args(["serve", "--host", "127.0.0.1", "--root"])
-        .arg(sb.path().join("root"))
-        .arg("--config")
-        .arg(&config);
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    Server::start(cmd, sb.path())
+    crate::support::serve_config_file(sb, &config, env)
 }
 
 /// `run-agent server <args>` against `server` (no key unless given).

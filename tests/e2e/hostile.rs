@@ -4,15 +4,8 @@
 use crate::support::{raw_http, Sandbox, Server};
 
 fn keyless(sb: &Sandbox, config: Option<&str>) -> Server {
-    let root = sb.path().join("root");
-    std::fs::create_dir_all(root.join("demo")).unwrap();
-    let mut cmd = sb.run_agent();
-    cmd.args(["serve", "--host", "127.0.0.1", "--root"])
-        .arg(&root);
-    if let Some(text) = config {
-        cmd.arg("--config").arg(sb.write("config.yaml", text));
-    }
-    Server::start(cmd, sb.path())
+    std::fs::create_dir_all(sb.path().join("root/demo")).unwrap();
+    crate::support::serve_root(sb, config)
 }
 
 fn request(method: &str, path: &str, host: &str, extra: &str) -> String {

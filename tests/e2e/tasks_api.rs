@@ -316,13 +316,7 @@ fn stop_then_delete_a_task() {
 }
 
 fn runs_of(root: &Path, project: &str, task: &str) -> Vec<conductor::storage::RunInfo> {
-    let mut dirs: Vec<_> = std::fs::read_dir(root.join(project).join(task).join("runs"))
-        .map(|rd| rd.flatten().map(|e| e.path()).collect())
-        .unwrap_or_default();
-    dirs.sort();
-    dirs.iter()
-        .filter_map(|d| conductor::storage::RunInfo::read(&d.join("run-info.yaml")).ok())
-        .collect()
+    crate::support::run_infos(&root.join(project).join(task).join("runs"))
 }
 
 fn wait_until(what: &str, mut check: impl FnMut() -> bool) {

@@ -241,12 +241,17 @@ impl Server {
 /// A `run-agent serve` on `<sandbox>/root` with the config file `config` and `env` for the
 /// server (and so for its agents).
 pub fn serve_config(sb: &Sandbox, config: &str, env: &[(&str, &str)]) -> Server {
-    let config = sb.write("config.yaml", config);
+    serve_config_file(sb, &sb.write("config.yaml", config), env)
+}
+
+/// A `run-agent serve` on `<sandbox>/root` with the config file at `config` and `env` for
+/// the server.
+pub fn serve_config_file(sb: &Sandbox, config: &Path, env: &[(&str, &str)]) -> Server {
     let mut cmd = sb.run_agent();
     cmd.args(["serve", "--host", "127.0.0.1", "--root"])
         .arg(sb.path().join("root"))
         .arg("--config")
-        .arg(&config);
+        .arg(config);
     for (k, v) in env {
         cmd.env(k, v);
     }
