@@ -3,7 +3,6 @@
 //! `/api/v1/messages` routes for its clients.
 
 use std::path::PathBuf;
-use std::time::Duration;
 
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, Query, State};
@@ -12,6 +11,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Deserialize;
 
+use super::bus_follow::BusFollow;
 use super::error::ApiError;
 use super::lookup;
 use super::sse::{self, SseEvent};
@@ -21,9 +21,6 @@ use crate::bus::{
 };
 use crate::storage::{ProjectId, TaskId};
 use crate::wire::{BusMessages, CompatPost, MessagePosted, PostBody};
-
-/// How long a stream's follower waits for new messages before checking for a gone client.
-const FOLLOW_POLL: Duration = Duration::from_secs(1);
 
 /// Query of bus reads.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
@@ -244,7 +241,7 @@ fn stream(
         Some(id) => FollowFrom::Since(id.clone()),
         None => FollowFrom::Start,
     };
-    let (mut follower, resync) = match Follower::open(&path, from, query.msg_type.clone()) {
+    let (follower, resync) = match Follower::open(&path, from, query.msg_type.clone()) {
         Ok(f) => (f, false),
         Err(BusError::SinceNotFound { .. }) => (
             Follower::open(&path, FollowFrom::Start, query.msg_type).map_err(bus_error)?,
@@ -253,20 +250,25 @@ fn stream(
         Err(err) => return Err(bus_error(err)),
     };
     let (tx, body) = sse::channel(Some(guard));
-    std::thread::spawn(move || {
+    tokio::spawn(async move {
         if resync {
             let event = SseEvent::new("resync", "unknown Last-Event-ID; replaying the whole bus");
-            if tx.send_blocking(event).is_err() {
+            if tx.send(event).await.is_err() {
                 return;
             }
         }
         // The follower hands out the backlog in bounded batches; a full client buffer makes
-        // `send_blocking` wait, so the rest of the file is read only as the client drains.
-        while !tx.is_closed() {
-            let batch = match follower.next_batch(FOLLOW_POLL) {
+        // `send` wait, so the rest of the file is read only as the client drains.
+        let mut follower = BusFollow::new(follower);
+        loop {
+            let batch = tokio::select! {
+                () = tx.closed() => return,
+                batch = follower.next() => batch,
+            };
+            let batch = match batch {
                 Ok(batch) => batch,
                 Err(err) => {
-                    let _ = tx.send_blocking(SseEvent::new("error", err.to_string()));
+                    let _ = tx.send(SseEvent::new("error", err.to_string())).await;
                     return;
                 }
             };
@@ -275,7 +277,7 @@ fn stream(
                     continue;
                 };
                 let event = SseEvent::new("message", data).id(msg.msg_id.clone());
-                if tx.send_blocking(event).is_err() {
+                if tx.send(event).await.is_err() {
                     return;
                 }
             }

@@ -30,21 +30,20 @@ use axum::Json;
 use serde::Deserialize;
 use tokio::sync::broadcast;
 
+use super::bus_follow::BusFollow;
 use super::error::ApiError;
 use super::index::IndexChange;
 use super::lookup;
+use super::run_follow::{Position, RunFollower, RunStep};
 use super::run_stream::{json_data, run_change};
-use super::run_stream::{parse_position, wait_change, watch, LogTail};
 use super::sse::{self, SseEvent, SseSender};
 use super::state::AppState;
 use crate::bus::{BusError, FollowFrom, Follower};
-use crate::storage::paths::{
-    PROJECT_BUS_FILE, RUN_INFO_FILE, STDERR_FILE, STDOUT_FILE, TASK_BUS_FILE,
-};
-use crate::storage::{liveness, ProjectId, RunId, RunStatus, TaskId};
+use crate::storage::paths::{PROJECT_BUS_FILE, STDERR_FILE, STDOUT_FILE, TASK_BUS_FILE};
+use crate::storage::{ProjectId, RunId, TaskId};
 use crate::wire::{
-    BusBatch, LogLines, OnTopic, Resync, RunEnded, RunStatusEvent, StreamHello, StreamTopics,
-    TopicChange, TopicError,
+    BusBatch, LogLines, OnTopic, Resync, RunEnded, StreamHello, StreamTopics, TopicChange,
+    TopicError,
 };
 
 /// Largest `log` event (bytes of lines); a bigger batch is split.
@@ -122,8 +121,8 @@ impl Topic {
             };
             let from = match at {
                 None => (0, 0),
-                Some(pos) => match parse_position(pos) {
-                    Some(p) => p,
+                Some(pos) => match Position::parse(pos) {
+                    Some(p) => (p.stdout, p.stderr),
                     None => {
                         return bad("the position must be <stdout offset>:<stderr offset>".into())
                     }
@@ -352,7 +351,7 @@ fn subscribe(state: &AppState, stream: &Arc<Stream>, topic: Topic) {
             lookup::refuse_symlinked_files(&dir, &[STDOUT_FILE, STDERR_FILE]).map(|()| dir)
         }) {
             Ok(dir) => {
-                std::thread::spawn(move || follower.run(dir, from));
+                tokio::spawn(follower.run(dir, from));
             }
             Err(err) => follower.fail(&err.message),
         },
@@ -363,7 +362,7 @@ fn subscribe(state: &AppState, stream: &Arc<Stream>, topic: Topic) {
             ..
         } => match bus_path(state, &project, task.as_ref()) {
             Ok(path) => {
-                std::thread::spawn(move || follower.bus(path, since));
+                tokio::spawn(follower.bus(path, since));
             }
             Err(err) => follower.fail(&err.message),
         },
@@ -401,10 +400,10 @@ impl Follow {
         SseEvent::new(kind, json_data(&data))
     }
 
-    /// Sends from a follower thread, waiting while the client's buffer is full; false when the
+    /// Sends from a follower task, waiting while the client's buffer is full; false when the
     /// stream is gone (or was told to resync) or the topic dropped.
-    fn send_blocking<T: serde::Serialize>(&self, kind: &str, data: T) -> bool {
-        !self.stopped() && self.tx.send_blocking(self.event(kind, data)).is_ok()
+    async fn send<T: serde::Serialize>(&self, kind: &str, data: T) -> bool {
+        !self.stopped() && self.tx.send(self.event(kind, data)).await.is_ok()
     }
 
     /// A topic that cannot be followed: one `error` event, the stream goes on.
@@ -449,85 +448,63 @@ impl Follow {
         }
     }
 
-    fn run(self, dir: PathBuf, from: (u64, u64)) {
-        let changes = watch(&dir);
-        let tail = |name, file, offset| LogTail {
-            name,
-            path: dir.join(file),
-            offset,
-            partial: Vec::new(),
+    async fn run(self, dir: PathBuf, from: (u64, u64)) {
+        let from = Position {
+            stdout: from.0,
+            stderr: from.1,
         };
-        let mut tails = [
-            tail("stdout", STDOUT_FILE, from.0),
-            tail("stderr", STDERR_FILE, from.1),
-        ];
-        let mut last_status: Option<RunStatus> = None;
+        let mut follower = RunFollower::new(dir, from).coalesce(COALESCE);
         loop {
-            let info = liveness::read_reconciled(&dir.join(RUN_INFO_FILE)).ok();
-            let status = info.as_ref().map_or(RunStatus::Unknown, |i| i.status);
-            let finished = status.is_terminal();
-            let mut busy = false;
-            let mut caught_up = true;
-            for i in 0..tails.len() {
-                let (lines, at_end) = tails[i].poll(finished);
-                caught_up &= at_end;
-                busy |= !lines.is_empty();
-                for batch in batches(lines) {
-                    let (o, e) = if i == 0 {
-                        (batch.1, tails[1].offset)
-                    } else {
-                        (tails[0].offset, batch.1)
-                    };
-                    let data = LogLines {
-                        stream: tails[i].name.to_string(),
-                        lines: batch.0,
-                        pos: format!("{o}:{e}"),
-                    };
-                    if !self.send_blocking("log", data) {
-                        return;
-                    }
-                }
-            }
-            if !caught_up {
-                continue; // more backlog: read on as the client drains it
-            }
-            let pos = format!("{}:{}", tails[0].offset, tails[1].offset);
-            if last_status != Some(status) {
-                last_status = Some(status);
-                let data = RunStatusEvent {
-                    status,
-                    exit_code: info.as_ref().map(|i| i.exit_code),
-                    error_summary: info.as_ref().and_then(|i| i.error_summary.clone()),
-                    pos: Some(pos.clone()),
-                };
-                if !self.send_blocking("status", data) {
-                    return;
-                }
-            }
-            if finished {
-                self.send_blocking("end", RunEnded { status, pos });
-                return;
-            }
             if self.stopped() {
                 return;
             }
-            wait_change(&changes);
-            if busy {
-                std::thread::sleep(COALESCE);
+            let step = tokio::select! {
+                () = self.tx.closed() => return,
+                step = follower.next() => step,
+            };
+            let sent = match step {
+                None => return,
+                Some(RunStep::Lines { stream, lines }) => {
+                    let mut sent = true;
+                    for (lines, pos) in batches(lines) {
+                        let data = LogLines {
+                            stream: stream.to_string(),
+                            lines,
+                            pos: pos.to_string(),
+                        };
+                        sent = self.send("log", data).await;
+                        if !sent {
+                            break;
+                        }
+                    }
+                    sent
+                }
+                Some(RunStep::Status { mut event, pos }) => {
+                    event.pos = Some(pos.to_string());
+                    self.send("status", event).await
+                }
+                Some(RunStep::End { status, pos }) => {
+                    let pos = pos.to_string();
+                    self.send("end", RunEnded { status, pos }).await;
+                    return;
+                }
+            };
+            if !sent {
+                return;
             }
         }
     }
 
-    fn bus(self, path: PathBuf, since: Option<String>) {
+    async fn bus(self, path: PathBuf, since: Option<String>) {
         let from = since.clone().map_or(FollowFrom::Start, FollowFrom::Since);
-        let mut follower = match Follower::open(&path, from, None) {
+        let follower = match Follower::open(&path, from, None) {
             Ok(f) => f,
             Err(BusError::SinceNotFound { .. }) => {
                 let reason = "unknown msg_id; replaying the whole bus";
                 let resync = Resync {
                     reason: reason.to_string(),
                 };
-                if !self.send_blocking("resync", resync) {
+                if !self.send("resync", resync).await {
                     return;
                 }
                 match Follower::open(&path, FollowFrom::Start, None) {
@@ -537,11 +514,17 @@ impl Follow {
             }
             Err(err) => return self.fail(&err.to_string()),
         };
+        let mut follower = BusFollow::new(follower);
         while !self.stopped() {
-            match follower.next_batch(Duration::from_secs(1)) {
-                Ok(batch) if batch.is_empty() => {}
+            let batch = tokio::select! {
+                () = self.tx.closed() => return,
+                // An unsubscribed topic notices within the idle check.
+                () = tokio::time::sleep(IDLE_CHECK) => continue,
+                batch = follower.next() => batch,
+            };
+            match batch {
                 Ok(batch) => {
-                    if !self.send_blocking("bus", BusBatch { messages: batch }) {
+                    if !self.send("bus", BusBatch { messages: batch }).await {
                         return;
                     }
                 }
@@ -553,8 +536,8 @@ impl Follow {
 
 /// Groups `(line, offset after it)` into batches of at most [`MAX_BATCH_BYTES`], each with the
 /// offset after its last line.
-fn batches(lines: Vec<(String, u64)>) -> Vec<(Vec<String>, u64)> {
-    let mut out: Vec<(Vec<String>, u64)> = Vec::new();
+fn batches<P>(lines: Vec<(String, P)>) -> Vec<(Vec<String>, P)> {
+    let mut out: Vec<(Vec<String>, P)> = Vec::new();
     let mut size = 0;
     for (line, offset) in lines {
         match out.last_mut() {
@@ -623,6 +606,6 @@ mod tests {
         assert_eq!(out[0].1, 4);
         assert_eq!(out[1].0.len(), 2);
         assert_eq!(out[1].1, 8);
-        assert!(batches(Vec::new()).is_empty());
+        assert!(batches::<u64>(Vec::new()).is_empty());
     }
 }

@@ -1,10 +1,10 @@
 //! One bounded Server-Sent-Events pipe for every stream of the server.
 //!
-//! A producer (a blocking thread following a file, or an async task) hands events to an
+//! A producer (an async task following a file or a broadcast) hands events to an
 //! [`SseSender`]; the client's response body is the matching [`SseStream`]. What sits between
 //! the two is capped at [`CLIENT_BUFFER_BYTES`] per client, counted in bytes, not events:
 //!
-//! - A file-backed producer calls [`SseSender::send_blocking`] (or [`SseSender::send`]): it waits
+//! - A file-backed producer awaits [`SseSender::send`]: it waits
 //!   while the client's buffer is full, so a backlog is read from the file only as fast as the
 //!   client drains it and is never held whole. A client that drains nothing for
 //!   [`STALL_LIMIT`] is sent a `resync` event and the stream ends, so the client reconnects with
@@ -102,7 +102,6 @@ pub struct SseSender {
     cap: usize,
     stall: Duration,
     ended: AtomicBool,
-    handle: tokio::runtime::Handle,
 }
 
 /// The response-body side: yields queued events, holds the open-stream gauge.
@@ -112,8 +111,7 @@ pub struct SseStream {
     _extra: Option<Box<dyn Send + Sync>>,
 }
 
-/// A bounded pipe with the default cap and stall limit. Call from inside the runtime (a
-/// handler); `guard` (from `Metrics::sse_guard`) is released when the client goes away.
+/// A bounded pipe with the default cap and stall limit; `guard` (from `Metrics::sse_guard`) is released when the client goes away.
 pub fn channel(guard: Option<SseGuard>) -> (SseSender, SseStream) {
     channel_with(guard, CLIENT_BUFFER_BYTES, STALL_LIMIT)
 }
@@ -132,7 +130,6 @@ pub fn channel_with(
         cap,
         stall,
         ended: AtomicBool::new(false),
-        handle: tokio::runtime::Handle::current(),
     };
     (
         sender,
@@ -197,11 +194,6 @@ impl SseSender {
                 }
             },
         }
-    }
-
-    /// [`send`](Self::send) from a blocking (non-runtime) thread.
-    pub fn send_blocking(&self, event: SseEvent) -> Result<(), SendError> {
-        self.handle.block_on(self.send(event))
     }
 
     /// Sends `event` only if it fits the client's buffer now; otherwise the client is sent
@@ -272,12 +264,12 @@ mod tests {
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn a_blocking_producer_waits_for_the_client_then_resyncs_a_stalled_one() {
+    async fn a_waiting_producer_waits_for_the_client_then_resyncs_a_stalled_one() {
         let (tx, mut rx) = channel_with(None, 4096, Duration::from_millis(300));
-        let producer = std::thread::spawn(move || {
+        let producer = tokio::spawn(async move {
             let mut sent = 0;
             for n in 0..100 {
-                match tx.send_blocking(event(n, 1000)) {
+                match tx.send(event(n, 1000)).await {
                     Ok(()) => sent += 1,
                     Err(e) => return (sent, Some(e)),
                 }
@@ -289,9 +281,7 @@ mod tests {
             assert!(rx.next().await.is_some());
         }
         // Then stop reading: the producer stalls and gives up with a resync.
-        let (sent, err) = tokio::task::spawn_blocking(move || producer.join().unwrap())
-            .await
-            .unwrap();
+        let (sent, err) = producer.await.unwrap();
         assert_eq!(err, Some(SendError::Overflow));
         assert!((10..=14).contains(&sent), "sent {sent}");
         let mut rest = Vec::new();

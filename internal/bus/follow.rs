@@ -8,8 +8,9 @@
 //! is read in chunks of at most [`FOLLOW_CHUNK`] bytes, one chunk per batch, so a consumer that
 //! waits before asking for the next batch holds back the reading too.
 //!
-//! No async runtime is needed: a server can run a follower on a blocking thread and call
-//! [`Follower::next_batch`] with a short timeout, checking its own stop flag between calls.
+//! A command calls [`Follower::next_batch`] (blocking, with a timeout). A server's async task
+//! calls [`Follower::try_batch`] where blocking is allowed and awaits [`Follower::changed`]
+//! between looks, so no thread waits per follower.
 
 use std::collections::VecDeque;
 use std::fs::File;
@@ -107,12 +108,9 @@ impl Follower {
     pub fn next_batch(&mut self, timeout: Duration) -> Result<Vec<Message>, BusError> {
         let deadline = Instant::now() + timeout;
         loop {
-            if self.ready.is_empty() {
-                self.busy = false;
-                self.poll()?;
-            }
-            if !self.ready.is_empty() {
-                return Ok(self.ready.drain(..).collect());
+            let batch = self.try_batch()?;
+            if !batch.is_empty() {
+                return Ok(batch);
             }
             let now = Instant::now();
             if now >= deadline {
@@ -121,17 +119,43 @@ impl Follower {
             if self.behind {
                 continue;
             }
-            let recheck = if self.busy {
-                BUSY_RECHECK
-            } else {
-                self.recheck
-            };
-            let wait = (deadline - now).min(recheck);
             // A burst of changes is one wakeup, so one re-read.
-            self.changes.wait(wait);
-            if !self.watching {
-                self.ensure_watch();
-            }
+            self.changes
+                .wait((deadline - now).min(self.recheck_interval()));
+            self.after_wait();
+        }
+    }
+
+    /// The messages there are now, without waiting (empty when there are none).
+    pub fn try_batch(&mut self) -> Result<Vec<Message>, BusError> {
+        if self.ready.is_empty() {
+            self.busy = false;
+            self.poll()?;
+        }
+        Ok(self.ready.drain(..).collect())
+    }
+
+    /// For async callers of [`try_batch`](Self::try_batch): waits until another look is worth
+    /// it — a change, the re-check interval, or at once while a backlog is being read.
+    pub async fn changed(&mut self) {
+        if self.behind {
+            return;
+        }
+        let _ = tokio::time::timeout(self.recheck_interval(), self.changes.changed()).await;
+        self.after_wait();
+    }
+
+    fn recheck_interval(&self) -> Duration {
+        if self.busy {
+            BUSY_RECHECK
+        } else {
+            self.recheck
+        }
+    }
+
+    fn after_wait(&mut self) {
+        if !self.watching {
+            self.ensure_watch();
         }
     }
 

@@ -17,3 +17,4 @@ pub mod wait;
 pub use alive::{pid_alive, recorded_alive, start_time, Recorded};
 pub use group::{group_alive, lead_own_session, new_session, signal_group};
 pub use probe::{first_line, probe, ProbeError, ProbeOutput};
+pub use wait::reap_later;

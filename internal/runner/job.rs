@@ -234,7 +234,7 @@ pub fn start_supervisor(req: &JobRequest, run: &PreparedRun) -> Result<Child, Ru
     })
 }
 
-/// How often [`wait`] looks for the final record while the supervisor runs.
+/// How often [`wait`] looks for the supervisor's exit and the final record.
 const FINAL_RECORD_POLL: std::time::Duration = std::time::Duration::from_millis(50);
 
 /// Waits for the supervisor and returns the final run-info. If the supervisor died without
@@ -242,37 +242,29 @@ const FINAL_RECORD_POLL: std::time::Duration = std::time::Duration::from_millis(
 /// still alive, then the record stays `running` (and is returned as such).
 ///
 /// The run is over once its record is final and the supervisor let go of its presence lock;
-/// the supervisor may still be delivering webhooks then, and nobody waits for that (a thread
-/// reaps it when it exits).
+/// the supervisor may still be delivering webhooks then, and nobody waits for that (it is left
+/// to [`crate::process::reap_later`]).
 pub fn wait(mut supervisor: Child, run: &PreparedRun) -> Result<RunInfo, RunnerError> {
     let info_path = run.run_dir.join(RUN_INFO_FILE);
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let _ = tx.send(supervisor.wait());
-    });
+    // One thread per run (the caller's): a server drives hundreds of runs at once, and a second
+    // waiting thread per run costs a thread start and exit each.
+    let exit = crate::process::wait::ExitWatch::new(&supervisor);
     let status = loop {
-        match rx.recv_timeout(FINAL_RECORD_POLL) {
-            Ok(result) => {
-                break result
-                    .map_err(|e| RunnerError::io("wait for the supervisor of", &run.run_dir, e))?
-            }
-            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
-                if !crate::storage::liveness::supervisor_active(&run.run_dir) {
-                    if let Ok(info) = RunInfo::read(&info_path) {
-                        if info.status != RunStatus::Running {
-                            return Ok(info);
-                        }
-                    }
+        let exited = supervisor
+            .try_wait()
+            .map_err(|e| RunnerError::io("wait for the supervisor of", &run.run_dir, e))?;
+        if let Some(status) = exited {
+            break status;
+        }
+        if !crate::storage::liveness::supervisor_active(&run.run_dir) {
+            if let Ok(info) = RunInfo::read(&info_path) {
+                if info.status != RunStatus::Running {
+                    crate::process::reap_later(supervisor);
+                    return Ok(info);
                 }
             }
-            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
-                return Err(RunnerError::io(
-                    "wait for the supervisor of",
-                    &run.run_dir,
-                    std::io::Error::other("the waiting thread ended"),
-                ))
-            }
         }
+        exit.wait(FINAL_RECORD_POLL);
     };
     let info = RunInfo::read(&info_path)?;
     if info.status != RunStatus::Running {
