@@ -154,6 +154,30 @@ impl std::fmt::Debug for ServerSettings {
     }
 }
 
+impl ServerSettings {
+    /// Where the server runs, as `validate` and `doctor` show it: `(key, value, source)` of
+    /// the runs root, `api.host` and `api.port`.
+    pub fn shown_location(&self) -> [(&'static str, String, Source); 3] {
+        [
+            (
+                "root",
+                self.root.value.display().to_string(),
+                self.root.source,
+            ),
+            ("api.host", self.host.value.clone(), self.host.source),
+            ("api.port", self.port.value.to_string(), self.port.source),
+        ]
+    }
+
+    /// The API key as shown: masked (see [`super::mask_secret`]), or `<unset>`.
+    pub fn shown_api_key(&self) -> String {
+        self.api_key
+            .value
+            .as_deref()
+            .map_or_else(|| "<unset>".to_string(), super::mask_secret)
+    }
+}
+
 fn serialize_masked_setting<S: serde::Serializer>(
     setting: &Setting<Option<String>>,
     serializer: S,
