@@ -271,12 +271,8 @@ mod tests {
 
     fn command_agent(argv: &[&str]) -> AgentConfig {
         AgentConfig {
-            agent_type: AgentType::Command,
-            token: None,
-            token_file: None,
-            model: None,
-            base_url: None,
             command: Some(argv.iter().map(|s| s.to_string()).collect()),
+            ..AgentConfig::of_type(AgentType::Command)
         }
     }
 

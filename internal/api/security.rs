@@ -98,6 +98,23 @@ impl SecurityState {
         self.failures.check(&(ip, source)).err()
     }
 
+    /// Refuses a client over the failure limit of `source`: 429 `rate_limited` with the
+    /// seconds until it may try again.
+    fn refuse_if_limited(&self, ip: Option<IpAddr>, source: Source) -> Result<(), ApiError> {
+        match ip.and_then(|ip| self.retry_after(ip, source)) {
+            Some(retry) => {
+                let mut err = denied(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "rate_limited",
+                    format!("too many failed authentication attempts; retry in {retry} s"),
+                );
+                err.retry_after = Some(retry);
+                Err(err)
+            }
+            None => Ok(()),
+        }
+    }
+
     fn record_failure(&self, ip: IpAddr, source: Source) {
         // Over the limit the attempt was already refused; nothing more to count.
         let _ = self.failures.take(&(ip, source));
@@ -320,15 +337,7 @@ fn check(
     } else {
         Source::Cookie
     };
-    if let Some(retry) = ip.and_then(|ip| state.security.retry_after(ip, source)) {
-        let mut err = denied(
-            StatusCode::TOO_MANY_REQUESTS,
-            "rate_limited",
-            format!("too many failed authentication attempts; retry in {retry} s"),
-        );
-        err.retry_after = Some(retry);
-        return Err(err);
-    }
+    state.security.refuse_if_limited(ip, source)?;
     if bearer(headers).is_some() {
         // Wrong key: counted below.
     } else if let Some(token) = cookie(headers, SESSION_COOKIE) {
@@ -431,15 +440,7 @@ pub async fn login(
 ) -> Result<Response, ApiError> {
     let Json(body) = body.map_err(ApiError::from_json)?;
     let ip = caller.addr.map(|a| a.ip());
-    if let Some(retry) = ip.and_then(|ip| state.security.retry_after(ip, Source::Login)) {
-        let mut err = denied(
-            StatusCode::TOO_MANY_REQUESTS,
-            "rate_limited",
-            format!("too many failed authentication attempts; retry in {retry} s"),
-        );
-        err.retry_after = Some(retry);
-        return Err(err);
-    }
+    state.security.refuse_if_limited(ip, Source::Login)?;
     let Some(required) = state
         .settings
         .api_key

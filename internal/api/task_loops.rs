@@ -20,8 +20,7 @@ use tokio::sync::watch;
 use super::state::AppState;
 use crate::runner::{self, LoopRequest, RunnerError, TaskEnd, TaskLoopLock, TaskRequest};
 use crate::storage::atomic::write_atomic;
-use crate::storage::liveness::read_reconciled;
-use crate::storage::paths::{RUN_INFO_FILE, TASK_FILE};
+use crate::storage::paths::TASK_FILE;
 use crate::storage::scan::{list_runs, Reconcile};
 use crate::storage::{ProjectId, RunInfo, RunStatus, TaskId};
 
@@ -259,16 +258,7 @@ pub fn latest_run(task_dir: &Path) -> Option<RunInfo> {
 
 /// Blocks until the run in `run_dir` is no longer `running` (file-change driven).
 pub fn wait_run_end(run_dir: &Path) -> Option<RunInfo> {
-    let changes =
-        crate::storage::watch::Subscription::on(run_dir, crate::storage::watch::Scope::Dir);
-    loop {
-        match read_reconciled(&run_dir.join(RUN_INFO_FILE)) {
-            Ok(info) if info.status != RunStatus::Running => return Some(info),
-            Ok(_) => {}
-            Err(_) => return None,
-        }
-        changes.wait(RECHECK);
-    }
+    crate::storage::liveness::wait_until_ended(run_dir, RECHECK).ok()
 }
 
 /// Builds the request that continues `record`'s task after its latest run.

@@ -106,62 +106,28 @@ mod tests {
 
     #[test]
     fn pruned_parses_equal_the_full_tree() {
-        for argv in [
-            &[
-                "run-agent",
-                "bus",
-                "post",
-                "--project",
-                "p",
-                "--task",
-                "t",
-                "--body",
-                "x",
-            ][..],
-            &["run-agent", "bus", "read", "--project", "p", "--tail", "5"],
-            &["run-agent", "bus", "post", "--nope"],
-            &[
-                "run-agent",
-                "list",
-                "--root",
-                "/r",
-                "--project",
-                "p",
-                "--json",
-            ],
-            &["run-agent", "list", "--task", "t"],
-            &["run-agent", "serve", "--port", "1", "--log-format", "json"],
-            &["run-agent", "gc", "--dry-run", "--older-than", "1h"],
-            &["run-agent", "server", "status", "--json"],
-            &["run-agent", "server", "task", "list", "--project", "p"],
-            &[
-                "run-agent",
-                "job",
-                "--project",
-                "p",
-                "--agent",
-                "x",
-                "--prompt",
-                "hi",
-            ],
-            &["run-agent", "status", "--project", "p", "--task", "t"],
-            &["run-agent", "output", "--project", "p", "--task", "t"],
-            &["run-agent", "stop", "--project", "p", "--task", "t"],
-            &["run-agent", "watch", "--project", "p"],
-            &["run-agent", "validate", "--config", "c.yaml"],
-            &[
-                "run-agent",
-                "task",
-                "--project",
-                "p",
-                "--agent",
-                "x",
-                "--prompt",
-                "hi",
-            ],
-            &["run-agent", "resume", "--project", "p", "--task", "t"],
+        // Command lines split at spaces (no argument here holds one).
+        for line in [
+            "run-agent bus post --project p --task t --body x",
+            "run-agent bus read --project p --tail 5",
+            "run-agent bus post --nope",
+            "run-agent list --root /r --project p --json",
+            "run-agent list --task t",
+            "run-agent serve --port 1 --log-format json",
+            "run-agent gc --dry-run --older-than 1h",
+            "run-agent server status --json",
+            "run-agent server task list --project p",
+            "run-agent job --project p --agent x --prompt hi",
+            "run-agent status --project p --task t",
+            "run-agent output --project p --task t",
+            "run-agent stop --project p --task t",
+            "run-agent watch --project p",
+            "run-agent validate --config c.yaml",
+            "run-agent task --project p --agent x --prompt hi",
+            "run-agent resume --project p --task t",
         ] {
-            let (full, pruned) = both(argv);
+            let argv: Vec<&str> = line.split(' ').collect();
+            let (full, pruned) = both(&argv);
             assert_eq!(full, pruned, "{argv:?}");
         }
     }

@@ -100,14 +100,7 @@ fn print(report: &GcReport, json: bool, quiet: bool) -> anyhow::Result<()> {
     if json {
         serde_json::to_writer_pretty(&mut out, report).context("cannot write the JSON report")?;
         writeln!(out)?;
-        for failure in &report.errors {
-            writeln!(
-                err,
-                "error: {}: {}",
-                failure.path.display(),
-                failure.message
-            )?;
-        }
+        report.render_errors(&mut err)?;
     } else {
         report.render_text(&mut out, &mut err, quiet)?;
     }

@@ -18,6 +18,12 @@ use crate::storage::{RunInfo, RunStatus};
 
 /// `job` flags.
 #[derive(Debug, Clone, clap::Args)]
+// A job has no TASK.md to fall back on (`mut_args` keeps the flags' order, as completions
+// list them).
+#[command(mut_args(|arg| match arg.get_id().as_str() {
+    "prompt" => arg.help("The prompt text"),
+    _ => arg,
+}))]
 pub struct JobArgs {
     /// Project id (default: $JRUN_PROJECT_ID).
     #[arg(long)]
@@ -28,12 +34,9 @@ pub struct JobArgs {
     /// Agent: a name from the config, or claude, codex or gemini (default: defaults.agent).
     #[arg(long)]
     pub agent: Option<String>,
-    /// The prompt text.
-    #[arg(long, conflicts_with = "prompt_file")]
-    pub prompt: Option<String>,
-    /// Read the prompt from a file.
-    #[arg(long, value_name = "FILE")]
-    pub prompt_file: Option<PathBuf>,
+    /// The prompt (`--prompt` or `--prompt-file`).
+    #[command(flatten)]
+    pub prompt: PromptArgs,
     /// Parent run id (default: $JRUN_ID).
     #[arg(long)]
     pub parent_run_id: Option<String>,
@@ -46,6 +49,51 @@ pub struct JobArgs {
     /// Runs root (inside a run: the run's own) and config.
     #[command(flatten)]
     pub location: super::scope::RootArgs,
+}
+
+/// The prompt flags of the commands that start runs (`job`, `task`, `task resume`; `job`
+/// words `--prompt`'s help without the TASK.md default).
+#[derive(Debug, Clone, clap::Args)]
+pub struct PromptArgs {
+    /// The prompt text (default: the task's TASK.md).
+    #[arg(long, conflicts_with = "prompt_file")]
+    pub prompt: Option<String>,
+    /// Read the prompt from a file.
+    #[arg(long, value_name = "FILE")]
+    pub prompt_file: Option<PathBuf>,
+}
+
+impl PromptArgs {
+    /// The prompt from `--prompt-file` or `--prompt`, trimmed; `None` when neither is given.
+    pub(crate) fn read(&self) -> anyhow::Result<Option<String>> {
+        let text = match (&self.prompt, &self.prompt_file) {
+            (_, Some(file)) => std::fs::read_to_string(file)
+                .with_context(|| format!("cannot read --prompt-file {}", file.display()))?,
+            (Some(text), None) => text.clone(),
+            (None, None) => return Ok(None),
+        };
+        if text.trim().is_empty() {
+            bail!("the prompt is empty; give the instructions with --prompt or --prompt-file");
+        }
+        Ok(Some(text.trim().to_string()))
+    }
+}
+
+/// The prompt `given` by the flags, else the task's TASK.md at `task_md` (trimmed, not empty).
+pub(crate) fn prompt_or_task_md(given: Option<String>, task_md: &Path) -> anyhow::Result<String> {
+    if let Some(prompt) = given {
+        return Ok(prompt);
+    }
+    std::fs::read_to_string(task_md)
+        .ok()
+        .filter(|t| !t.trim().is_empty())
+        .map(|t| t.trim().to_string())
+        .ok_or_else(|| {
+            anyhow!(
+                "{} not found and no prompt provided: pass --prompt or --prompt-file",
+                task_md.display()
+            )
+        })
 }
 
 /// The config and runs root a local runner command works on.
@@ -108,23 +156,6 @@ pub(crate) fn select_agent(name: Option<&str>, setup: &Setup) -> anyhow::Result<
             anyhow!("no agent: pass --agent (claude, codex, gemini or an agent of the config)")
         })?;
     Ok(agent::select(&name, setup.config.as_ref())?)
-}
-
-/// The prompt from `--prompt-file` or `--prompt`, trimmed; `None` when neither is given.
-pub(crate) fn read_prompt(
-    prompt: Option<&str>,
-    prompt_file: Option<&Path>,
-) -> anyhow::Result<Option<String>> {
-    let text = match (prompt, prompt_file) {
-        (_, Some(file)) => std::fs::read_to_string(file)
-            .with_context(|| format!("cannot read --prompt-file {}", file.display()))?,
-        (Some(text), None) => text.to_string(),
-        (None, None) => return Ok(None),
-    };
-    if text.trim().is_empty() {
-        bail!("the prompt is empty; give the instructions with --prompt or --prompt-file");
-    }
-    Ok(Some(text.trim().to_string()))
 }
 
 /// The template request shared by `job` and `task`.
@@ -227,7 +258,9 @@ pub fn run(args: JobArgs) -> anyhow::Result<ExitCode> {
         })?;
     let project = ProjectId::parse(&project_text).context("--project")?;
     let task = TaskId::parse(&task_text).context("--task")?;
-    let prompt = read_prompt(args.prompt.as_deref(), args.prompt_file.as_deref())?
+    let prompt = args
+        .prompt
+        .read()?
         .ok_or_else(|| anyhow!("no prompt: pass --prompt TEXT or --prompt-file FILE"))?;
     let setup = args.location.setup()?;
     let agent = select_agent(args.agent.as_deref(), &setup)?;

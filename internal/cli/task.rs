@@ -37,12 +37,9 @@ pub struct TaskArgs {
     /// Agent: a name from the config, or claude, codex or gemini (default: defaults.agent).
     #[arg(long)]
     pub agent: Option<String>,
-    /// The prompt text (default: the task's TASK.md).
-    #[arg(long, conflicts_with = "prompt_file")]
-    pub prompt: Option<String>,
-    /// Read the prompt from a file.
-    #[arg(long, value_name = "FILE")]
-    pub prompt_file: Option<PathBuf>,
+    /// The prompt (`--prompt` or `--prompt-file`).
+    #[command(flatten)]
+    pub prompt: super::job::PromptArgs,
     /// Restarts after the first attempt (0 = one attempt; default: defaults.max_restarts, 100).
     #[arg(long, value_name = "N")]
     pub max_restarts: Option<u32>,
@@ -170,7 +167,7 @@ pub fn run(args: TaskArgs) -> anyhow::Result<ExitCode> {
         .as_deref()
         .ok_or_else(|| anyhow!("--project is required"))?;
     let project = ProjectId::parse(project_text).context("--project")?;
-    let prompt = super::job::read_prompt(args.prompt.as_deref(), args.prompt_file.as_deref())?;
+    let prompt = args.prompt.read()?;
     let task = match &args.task {
         Some(t) => TaskId::parse(t).context("--task")?,
         None => generate_task_id(
@@ -184,19 +181,7 @@ pub fn run(args: TaskArgs) -> anyhow::Result<ExitCode> {
     let setup = args.location.setup()?;
     let root = Root::new(&setup.root);
     let task_md = root.confine(root.confined_task_dir(&project, &task)?.join(TASK_FILE))?;
-    let prompt = match prompt {
-        Some(p) => p,
-        None => std::fs::read_to_string(&task_md)
-            .ok()
-            .filter(|t| !t.trim().is_empty())
-            .map(|t| t.trim().to_string())
-            .ok_or_else(|| {
-                anyhow!(
-                    "{} not found and no prompt provided: pass --prompt or --prompt-file",
-                    task_md.display()
-                )
-            })?,
-    };
+    let prompt = super::job::prompt_or_task_md(prompt, &task_md)?;
     let agent = super::job::select_agent(args.agent.as_deref(), &setup)?;
     let max_restarts = args.max_restarts.unwrap_or_else(|| {
         setup

@@ -143,9 +143,14 @@ pub fn run(args: ValidateArgs) -> anyhow::Result<ExitCode> {
     }
 }
 
-/// `value (source)` for a config-file key: `file` when it differs from the default.
-fn from_file<T: PartialEq + std::fmt::Debug>(value: &T, default: &T, loaded: bool) -> Source {
-    if loaded && value != default {
+/// The source of a config-file key (`key` picks it from a config): `file` when the loaded
+/// config's value differs from the default.
+fn from_file<T: PartialEq + std::fmt::Debug>(
+    config: &Config,
+    loaded: bool,
+    key: impl Fn(&Config) -> &T,
+) -> Source {
+    if loaded && key(config) != key(&Config::default()) {
         Source::File
     } else {
         Source::Default
@@ -165,53 +170,36 @@ fn list<T: std::fmt::Display>(items: &[T]) -> String {
 
 fn print_text(settings: &ServerSettings, config_source: Source, agents: &[AgentReport]) {
     let c = &settings.config;
-    let d = Config::default();
     let loaded = settings.config_path.is_some();
     let line = |key: &str, value: String, source: Source| println!("{key} = {value} ({source})");
     match &settings.config_path {
         Some(path) => line("config", path.display().to_string(), config_source),
         None => line("config", "<none>".to_string(), Source::Default),
     }
-    line(
-        "root",
-        settings.root.value.display().to_string(),
-        settings.root.source,
-    );
-    line(
-        "api.host",
-        settings.host.value.clone(),
-        settings.host.source,
-    );
-    line(
-        "api.port",
-        settings.port.value.to_string(),
-        settings.port.source,
-    );
+    for (key, value, source) in settings.shown_location() {
+        line(key, value, source);
+    }
     println!("api.port_explicit = {}", settings.port_explicit);
     line(
         "api.api_key",
-        secret(&settings.api_key.value),
+        settings.shown_api_key(),
         settings.api_key.source,
     );
     line(
         "api.admin_key",
         secret(&settings.admin_key),
-        from_file(&c.api.admin_key, &d.api.admin_key, loaded),
+        from_file(c, loaded, |c| &c.api.admin_key),
     );
     println!("api.auth_enabled = {}", settings.auth_enabled);
     line(
         "api.cors_origins",
         list(&c.api.cors_origins),
-        from_file(&c.api.cors_origins, &d.api.cors_origins, loaded),
+        from_file(c, loaded, |c| &c.api.cors_origins),
     );
     line(
         "api.allow_remote_without_key",
         c.api.allow_remote_without_key.to_string(),
-        from_file(
-            &c.api.allow_remote_without_key,
-            &d.api.allow_remote_without_key,
-            loaded,
-        ),
+        from_file(c, loaded, |c| &c.api.allow_remote_without_key),
     );
     line(
         "task_start_disabled",
@@ -221,51 +209,43 @@ fn print_text(settings: &ServerSettings, config_source: Source, agents: &[AgentR
     line(
         "defaults.agent",
         c.defaults.agent.clone().unwrap_or_else(|| "<unset>".into()),
-        from_file(&c.defaults.agent, &d.defaults.agent, loaded),
+        from_file(c, loaded, |c| &c.defaults.agent),
     );
     line(
         "defaults.timeout",
         format!("{}s", c.defaults.timeout),
-        from_file(&c.defaults.timeout, &d.defaults.timeout, loaded),
+        from_file(c, loaded, |c| &c.defaults.timeout),
     );
     line(
         "defaults.max_concurrent_runs",
         c.defaults.max_concurrent_runs.to_string(),
-        from_file(
-            &c.defaults.max_concurrent_runs,
-            &d.defaults.max_concurrent_runs,
-            loaded,
-        ),
+        from_file(c, loaded, |c| &c.defaults.max_concurrent_runs),
     );
     line(
         "defaults.max_concurrent_root_tasks",
         c.defaults.max_concurrent_root_tasks.to_string(),
-        from_file(
-            &c.defaults.max_concurrent_root_tasks,
-            &d.defaults.max_concurrent_root_tasks,
-            loaded,
-        ),
+        from_file(c, loaded, |c| &c.defaults.max_concurrent_root_tasks),
     );
     line(
         "defaults.max_restarts",
         c.defaults.max_restarts.to_string(),
-        from_file(&c.defaults.max_restarts, &d.defaults.max_restarts, loaded),
+        from_file(c, loaded, |c| &c.defaults.max_restarts),
     );
     line(
         "webhook.url",
         c.webhook.url.clone().unwrap_or_else(|| "<unset>".into()),
-        from_file(&c.webhook.url, &d.webhook.url, loaded),
+        from_file(c, loaded, |c| &c.webhook.url),
     );
     let events: Vec<&str> = c.webhook.events.iter().map(|e| e.as_str()).collect();
     line(
         "webhook.events",
         list(&events),
-        from_file(&c.webhook.events, &d.webhook.events, loaded),
+        from_file(c, loaded, |c| &c.webhook.events),
     );
     line(
         "webhook.secret",
         secret(&c.webhook.secret),
-        from_file(&c.webhook.secret, &d.webhook.secret, loaded),
+        from_file(c, loaded, |c| &c.webhook.secret),
     );
     line(
         "storage.runs_dir",
@@ -273,7 +253,7 @@ fn print_text(settings: &ServerSettings, config_source: Source, agents: &[AgentR
             .runs_dir
             .as_ref()
             .map_or_else(|| "<unset>".into(), |p| p.display().to_string()),
-        from_file(&c.storage.runs_dir, &d.storage.runs_dir, loaded),
+        from_file(c, loaded, |c| &c.storage.runs_dir),
     );
     let roots: Vec<String> = c
         .storage
@@ -284,12 +264,12 @@ fn print_text(settings: &ServerSettings, config_source: Source, agents: &[AgentR
     line(
         "storage.extra_roots",
         list(&roots),
-        from_file(&c.storage.extra_roots, &d.storage.extra_roots, loaded),
+        from_file(c, loaded, |c| &c.storage.extra_roots),
     );
     line(
         "bus.fsync",
         c.bus.fsync.to_string(),
-        from_file(&c.bus.fsync, &d.bus.fsync, loaded),
+        from_file(c, loaded, |c| &c.bus.fsync),
     );
     if agents.is_empty() {
         println!("agents = <none>");

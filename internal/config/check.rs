@@ -254,17 +254,6 @@ mod tests {
     use super::*;
     use crate::config::AgentConfig;
 
-    fn agent(agent_type: AgentType) -> AgentConfig {
-        AgentConfig {
-            agent_type,
-            token: None,
-            token_file: None,
-            model: None,
-            base_url: None,
-            command: None,
-        }
-    }
-
     fn key_of(config: &Config) -> String {
         check(config).unwrap_err().key
     }
@@ -300,13 +289,15 @@ mod tests {
     #[test]
     fn command_rules() {
         let mut config = Config::default();
-        config.agents.insert("s".into(), agent(AgentType::Command));
+        config
+            .agents
+            .insert("s".into(), AgentConfig::of_type(AgentType::Command));
         assert_eq!(key_of(&config), "agents.s.command");
         config.agents.get_mut("s").unwrap().command = Some(vec![]);
         assert_eq!(key_of(&config), "agents.s.command");
         config.agents.get_mut("s").unwrap().command = Some(vec!["./a.sh".into()]);
         assert_eq!(check(&config), Ok(()));
-        let mut claude = agent(AgentType::Claude);
+        let mut claude = AgentConfig::of_type(AgentType::Claude);
         claude.command = Some(vec!["x".into()]);
         config.agents.insert("c".into(), claude);
         let err = check(&config).unwrap_err();
@@ -317,7 +308,7 @@ mod tests {
     #[test]
     fn token_and_token_file_conflict() {
         let mut config = Config::default();
-        let mut a = agent(AgentType::Xai);
+        let mut a = AgentConfig::of_type(AgentType::Xai);
         a.token = Some("t".into());
         a.token_file = Some("/k".into());
         config.agents.insert("x".into(), a);
@@ -331,7 +322,9 @@ mod tests {
         assert_eq!(check(&config), Ok(()), "a type is fine without agents");
         config.defaults.agent = Some("nope".into());
         assert_eq!(key_of(&config), "defaults.agent");
-        config.agents.insert("fast".into(), agent(AgentType::Codex));
+        config
+            .agents
+            .insert("fast".into(), AgentConfig::of_type(AgentType::Codex));
         config.defaults.agent = Some("claude".into());
         let err = check(&config).unwrap_err();
         assert!(err.message.contains("configured: fast"), "{}", err.message);

@@ -207,6 +207,24 @@ impl ParseFailure {
     }
 }
 
+#[cfg(test)]
+impl ParseFailure {
+    /// The key, location and message of a schema error; panics on anything else (the parsers'
+    /// tests).
+    pub(crate) fn expect_invalid<T: std::fmt::Debug>(
+        result: Result<T, ParseFailure>,
+    ) -> (String, Option<Location>, String) {
+        match result {
+            Err(ParseFailure::Invalid {
+                key,
+                location,
+                message,
+            }) => (key, location, message),
+            other => panic!("expected a schema error, got {other:?}"),
+        }
+    }
+}
+
 impl ConfigError {
     /// An [`ConfigError::Invalid`] for a canonical key path, spelled for `format`, with the
     /// key's allowed values.

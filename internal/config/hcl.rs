@@ -191,11 +191,7 @@ pub(crate) fn locate_in_text(text: &str, key: &str) -> Option<Location> {
 
 /// Finds the line of a canonical key path in the parsed body, as deep as it can be followed.
 fn locate(body: &Body, text: &str, key: &str) -> Option<Location> {
-    let segments: Vec<&str> = key
-        .split('.')
-        .map(|s| s.split('[').next().unwrap_or(s))
-        .filter(|s| !s.is_empty())
-        .collect();
+    let segments = super::keys::key_segments(key);
     let (first, rest) = segments.split_first()?;
     let (section, rest): (Option<&Structure>, &[&str]) = if *first == "agents" {
         match rest.split_first() {
@@ -245,14 +241,7 @@ mod tests {
     use crate::config::AgentType;
 
     fn invalid(text: &str) -> (String, Option<Location>, String) {
-        match parse(text) {
-            Err(ParseFailure::Invalid {
-                key,
-                location,
-                message,
-            }) => (key, location, message),
-            other => panic!("expected a schema error, got {other:?}"),
-        }
+        ParseFailure::expect_invalid(parse(text))
     }
 
     #[test]

@@ -61,13 +61,18 @@ pub fn display_key(key: &str, format: Format) -> String {
     }
 }
 
-/// Describes what `key` (canonical dotted path; list indices allowed) accepts.
-pub fn allowed(key: &str, format: Format) -> String {
-    let segments: Vec<&str> = key
-        .split('.')
+/// The names along a canonical dotted key path, list indices dropped:
+/// `agents.fast.command[0]` is `["agents", "fast", "command"]`.
+pub(crate) fn key_segments(key: &str) -> Vec<&str> {
+    key.split('.')
         .map(|s| s.split('[').next().unwrap_or(s))
         .filter(|s| !s.is_empty())
-        .collect();
+        .collect()
+}
+
+/// Describes what `key` (canonical dotted path; list indices allowed) accepts.
+pub fn allowed(key: &str, format: Format) -> String {
+    let segments = key_segments(key);
     let keys = |list: &[&str]| format!("a map with the keys {}", list.join(", "));
     match segments.as_slice() {
         [] => match format {

@@ -255,14 +255,7 @@ mod tests {
 
     fn full_expected() -> Config {
         let dir = fixtures();
-        let agent = |agent_type| AgentConfig {
-            agent_type,
-            token: None,
-            token_file: None,
-            model: None,
-            base_url: None,
-            command: None,
-        };
+        let agent = AgentConfig::of_type;
         let mut agents = BTreeMap::new();
         agents.insert("claude".to_string(), agent(AgentType::Claude));
         agents.insert(

@@ -79,12 +79,8 @@ mod tests {
         config.agents.insert(
             "x".into(),
             crate::config::AgentConfig {
-                agent_type: crate::config::AgentType::Xai,
                 token: Some("token-secret-123456".into()),
-                token_file: None,
-                model: None,
-                base_url: None,
-                command: None,
+                ..crate::config::AgentConfig::of_type(crate::config::AgentType::Xai)
             },
         );
         let json = serde_json::to_string(&config.redacted()).unwrap();

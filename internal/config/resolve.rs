@@ -154,6 +154,30 @@ impl std::fmt::Debug for ServerSettings {
     }
 }
 
+impl ServerSettings {
+    /// Where the server runs, as `validate` and `doctor` show it: `(key, value, source)` of
+    /// the runs root, `api.host` and `api.port`.
+    pub fn shown_location(&self) -> [(&'static str, String, Source); 3] {
+        [
+            (
+                "root",
+                self.root.value.display().to_string(),
+                self.root.source,
+            ),
+            ("api.host", self.host.value.clone(), self.host.source),
+            ("api.port", self.port.value.to_string(), self.port.source),
+        ]
+    }
+
+    /// The API key as shown: masked (see [`super::mask_secret`]), or `<unset>`.
+    pub fn shown_api_key(&self) -> String {
+        self.api_key
+            .value
+            .as_deref()
+            .map_or_else(|| "<unset>".to_string(), super::mask_secret)
+    }
+}
+
 fn serialize_masked_setting<S: serde::Serializer>(
     setting: &Setting<Option<String>>,
     serializer: S,
@@ -448,6 +472,11 @@ mod tests {
     use super::*;
     use std::collections::HashMap;
 
+    /// Whether one of the settings' warnings contains `text`.
+    fn warns(settings: &ServerSettings, text: &str) -> bool {
+        settings.warnings.iter().any(|w| w.contains(text))
+    }
+
     /// A sandbox: `cwd` and `home` dirs, and a fake env with HOME set.
     struct World {
         _tmp: tempfile::TempDir,
@@ -537,16 +566,23 @@ mod tests {
         assert!(s.auth_enabled);
     }
 
-    #[test]
-    fn env_beats_file() {
+    /// A world with [`FILE`] as its config and the env setting root, host, port and key
+    /// over it.
+    fn file_under_env() -> World {
         let mut world = World::new();
         world.write("config.yaml", FILE);
         world
             .set("CONDUCTOR_ROOT", "env-runs")
             .set("CONDUCTOR_HOST", "127.0.0.1")
             .set("CONDUCTOR_PORT", "16000")
-            .set("CONDUCTOR_API_KEY", "env-key-0123456789")
-            .set("CONDUCTOR_DISABLE_TASK_START", "on");
+            .set("CONDUCTOR_API_KEY", "env-key-0123456789");
+        world
+    }
+
+    #[test]
+    fn env_beats_file() {
+        let mut world = file_under_env();
+        world.set("CONDUCTOR_DISABLE_TASK_START", "on");
         let s = world
             .resolve(&ServerFlags::default(), ConfigMode::Optional)
             .unwrap();
@@ -566,13 +602,7 @@ mod tests {
 
     #[test]
     fn flags_beat_env() {
-        let mut world = World::new();
-        world.write("config.yaml", FILE);
-        world
-            .set("CONDUCTOR_ROOT", "env-runs")
-            .set("CONDUCTOR_HOST", "127.0.0.1")
-            .set("CONDUCTOR_PORT", "16000")
-            .set("CONDUCTOR_API_KEY", "env-key-0123456789");
+        let world = file_under_env();
         let flags = ServerFlags {
             config: None,
             root: Some(PathBuf::from("/flag/runs")),
@@ -616,14 +646,12 @@ mod tests {
         assert_eq!(s.port, Setting::new(14355, Source::Default));
         assert!(!s.port_explicit);
         assert_eq!(s.warnings.len(), 2, "{:?}", s.warnings);
-        assert!(s
-            .warnings
-            .iter()
-            .any(|w| w.contains("CONDUCTOR_PORT=\"99999\"")));
-        assert!(s
-            .warnings
-            .iter()
-            .any(|w| w.contains("CONDUCTOR_DISABLE_TASK_START")));
+        assert!(warns(&s, "CONDUCTOR_PORT=\"99999\""), "{:?}", s.warnings);
+        assert!(
+            warns(&s, "CONDUCTOR_DISABLE_TASK_START"),
+            "{:?}",
+            s.warnings
+        );
     }
 
     #[test]
@@ -634,10 +662,7 @@ mod tests {
             .resolve(&ServerFlags::default(), ConfigMode::Optional)
             .unwrap();
         assert!(!s.auth_enabled);
-        assert!(s
-            .warnings
-            .iter()
-            .any(|w| w.contains("AUTHENTICATION IS DISABLED")));
+        assert!(warns(&s, "AUTHENTICATION IS DISABLED"), "{:?}", s.warnings);
     }
 
     #[test]

@@ -184,8 +184,23 @@ pub struct AgentConfig {
     pub command: Option<Vec<String>>,
 }
 
+impl AgentConfig {
+    /// An agent of `agent_type` with nothing else set: what a bare type name (`--agent
+    /// claude` without a configured agent) runs.
+    pub fn of_type(agent_type: AgentType) -> Self {
+        AgentConfig {
+            agent_type,
+            token: None,
+            token_file: None,
+            model: None,
+            base_url: None,
+            command: None,
+        }
+    }
+}
+
 /// An agent as written in the file, before its type is defaulted from its name.
-#[derive(Deserialize)]
+#[derive(Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawAgent {
     #[serde(rename = "type", default)]
@@ -212,14 +227,7 @@ where
     let raw = BTreeMap::<String, Option<RawAgent>>::deserialize(deserializer)?;
     let mut agents = BTreeMap::new();
     for (name, agent) in raw {
-        let agent = agent.unwrap_or(RawAgent {
-            agent_type: None,
-            token: None,
-            token_file: None,
-            model: None,
-            base_url: None,
-            command: None,
-        });
+        let agent = agent.unwrap_or_default();
         let agent_type = match agent.agent_type.or_else(|| AgentType::parse(&name)) {
             Some(t) => t,
             None => {
@@ -521,12 +529,8 @@ mod tests {
         config.agents.insert(
             "x".into(),
             AgentConfig {
-                agent_type: AgentType::Xai,
                 token: Some("token-SECRET-0123456789".into()),
-                token_file: None,
-                model: None,
-                base_url: None,
-                command: None,
+                ..AgentConfig::of_type(AgentType::Xai)
             },
         );
         let debug = format!("{config:?}");

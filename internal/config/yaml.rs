@@ -88,11 +88,7 @@ fn clean_message(message: &str, location: Option<Location>, key: &str) -> String
 /// Best-effort line of a canonical key path in block-style YAML (for errors found after
 /// parsing); follows the path as deep as it can and returns the deepest key found.
 pub(crate) fn locate(text: &str, key: &str) -> Option<Location> {
-    let segments: Vec<&str> = key
-        .split('.')
-        .map(|s| s.split('[').next().unwrap_or(s))
-        .filter(|s| !s.is_empty())
-        .collect();
+    let segments = super::keys::key_segments(key);
     let mut found: Option<Location> = None;
     let mut depth = 0;
     let mut parent_indent: Option<usize> = None;
@@ -137,14 +133,7 @@ mod tests {
     use super::*;
 
     fn invalid(text: &str) -> (String, Option<Location>, String) {
-        match parse(text) {
-            Err(ParseFailure::Invalid {
-                key,
-                location,
-                message,
-            }) => (key, location, message),
-            other => panic!("expected a schema error, got {other:?}"),
-        }
+        ParseFailure::expect_invalid(parse(text))
     }
 
     #[test]

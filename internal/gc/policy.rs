@@ -133,38 +133,38 @@ mod tests {
         let (p, cutoff) = policy(false);
         let old = Some(cutoff - Duration::hours(1));
         let new = Some(cutoff + Duration::hours(1));
-        assert_eq!(p.judge(RunStatus::Completed, None, old), Verdict::Delete);
-        assert_eq!(
-            p.judge(RunStatus::Completed, None, new),
-            Verdict::Keep(KeepReason::TooNew)
-        );
-        assert_eq!(p.judge(RunStatus::Completed, old, new), Verdict::Delete);
-        assert_eq!(
-            p.judge(RunStatus::Completed, new, old),
-            Verdict::Keep(KeepReason::TooNew)
-        );
-        assert_eq!(
-            p.judge(RunStatus::Completed, None, None),
-            Verdict::Keep(KeepReason::NoTimestamp)
-        );
+        let too_new = Verdict::Keep(KeepReason::TooNew);
+        for (start, end, verdict) in [
+            (None, old, Verdict::Delete),
+            (None, new, too_new),
+            (old, new, Verdict::Delete),
+            (new, old, too_new),
+            (None, None, Verdict::Keep(KeepReason::NoTimestamp)),
+        ] {
+            let judged = p.judge(RunStatus::Completed, start, end);
+            assert_eq!(judged, verdict, "start {start:?}, end {end:?}");
+        }
     }
 
     #[test]
     fn running_unknown_and_kept_failed_survive() {
         let (p, cutoff) = policy(true);
         let old = Some(cutoff - Duration::days(30));
-        assert_eq!(
-            p.judge(RunStatus::Running, old, None),
-            Verdict::Keep(KeepReason::Running)
-        );
-        assert_eq!(
-            p.judge(RunStatus::Unknown, old, old),
-            Verdict::Keep(KeepReason::UnknownStatus)
-        );
-        assert_eq!(
-            p.judge(RunStatus::Failed, old, old),
-            Verdict::Keep(KeepReason::KeepFailed)
-        );
-        assert_eq!(p.judge(RunStatus::Stopped, old, old), Verdict::Delete);
+        for (status, end, verdict) in [
+            (RunStatus::Running, None, Verdict::Keep(KeepReason::Running)),
+            (
+                RunStatus::Unknown,
+                old,
+                Verdict::Keep(KeepReason::UnknownStatus),
+            ),
+            (
+                RunStatus::Failed,
+                old,
+                Verdict::Keep(KeepReason::KeepFailed),
+            ),
+            (RunStatus::Stopped, old, Verdict::Delete),
+        ] {
+            assert_eq!(p.judge(status, old, end), verdict, "{status}");
+        }
     }
 }

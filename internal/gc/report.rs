@@ -236,14 +236,8 @@ impl GcReport {
             .to_string_lossy()
     }
 
-    /// Writes the per-item lines and the summary to `out`; warnings (problem runs) and errors
-    /// to `err`. With `quiet`, only errors are written.
-    pub fn render_text(
-        &self,
-        out: &mut dyn Write,
-        err: &mut dyn Write,
-        quiet: bool,
-    ) -> std::io::Result<()> {
+    /// Writes one `error: <path>: <message>` line a failure to `err`.
+    pub fn render_errors(&self, err: &mut dyn Write) -> std::io::Result<()> {
         for failure in &self.errors {
             writeln!(
                 err,
@@ -252,6 +246,18 @@ impl GcReport {
                 failure.message
             )?;
         }
+        Ok(())
+    }
+
+    /// Writes the per-item lines and the summary to `out`; warnings (problem runs) and errors
+    /// to `err`. With `quiet`, only errors are written.
+    pub fn render_text(
+        &self,
+        out: &mut dyn Write,
+        err: &mut dyn Write,
+        quiet: bool,
+    ) -> std::io::Result<()> {
+        self.render_errors(err)?;
         if quiet {
             return Ok(());
         }

@@ -12,6 +12,7 @@ use super::remove::{dir_size, move_aside, remove_run_dir, tree_size};
 use super::report::{DeletedRun, Failure, KeptCounts, ProblemRun};
 use crate::storage::liveness::{mark_vanished, read_reconciled};
 use crate::storage::paths::{RUN_INFO_FILE, RUN_INFO_LOCK_FILE};
+use crate::storage::run_info::RecordReadError;
 use crate::storage::{RunInfo, RunStatus};
 
 /// Settings shared by all workers.
@@ -129,73 +130,21 @@ impl RunPass {
     }
 }
 
-/// Rewrites a stale `running` record through the storage layer, after making sure its lock
-/// file is not a symlink (taking the lock creates the file, which must stay inside the run).
-/// Reads a run-info.yaml that must be a regular file (not followed if a symlink) with one
-/// open, one fstat and one read: at 100k runs every saved system call counts.
+/// Reads a run-info.yaml that must be a regular file ([`RunInfo::read_regular`]: one open,
+/// one fstat and one read, as at 100k runs every saved system call counts); what stands in
+/// its way is why the run is kept.
 fn read_record(path: &Path) -> Judged {
-    use std::io::Read;
-    use std::os::unix::fs::OpenOptionsExt;
-    let not_regular = || {
-        Err((
-            KeepReason::CorruptRunInfo,
-            format!("{RUN_INFO_FILE} is not a regular file"),
-        ))
-    };
-    let file = match std::fs::OpenOptions::new()
-        .read(true)
-        // A symlink is refused (ELOOP); a FIFO must not block the pass.
-        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
-        .open(path)
-    {
-        Ok(file) => file,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            return Err((
-                KeepReason::MissingRunInfo,
-                format!("{RUN_INFO_FILE} is missing"),
-            ))
-        }
-        Err(e) if e.raw_os_error() == Some(libc::ELOOP) => return not_regular(),
-        Err(e) => {
-            return Err((
-                KeepReason::CorruptRunInfo,
-                format!("cannot inspect {RUN_INFO_FILE}: {e}"),
-            ))
-        }
-    };
-    let meta = file.metadata().map_err(|e| {
-        (
-            KeepReason::CorruptRunInfo,
-            format!("cannot inspect {RUN_INFO_FILE}: {e}"),
-        )
-    })?;
-    if !meta.is_file() {
-        return not_regular();
-    }
-    let mut bytes = Vec::with_capacity(meta.len() as usize + 1);
-    (&file)
-        .take(meta.len())
-        .read_to_end(&mut bytes)
-        .map_err(|e| {
-            (
-                KeepReason::CorruptRunInfo,
-                format!("cannot read {}: {e}", path.display()),
-            )
-        })?;
-    let text = String::from_utf8(bytes).map_err(|_| {
-        (
-            KeepReason::CorruptRunInfo,
-            format!("{}: not UTF-8 text", path.display()),
-        )
-    })?;
-    RunInfo::parse(&text).map_err(|message| {
-        (
-            KeepReason::CorruptRunInfo,
-            format!("{}: {message}", path.display()),
-        )
+    RunInfo::read_regular(path).map_err(|err| {
+        let reason = match err {
+            RecordReadError::Missing => KeepReason::MissingRunInfo,
+            RecordReadError::NotRegular | RecordReadError::Storage(_) => KeepReason::CorruptRunInfo,
+        };
+        (reason, err.to_string())
     })
 }
 
+/// Rewrites a stale `running` record through the storage layer, after making sure its lock
+/// file is not a symlink (taking the lock creates the file, which must stay inside the run).
 fn reconcile(dir: &Path, path: &Path) -> Result<RunInfo, GcError> {
     let lock = dir.join(RUN_INFO_LOCK_FILE);
     if let Ok(meta) = std::fs::symlink_metadata(&lock) {

@@ -5,9 +5,7 @@
 //! timeout, a request that receives nothing for that long is abandoned and the run ends as
 //! `timed out`, like a CLI run whose output stopped growing.
 
-use std::fs::OpenOptions;
 use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{mpsc, Arc, Mutex, PoisonError};
@@ -80,17 +78,8 @@ pub fn run(
     let pgid = i64::from(nix::unistd::getpgrp().as_raw());
     let commandline = format!("POST {} (model {model})", chat_api::endpoint(&base_url));
     super::supervise::record_started(info_path, plan, pid, pgid, &commandline, "")?;
-    let open = |file: &str| {
-        let path = plan.run_dir.join(file);
-        OpenOptions::new()
-            .create(true)
-            .append(true)
-            .mode(0o644)
-            .open(&path)
-            .map_err(|e| RunnerError::io("open", path, e))
-    };
-    let mut stdout = open(STDOUT_FILE)?;
-    let mut stderr = open(STDERR_FILE)?;
+    let mut stdout = plan.open_output(STDOUT_FILE)?;
+    let mut stderr = plan.open_output(STDERR_FILE)?;
     started();
 
     let prompt_path = plan.run_dir.join(PROMPT_FILE);

@@ -10,7 +10,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use crate::bus::{self, AppendOptions, NewMessage};
-use crate::storage::liveness::read_reconciled;
+use crate::storage::liveness::{read_reconciled, wait_until_ended};
 use crate::storage::paths::{DONE_FILE, OUTPUT_FILE, RUN_INFO_FILE};
 use crate::storage::time::format_rfc3339_nano;
 use crate::storage::{Root, RunInfo, RunStatus};
@@ -34,6 +34,8 @@ pub use drive::{
 pub const COMPLETION_KIND: &str = "task_completion";
 /// Project-bus messages searched for an earlier completion FACT of the same DONE.
 const COMPLETION_LOOKBACK: usize = 500;
+/// How often an orphaned run is re-read while waiting for it to end (its files may not change).
+const ORPHAN_RECHECK: Duration = Duration::from_millis(200);
 
 /// How a task is run.
 #[derive(Debug, Clone)]
@@ -272,14 +274,7 @@ fn wait_orphan(info: RunInfo, run_dir: Option<&Path>) -> Result<RunInfo, RunnerE
     let Some(run_dir) = run_dir.filter(|_| info.status == RunStatus::Running) else {
         return Ok(info);
     };
-    let path = run_dir.join(RUN_INFO_FILE);
-    loop {
-        let current = read_reconciled(&path)?;
-        if current.status != RunStatus::Running {
-            return Ok(current);
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    Ok(wait_until_ended(run_dir, ORPHAN_RECHECK)?)
 }
 
 /// Exponential backoff: the delay doubles after each restart, up to `max`.

@@ -59,6 +59,20 @@ pub struct SupervisorPlan {
     pub default_budget: Budget,
 }
 
+impl SupervisorPlan {
+    /// Opens one of the run's output files (`name` in the run dir) for appending, creating it
+    /// readable by all (0644).
+    pub(crate) fn open_output(&self, name: &str) -> Result<File, RunnerError> {
+        let path = self.run_dir.join(name);
+        OpenOptions::new()
+            .create(true)
+            .append(true)
+            .mode(0o644)
+            .open(&path)
+            .map_err(|e| RunnerError::io("open", path, e))
+    }
+}
+
 /// Runs the plan to the end and returns the final run-info. With a webhook, the run's events
 /// are delivered before this returns: `run_start` (in the background while the agent runs)
 /// and, once the final record and the bus events are written, the end events — synchronously,
@@ -354,23 +368,14 @@ fn report(result: Result<String, RunnerError>) {
 }
 
 fn spawn_agent(plan: &SupervisorPlan) -> Result<Child, RunnerError> {
-    let open_out = |name: &str| -> Result<File, RunnerError> {
-        let path = plan.run_dir.join(name);
-        OpenOptions::new()
-            .create(true)
-            .append(true)
-            .mode(0o644)
-            .open(&path)
-            .map_err(|e| RunnerError::io("open", path, e))
-    };
     let prompt_path = plan.run_dir.join(PROMPT_FILE);
     let stdin = File::open(&prompt_path).map_err(|e| RunnerError::io("open", &prompt_path, e))?;
     let mut cmd = Command::new(&plan.argv[0]);
     cmd.args(&plan.argv[1..])
         .current_dir(&plan.cwd)
         .stdin(stdin)
-        .stdout(open_out(STDOUT_FILE)?)
-        .stderr(open_out(STDERR_FILE)?);
+        .stdout(plan.open_output(STDOUT_FILE)?)
+        .stderr(plan.open_output(STDERR_FILE)?);
     new_session(&mut cmd)
         .spawn()
         .map_err(|source| RunnerError::Spawn {

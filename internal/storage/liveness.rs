@@ -4,11 +4,12 @@
 //! who holds a lock); whether a recorded process still runs is asked of [`crate::process`].
 
 use std::path::Path;
+use std::time::Duration;
 
 use chrono::Utc;
 
 use super::error::StorageError;
-use super::paths::{SUPERVISOR_LOCK_FILE, TASK_LOOP_LOCK_FILE};
+use super::paths::{RUN_INFO_FILE, SUPERVISOR_LOCK_FILE, TASK_LOOP_LOCK_FILE};
 use super::run_info::{RunInfo, RunStatus, UPDATE_LOCK_TIMEOUT};
 
 /// The error summary of a run reconciled because its process disappeared.
@@ -41,6 +42,21 @@ pub fn supervisor_active(run_dir: &Path) -> bool {
 /// `task_dir`: the task is running, even between two runs (restart delay, child wait).
 pub fn task_loop_active(task_dir: &Path) -> bool {
     lock_held(&task_dir.join(TASK_LOOP_LOCK_FILE))
+}
+
+/// Blocks until the run in `run_dir` is no longer `running` and returns its record (read with
+/// [`read_reconciled`]). Woken by changes in the directory, and at the latest every `recheck`:
+/// an agent that dies with its supervisor already gone changes no file.
+pub fn wait_until_ended(run_dir: &Path, recheck: Duration) -> Result<RunInfo, StorageError> {
+    let changes = super::watch::Subscription::on(run_dir, super::watch::Scope::Dir);
+    let path = run_dir.join(RUN_INFO_FILE);
+    loop {
+        let info = read_reconciled(&path)?;
+        if info.status != RunStatus::Running {
+            return Ok(info);
+        }
+        changes.wait(recheck);
+    }
 }
 
 /// Reads run-info.yaml at `path`; a `running` record whose process is gone (see

@@ -158,13 +158,16 @@ pub struct RunInfo {
 }
 
 /// Why [`RunInfo::read_regular`] has no record.
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
 pub enum RecordReadError {
     /// There is no file at the path (or its directory is gone).
+    #[error("{} is missing", super::paths::RUN_INFO_FILE)]
     Missing,
     /// Something other than a regular file is at the path.
+    #[error("{} is not a regular file", super::paths::RUN_INFO_FILE)]
     NotRegular,
     /// It could not be read or parsed.
+    #[error(transparent)]
     Storage(StorageError),
 }
 

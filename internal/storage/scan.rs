@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use super::ids::{validate_id, IdKind, ProjectId, TaskId};
 use super::liveness::read_reconciled;
 use super::paths::{COMPAT_DIR, DONE_FILE, RUNS_DIR, RUN_INFO_FILE};
-use super::run_info::{RecordReadError, RunInfo, RunStatus};
+use super::run_info::{RunInfo, RunStatus};
 
 /// A project directory.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -194,9 +194,7 @@ fn runs_in(runs_dir: &Path, reconcile: Reconcile) -> Vec<RunEntry> {
 pub fn read_entry(dir: PathBuf, reconcile: Reconcile) -> RunEntry {
     let path = dir.join(RUN_INFO_FILE);
     let info = match RunInfo::read_regular(&path) {
-        Err(RecordReadError::Missing) => Err(format!("{RUN_INFO_FILE} is missing")),
-        Err(RecordReadError::NotRegular) => Err(format!("{RUN_INFO_FILE} is not a regular file")),
-        Err(RecordReadError::Storage(e)) => Err(e.to_string()),
+        Err(err) => Err(err.to_string()),
         // Only a `running` record can need reconciling (it reads the record again, locked).
         Ok(info) if reconcile == Reconcile::Yes && info.status == RunStatus::Running => {
             read_reconciled(&path).map_err(|e| e.to_string())

@@ -123,10 +123,7 @@ fn browse_projects_tasks_runs_and_files() {
         server.base
     );
     assert_eq!(http_get(&url).unwrap(), (200, "0123456789".to_string()));
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .build()
-        .into();
+    let agent = crate::support::http_agent(None);
     let mut resp = agent.get(&url).header("Range", "bytes=2-4").call().unwrap();
     assert_eq!(resp.status().as_u16(), 206);
     assert_eq!(resp.body_mut().read_to_string().unwrap(), "234");
@@ -274,11 +271,7 @@ fn hostile_path_parameters_are_rejected() {
 
     // Every route with a path parameter, read and write, with hostile values.
     let before = snapshot(&outside);
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .timeout_global(Some(std::time::Duration::from_secs(10)))
-        .build()
-        .into();
+    let agent = crate::support::http_agent(Some(std::time::Duration::from_secs(10)));
     let bad_projects = [
         "..",
         "%2e%2e",

@@ -268,11 +268,7 @@ impl Browser {
         let work = tempfile::tempdir().expect("create browser temp dir");
         let profile = work.path().join("profile");
         std::fs::create_dir(&profile).expect("create browser profile dir");
-        let agent: ureq::Agent = ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .timeout_global(Some(Duration::from_secs(90)))
-            .build()
-            .into();
+        let agent: ureq::Agent = crate::support::http_agent(Some(Duration::from_secs(90)));
 
         // A free port can be taken between probing and binding: retry on early exit.
         let mut attempt = 0;
@@ -664,11 +660,7 @@ impl Browser {
 impl Drop for Browser {
     fn drop(&mut self) {
         // Graceful first (chromedriver closes Chromium), then kill whatever is left.
-        let quick: ureq::Agent = ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .timeout_global(Some(Duration::from_secs(10)))
-            .build()
-            .into();
+        let quick: ureq::Agent = crate::support::http_agent(Some(Duration::from_secs(10)));
         let _ = request(&quick, "DELETE", &self.session, None);
         self.driver.stop();
         // The next browser may start while init reaps this one's dead processes.

@@ -6,11 +6,7 @@ use std::time::Duration;
 use crate::support::{sse_events, Sandbox, Server};
 
 fn agent() -> ureq::Agent {
-    ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .timeout_global(Some(Duration::from_secs(30)))
-        .build()
-        .into()
+    crate::support::http_agent(Some(Duration::from_secs(30)))
 }
 
 fn post(server: &Server, path: &str, body: serde_json::Value) -> (u16, serde_json::Value) {

@@ -349,10 +349,7 @@ fn missing_agent_binary_exits_1() {
 
 /// GET `path` on `server` with an optional bearer key; the status code.
 fn status_with_key(server: &Server, path: &str, key: Option<&str>) -> u16 {
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .build()
-        .into();
+    let agent = crate::support::http_agent(None);
     let mut request = agent.get(&format!("{}{path}", server.base));
     if let Some(key) = key {
         request = request.header("Authorization", &format!("Bearer {key}"));

@@ -34,11 +34,7 @@ impl Drop for Tmpfs {
 }
 
 fn request(server: &Server, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .timeout_global(Some(Duration::from_secs(90)))
-        .build()
-        .into();
+    let agent = crate::support::http_agent(Some(Duration::from_secs(90)));
     let url = format!("{}{path}", server.base);
     let mut resp = match (method, body) {
         ("GET", _) => agent.get(&url).call(),

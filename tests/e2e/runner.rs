@@ -43,6 +43,46 @@ impl World {
         cmd
     }
 
+    /// `run-agent job` of task `task` of project `demo` with `agent` and `--prompt prompt`.
+    fn job(&self, task: &str, agent: &str, prompt: &str) -> Command {
+        self.cmd(&[
+            "job",
+            "--project",
+            "demo",
+            "--task",
+            task,
+            "--agent",
+            agent,
+            "--prompt",
+            prompt,
+        ])
+    }
+
+    /// `run-agent task` of task `task` of project `demo` with `agent`; without `prompt` the
+    /// task's TASK.md is the prompt.
+    fn task(&self, task: &str, agent: &str, prompt: Option<&str>) -> Command {
+        let mut cmd = self.cmd(&[
+            "task",
+            "--project",
+            "demo",
+            "--task",
+            task,
+            "--agent",
+            agent,
+        ]);
+        if let Some(prompt) = prompt {
+            cmd.args(["--prompt", prompt]);
+        }
+        cmd
+    }
+
+    /// `run-agent stop` of task `task` of project `demo`, with `extra` flags.
+    fn stop(&self, task: &str, extra: &[&str]) -> Command {
+        let mut cmd = self.cmd(&["stop", "--project", "demo", "--task", task]);
+        cmd.args(extra);
+        cmd
+    }
+
     /// A config with a `command` agent `script` running the fake agent.
     fn command_config(&self) -> PathBuf {
         self.sb.write(
@@ -64,6 +104,13 @@ impl World {
                 Some((d, info))
             })
             .collect()
+    }
+
+    /// The latest run of task `task` of project `demo`, once it has recorded its pid.
+    fn wait_started(&self, task: &str) -> (PathBuf, RunInfo) {
+        wait_for("the recorded pid", || {
+            self.runs("demo", task).pop().filter(|(_, i)| i.pid > 0)
+        })
     }
 
     fn task_bus(&self, project: &str, task: &str) -> Vec<Message> {
@@ -102,6 +149,13 @@ fn stdout(out: &Output) -> String {
 
 fn types(msgs: &[Message]) -> Vec<&str> {
     msgs.iter().map(|m| m.msg_type.as_str()).collect()
+}
+
+/// The pid the fake agent's grandchild wrote to `file` (`FAKE_GRANDCHILD`), once it is there.
+fn wait_grandchild(file: &Path) -> i32 {
+    wait_for("the grandchild", || {
+        std::fs::read_to_string(file).ok()?.trim().parse().ok()
+    })
 }
 
 /// Polls `check` every 20 ms for up to 30 s.
@@ -248,17 +302,7 @@ fn failed_runs_record_code_summary_and_crash_event() {
     ] {
         let task = format!("fail-{code}-{}", stderr.len());
         let out = run(w
-            .cmd(&[
-                "job",
-                "--project",
-                "demo",
-                "--task",
-                &task,
-                "--agent",
-                "codex",
-                "--prompt",
-                "x",
-            ])
+            .job(&task, "codex", "x")
             .env("FAKE_EXIT", code)
             .env("FAKE_STDOUT", "plain text answer")
             .env("FAKE_STDERR", stderr));
@@ -289,17 +333,7 @@ fn failed_runs_record_code_summary_and_crash_event() {
 #[test]
 fn bad_input_is_rejected_with_clear_errors() {
     let w = World::new();
-    let out = run(&mut w.cmd(&[
-        "job",
-        "--project",
-        "demo",
-        "--task",
-        "t",
-        "--agent",
-        "fast",
-        "--prompt",
-        "x",
-    ]));
+    let out = run(&mut w.job("t", "fast", "x"));
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
@@ -323,53 +357,21 @@ fn bad_input_is_rejected_with_clear_errors() {
         "{}",
         text(&out)
     );
-    let out = run(&mut w.cmd(&[
-        "job",
-        "--project",
-        "demo",
-        "--task",
-        "../x",
-        "--agent",
-        "claude",
-        "--prompt",
-        "x",
-    ]));
+    let out = run(&mut w.job("../x", "claude", "x"));
     assert_eq!(out.status.code(), Some(1));
     assert!(
         String::from_utf8_lossy(&out.stderr).contains("--task"),
         "{}",
         text(&out)
     );
-    let out = run(&mut w.cmd(&[
-        "job",
-        "--project",
-        "demo",
-        "--task",
-        "t",
-        "--agent",
-        "claude",
-        "--prompt",
-        "  ",
-    ]));
+    let out = run(&mut w.job("t", "claude", "  "));
     assert_eq!(out.status.code(), Some(1));
     assert!(
         String::from_utf8_lossy(&out.stderr).contains("prompt is empty"),
         "{}",
         text(&out)
     );
-    let out = run(w
-        .cmd(&[
-            "job",
-            "--project",
-            "demo",
-            "--task",
-            "t",
-            "--agent",
-            "claude",
-            "--prompt",
-            "x",
-        ])
-        .args(["--cwd", "/no/such/dir"]));
+    let out = run(w.job("t", "claude", "x").args(["--cwd", "/no/such/dir"]));
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
@@ -382,17 +384,7 @@ fn bad_input_is_rejected_with_clear_errors() {
     );
     // A PROJECT-ROOT.txt naming a missing directory is named in the error.
     w.sb.write("root/demo/PROJECT-ROOT.txt", "/no/such/repo\n");
-    let out = run(&mut w.cmd(&[
-        "job",
-        "--project",
-        "demo",
-        "--task",
-        "t",
-        "--agent",
-        "claude",
-        "--prompt",
-        "x",
-    ]));
+    let out = run(&mut w.job("t", "claude", "x"));
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
@@ -436,20 +428,7 @@ fi
         ),
     )
     .unwrap();
-    let out = run(w
-        .cmd(&[
-            "job",
-            "--project",
-            "demo",
-            "--task",
-            "task-2",
-            "--agent",
-            "script",
-            "--prompt",
-            "go",
-        ])
-        .arg("--config")
-        .arg(&config));
+    let out = run(w.job("task-2", "script", "go").arg("--config").arg(&config));
     assert!(out.status.success(), "{}", text(&out));
     let runs = w.runs("demo", "task-2");
     assert_eq!(runs.len(), 2, "parent and child");
@@ -496,19 +475,8 @@ fn idle_timeout_kills_the_run() {
     let w = World::new();
     let grandchild_file = w.sb.path().join("grandchild.pid");
     let out = run(w
-        .cmd(&[
-            "job",
-            "--project",
-            "demo",
-            "--task",
-            "slow",
-            "--agent",
-            "gemini",
-            "--prompt",
-            "x",
-            "--timeout",
-            "300ms",
-        ])
+        .job("slow", "gemini", "x")
+        .args(["--timeout", "300ms"])
         .env("FAKE_GRANDCHILD", &grandchild_file)
         .env("FAKE_SLEEP", "20"));
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
@@ -596,17 +564,7 @@ fn stop_kills_the_whole_group_and_records_stopped() {
     let w = World::new();
     let grandchild_file = w.sb.path().join("grandchild.pid");
     let child = w
-        .cmd(&[
-            "job",
-            "--project",
-            "demo",
-            "--task",
-            "stoppable",
-            "--agent",
-            "claude",
-            "--prompt",
-            "x",
-        ])
+        .job("stoppable", "claude", "x")
         .env("FAKE_GRANDCHILD", &grandchild_file)
         .env("FAKE_IGNORE_TERM", "1")
         .env("FAKE_SLEEP", "30")
@@ -615,30 +573,11 @@ fn stop_kills_the_whole_group_and_records_stopped() {
         .spawn()
         .unwrap();
     let mut guard = ChildGuard(Some(child));
-    let grandchild: i32 = wait_for("the grandchild", || {
-        std::fs::read_to_string(&grandchild_file)
-            .ok()?
-            .trim()
-            .parse()
-            .ok()
-    });
-    let info = wait_for("the recorded pid", || {
-        w.runs("demo", "stoppable")
-            .pop()
-            .map(|(_, i)| i)
-            .filter(|i| i.pid > 0)
-    });
+    let grandchild = wait_grandchild(&grandchild_file);
+    let (_, info) = w.wait_started("stoppable");
     assert!(alive(grandchild) && alive(info.pid as i32));
     // The agent and its grandchild ignore SIGTERM: the grace period ends in SIGKILL.
-    let out = run(&mut w.cmd(&[
-        "stop",
-        "--project",
-        "demo",
-        "--task",
-        "stoppable",
-        "--grace",
-        "300ms",
-    ]));
+    let out = run(&mut w.stop("stoppable", &["--grace", "300ms"]));
     assert!(out.status.success(), "{}", text(&out));
     assert!(stdout(&out).contains("status: stopped"), "{}", text(&out));
     assert!(
@@ -663,7 +602,7 @@ fn stop_kills_the_whole_group_and_records_stopped() {
         last.body
     );
     // Nothing left to stop.
-    let again = run(&mut w.cmd(&["stop", "--project", "demo", "--task", "stoppable"]));
+    let again = run(&mut w.stop("stoppable", &[]));
     assert_eq!(again.status.code(), Some(1));
     assert!(
         String::from_utf8_lossy(&again.stderr).contains("no running run"),
@@ -676,17 +615,7 @@ fn stop_kills_the_whole_group_and_records_stopped() {
 fn task_restarts_until_done_then_posts_the_completion_fact() {
     let w = World::new();
     let out = run(w
-        .cmd(&[
-            "task",
-            "--project",
-            "demo",
-            "--task",
-            "ralph",
-            "--agent",
-            "claude",
-            "--prompt",
-            "build it",
-        ])
+        .task("ralph", "claude", Some("build it"))
         .args(["--restart-delay", "10ms", "--max-restarts", "5"])
         .env("FAKE_DONE_AFTER", "3"));
     assert!(out.status.success(), "{}", text(&out));
@@ -726,15 +655,7 @@ fn task_restarts_until_done_then_posts_the_completion_fact() {
         Some("task_completion")
     );
     // Running the done task again starts no run and posts no second FACT for the same DONE.
-    let out = run(&mut w.cmd(&[
-        "task",
-        "--project",
-        "demo",
-        "--task",
-        "ralph",
-        "--agent",
-        "claude",
-    ]));
+    let out = run(&mut w.task("ralph", "claude", None));
     assert!(out.status.success(), "{}", text(&out));
     assert_eq!(w.runs("demo", "ralph").len(), 3);
     let project_bus = read_all(&w.root().join("demo/PROJECT-MESSAGE-BUS.md")).unwrap();
@@ -749,19 +670,12 @@ fn task_restarts_until_done_then_posts_the_completion_fact() {
 #[test]
 fn task_gives_up_after_max_restarts() {
     let w = World::new();
-    let out = run(w
-        .cmd(&[
-            "task",
-            "--project",
-            "demo",
-            "--task",
-            "never",
-            "--agent",
-            "claude",
-            "--prompt",
-            "x",
-        ])
-        .args(["--restart-delay", "10ms", "--max-restarts", "0"]));
+    let out = run(w.task("never", "claude", Some("x")).args([
+        "--restart-delay",
+        "10ms",
+        "--max-restarts",
+        "0",
+    ]));
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     assert!(stdout(&out).contains("status: failed"), "{}", text(&out));
     assert_eq!(
@@ -779,17 +693,7 @@ fn task_gives_up_after_max_restarts() {
 fn a_stopped_run_ends_the_task_loop() {
     let w = World::new();
     let child = w
-        .cmd(&[
-            "task",
-            "--project",
-            "demo",
-            "--task",
-            "halt",
-            "--agent",
-            "claude",
-            "--prompt",
-            "x",
-        ])
+        .task("halt", "claude", Some("x"))
         .args(["--restart-delay", "10ms", "--max-restarts", "5"])
         .env("FAKE_SLEEP", "30")
         .stdout(Stdio::piped())
@@ -803,7 +707,7 @@ fn a_stopped_run_ends_the_task_loop() {
             .map(|(_, i)| i)
             .filter(|i| i.pid > 0)
     });
-    let out = run(&mut w.cmd(&["stop", "--project", "demo", "--task", "halt"]));
+    let out = run(&mut w.stop("halt", &[]));
     assert!(out.status.success(), "{}", text(&out));
     let task = guard.0.take().unwrap().wait_with_output().unwrap();
     assert_eq!(task.status.code(), Some(1));
@@ -826,17 +730,7 @@ fn ctrl_c_on_a_foreground_task_stops_its_agent_without_restart() {
     let w = World::new();
     let grandchild_file = w.sb.path().join("grandchild.pid");
     let child = w
-        .cmd(&[
-            "task",
-            "--project",
-            "demo",
-            "--task",
-            "ctrl-c",
-            "--agent",
-            "codex",
-            "--prompt",
-            "x",
-        ])
+        .task("ctrl-c", "codex", Some("x"))
         .args(["--restart-delay", "10ms", "--max-restarts", "5"])
         .env("FAKE_GRANDCHILD", &grandchild_file)
         .env("FAKE_SLEEP", "30")
@@ -845,19 +739,8 @@ fn ctrl_c_on_a_foreground_task_stops_its_agent_without_restart() {
         .spawn()
         .unwrap();
     let mut guard = ChildGuard(Some(child));
-    let grandchild: i32 = wait_for("the grandchild", || {
-        std::fs::read_to_string(&grandchild_file)
-            .ok()?
-            .trim()
-            .parse()
-            .ok()
-    });
-    let info = wait_for("the recorded pid", || {
-        w.runs("demo", "ctrl-c")
-            .pop()
-            .map(|(_, i)| i)
-            .filter(|i| i.pid > 0)
-    });
+    let grandchild = wait_grandchild(&grandchild_file);
+    let (_, info) = w.wait_started("ctrl-c");
     let task = guard.0.take().unwrap();
     let task_pid = nix::unistd::Pid::from_raw(task.id() as i32);
     nix::sys::signal::kill(task_pid, nix::sys::signal::Signal::SIGINT).unwrap();
@@ -899,17 +782,7 @@ fi
     )
     .unwrap();
     let child = w
-        .cmd(&[
-            "task",
-            "--project",
-            "demo",
-            "--task",
-            "kids",
-            "--agent",
-            "script",
-            "--prompt",
-            "go",
-        ])
+        .task("kids", "script", Some("go"))
         .arg("--config")
         .arg(&config)
         .stdout(Stdio::piped())
@@ -957,17 +830,7 @@ fn second_ctrl_c_on_a_job_kills_an_agent_that_ignores_sigterm() {
     let w = World::new();
     let grandchild_file = w.sb.path().join("grandchild.pid");
     let child = w
-        .cmd(&[
-            "job",
-            "--project",
-            "demo",
-            "--task",
-            "stubborn",
-            "--agent",
-            "claude",
-            "--prompt",
-            "x",
-        ])
+        .job("stubborn", "claude", "x")
         .env("FAKE_GRANDCHILD", &grandchild_file)
         .env("FAKE_IGNORE_TERM", "1")
         .env("FAKE_SLEEP", "30")
@@ -976,16 +839,8 @@ fn second_ctrl_c_on_a_job_kills_an_agent_that_ignores_sigterm() {
         .spawn()
         .unwrap();
     let mut guard = ChildGuard(Some(child));
-    let grandchild: i32 = wait_for("the grandchild", || {
-        std::fs::read_to_string(&grandchild_file)
-            .ok()?
-            .trim()
-            .parse()
-            .ok()
-    });
-    let (dir, info) = wait_for("the recorded pid", || {
-        w.runs("demo", "stubborn").pop().filter(|(_, i)| i.pid > 0)
-    });
+    let grandchild = wait_grandchild(&grandchild_file);
+    let (dir, info) = w.wait_started("stubborn");
     let job = guard.0.take().unwrap();
     let job_pid = nix::unistd::Pid::from_raw(job.id() as i32);
     nix::sys::signal::kill(job_pid, nix::sys::signal::Signal::SIGINT).unwrap();
@@ -1089,17 +944,7 @@ fn config_token_goes_to_the_provider_variable_and_config_to_children() {
     );
     let env_dump = w.sb.path().join("env.txt");
     let out = run(w
-        .cmd(&[
-            "job",
-            "--project",
-            "demo",
-            "--task",
-            "tok",
-            "--agent",
-            "mine",
-            "--prompt",
-            "x",
-        ])
+        .job("tok", "mine", "x")
         .arg("--config")
         .arg(&config)
         .env("FAKE_ENV_DUMP", &env_dump)
@@ -1121,20 +966,7 @@ fn config_token_goes_to_the_provider_variable_and_config_to_children() {
     assert_eq!(info.agent, "claude");
 
     // A program that cannot be started: the run fails and says why.
-    let out = run(w
-        .cmd(&[
-            "job",
-            "--project",
-            "demo",
-            "--task",
-            "nostart",
-            "--agent",
-            "broken",
-            "--prompt",
-            "x",
-        ])
-        .arg("--config")
-        .arg(&config));
+    let out = run(w.job("nostart", "broken", "x").arg("--config").arg(&config));
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     let (_, info) = w.runs("demo", "nostart").remove(0);
     assert_eq!(info.status, RunStatus::Failed);
@@ -1167,17 +999,7 @@ fn max_concurrent_runs_queues_runs_and_a_queued_run_can_be_stopped() {
     );
     let start = |task: &str, nap: &str| {
         let child = w
-            .cmd(&[
-                "job",
-                "--project",
-                "demo",
-                "--task",
-                task,
-                "--agent",
-                "script",
-                "--prompt",
-                "x",
-            ])
+            .job(task, "script", "x")
             .arg("--config")
             .arg(&config)
             .env("NAP", nap)
@@ -1216,7 +1038,7 @@ fn max_concurrent_runs_queues_runs_and_a_queued_run_can_be_stopped() {
             .any(|m| m.body.starts_with("run queued"))
             .then_some(())
     });
-    let out = run(&mut w.cmd(&["stop", "--project", "demo", "--task", "waiting"]));
+    let out = run(&mut w.stop("waiting", &[]));
     assert!(out.status.success(), "{}", text(&out));
     let out = waiting.0.take().unwrap().wait_with_output().unwrap();
     assert_eq!(out.status.code(), Some(1));
@@ -1225,7 +1047,7 @@ fn max_concurrent_runs_queues_runs_and_a_queued_run_can_be_stopped() {
     assert!(!std::fs::read_to_string(&log)
         .unwrap()
         .contains("start waiting"));
-    let out = run(&mut w.cmd(&["stop", "--project", "demo", "--task", "holder", "--force"]));
+    let out = run(&mut w.stop("holder", &["--force"]));
     assert!(out.status.success(), "{}", text(&out));
     assert_eq!(holder.0.take().unwrap().wait().unwrap().code(), Some(1));
 }
@@ -1234,15 +1056,7 @@ fn max_concurrent_runs_queues_runs_and_a_queued_run_can_be_stopped() {
 fn task_waits_for_its_dependencies_and_rejects_unknown_ids_and_cycles() {
     let w = World::new();
     let task = |name: &str, deps: &str| {
-        let mut cmd = w.cmd(&[
-            "task",
-            "--project",
-            "demo",
-            "--task",
-            name,
-            "--agent",
-            "claude",
-        ]);
+        let mut cmd = w.task(name, "claude", None);
         cmd.args([
             "--prompt",
             "x",
@@ -1264,17 +1078,7 @@ fn task_waits_for_its_dependencies_and_rejects_unknown_ids_and_cycles() {
     );
 
     // Task a exists (one run, not done yet); b waits for its DONE.
-    let out = run(&mut w.cmd(&[
-        "job",
-        "--project",
-        "demo",
-        "--task",
-        "a",
-        "--agent",
-        "claude",
-        "--prompt",
-        "x",
-    ]));
+    let out = run(&mut w.job("a", "claude", "x"));
     assert!(out.status.success(), "{}", text(&out));
     let child = task("b", "a")
         .stdout(Stdio::piped())
@@ -1322,15 +1126,7 @@ fn task_resume_continues_from_the_latest_run_and_its_session() {
     let w = World::new();
     let stream = r#"{"type":"system","subtype":"init","session_id":"sess-1"}"#;
     let out = run(w
-        .cmd(&[
-            "task",
-            "--project",
-            "demo",
-            "--task",
-            "again",
-            "--agent",
-            "claude",
-        ])
+        .task("again", "claude", None)
         .args(["--prompt", "keep going", "--max-restarts", "0"])
         .env("FAKE_STDOUT", stream));
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
@@ -1379,17 +1175,7 @@ fn task_resume_continues_from_the_latest_run_and_its_session() {
 fn an_old_gemini_cli_that_rejects_the_stream_flags_fails_with_advice() {
     let w = World::new();
     let out = run(w
-        .cmd(&[
-            "job",
-            "--project",
-            "demo",
-            "--task",
-            "old-gemini",
-            "--agent",
-            "gemini",
-            "--prompt",
-            "x",
-        ])
+        .job("old-gemini", "gemini", "x")
         .env("FAKE_STDOUT", "Usage: gemini [options]")
         .env("FAKE_STDERR", "Unknown argument: output-format"));
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
@@ -1406,17 +1192,7 @@ fn an_old_gemini_cli_that_rejects_the_stream_flags_fails_with_advice() {
 fn a_killed_supervisor_leaves_the_run_to_liveness_reconciliation() {
     let w = World::new();
     let child = w
-        .cmd(&[
-            "job",
-            "--project",
-            "demo",
-            "--task",
-            "no-shim",
-            "--agent",
-            "claude",
-            "--prompt",
-            "x",
-        ])
+        .job("no-shim", "claude", "x")
         .env("FAKE_SLEEP", "1")
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -1451,15 +1227,7 @@ fn a_killed_supervisor_leaves_the_run_to_liveness_reconciliation() {
 fn stop_between_two_runs_ends_the_task_loop() {
     let w = World::new();
     let child = w
-        .cmd(&[
-            "task",
-            "--project",
-            "demo",
-            "--task",
-            "between",
-            "--agent",
-            "claude",
-        ])
+        .task("between", "claude", None)
         .args([
             "--prompt",
             "x",
@@ -1481,7 +1249,7 @@ fn stop_between_two_runs_ends_the_task_loop() {
     });
     // The loop now waits 60 s before the restart.
     // Stopping a live loop between runs succeeds.
-    let out = run(&mut w.cmd(&["stop", "--project", "demo", "--task", "between"]));
+    let out = run(&mut w.stop("between", &[]));
     assert!(out.status.success(), "{}", text(&out));
     assert!(
         stdout(&out).contains("its task loop, waiting to restart, now ends"),
@@ -1497,7 +1265,7 @@ fn stop_between_two_runs_ends_the_task_loop() {
     );
     assert_eq!(w.runs("demo", "between").len(), 1);
     // With no loop and no run left, there is nothing to stop.
-    let out = run(&mut w.cmd(&["stop", "--project", "demo", "--task", "between"]));
+    let out = run(&mut w.stop("between", &[]));
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     assert!(
         String::from_utf8_lossy(&out.stderr).contains("has no running run"),
@@ -1513,17 +1281,7 @@ fn a_child_run_ignores_a_config_yaml_in_the_agents_working_directory() {
     let repo = w.sb.path().join("repo");
     w.sb.write("repo/config.yaml", "database: postgres\n");
     let out = run(w
-        .cmd(&[
-            "job",
-            "--project",
-            "demo",
-            "--task",
-            "nested",
-            "--agent",
-            "claude",
-            "--prompt",
-            "x",
-        ])
+        .job("nested", "claude", "x")
         .arg("--cwd")
         .arg(&repo)
         .env("FAKE_SPAWN_CHILD", "claude"));
@@ -1589,30 +1347,10 @@ fn the_conductor_binary_can_supervise_runs() {
 #[test]
 fn task_delete_refuses_running_tasks_and_removes_finished_ones() {
     let w = World::new();
-    let out = run(&mut w.cmd(&[
-        "job",
-        "--project",
-        "demo",
-        "--task",
-        "old",
-        "--agent",
-        "claude",
-        "--prompt",
-        "x",
-    ]));
+    let out = run(&mut w.job("old", "claude", "x"));
     assert!(out.status.success(), "{}", text(&out));
     let child = w
-        .cmd(&[
-            "job",
-            "--project",
-            "demo",
-            "--task",
-            "busy",
-            "--agent",
-            "claude",
-            "--prompt",
-            "x",
-        ])
+        .job("busy", "claude", "x")
         .env("FAKE_SLEEP", "30")
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -1645,7 +1383,7 @@ fn task_delete_refuses_running_tasks_and_removes_finished_ones() {
     let out = delete("..");
     assert_eq!(out.status.code(), Some(1));
     assert!(w.root().join("demo").exists());
-    let out = run(&mut w.cmd(&["stop", "--project", "demo", "--task", "busy", "--force"]));
+    let out = run(&mut w.stop("busy", &["--force"]));
     assert!(out.status.success(), "{}", text(&out));
     guard.0.take().unwrap().wait().unwrap();
     assert!(delete("busy").status.success());
@@ -1668,17 +1406,7 @@ fn max_concurrent_root_tasks_queues_whole_tasks() {
     );
     let start = |task: &str| {
         let child = w
-            .cmd(&[
-                "task",
-                "--project",
-                "demo",
-                "--task",
-                task,
-                "--agent",
-                "script",
-                "--prompt",
-                "x",
-            ])
+            .task(task, "script", Some("x"))
             .arg("--config")
             .arg(&config)
             .stdout(Stdio::piped())

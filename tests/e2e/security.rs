@@ -8,11 +8,7 @@ use crate::support::{Sandbox, Server};
 const KEY: &str = "s3cret-key-for-tests-0123";
 
 fn agent() -> ureq::Agent {
-    ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .timeout_global(Some(Duration::from_secs(10)))
-        .build()
-        .into()
+    crate::support::http_agent(Some(Duration::from_secs(10)))
 }
 
 fn start_with_key(sb: &Sandbox) -> Server {

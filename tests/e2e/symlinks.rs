@@ -369,11 +369,7 @@ fn request(
     path: &str,
     body: Option<serde_json::Value>,
 ) -> (u16, String) {
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .timeout_global(Some(Duration::from_secs(30)))
-        .build()
-        .into();
+    let agent = crate::support::http_agent(Some(Duration::from_secs(30)));
     let url = format!("{}{path}", server.base);
     let resp = match (method, body) {
         ("GET", _) => agent.get(&url).call(),

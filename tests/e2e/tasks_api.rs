@@ -9,11 +9,7 @@ use crate::support::{Sandbox, Server};
 use crate::support::FAKE_AGENT;
 
 fn agent() -> ureq::Agent {
-    ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .timeout_global(Some(Duration::from_secs(60)))
-        .build()
-        .into()
+    crate::support::http_agent(Some(Duration::from_secs(60)))
 }
 
 fn post(server: &Server, path: &str, body: serde_json::Value) -> (u16, serde_json::Value) {

@@ -119,11 +119,7 @@ fn sha256(path: &Path) -> String {
 
 /// POST `body` to the self-update route: status, JSON body, Retry-After header.
 fn post(server: &Server, body: &Value, key: Option<&str>) -> (u16, Value, Option<String>) {
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .timeout_global(Some(Duration::from_secs(60)))
-        .build()
-        .into();
+    let agent = crate::support::http_agent(Some(Duration::from_secs(60)));
     let mut req = agent
         .post(format!("{}{ROUTE}", server.base))
         .content_type("application/json");
@@ -387,10 +383,7 @@ fn drain_defers_while_a_root_run_is_active_then_applies() {
     assert_eq!(code, 409, "{conflict}");
     assert_eq!(conflict["error"]["code"], "conflict");
     // New root tasks are refused while the drain is in progress.
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .build()
-        .into();
+    let agent = crate::support::http_agent(None);
     let mut resp = agent
         .post(&format!("{}/api/v1/tasks", server.base))
         .header("Content-Type", "application/json")
@@ -852,10 +845,7 @@ fn drain_waits_for_a_task_started_through_the_api() {
         .env("FAKE_SLEEP", "3")
         .env("FAKE_DONE_AFTER", "1");
     let server = Server::start(cmd, w.sb.path());
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .build()
-        .into();
+    let agent = crate::support::http_agent(None);
     let mut resp = agent
         .post(format!("{}/api/v1/tasks", server.base))
         .content_type("application/json")
@@ -914,10 +904,7 @@ fn handoff_keeps_a_server_task_loop_going_in_the_new_image() {
         .env("FAKE_SLEEP", "3")
         .env("FAKE_DONE_AFTER", "2");
     let server = Server::start(cmd, w.sb.path());
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .build()
-        .into();
+    let agent = crate::support::http_agent(None);
     let resp = agent
         .post(&format!("{}/api/v1/tasks", server.base))
         .header("Content-Type", "application/json")
@@ -1099,10 +1086,7 @@ fn documented_ci_flows_succeed_with_only_the_admin_key() {
     ));
     assert!(out.status.success(), "curl flow: {}", text(&out));
     let status_as_admin = || {
-        let agent: ureq::Agent = ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .build()
-            .into();
+        let agent = crate::support::http_agent(None);
         let mut resp = agent
             .get(format!("{}/api/v1/status", server.base))
             .header("Authorization", format!("Bearer {ADMIN}"))

@@ -76,10 +76,7 @@ fn start(sb: &Sandbox, webhook: &str) -> Server {
 }
 
 fn start_task(server: &Server) {
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .build()
-        .into();
+    let agent = crate::support::http_agent(None);
     let resp = agent
         .post(&format!("{}/api/v1/tasks", server.base))
         .header("Content-Type", "application/json")

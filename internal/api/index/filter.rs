@@ -46,15 +46,9 @@ mod tests {
         Run {
             status: RunStatus::Completed,
             start_ns,
-            end_ns: 0,
-            pid: 0,
-            pgid: 0,
-            pid_start_time: None,
             agent_name: name.map(Arc::from),
             agent: Some(Arc::from(agent)),
-            file: None,
-            named: None,
-            usage: None,
+            ..Run::unknown()
         }
     }
 

@@ -11,7 +11,7 @@ use super::store::{FileId, Run};
 use crate::storage::ids::{validate_id, IdKind};
 use crate::storage::paths::{RUNS_DIR, RUN_INFO_FILE};
 use crate::storage::scan::{list_projects, list_tasks, run_names};
-use crate::storage::{RunInfo, RunStatus};
+use crate::storage::RunInfo;
 
 /// A run directory found by a scan; `run` is `None` when its run-info.yaml is unchanged.
 #[derive(Debug)]
@@ -113,19 +113,7 @@ fn file_id(dir: &Path) -> Option<FileId> {
 /// Reads one run directory: `None` only for a flat run whose record names no project and
 /// task (it cannot be placed). A missing or broken run-info.yaml gives an `unknown` run.
 pub(super) fn read_run(dir: &Path, flat: bool) -> Option<Run> {
-    let mut run = Run {
-        status: RunStatus::Unknown,
-        start_ns: 0,
-        end_ns: 0,
-        pid: 0,
-        pgid: 0,
-        pid_start_time: None,
-        agent_name: None,
-        agent: None,
-        file: None,
-        named: None,
-        usage: None,
-    };
+    let mut run = Run::unknown();
     let path = dir.join(RUN_INFO_FILE);
     let Ok(mut file) = std::fs::OpenOptions::new()
         .read(true)

@@ -54,6 +54,23 @@ pub(crate) struct Run {
 }
 
 impl Run {
+    /// A run with nothing known yet: `unknown`, no times, no process, no record read.
+    pub fn unknown() -> Self {
+        Run {
+            status: RunStatus::Unknown,
+            start_ns: 0,
+            end_ns: 0,
+            pid: 0,
+            pgid: 0,
+            pid_start_time: None,
+            agent_name: None,
+            agent: None,
+            file: None,
+            named: None,
+            usage: None,
+        }
+    }
+
     /// The run's latest start or end time (ns since the epoch, 0 when unknown).
     pub fn activity_ns(&self) -> i64 {
         self.end_ns.max(self.start_ns)
@@ -489,15 +506,7 @@ mod tests {
         Run {
             status,
             start_ns: start,
-            end_ns: 0,
-            pid: 0,
-            pgid: 0,
-            pid_start_time: None,
-            agent_name: None,
-            agent: None,
-            file: None,
-            named: None,
-            usage: None,
+            ..Run::unknown()
         }
     }
 

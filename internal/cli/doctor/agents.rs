@@ -32,17 +32,6 @@ pub fn check(config: Option<&Config>, env: Env, report: &mut Report) {
     }
 }
 
-fn builtin(agent_type: AgentType) -> AgentConfig {
-    AgentConfig {
-        agent_type,
-        token: None,
-        token_file: None,
-        model: None,
-        base_url: None,
-        command: None,
-    }
-}
-
 /// Without configured agents the built-in CLI types are what `--agent claude` etc. run.
 fn check_builtins(env: Env, report: &mut Report) {
     let mut found = 0;
@@ -51,7 +40,7 @@ fn check_builtins(env: Env, report: &mut Report) {
         let program = agent_type.cli_binary().unwrap_or(name);
         if crate::cli::validate::find_program(program, env).is_some() {
             found += 1;
-            check_one(name, &builtin(agent_type), env, report, false);
+            check_one(name, &AgentConfig::of_type(agent_type), env, report, false);
         } else {
             report.add(
                 "agents",

@@ -15,7 +15,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 
-use crate::config::{self, mask_secret, ConfigMode, ServerFlags, ServerSettings};
+use crate::config::{self, ConfigMode, ServerFlags, ServerSettings};
 use report::{Level, Report};
 
 /// doctor flags.
@@ -109,37 +109,20 @@ fn check_config(settings: &ServerSettings, cwd: &std::path::Path, report: &mut R
     for warning in &settings.warnings {
         report.add("config", "config.warning", Level::Warn, warning.clone());
     }
-    let value = |key: &str, value: String, source: config::Source| {
-        (format!("config.{key}"), format!("{value} ({source})"))
-    };
-    let key = settings
-        .api_key
-        .value
-        .as_deref()
-        .map_or_else(|| "<unset>".to_string(), mask_secret);
-    for (name, text) in [
-        value(
-            "root",
-            settings.root.value.display().to_string(),
-            settings.root.source,
+    let rest = [
+        (
+            "api.api_key",
+            settings.shown_api_key(),
+            settings.api_key.source,
         ),
-        value(
-            "api.host",
-            settings.host.value.clone(),
-            settings.host.source,
-        ),
-        value(
-            "api.port",
-            settings.port.value.to_string(),
-            settings.port.source,
-        ),
-        value("api.api_key", key, settings.api_key.source),
-        value(
+        (
             "task_start_disabled",
             settings.task_start_disabled.value.to_string(),
             settings.task_start_disabled.source,
         ),
-    ] {
-        report.add("config", name, Level::Pass, text);
+    ];
+    for (key, text, source) in settings.shown_location().into_iter().chain(rest) {
+        let text = format!("{text} ({source})");
+        report.add("config", format!("config.{key}"), Level::Pass, text);
     }
 }

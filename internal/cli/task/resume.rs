@@ -7,9 +7,10 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::{anyhow, bail, Context};
+use anyhow::{bail, Context};
 
 use crate::agent::session_to_resume;
+use crate::cli::job::prompt_or_task_md;
 use crate::runner::{LoopRequest, TaskRequest};
 use crate::storage::ids::{ProjectId, TaskId};
 use crate::storage::liveness::read_reconciled;
@@ -33,12 +34,9 @@ pub struct ResumeArgs {
     /// Agent (default: the latest run's agent, by its recorded `agent_name`).
     #[arg(long)]
     pub agent: Option<String>,
-    /// The prompt text (default: the task's TASK.md).
-    #[arg(long, conflicts_with = "prompt_file")]
-    pub prompt: Option<String>,
-    /// Read the prompt from a file.
-    #[arg(long, value_name = "FILE")]
-    pub prompt_file: Option<PathBuf>,
+    /// The prompt (`--prompt` or `--prompt-file`).
+    #[command(flatten)]
+    pub prompt: crate::cli::job::PromptArgs,
     /// Remove the task's DONE file and continue anyway.
     #[arg(long)]
     pub reset_done: bool,
@@ -95,23 +93,7 @@ pub fn run(args: ResumeArgs) -> anyhow::Result<ExitCode> {
         }
         std::fs::remove_file(&done).with_context(|| format!("cannot remove {}", done.display()))?;
     }
-    let prompt =
-        match crate::cli::job::read_prompt(args.prompt.as_deref(), args.prompt_file.as_deref())? {
-            Some(p) => p,
-            None => {
-                let task_md = task_dir.join(TASK_FILE);
-                std::fs::read_to_string(&task_md)
-                    .ok()
-                    .filter(|t| !t.trim().is_empty())
-                    .map(|t| t.trim().to_string())
-                    .ok_or_else(|| {
-                        anyhow!(
-                            "{} not found and no prompt provided: pass --prompt or --prompt-file",
-                            task_md.display()
-                        )
-                    })?
-            }
-        };
+    let prompt = prompt_or_task_md(args.prompt.read()?, &task_dir.join(TASK_FILE))?;
     let agent = match (&args.agent, &latest) {
         (None, Some(latest)) if !latest.agent.is_empty() => {
             crate::agent::select_for_resume(latest, setup.config.as_ref())?

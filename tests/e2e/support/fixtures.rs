@@ -204,10 +204,7 @@ impl Server {
 
     /// POST `body` as JSON to `path`; the answer's status and JSON (or a JSON string).
     pub fn post_json(&self, path: &str, body: serde_json::Value) -> (u16, serde_json::Value) {
-        let agent: ureq::Agent = ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .build()
-            .into();
+        let agent = crate::support::http_agent(None);
         let mut resp = agent
             .post(&format!("{}{path}", self.base))
             .header("Content-Type", "application/json")

@@ -3,13 +3,19 @@
 
 use std::time::Duration;
 
+/// An HTTP client for which a non-2xx status is an answer, not an error; `timeout` bounds each
+/// whole request (`None`: no bound).
+pub fn http_agent(timeout: Option<Duration>) -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(timeout)
+        .build()
+        .into()
+}
+
 /// A plain GET returning status and body; non-2xx statuses are not errors.
 pub fn http_get(url: &str) -> Result<(u16, String), ureq::Error> {
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .timeout_global(Some(Duration::from_secs(10)))
-        .build()
-        .into();
+    let agent = http_agent(Some(Duration::from_secs(10)));
     let mut resp = agent.get(url).call()?;
     let status = resp.status().as_u16();
     let body = resp.body_mut().read_to_string()?;
@@ -60,11 +66,7 @@ pub fn sse_events(
     last_id: Option<&str>,
 ) -> impl Iterator<Item = (String, String, String)> {
     use std::io::BufRead;
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .timeout_global(Some(Duration::from_secs(30)))
-        .build()
-        .into();
+    let agent = http_agent(Some(Duration::from_secs(30)));
     let mut req = agent.get(url);
     if let Some(id) = last_id {
         req = req.header("Last-Event-ID", id);
