@@ -79,11 +79,12 @@ pub(super) enum RunStep {
     },
 }
 
-/// One followed log file.
+/// One followed log file, kept open once it exists (a log is only appended to).
 #[derive(Debug)]
 struct LogTail {
     name: &'static str,
     path: PathBuf,
+    file: Option<std::fs::File>,
     offset: u64,
     partial: Vec<u8>,
 }
@@ -93,6 +94,7 @@ impl LogTail {
         Self {
             name,
             path: dir.join(file),
+            file: None,
             offset,
             partial: Vec::new(),
         }
@@ -104,8 +106,11 @@ impl LogTail {
     fn poll(&mut self, flush: bool) -> (Vec<(String, u64)>, bool) {
         let mut out = Vec::new();
         let mut at_end = true;
-        // The same rule as the file route: a log that is a symlink is never followed.
-        if let Ok(mut file) = crate::storage::confined::open_nofollow(&self.path) {
+        if self.file.is_none() {
+            // The same rule as the file route: a log that is a symlink is never followed.
+            self.file = crate::storage::confined::open_nofollow(&self.path).ok();
+        }
+        if let Some(file) = self.file.as_mut() {
             let start = self.offset + self.partial.len() as u64;
             if file.seek(SeekFrom::Start(start)).is_ok() {
                 let read = file
@@ -137,9 +142,54 @@ impl LogTail {
     }
 }
 
+/// The run's record as last read, and when its process was last probed.
+struct CachedRecord {
+    /// Identity and version of run-info.yaml when read: (inode, mtime ns, size).
+    version: (u64, i128, u64),
+    info: RunInfo,
+    probed: std::time::Instant,
+}
+
+/// The record of a running run is re-read when run-info.yaml changes, and its process probed
+/// (to notice one that vanished without a word) at most this often.
+const PROBE_EVERY: Duration = RECHECK;
+
+fn record_version(path: &Path) -> Option<(u64, i128, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    let meta = std::fs::symlink_metadata(path).ok()?;
+    let mtime = i128::from(meta.mtime()) * 1_000_000_000 + i128::from(meta.mtime_nsec());
+    Some((meta.ino(), mtime, meta.size()))
+}
+
+/// The run's record: from the cache while run-info.yaml is unchanged and the last probe is
+/// recent (the common case while a run writes output: one `stat` instead of reading and
+/// parsing the record and probing its process on every new line), else read and reconciled.
+fn current_record(dir: &Path, cache: &mut Option<CachedRecord>) -> Option<RunInfo> {
+    let path = dir.join(RUN_INFO_FILE);
+    let version = record_version(&path);
+    if let (Some(cached), Some(version)) = (cache.as_ref(), version) {
+        let settled = cached.info.status.is_terminal();
+        if cached.version == version && (settled || cached.probed.elapsed() < PROBE_EVERY) {
+            return Some(cached.info.clone());
+        }
+    }
+    let info = liveness::read_reconciled(&path).ok();
+    // Stat again after reading: a reconcile may have rewritten the file.
+    *cache = match (&info, record_version(&path)) {
+        (Some(info), Some(version)) => Some(CachedRecord {
+            version,
+            info: info.clone(),
+            probed: std::time::Instant::now(),
+        }),
+        _ => None,
+    };
+    info
+}
+
 /// What one look at the run directory found.
 struct Look {
     tails: [LogTail; 2],
+    record: Option<CachedRecord>,
     /// stderr's offset before this look (stdout's lines were read while it stood there).
     stderr_before: u64,
     info: Option<RunInfo>,
@@ -148,14 +198,15 @@ struct Look {
 }
 
 /// Reads the record and what the logs gained (blocking: run on the blocking pool).
-fn look(dir: &Path, mut tails: [LogTail; 2]) -> Look {
-    let info = liveness::read_reconciled(&dir.join(RUN_INFO_FILE)).ok();
+fn look(dir: &Path, mut tails: [LogTail; 2], mut record: Option<CachedRecord>) -> Look {
+    let info = current_record(dir, &mut record);
     let finished = info.as_ref().is_some_and(|i| i.status.is_terminal());
     let stderr_before = tails[1].offset;
     let (out, out_end) = tails[0].poll(finished);
     let (err, err_end) = tails[1].poll(finished);
     Look {
         tails,
+        record,
         stderr_before,
         info,
         lines: [out, err],
@@ -169,6 +220,8 @@ pub(super) struct RunFollower {
     changes: Subscription,
     /// `None` while a look runs.
     tails: Option<[LogTail; 2]>,
+    /// The record as last read (moves with `tails`).
+    record: Option<CachedRecord>,
     /// The look running on the blocking pool.
     look: Option<JoinHandle<Look>>,
     pending: VecDeque<RunStep>,
@@ -194,6 +247,7 @@ impl RunFollower {
             dir,
             changes,
             tails: Some(tails),
+            record: None,
             look: None,
             pending: VecDeque::new(),
             last_status: None,
@@ -234,7 +288,10 @@ impl RunFollower {
                     continue;
                 };
                 let dir = self.dir.clone();
-                self.look = Some(tokio::task::spawn_blocking(move || look(&dir, tails)));
+                let record = self.record.take();
+                self.look = Some(tokio::task::spawn_blocking(move || {
+                    look(&dir, tails, record)
+                }));
             }
             let Some(running) = self.look.as_mut() else {
                 continue;
@@ -255,6 +312,7 @@ impl RunFollower {
     fn take_in(&mut self, found: Look) {
         let Look {
             tails,
+            record,
             stderr_before,
             info,
             lines,
@@ -294,6 +352,7 @@ impl RunFollower {
             stderr: tails[1].offset,
         };
         self.tails = Some(tails);
+        self.record = record;
         if !caught_up {
             return; // more backlog: read on as the caller asks
         }
@@ -329,6 +388,28 @@ mod tests {
         info.exit_code = 0;
         info.end_time = start;
         info.write(&dir.join(RUN_INFO_FILE)).unwrap();
+    }
+
+    #[test]
+    fn the_record_is_read_again_only_when_its_file_changes() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut cache = None;
+        assert!(current_record(dir.path(), &mut cache).is_none());
+        write_finished(dir.path(), RunStatus::Completed);
+        let first = current_record(dir.path(), &mut cache).unwrap();
+        assert_eq!(first.status, RunStatus::Completed);
+        // Unchanged file: the cached record (tampering with the cache shows it was used).
+        if let Some(cached) = cache.as_mut() {
+            cached.info.exit_code = 99;
+        }
+        assert_eq!(
+            current_record(dir.path(), &mut cache).unwrap().exit_code,
+            99
+        );
+        // A rewritten record (a new file renamed into place) is read again.
+        write_finished(dir.path(), RunStatus::Failed);
+        let again = current_record(dir.path(), &mut cache).unwrap();
+        assert_eq!((again.status, again.exit_code), (RunStatus::Failed, 0));
     }
 
     #[test]

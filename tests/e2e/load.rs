@@ -22,19 +22,24 @@ use serde_json::{json, Value};
 use crate::support::{free_port, Sandbox, Server};
 
 /// The agent: waits for `$LOAD_GO` (so the clients are attached), then writes `$LOAD_LINES`
-/// lines, a `stamp <ns since epoch>` line every 100 (for the delivery latency), pausing 0.1 s
-/// every 100 lines, and marks its task done.
-const AGENT: &str = r#"#!/bin/sh
-w=0
-while [ ! -e "$LOAD_GO" ] && [ "$w" -lt 1200 ]; do sleep 0.1; w=$((w+1)); done
-pad=abcdefghijklmnopqrstuvwxyzabcdefghijklmnopqrstuvwxyzabcdefghijklmnopqrstuvwxyz
-i=0
-while [ "$i" -lt "$LOAD_LINES" ]; do
-  if [ $((i % 100)) -eq 0 ]; then echo "stamp $(date +%s%N)"; else echo "line $i $pad"; fi
-  i=$((i+1))
-  if [ $((i % 100)) -eq 0 ]; then sleep 0.1; fi
-done
-touch "$JRUN_TASK_FOLDER/DONE"
+/// lines, one write each, a `stamp <ns since epoch>` line every 100 (for the delivery
+/// latency), pausing 0.1 s every 100 lines, and marks its task done. One perl process per
+/// agent: a shell agent forking `date` and `sleep` for its stamps and pauses spent half of two
+/// CPUs on those forks, measuring the load generator's fork storm rather than the server.
+const AGENT: &str = r#"#!/usr/bin/perl
+use strict;
+use warnings;
+use Time::HiRes qw(time sleep);
+$| = 1;
+my $waited = 0;
+while (!-e $ENV{LOAD_GO} && $waited < 1200) { sleep 0.1; $waited++; }
+my $pad = "abcdefghijklmnopqrstuvwxyz" x 3;
+for my $i (0 .. $ENV{LOAD_LINES} - 1) {
+    if ($i % 100 == 0) { printf "stamp %d\n", time() * 1e9; } else { print "line $i $pad\n"; }
+    sleep 0.1 if ($i + 1) % 100 == 0;
+}
+open(my $done, '>', "$ENV{JRUN_TASK_FOLDER}/DONE") or die "cannot write DONE: $!";
+close($done);
 "#;
 
 /// What one load run does.
