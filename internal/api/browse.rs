@@ -6,7 +6,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Deserialize;
 
-use super::error::ApiError;
+use super::error::{off_runtime, ApiError};
 use super::index::{IndexState, RunFilter, TaskRuns};
 use super::lookup;
 use super::range::ByteRange;
@@ -64,16 +64,19 @@ async fn index_ready_within(state: &AppState, wait: std::time::Duration) -> Resu
     tag = "projects",
     responses((status = 200, description = "Projects with task counts", body = ProjectList))
 )]
-pub async fn projects(State(state): State<AppState>) -> Json<ProjectList> {
-    let projects: Vec<ProjectSummary> = list_projects(state.root.path())
-        .iter()
-        .map(|p| ProjectSummary {
-            project_id: p.id.to_string(),
-            task_count: scan::task_dirs(p).len(),
-            usage: state.index.usage_of(Some(p.id.as_str())),
-        })
-        .collect();
-    Json(ProjectList { projects })
+pub async fn projects(State(state): State<AppState>) -> Result<Json<ProjectList>, ApiError> {
+    let projects = off_runtime("listing projects", move || {
+        list_projects(state.root.path())
+            .iter()
+            .map(|p| ProjectSummary {
+                project_id: p.id.to_string(),
+                task_count: scan::task_dirs(p).len(),
+                usage: state.index.usage_of(Some(p.id.as_str())),
+            })
+            .collect()
+    })
+    .await?;
+    Ok(Json(ProjectList { projects }))
 }
 
 /// A run's summary from its directory entry.
@@ -137,8 +140,11 @@ pub async fn tasks(
         id: project.clone(),
         dir,
     };
-    state.index.reconcile_stale();
-    let tasks = project_task_summaries(&state, &entry);
+    let tasks = off_runtime("listing tasks", move || {
+        state.index.reconcile_stale();
+        project_task_summaries(&state, &entry)
+    })
+    .await?;
     Ok(Json(TaskList {
         project_id: Some(project.to_string()),
         tasks,
@@ -175,11 +181,15 @@ pub async fn task(
     let cursor = query.cursor.as_deref().map(lookup::run_id).transpose()?;
     let dir = lookup::task_dir(&state.root, &project, &task)?;
     index_ready(&state).await?;
-    let page = RunsPage {
-        limit: Some(limit),
-        cursor: cursor.as_ref(),
-    };
-    Ok(Json(task_view(&state, &project, &task, &dir, page)))
+    let view = off_runtime("reading the task", move || {
+        let page = RunsPage {
+            limit: Some(limit),
+            cursor: cursor.as_ref(),
+        };
+        task_view(&state, &project, &task, &dir, page)
+    })
+    .await?;
+    Ok(Json(view))
 }
 
 /// Which of a task's runs a task view holds.
@@ -492,7 +502,7 @@ pub async fn runs(
     };
     index_ready(&state).await?;
     let index = state.index.clone();
-    let (runs, next_cursor) = tokio::task::spawn_blocking(move || {
+    let (runs, next_cursor) = off_runtime("listing", move || {
         let (page, next) = index.page(&filter, cursor.as_ref().map(|c| c.as_str()), limit);
         let runs: Vec<RunSummary> = page
             .into_iter()
@@ -503,8 +513,7 @@ pub async fn runs(
             .collect();
         (runs, next)
     })
-    .await
-    .map_err(|e| ApiError::internal(format!("listing failed: {e}")))?;
+    .await?;
     Ok(Json(RunsAnswer { runs, next_cursor }))
 }
 
@@ -532,14 +541,15 @@ pub async fn run(
 ) -> Result<Response, ApiError> {
     let run = lookup::run_id(&run)?;
     let dir = lookup::run_dir(&state, &run)?;
-    let entry = scan::read_entry(dir.clone(), Reconcile::Yes);
-    match query.format.as_deref() {
+    let format = query.format;
+    off_runtime("reading the run", move || match format.as_deref() {
         Some("yaml") => {
             let text = std::fs::read_to_string(dir.join(paths::RUN_INFO_FILE))
                 .map_err(|e| ApiError::not_found(format!("run-info.yaml of {run}: {e}")))?;
             Ok(([(header::CONTENT_TYPE, "application/yaml")], text).into_response())
         }
         Some("json") | None => {
+            let entry = scan::read_entry(dir.clone(), Reconcile::Yes);
             let (p, t) = run_owner(&state, &entry);
             let (previous_run, next_run) = state.index.neighbours(&p, &t, run.as_str());
             let body = RunDetail {
@@ -553,7 +563,8 @@ pub async fn run(
         Some(other) => Err(ApiError::bad_request(format!(
             "invalid format {other:?}; allowed: json, yaml"
         ))),
-    }
+    })
+    .await?
 }
 
 /// The project and task a run belongs to: from its path `<project>/<task>/runs/<run>`, or for
@@ -619,11 +630,10 @@ pub async fn run_file(
     } else {
         "text/plain; charset=utf-8"
     };
-    tokio::task::spawn_blocking(move || {
+    off_runtime("reading the file", move || {
         read_run_file(&path, &label, range.as_deref(), content_type)
     })
-    .await
-    .map_err(|e| ApiError::internal(format!("file read task failed: {e}")))?
+    .await?
 }
 
 /// Answers with the file at `path` (never through a symlink), or the part `range` asks for;

@@ -207,3 +207,15 @@ pub async fn fallback(uri: axum::http::Uri, headers: axum::http::HeaderMap) -> R
     }
     response
 }
+
+/// Runs `work` (file reads and scans) on the runtime's blocking pool, so the few runtime
+/// workers stay free for other requests (`/healthz` answers while a listing reads the disk).
+/// `what` names the work in the error if it panicked.
+pub async fn off_runtime<T: Send + 'static>(
+    what: &str,
+    work: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, ApiError> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|e| ApiError::internal(format!("{what} failed: {e}")))
+}

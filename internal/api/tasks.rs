@@ -12,7 +12,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 
-use super::error::ApiError;
+use super::error::{off_runtime, ApiError};
 use super::lookup;
 use super::state::AppState;
 use super::task_loops::{spawn_loop, LoopRecord, LoopState};
@@ -626,7 +626,7 @@ pub async fn stop_run(
     let run = lookup::run_id(&run)?;
     let grace = stop_grace(&body)?;
     let dir = lookup::run_dir(&state, &run)?;
-    let info = tokio::task::spawn_blocking(move || {
+    let info = off_runtime("stop", move || {
         runner::stop_run(
             &dir,
             StopOptions {
@@ -635,8 +635,7 @@ pub async fn stop_run(
             },
         )
     })
-    .await
-    .map_err(|e| ApiError::internal(format!("stop failed: {e}")))?
+    .await?
     .map_err(|e| match e {
         runner::RunnerError::NotRunning(msg) => ApiError::conflict(msg),
         other => ApiError::internal(other.to_string()),
@@ -670,9 +669,8 @@ pub async fn delete_task(
     }
     let root = state.root.clone();
     let (p, t) = (project.clone(), task.clone());
-    tokio::task::spawn_blocking(move || crate::gc::delete_task(&root, &p, &t))
-        .await
-        .map_err(|e| ApiError::internal(format!("delete failed: {e}")))?
+    off_runtime("delete", move || crate::gc::delete_task(&root, &p, &t))
+        .await?
         .map_err(|e| match e {
             TaskDeleteError::NotFound { .. } => ApiError::not_found(e.to_string()),
             TaskDeleteError::Refused(err) => ApiError::from_confined(err),
