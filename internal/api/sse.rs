@@ -23,7 +23,8 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::body::{Body, Bytes};
+use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 
@@ -38,6 +39,10 @@ pub const STALL_LIMIT: Duration = Duration::from_secs(10);
 pub const HEARTBEAT: Duration = Duration::from_secs(15);
 /// Fixed per-event overhead counted against the buffer (field names, newlines).
 const EVENT_OVERHEAD: usize = 32;
+/// Most bytes of queued events written to the socket as one body frame.
+const MAX_FRAME_BYTES: usize = 64 * 1024;
+/// The heartbeat: an SSE comment line.
+const HEARTBEAT_TEXT: &[u8] = b": heartbeat\n\n";
 
 /// One event to send: `event:` kind, optional `id:` and `data:`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -68,13 +73,32 @@ impl SseEvent {
         self.kind.len() + self.id.as_ref().map_or(0, String::len) + self.data.len() + EVENT_OVERHEAD
     }
 
-    fn into_event(self) -> Event {
-        let event = Event::default().event(self.kind);
-        let event = match self.id {
-            Some(id) => event.id(id),
-            None => event,
+    /// Appends the event in the `text/event-stream` format: `event:`, `id:`, the data split
+    /// into one `data:` field per line (a `\r` or `\n` starts a new field; empty data has no
+    /// field), and the blank line that ends the event. Kinds are constants and ids are run
+    /// positions or message ids; a line break in either would end the field early, so it is
+    /// dropped from them.
+    fn encode(&self, out: &mut Vec<u8>) {
+        let field = |out: &mut Vec<u8>, name: &[u8], value: &str| {
+            out.extend_from_slice(name);
+            out.extend(value.bytes().filter(|b| !matches!(b, b'\r' | b'\n')));
+            out.push(b'\n');
         };
-        event.data(self.data)
+        field(out, b"event: ", &self.kind);
+        if let Some(id) = &self.id {
+            field(out, b"id: ", id);
+        }
+        if !self.data.is_empty() {
+            out.extend_from_slice(b"data: ");
+            for &byte in self.data.as_bytes() {
+                out.push(byte);
+                if matches!(byte, b'\r' | b'\n') {
+                    out.extend_from_slice(b"data: ");
+                }
+            }
+            out.push(b'\n');
+        }
+        out.push(b'\n');
     }
 }
 
@@ -107,6 +131,7 @@ pub struct SseSender {
 /// The response-body side: yields queued events, holds the open-stream gauge.
 pub struct SseStream {
     rx: mpsc::UnboundedReceiver<Queued>,
+    heartbeat: Pin<Box<tokio::time::Sleep>>,
     _guard: Option<SseGuard>,
     _extra: Option<Box<dyn Send + Sync>>,
 }
@@ -135,6 +160,7 @@ pub fn channel_with(
         sender,
         SseStream {
             rx,
+            heartbeat: Box::pin(tokio::time::sleep(HEARTBEAT)),
             _guard: guard,
             _extra: None,
         },
@@ -228,28 +254,59 @@ impl SseSender {
 }
 
 impl tokio_stream::Stream for SseStream {
-    type Item = Result<Event, Infallible>;
+    type Item = Result<Bytes, Infallible>;
 
+    /// One body frame: every event queued by now (up to [`MAX_FRAME_BYTES`]), so a burst of
+    /// lines goes out in one write instead of one write each; a heartbeat comment when nothing
+    /// was sent for [`HEARTBEAT`].
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        // The permit is dropped here: once the body hands the event to hyper it no longer
-        // counts against the producer (hyper's own write buffer is bounded).
-        self.rx
-            .poll_recv(cx)
-            .map(|queued| queued.map(|q| Ok(q.event.into_event())))
+        let first = match self.rx.poll_recv(cx) {
+            Poll::Ready(Some(queued)) => queued,
+            Poll::Ready(None) => return Poll::Ready(None),
+            Poll::Pending => {
+                if std::future::Future::poll(self.heartbeat.as_mut(), cx).is_pending() {
+                    return Poll::Pending;
+                }
+                self.reset_heartbeat();
+                return Poll::Ready(Some(Ok(Bytes::from_static(HEARTBEAT_TEXT))));
+            }
+        };
+        // The permits are dropped here: once the body hands the bytes to hyper they no longer
+        // count against the producer (hyper's own write buffer is bounded).
+        let mut frame = Vec::with_capacity(first.event.cost());
+        first.event.encode(&mut frame);
+        while frame.len() < MAX_FRAME_BYTES {
+            match self.rx.try_recv() {
+                Ok(queued) => queued.event.encode(&mut frame),
+                Err(_) => break,
+            }
+        }
+        self.reset_heartbeat();
+        Poll::Ready(Some(Ok(Bytes::from(frame))))
     }
 }
 
 impl SseStream {
+    fn reset_heartbeat(&mut self) {
+        let next = tokio::time::Instant::now() + HEARTBEAT;
+        self.heartbeat.as_mut().reset(next);
+    }
+
     /// Keeps `value` alive as long as the response body (it is dropped when the client goes).
     pub fn with_guard(mut self, value: impl Send + Sync + 'static) -> Self {
         self._extra = Some(Box::new(value));
         self
     }
 
-    /// The streaming response, with a heartbeat comment every [`HEARTBEAT`].
+    /// The streaming response (`text/event-stream`, not cached).
     pub fn into_response(self) -> Response {
-        Sse::new(self)
-            .keep_alive(KeepAlive::new().interval(HEARTBEAT).text("heartbeat"))
+        (
+            [
+                (header::CONTENT_TYPE, "text/event-stream"),
+                (header::CACHE_CONTROL, "no-cache"),
+            ],
+            Body::from_stream(self),
+        )
             .into_response()
     }
 }
@@ -261,6 +318,48 @@ mod tests {
 
     fn event(n: usize, size: usize) -> SseEvent {
         SseEvent::new("line", "x".repeat(size)).id(n.to_string())
+    }
+
+    /// The events in body bytes (one `event:` field each).
+    fn count_events(text: &str) -> usize {
+        text.matches("event: ").count()
+    }
+
+    async fn next_text(rx: &mut SseStream) -> Option<String> {
+        match rx.next().await {
+            Some(Ok(frame)) => Some(String::from_utf8_lossy(&frame).into_owned()),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn events_are_encoded_as_the_event_stream_format_says() {
+        let mut out = Vec::new();
+        SseEvent::new("stdout", "a\nb\rc")
+            .id("3:0")
+            .encode(&mut out);
+        SseEvent::new("stdout", "").id("4:0").encode(&mut out);
+        SseEvent::new("end", "done").encode(&mut out);
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "event: stdout\nid: 3:0\ndata: a\ndata: b\rdata: c\n\n\
+             event: stdout\nid: 4:0\n\n\
+             event: end\ndata: done\n\n"
+        );
+    }
+
+    #[tokio::test]
+    async fn queued_events_leave_in_one_frame() {
+        let (tx, mut rx) = channel_with(None, 1 << 20, STALL_LIMIT);
+        for n in 0..3 {
+            tx.send(event(n, 5)).await.unwrap();
+        }
+        let frame = next_text(&mut rx).await.unwrap();
+        assert_eq!(count_events(&frame), 3, "{frame}");
+        assert!(
+            frame.starts_with("event: line\nid: 0\ndata: xxxxx\n\n"),
+            "{frame}"
+        );
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -276,20 +375,24 @@ mod tests {
             }
             (sent, None)
         });
-        // Drain 10 events slowly: the producer keeps up, never more than ~4 ahead.
-        for _ in 0..10 {
-            assert!(rx.next().await.is_some());
+        // Drain 10 events: the producer keeps up, never more than ~4 ahead.
+        let mut received = 0;
+        while received < 10 {
+            received += count_events(&next_text(&mut rx).await.unwrap());
         }
         // Then stop reading: the producer stalls and gives up with a resync.
         let (sent, err) = producer.await.unwrap();
         assert_eq!(err, Some(SendError::Overflow));
-        assert!((10..=14).contains(&sent), "sent {sent}");
-        let mut rest = Vec::new();
-        while let Some(Ok(ev)) = rx.next().await {
-            rest.push(format!("{ev:?}"));
+        assert!(
+            (received..=received + 5).contains(&sent),
+            "sent {sent}, received {received}"
+        );
+        let mut rest = String::new();
+        while let Some(text) = next_text(&mut rx).await {
+            rest.push_str(&text);
         }
-        assert!(rest.last().unwrap().contains("resync"), "{rest:?}");
-        assert_eq!(rest.len(), sent - 10 + 1);
+        assert!(rest.ends_with("event: resync\ndata: the client stopped reading; reconnect with Last-Event-ID to resume\n\n"), "{rest}");
+        assert_eq!(received + count_events(&rest), sent + 1);
     }
 
     #[tokio::test]
@@ -303,9 +406,12 @@ mod tests {
         assert_eq!(tx.try_send(event(2, 1), "slow"), Err(SendError::Overflow));
         assert!(tx.is_closed());
         drop(tx);
-        let all: Vec<_> = (&mut rx).collect().await;
-        assert_eq!(all.len(), 2);
-        assert!(format!("{:?}", all[1]).contains("resync"));
+        let mut all = String::new();
+        while let Some(text) = next_text(&mut rx).await {
+            all.push_str(&text);
+        }
+        assert_eq!(count_events(&all), 2, "{all}");
+        assert!(all.ends_with("event: resync\ndata: slow\n\n"), "{all}");
     }
 
     #[tokio::test]
