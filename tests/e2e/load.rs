@@ -5,12 +5,13 @@
 //!   lines, every task done once), timing is printed, not asserted.
 //! - `load::full` (ignored; `scripts/load-test.sh` runs it in release): 200 tasks, 200 SSE
 //!   clients of which 50 never read, 50 half-open connections, and the bounds asserted too
-//!   (RSS < 300 MB, `/healthz` < 100 ms throughout).
+//!   (RSS < 300 MB, `/healthz` < 100 ms throughout, asked by a `curl` loop in its own session),
+//!   and prints the slowest `/healthz` answer of each phase.
 //!
 //! Everything binds and connects to 127.0.0.1 only and stops by itself (every wait bounded).
 //! Also: simultaneous `POST /api/v1/tasks` for one task id start it exactly once.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -116,12 +117,24 @@ impl Samples {
     }
 }
 
+/// The phases of a run, for telling where the slowest `/healthz` answers fall.
+const PHASES: [&str; 4] = [
+    "starting tasks",
+    "attaching clients",
+    "writing",
+    "finishing",
+];
+
 /// Shared results of the run.
 #[derive(Default)]
 struct Tally {
     errors: Mutex<Vec<String>>,
     api: Mutex<Samples>,
     healthz: Mutex<Samples>,
+    /// The phase now (an index into [`PHASES`]).
+    phase: AtomicUsize,
+    /// The slowest `/healthz` answer of each phase, in ms, and when it came (s after start).
+    healthz_by_phase: Mutex<[(f64, f64); 4]>,
     delivery: Mutex<Samples>,
     rss_kib: AtomicUsize,
     fds: AtomicUsize,
@@ -295,18 +308,42 @@ fn fd_count(pid: u32) -> usize {
     std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, |d| d.count())
 }
 
-fn healthz(port: u16) -> Result<(), String> {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).map_err(|e| e.to_string())?;
-    s.set_read_timeout(Some(Duration::from_secs(10)))
-        .map_err(|e| e.to_string())?;
-    s.write_all(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
-        .map_err(|e| e.to_string())?;
-    let mut answer = String::new();
-    s.read_to_string(&mut answer).map_err(|e| e.to_string())?;
-    answer
-        .starts_with("HTTP/1.1 200")
-        .then_some(())
-        .ok_or_else(|| format!("healthz answered {answer:?}"))
+/// `/healthz` asked every 50 ms by `curl` from a shell loop in its own session: a client
+/// outside this test process, as a monitor or a browser is. (Probed from a thread of this
+/// process, the answer waited behind this process's own 150 reader threads when the runs ended
+/// together, and that wait was counted as the server's.) Prints `<status> <seconds>` a probe;
+/// stops when the server is gone, and is killed with its probe when dropped.
+struct Prober(std::process::Child);
+
+impl Prober {
+    fn start(port: u16, server: u32) -> Prober {
+        let script = format!(
+            "while kill -0 {server} 2>/dev/null; do \
+               curl -s -o /dev/null -m 10 -w '%{{http_code}} %{{time_total}}\\n' \
+                 http://127.0.0.1:{port}/healthz; \
+               sleep 0.05; \
+             done"
+        );
+        let child = std::process::Command::new("setsid")
+            .args(["sh", "-c", &script])
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("start the /healthz prober (setsid, sh, curl)");
+        Prober(child)
+    }
+}
+
+impl Drop for Prober {
+    fn drop(&mut self) {
+        // setsid made the shell a session and group leader: end it with its curl.
+        if let Ok(pid) = i32::try_from(self.0.id()) {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(-pid),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+        }
+        let _ = self.0.wait();
+    }
 }
 
 fn start_server(sb: &Sandbox, root: &Path, go: &Path, lines: usize) -> Server {
@@ -356,15 +393,37 @@ fn drive(p: &Params) {
     let mut monitors = Vec::new();
     {
         let (tally, stop) = (tally.clone(), stop.clone());
+        let run_start = Instant::now();
+        let mut prober = Prober::start(port, pid);
         monitors.push(std::thread::spawn(move || {
-            while !stop.load(Ordering::Relaxed) {
-                let t = Instant::now();
-                match healthz(port) {
-                    Ok(()) => tally.healthz.lock().unwrap().add(t.elapsed()),
-                    Err(e) => tally.error(format!("healthz: {e}")),
+            let Some(out) = prober.0.stdout.take() else {
+                tally.error("the /healthz prober has no output".to_string());
+                return;
+            };
+            for line in BufReader::new(out).lines() {
+                if stop.load(Ordering::Relaxed) {
+                    break;
                 }
-                std::thread::sleep(Duration::from_millis(50));
+                let Ok(line) = line else { break };
+                let (code, seconds) = line.split_once(' ').unwrap_or((&line, ""));
+                let Ok(seconds) = seconds.trim().parse::<f64>() else {
+                    tally.error(format!("healthz prober: {line:?}"));
+                    continue;
+                };
+                if code != "200" {
+                    tally.error(format!("healthz answered {code}"));
+                    continue;
+                }
+                let took = Duration::from_secs_f64(seconds);
+                tally.healthz.lock().unwrap().add(took);
+                let phase = tally.phase.load(Ordering::Relaxed).min(PHASES.len() - 1);
+                let mut worst = tally.healthz_by_phase.lock().unwrap();
+                let ms = seconds * 1000.0;
+                if ms > worst[phase].0 {
+                    worst[phase] = (ms, run_start.elapsed().as_secs_f64());
+                }
             }
+            drop(prober);
         }));
     }
     {
@@ -457,6 +516,7 @@ fn drive(p: &Params) {
     for s in starters {
         s.join().unwrap();
     }
+    tally.phase.store(1, Ordering::Relaxed);
     let mut runs = runs.lock().unwrap().clone();
     runs.sort();
     assert_eq!(
@@ -487,6 +547,7 @@ fn drive(p: &Params) {
         std::thread::sleep(Duration::from_millis(20));
     }
     std::fs::write(&go, "").unwrap();
+    tally.phase.store(2, Ordering::Relaxed);
     let writing = Instant::now();
 
     let mut lost = 0usize;
@@ -515,6 +576,7 @@ fn drive(p: &Params) {
         }
     }
 
+    tally.phase.store(3, Ordering::Relaxed);
     // Every task ends done with exactly one run, completed with exit 0.
     let deadline = started + p.limit;
     for (task, _) in &runs {
@@ -575,6 +637,15 @@ fn drive(p: &Params) {
         tally.api.lock().unwrap().line("API latency"),
         tally.delivery.lock().unwrap().line("SSE delivery latency"),
         healthz.line("/healthz"),
+        format!(
+            "/healthz max by phase: {}",
+            PHASES
+                .iter()
+                .zip(tally.healthz_by_phase.lock().unwrap().iter())
+                .map(|(phase, (ms, at))| format!("{phase} {ms:.1} ms (at {at:.2} s)"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
         format!(
             "server peak RSS {rss_mb:.0} MB, peak fds {}; lost lines {lost}; reconnects {reconnects}; errors {}",
             tally.fds.load(Ordering::Relaxed),
