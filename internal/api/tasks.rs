@@ -266,23 +266,12 @@ pub fn task_request(
     let config = &state.settings.config;
     let exe = crate::runner::exe::current_exe()
         .map_err(|e| format!("cannot locate the server executable: {e}"))?;
-    let job = JobRequest {
-        root: state.root.path().to_path_buf(),
-        project,
-        task,
-        agent,
-        prompt,
-        parent_run_id: None,
-        previous_run_id: None,
-        restart_index: None,
-        cwd: None,
-        idle_timeout: (config.defaults.timeout > 0)
-            .then(|| Duration::from_secs(config.defaults.timeout)),
-        extra_env: agent_env(env, state),
-        max_concurrent_runs: config.defaults.max_concurrent_runs,
-        exe,
-        resumes_session: None,
-    };
+    let root = state.root.path().to_path_buf();
+    let mut job = JobRequest::fresh(root, project, task, agent, prompt, exe);
+    job.idle_timeout =
+        (config.defaults.timeout > 0).then(|| Duration::from_secs(config.defaults.timeout));
+    job.extra_env = agent_env(env, state);
+    job.max_concurrent_runs = config.defaults.max_concurrent_runs;
     Ok(TaskRequest::new(job, config.defaults.max_restarts))
 }
 

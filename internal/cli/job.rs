@@ -181,22 +181,13 @@ pub(crate) fn job_request(
     if let Some(url) = known_conductor_url(&config::process_env, setup.config.as_ref()) {
         extra_env.push((crate::runner::job::CONDUCTOR_URL_VAR.to_string(), url));
     }
-    Ok(JobRequest {
-        root: setup.root.clone(),
-        project,
-        task,
-        agent,
-        prompt,
-        parent_run_id: None,
-        previous_run_id: None,
-        restart_index: None,
-        cwd: cwd.map(|c| std::path::absolute(c).unwrap_or_else(|_| c.to_path_buf())),
-        idle_timeout,
-        extra_env,
-        max_concurrent_runs: defaults.map_or(0, |d| d.max_concurrent_runs),
-        exe: crate::runner::exe::current_exe().context("cannot find the run-agent executable")?,
-        resumes_session: None,
-    })
+    let exe = crate::runner::exe::current_exe().context("cannot find the run-agent executable")?;
+    let mut job = JobRequest::fresh(setup.root.clone(), project, task, agent, prompt, exe);
+    job.cwd = cwd.map(|c| std::path::absolute(c).unwrap_or_else(|_| c.to_path_buf()));
+    job.idle_timeout = idle_timeout;
+    job.extra_env = extra_env;
+    job.max_concurrent_runs = defaults.map_or(0, |d| d.max_concurrent_runs);
+    Ok(job)
 }
 
 /// The server URL an agent may call, when known: the one this process got as an agent

@@ -62,6 +62,37 @@ pub struct JobRequest {
     pub resumes_session: Option<String>,
 }
 
+impl JobRequest {
+    /// A fresh run of `task` hosted by the supervisor binary `exe`: no parent, no restart
+    /// chain, no resumed session, the default working directory, no idle timeout, no extra
+    /// variables and no run slots; callers set what their command or request asks for.
+    pub fn fresh(
+        root: PathBuf,
+        project: ProjectId,
+        task: TaskId,
+        agent: AgentSpec,
+        prompt: String,
+        exe: PathBuf,
+    ) -> Self {
+        Self {
+            root,
+            project,
+            task,
+            agent,
+            prompt,
+            parent_run_id: None,
+            previous_run_id: None,
+            restart_index: None,
+            cwd: None,
+            idle_timeout: None,
+            extra_env: Vec::new(),
+            max_concurrent_runs: 0,
+            exe,
+            resumes_session: None,
+        }
+    }
+}
+
 /// A run whose files exist and whose supervisor may be started.
 #[derive(Debug, Clone)]
 pub struct PreparedRun {
