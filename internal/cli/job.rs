@@ -40,15 +40,23 @@ pub struct JobArgs {
     /// Parent run id (default: $JRUN_ID).
     #[arg(long)]
     pub parent_run_id: Option<String>,
+    /// Where the agent works and how long it may stay silent.
+    #[command(flatten)]
+    pub agent_run: AgentRunArgs,
+    /// Runs root (inside a run: the run's own) and config.
+    #[command(flatten)]
+    pub location: super::scope::RootArgs,
+}
+
+/// Where a run's agent works and how long it may stay silent (`job`, `task`).
+#[derive(Debug, Clone, clap::Args)]
+pub struct AgentRunArgs {
     /// Working directory of the agent (default: the project's PROJECT-ROOT.txt, else the task dir).
     #[arg(long, value_name = "DIR")]
     pub cwd: Option<PathBuf>,
     /// Kill the agent after this long without output, e.g. 30m (default: defaults.timeout, else no limit).
     #[arg(long, value_name = "DURATION")]
     pub timeout: Option<String>,
-    /// Runs root (inside a run: the run's own) and config.
-    #[command(flatten)]
-    pub location: super::scope::RootArgs,
 }
 
 /// The prompt flags of the commands that start runs (`job`, `task`, `task resume`; `job`
@@ -261,8 +269,8 @@ pub fn run(args: JobArgs) -> anyhow::Result<ExitCode> {
         task,
         agent,
         prompt,
-        args.cwd.as_deref(),
-        args.timeout.as_deref(),
+        args.agent_run.cwd.as_deref(),
+        args.agent_run.timeout.as_deref(),
     )?;
     req.parent_run_id = args.parent_run_id.clone().or_else(|| env_var("JRUN_ID"));
     if let Some(parent) = &req.parent_run_id {

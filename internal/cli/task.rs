@@ -2,7 +2,6 @@
 //! `<task>/DONE` exists, then post the completion FACT to the project bus.
 //! Exit 0 when the task is done, 1 when it gave up or was stopped.
 
-use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{anyhow, bail, Context};
@@ -56,12 +55,9 @@ pub struct TaskArgs {
     /// How often to check the dependencies while blocked (default 2s).
     #[arg(long, value_name = "DURATION")]
     pub dependency_poll: Option<String>,
-    /// Working directory of the agent (default: the project's PROJECT-ROOT.txt, else the task dir).
-    #[arg(long, value_name = "DIR")]
-    pub cwd: Option<PathBuf>,
-    /// Kill a run after this long without output, e.g. 30m (default: defaults.timeout, else no limit).
-    #[arg(long, value_name = "DURATION")]
-    pub timeout: Option<String>,
+    /// Where each run's agent works and how long it may stay silent.
+    #[command(flatten)]
+    pub agent_run: super::job::AgentRunArgs,
     /// Runs root (inside a run: the run's own) and config.
     #[command(flatten)]
     pub location: super::scope::RootArgs,
@@ -197,8 +193,8 @@ pub fn run(args: TaskArgs) -> anyhow::Result<ExitCode> {
         task.clone(),
         agent,
         prompt,
-        args.cwd.as_deref(),
-        args.timeout.as_deref(),
+        args.agent_run.cwd.as_deref(),
+        args.agent_run.timeout.as_deref(),
     )?;
     let mut task_req = TaskRequest::new(job, max_restarts);
     args.timing.apply(&mut task_req)?;

@@ -172,6 +172,16 @@ fn print_text(settings: &ServerSettings, config_source: Source, agents: &[AgentR
     let c = &settings.config;
     let loaded = settings.config_path.is_some();
     let line = |key: &str, value: String, source: Source| println!("{key} = {value} ({source})");
+    // One config key: its dotted name, the value shown, and whether the file set it.
+    macro_rules! setting {
+        ($($field:ident).+, $shown:expr) => {
+            line(
+                stringify!($($field).+),
+                $shown,
+                from_file(c, loaded, |c| &c.$($field).+),
+            )
+        };
+    }
     match &settings.config_path {
         Some(path) => line("config", path.display().to_string(), config_source),
         None => line("config", "<none>".to_string(), Source::Default),
@@ -185,75 +195,45 @@ fn print_text(settings: &ServerSettings, config_source: Source, agents: &[AgentR
         settings.shown_api_key(),
         settings.api_key.source,
     );
-    line(
-        "api.admin_key",
-        secret(&settings.admin_key),
-        from_file(c, loaded, |c| &c.api.admin_key),
-    );
+    setting!(api.admin_key, secret(&settings.admin_key));
     println!("api.auth_enabled = {}", settings.auth_enabled);
-    line(
-        "api.cors_origins",
-        list(&c.api.cors_origins),
-        from_file(c, loaded, |c| &c.api.cors_origins),
-    );
-    line(
-        "api.allow_remote_without_key",
-        c.api.allow_remote_without_key.to_string(),
-        from_file(c, loaded, |c| &c.api.allow_remote_without_key),
+    setting!(api.cors_origins, list(&c.api.cors_origins));
+    setting!(
+        api.allow_remote_without_key,
+        c.api.allow_remote_without_key.to_string()
     );
     line(
         "task_start_disabled",
         settings.task_start_disabled.value.to_string(),
         settings.task_start_disabled.source,
     );
-    line(
-        "defaults.agent",
-        c.defaults.agent.clone().unwrap_or_else(|| "<unset>".into()),
-        from_file(c, loaded, |c| &c.defaults.agent),
+    setting!(
+        defaults.agent,
+        c.defaults.agent.clone().unwrap_or_else(|| "<unset>".into())
     );
-    line(
-        "defaults.timeout",
-        format!("{}s", c.defaults.timeout),
-        from_file(c, loaded, |c| &c.defaults.timeout),
+    setting!(defaults.timeout, format!("{}s", c.defaults.timeout));
+    setting!(
+        defaults.max_concurrent_runs,
+        c.defaults.max_concurrent_runs.to_string()
     );
-    line(
-        "defaults.max_concurrent_runs",
-        c.defaults.max_concurrent_runs.to_string(),
-        from_file(c, loaded, |c| &c.defaults.max_concurrent_runs),
+    setting!(
+        defaults.max_concurrent_root_tasks,
+        c.defaults.max_concurrent_root_tasks.to_string()
     );
-    line(
-        "defaults.max_concurrent_root_tasks",
-        c.defaults.max_concurrent_root_tasks.to_string(),
-        from_file(c, loaded, |c| &c.defaults.max_concurrent_root_tasks),
-    );
-    line(
-        "defaults.max_restarts",
-        c.defaults.max_restarts.to_string(),
-        from_file(c, loaded, |c| &c.defaults.max_restarts),
-    );
-    line(
-        "webhook.url",
-        c.webhook.url.clone().unwrap_or_else(|| "<unset>".into()),
-        from_file(c, loaded, |c| &c.webhook.url),
+    setting!(defaults.max_restarts, c.defaults.max_restarts.to_string());
+    setting!(
+        webhook.url,
+        c.webhook.url.clone().unwrap_or_else(|| "<unset>".into())
     );
     let events: Vec<&str> = c.webhook.events.iter().map(|e| e.as_str()).collect();
-    line(
-        "webhook.events",
-        list(&events),
-        from_file(c, loaded, |c| &c.webhook.events),
-    );
-    line(
-        "webhook.secret",
-        secret(&c.webhook.secret),
-        from_file(c, loaded, |c| &c.webhook.secret),
-    );
-    line(
-        "storage.runs_dir",
+    setting!(webhook.events, list(&events));
+    setting!(webhook.secret, secret(&c.webhook.secret));
+    setting!(
+        storage.runs_dir,
         c.storage
             .runs_dir
             .as_ref()
-            .map_or_else(|| "<unset>".into(), |p| p.display().to_string()),
-        from_file(c, loaded, |c| &c.storage.runs_dir),
+            .map_or_else(|| "<unset>".into(), |p| p.display().to_string())
     );
     let roots: Vec<String> = c
         .storage
@@ -261,16 +241,8 @@ fn print_text(settings: &ServerSettings, config_source: Source, agents: &[AgentR
         .iter()
         .map(|p| p.display().to_string())
         .collect();
-    line(
-        "storage.extra_roots",
-        list(&roots),
-        from_file(c, loaded, |c| &c.storage.extra_roots),
-    );
-    line(
-        "bus.fsync",
-        c.bus.fsync.to_string(),
-        from_file(c, loaded, |c| &c.bus.fsync),
-    );
+    setting!(storage.extra_roots, list(&roots));
+    setting!(bus.fsync, c.bus.fsync.to_string());
     if agents.is_empty() {
         println!("agents = <none>");
     }
