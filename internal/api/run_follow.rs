@@ -1,8 +1,9 @@
 //! Following one run: its stdout/stderr lines and status changes, for the run stream
 //! (`/api/v1/runs/{id}/stream`) and the event stream's `run:` topics alike.
 //!
-//! A follower is an async task, not a thread: file reads run on the runtime's blocking pool
-//! for the moment they take, and between them the follower waits on the process's watch hub
+//! A follower is an async task, not a thread: reading a backlog runs on the runtime's blocking
+//! pool for the moment it takes (the few new lines of a live run are read in place), and
+//! between reads the follower waits on the process's watch hub
 //! ([`crate::storage::watch`]) with a coarse re-check as a safety net. A server with hundreds
 //! of open run streams therefore holds no thread per stream (each thread start and exit
 //! takes the address-space lock every other thread's page faults wait on).
@@ -150,6 +151,16 @@ struct CachedRecord {
     probed: std::time::Instant,
 }
 
+impl CachedRecord {
+    /// Whether this is still the record (run-info.yaml unchanged, and for a running run its
+    /// process probed recently): one `stat`.
+    fn is_current(&self, path: &Path) -> bool {
+        let settled = self.info.status.is_terminal();
+        record_version(path) == Some(self.version)
+            && (settled || self.probed.elapsed() < PROBE_EVERY)
+    }
+}
+
 /// The record of a running run is re-read when run-info.yaml changes, and its process probed
 /// (to notice one that vanished without a word) at most this often.
 const PROBE_EVERY: Duration = RECHECK;
@@ -166,12 +177,8 @@ fn record_version(path: &Path) -> Option<(u64, i128, u64)> {
 /// parsing the record and probing its process on every new line), else read and reconciled.
 fn current_record(dir: &Path, cache: &mut Option<CachedRecord>) -> Option<RunInfo> {
     let path = dir.join(RUN_INFO_FILE);
-    let version = record_version(&path);
-    if let (Some(cached), Some(version)) = (cache.as_ref(), version) {
-        let settled = cached.info.status.is_terminal();
-        if cached.version == version && (settled || cached.probed.elapsed() < PROBE_EVERY) {
-            return Some(cached.info.clone());
-        }
+    if let Some(cached) = cache.as_ref().filter(|c| c.is_current(&path)) {
+        return Some(cached.info.clone());
     }
     let info = liveness::read_reconciled(&path).ok();
     // Stat again after reading: a reconcile may have rewritten the file.
@@ -230,6 +237,8 @@ pub(super) struct RunFollower {
     wait_next: bool,
     /// The last look found new lines.
     busy: bool,
+    /// The last look reached the end of both logs (the backlog is sent).
+    live: bool,
     /// Extra wait after a look that found lines, so a chatty run's lines come in batches.
     coalesce: Option<Duration>,
     ended: bool,
@@ -253,6 +262,7 @@ impl RunFollower {
             last_status: None,
             wait_next: false,
             busy: false,
+            live: false,
             coalesce: None,
             ended: false,
         }
@@ -287,8 +297,20 @@ impl RunFollower {
                     self.ended = true;
                     continue;
                 };
-                let dir = self.dir.clone();
                 let record = self.record.take();
+                let record_current = record
+                    .as_ref()
+                    .is_some_and(|r| r.is_current(&self.dir.join(RUN_INFO_FILE)));
+                if self.live && record_current {
+                    // Caught up and the record unchanged: what is new is a few lines in the
+                    // page cache, read here rather than after a hand-off to the blocking pool
+                    // (one thread wake-up less for every new line). Reading and reconciling
+                    // the record (which may wait for its lock) stays on the pool.
+                    let found = look(&self.dir, tails, record);
+                    self.take_in(found);
+                    continue;
+                }
+                let dir = self.dir.clone();
                 self.look = Some(tokio::task::spawn_blocking(move || {
                     look(&dir, tails, record)
                 }));
@@ -353,6 +375,7 @@ impl RunFollower {
         };
         self.tails = Some(tails);
         self.record = record;
+        self.live = caught_up;
         if !caught_up {
             return; // more backlog: read on as the caller asks
         }
