@@ -1,4 +1,5 @@
-//! HTTP byte ranges (RFC 9110 §14) for run files: one `bytes=a-b`, `bytes=a-` or `bytes=-n`.
+//! HTTP byte ranges (RFC 9110 §14) for run files: one `bytes=a-b`, `bytes=a-` or `bytes=-n`
+//! (parsed by `http_range_header`); what the server answers for each form.
 
 /// What to send for a request's `Range` header, given the file length.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -19,48 +20,27 @@ pub enum ByteRange {
 }
 
 impl ByteRange {
-    /// Interprets the `Range` header value `header` (if any) against a file of `len` bytes.
+    /// Interprets the `Range` header value `header` (if any) against a file of `len` bytes,
+    /// parsed and checked by `http_range_header`.
     pub fn parse(header: Option<&str>, len: u64) -> ByteRange {
-        let Some(spec) = header.and_then(|h| h.trim().strip_prefix("bytes=")) else {
+        use http_range_header::RangeUnsatisfiableError;
+        let Some(value) = header else {
             return ByteRange::Full;
         };
-        if spec.contains(',') {
-            return ByteRange::Full;
-        }
-        let Some((a, b)) = spec.split_once('-') else {
-            return ByteRange::Full;
-        };
-        match (a.trim(), b.trim()) {
-            ("", n) => match n.parse::<u64>() {
-                Ok(0) => ByteRange::Unsatisfiable,
-                Ok(_) if len == 0 => ByteRange::Full,
-                Ok(n) => ByteRange::Part {
-                    start: len.saturating_sub(n),
-                    end: len - 1,
+        let ranges = http_range_header::parse_range_header(value.trim())
+            .and_then(|parsed| parsed.validate(len));
+        match ranges {
+            Ok(ranges) => match ranges.as_slice() {
+                [one] => ByteRange::Part {
+                    start: *one.start(),
+                    end: *one.end(),
                 },
-                Err(_) => ByteRange::Full,
+                // Several ranges, or a suffix of an empty file: the whole file.
+                _ => ByteRange::Full,
             },
-            (a, b) => {
-                let Ok(start) = a.parse::<u64>() else {
-                    return ByteRange::Full;
-                };
-                let end = if b.is_empty() {
-                    u64::MAX
-                } else {
-                    match b.parse::<u64>() {
-                        Ok(end) if end >= start => end,
-                        _ => return ByteRange::Full,
-                    }
-                };
-                if start >= len {
-                    ByteRange::Unsatisfiable
-                } else {
-                    ByteRange::Part {
-                        start,
-                        end: end.min(len - 1),
-                    }
-                }
-            }
+            Err(RangeUnsatisfiableError::Unsatisfiable) => ByteRange::Unsatisfiable,
+            // Invalid or rejected forms may be ignored (RFC 9110 §14.2).
+            Err(_) => ByteRange::Full,
         }
     }
 }
@@ -93,6 +73,7 @@ mod tests {
         assert_eq!(parse("items=0-1", 10), Full);
         assert_eq!(parse("bytes=0-1,3-4", 10), Full);
         assert_eq!(parse("bytes=x-1", 10), Full);
+        assert_eq!(parse(" bytes=2-3 ", 10), Part { start: 2, end: 3 });
         assert_eq!(ByteRange::parse(None, 10), Full);
     }
 }
