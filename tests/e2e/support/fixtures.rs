@@ -41,6 +41,19 @@ impl Sandbox {
         self.dir.path()
     }
 
+    /// `<sandbox>/root`, the runs root most tests use (not created).
+    pub fn root(&self) -> PathBuf {
+        self.path().join("root")
+    }
+
+    /// A sandbox with the fake agent installed as `claude`, `codex` and `gemini` in
+    /// `<sandbox>/bin` (see [`Sandbox::run_agent_with_fake_clis`]).
+    pub fn with_fake_clis() -> Self {
+        let sb = Self::new();
+        sb.install_fake_clis(&["claude", "codex", "gemini"]);
+        sb
+    }
+
     /// A command for `bin` with HOME and cwd set to the sandbox and conductor env cleared.
     pub fn command(&self, bin: &Path) -> Command {
         let mut cmd = Command::new(bin);
@@ -113,6 +126,38 @@ impl Sandbox {
 
 /// Kills the child (and waits for it) when dropped, so no test leaves a process behind.
 pub struct ChildGuard(pub Option<Child>);
+
+impl ChildGuard {
+    /// Starts `cmd` in the background with its stdout piped (read by [`ChildGuard::output`])
+    /// and its stderr discarded.
+    pub fn spawn(cmd: &mut Command) -> ChildGuard {
+        let child = cmd
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn command");
+        ChildGuard(Some(child))
+    }
+
+    /// Starts `cmd` in the background with its stdout and stderr discarded.
+    pub fn spawn_quiet(cmd: &mut Command) -> ChildGuard {
+        let child = cmd
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn command");
+        ChildGuard(Some(child))
+    }
+
+    /// Waits for the child to end and returns its output; the guard is empty afterwards.
+    pub fn output(&mut self) -> std::process::Output {
+        self.0
+            .take()
+            .expect("child running")
+            .wait_with_output()
+            .expect("wait for the child")
+    }
+}
 
 impl Drop for ChildGuard {
     fn drop(&mut self) {
