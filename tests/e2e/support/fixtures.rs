@@ -249,16 +249,18 @@ impl Server {
 
     /// POST `body` as JSON to `path`; the answer's status and JSON (or a JSON string).
     pub fn post_json(&self, path: &str, body: serde_json::Value) -> (u16, serde_json::Value) {
-        let agent = crate::support::http_agent(None);
-        let mut resp = agent
-            .post(&format!("{}{path}", self.base))
-            .header("Content-Type", "application/json")
-            .send(body.to_string())
-            .expect("POST");
-        let status = resp.status().as_u16();
-        let text = resp.body_mut().read_to_string().expect("read body");
-        let value = serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text));
-        (status, value)
+        self.post_json_with(&http_agent(None), path, body)
+    }
+
+    /// [`Server::post_json`] with `agent` (for its timeout).
+    pub fn post_json_with(
+        &self,
+        agent: &ureq::Agent,
+        path: &str,
+        body: serde_json::Value,
+    ) -> (u16, serde_json::Value) {
+        let (status, text) = post_json_text(agent, &format!("{}{path}", self.base), &body);
+        (status, json_or_text(text))
     }
 
     /// Sends SIGTERM and waits for the exit status.
