@@ -302,6 +302,14 @@ pub fn serve_config_file(sb: &Sandbox, config: &Path, env: &[(&str, &str)]) -> S
     Server::start(cmd, sb.path())
 }
 
+/// A `run-agent serve` on `root`, without a config file.
+pub fn serve_at(sb: &Sandbox, root: &Path) -> Server {
+    let mut cmd = sb.run_agent();
+    cmd.args(["serve", "--host", "127.0.0.1", "--root"])
+        .arg(root);
+    Server::start(cmd, sb.path())
+}
+
 /// A `run-agent serve` on `<sandbox>/root` (created), with `config` as its config file.
 pub fn serve_root(sb: &Sandbox, config: Option<&str>) -> Server {
     let root = sb.path().join("root");

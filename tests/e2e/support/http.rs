@@ -40,6 +40,16 @@ pub fn json_or_text(text: String) -> serde_json::Value {
     serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text))
 }
 
+/// The run ids of a run listing (`{"runs": [{"run_id": …}, …]}`), in order.
+pub fn run_ids(listing: &serde_json::Value) -> Vec<String> {
+    listing["runs"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no runs array: {listing}"))
+        .iter()
+        .map(|r| r["run_id"].as_str().expect("a run id").to_string())
+        .collect()
+}
+
 /// The base URL from a server log's "API listening on http://host:port/api/v1/" line.
 pub fn listening_url(log: &str) -> Option<String> {
     let line = log.lines().find(|l| l.contains("API listening on "))?;
