@@ -104,6 +104,15 @@ impl Sandbox {
         cmd
     }
 
+    /// `run-agent serve` on `<sandbox>/root` with the fake CLIs first on PATH; add a config
+    /// or `FAKE_*` variables, then [`Server::start`] it.
+    pub fn serve_with_fake_clis(&self) -> Command {
+        let mut cmd = self.run_agent_with_fake_clis();
+        cmd.args(["serve", "--host", "127.0.0.1", "--root"])
+            .arg(self.root());
+        cmd
+    }
+
     /// Writes `config.yaml` with one `command` agent called `name` running the fake agent,
     /// and returns its path.
     pub fn fake_agent_config(&self, name: &str) -> PathBuf {
