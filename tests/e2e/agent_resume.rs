@@ -61,13 +61,13 @@ struct World {
 
 impl World {
     fn new() -> World {
-        let sb = Sandbox::new();
-        sb.install_fake_clis(&["claude", "codex", "gemini"]);
-        World { sb }
+        World {
+            sb: Sandbox::with_fake_clis(),
+        }
     }
 
     fn root(&self) -> PathBuf {
-        self.sb.path().join("root")
+        self.sb.root()
     }
 
     fn dump(&self) -> PathBuf {
