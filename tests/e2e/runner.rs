@@ -284,7 +284,7 @@ fn job_with_cli_agent_writes_every_file_and_event() {
     assert_eq!(info.agent_session_id.as_deref(), Some("sess-42"));
 
     // prompt.md = preamble + separator + trimmed prompt, and it was the agent's stdin.
-    let prompt = read_text(&dir.join("prompt.md"));
+    let prompt = read_text(dir.join("prompt.md"));
     assert!(prompt.starts_with(&format!("JRUN_TASK_FOLDER={}\n", task_dir.display())));
     assert!(prompt.contains(&format!("JRUN_ID={}\n", info.run_id)));
     assert!(prompt.contains("run-agent bus post --type PROGRESS"));
@@ -292,18 +292,15 @@ fn job_with_cli_agent_writes_every_file_and_event() {
     assert!(prompt.contains(&format!("When done, create: {}/DONE", task_dir.display())));
     assert!(prompt.ends_with("\n---\n\nWhat is the answer?\n"));
     assert_eq!(read_text(&stdin_copy), prompt);
-    assert_eq!(
-        read_text(&task_dir.join("TASK.md")),
-        "What is the answer?\n"
-    );
+    assert_eq!(read_text(task_dir.join("TASK.md")), "What is the answer?\n");
 
     // stdout/stderr files, and output.md extracted from the stream.
     assert_eq!(
-        read_text(&dir.join("agent-stdout.txt")),
+        read_text(dir.join("agent-stdout.txt")),
         format!("{stream}\n")
     );
-    assert_eq!(read_text(&dir.join("agent-stderr.txt")), "a warning\n");
-    assert_eq!(read_text(&dir.join("output.md")), "The answer is 42.\n");
+    assert_eq!(read_text(dir.join("agent-stderr.txt")), "a warning\n");
+    assert_eq!(read_text(dir.join("output.md")), "The answer is 42.\n");
 
     // The env contract.
     let env = read_text(&env_dump);
@@ -367,7 +364,7 @@ fn failed_runs_record_code_summary_and_crash_event() {
         assert_eq!(info.exit_code.to_string(), code);
         assert_eq!(info.error_summary.as_deref(), Some(summary));
         // No JSON stream: output.md is a copy of stdout.
-        assert_eq!(read_text(&dir.join("output.md")), "plain text answer\n");
+        assert_eq!(read_text(dir.join("output.md")), "plain text answer\n");
         let bus = w.task_bus("demo", &task);
         assert_eq!(types(&bus), ["RUN_START", "RUN_CRASH"]);
         assert!(
@@ -464,12 +461,12 @@ fi
     assert_eq!(parent.agent, "command");
     assert_eq!(parent.agent_version, "");
     assert_eq!(
-        read_text(&parent_dir.join("cwd.txt")).trim(),
+        read_text(parent_dir.join("cwd.txt")).trim(),
         project_root.to_str().unwrap()
     );
-    assert_eq!(read_text(&parent_dir.join("output.md")), "my own answer\n");
-    assert_eq!(read_text(&child_dir.join("output.md")), "child output\n");
-    let child_report = read_text(&parent_dir.join("child.txt"));
+    assert_eq!(read_text(parent_dir.join("output.md")), "my own answer\n");
+    assert_eq!(read_text(child_dir.join("output.md")), "child output\n");
+    let child_report = read_text(parent_dir.join("child.txt"));
     assert!(child_report.contains(&format!("run_id: {}\nstatus: completed", child.run_id)));
     let bus = w.task_bus("demo", "task-2");
     let progress = bus.iter().find(|m| m.msg_type == "PROGRESS").unwrap();
@@ -593,7 +590,7 @@ fn task_restarts_until_done_then_posts_the_completion_fact() {
     for (i, (dir, info)) in runs.iter().enumerate() {
         assert_eq!(info.status, RunStatus::Completed);
         assert_eq!(info.restart_index, Some(i as u64));
-        let prompt = read_text(&dir.join("prompt.md"));
+        let prompt = read_text(dir.join("prompt.md"));
         let restarted = prompt.ends_with("---\n\nContinue working on the following:\n\nbuild it\n");
         assert_eq!(restarted, i > 0, "attempt {i}: {prompt}");
         let previous = i.checked_sub(1).map(|p| runs[p].1.run_id.as_str());
@@ -774,7 +771,7 @@ fn second_ctrl_c_on_a_job_kills_an_agent_that_ignores_sigterm() {
 /// in order, in an empty directory; each block must succeed.
 #[test]
 fn running_agents_doc_example_works() {
-    let doc = read_text(&concat!(
+    let doc = read_text(concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/docs/running-agents.md"
     ));
@@ -829,10 +826,7 @@ fn running_agents_doc_example_works() {
         .unwrap()
         .unwrap()
         .path();
-    assert_eq!(
-        read_text(&hello.join("output.md")),
-        "You asked: Say hello\n"
-    );
+    assert_eq!(read_text(hello.join("output.md")), "You asked: Say hello\n");
     assert!(root.join("greet/DONE").exists());
     assert_eq!(
         std::fs::read_dir(root.join("forever/runs"))
@@ -980,7 +974,7 @@ fn task_waits_for_its_dependencies_and_rejects_unknown_ids_and_cycles() {
         "b must not start before a is done"
     );
     assert_eq!(
-        read_text(&w.task_dir("demo", "b").join("TASK-CONFIG.yaml")),
+        read_text(w.task_dir("demo", "b").join("TASK-CONFIG.yaml")),
         "depends_on:\n- a\n"
     );
     // A cycle through the saved dependency is refused.
@@ -1036,7 +1030,7 @@ fn task_resume_continues_from_the_latest_run_and_its_session() {
         .as_deref()
         .unwrap()
         .ends_with(" --resume sess-1"));
-    let prompt = read_text(&dir.join("prompt.md"));
+    let prompt = read_text(dir.join("prompt.md"));
     assert!(prompt.ends_with("---\n\nContinue working on the following:\n\nkeep going\n"));
 
     let out = resume(&[]);
@@ -1184,7 +1178,7 @@ fn the_conductor_binary_can_supervise_runs() {
     let info = run_job(&req, |_| {}).unwrap();
     assert_eq!(info.status, RunStatus::Completed, "{info:?}");
     let (dir, _) = w.runs("demo", "served").remove(0);
-    assert_eq!(read_text(&dir.join("output.md")), "served answer\n");
+    assert_eq!(read_text(dir.join("output.md")), "served answer\n");
 }
 
 #[test]
