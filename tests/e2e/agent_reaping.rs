@@ -50,7 +50,7 @@ impl World {
         let mut cmd = self.sb.run_agent();
         cmd.args(["job", "--project", "p", "--task", task, "--agent", "fake"])
             .args(["--prompt", "work", "--root"])
-            .arg(self.sb.path().join("root"))
+            .arg(self.sb.root())
             .arg("--config")
             .arg(&self.config)
             .env("FAKE_SETSID_CHILD", tool_pid)
@@ -88,7 +88,7 @@ fn stop_ends_the_tools_commands_too() {
         "5s",
         "--root",
     ])
-    .arg(w.sb.path().join("root"));
+    .arg(w.sb.root());
     let out = run(&mut stop);
     assert!(out.status.success(), "{}", text(&out));
     assert_eq!(w.status("t"), RunStatus::Stopped);

@@ -61,13 +61,9 @@ struct World {
 
 impl World {
     fn new() -> World {
-        let sb = Sandbox::new();
-        sb.install_fake_clis(&["claude", "codex", "gemini"]);
-        World { sb }
-    }
-
-    fn root(&self) -> PathBuf {
-        self.sb.path().join("root")
+        World {
+            sb: Sandbox::with_fake_clis(),
+        }
     }
 
     fn dump(&self) -> PathBuf {
@@ -92,7 +88,7 @@ impl World {
         std::fs::create_dir_all(self.work_dir(task)).unwrap();
         let mut cmd = self.cmd(&["job", "--project", "demo", "--task", task, "--agent", agent]);
         cmd.args(["--prompt", "work", "--root"])
-            .arg(self.root())
+            .arg(self.sb.root())
             .arg("--cwd")
             .arg(self.work_dir(task))
             .env("FAKE_STDOUT", stream);
@@ -101,7 +97,7 @@ impl World {
     }
 
     fn runs(&self, task: &str) -> Vec<RunInfo> {
-        crate::support::run_infos(&self.root().join("demo").join(task).join("runs"))
+        crate::support::run_infos(&self.sb.root().join("demo").join(task).join("runs"))
     }
 
     /// The dumped command lines of the fake `program`, in run order.
@@ -127,7 +123,7 @@ fn cli_task_resume_continues_each_agents_session_in_the_first_run_only() {
         // Two runs: the first resumes the session, the restart (DONE on the 2nd) does not.
         let mut cmd = w.cmd(&["task", "resume", "--project", "demo", "--task", &task]);
         cmd.args(["--max-restarts", "1", "--restart-delay", "10ms", "--root"])
-            .arg(w.root())
+            .arg(w.sb.root())
             .env("FAKE_ARGV_DUMP", w.dump())
             .env("FAKE_DONE_AFTER", "2");
         let out = run(&mut cmd);
@@ -152,7 +148,7 @@ fn cli_task_resume_continues_each_agents_session_in_the_first_run_only() {
     w.first_run("switch", "claude", cases()[0].stream);
     let mut cmd = w.cmd(&["task", "resume", "--project", "demo", "--task", "switch"]);
     cmd.args(["--agent", "gemini", "--max-restarts", "0", "--root"])
-        .arg(w.root())
+        .arg(w.sb.root())
         .env("FAKE_ARGV_DUMP", w.dump())
         .env("FAKE_DONE_AFTER", "1");
     let out = run(&mut cmd);
@@ -184,7 +180,7 @@ fn api_resume_continues_each_agents_session_in_the_first_run_only() {
     }
     w.first_run("switch", "claude", cases()[0].stream);
     let mut cmd = w.cmd(&["serve", "--host", "127.0.0.1", "--root"]);
-    cmd.arg(w.root())
+    cmd.arg(w.sb.root())
         .env("FAKE_ARGV_DUMP", w.dump())
         .env("FAKE_DONE_AFTER", "2");
     let server = Server::start(cmd, w.sb.path());
@@ -209,7 +205,8 @@ fn api_resume_continues_each_agents_session_in_the_first_run_only() {
     assert_eq!(code, 202, "{body}");
     for task in ["t-claude", "t-codex", "t-gemini", "switch"] {
         wait_until(&format!("{task} done"), || {
-            w.root().join("demo").join(task).join("DONE").exists() && loop_ended(&w, &server, task)
+            w.sb.root().join("demo").join(task).join("DONE").exists()
+                && loop_ended(&w, &server, task)
         });
     }
     for case in cases() {
@@ -257,7 +254,7 @@ fn a_failed_resume_without_a_stream_keeps_the_session_for_the_next_try() {
     let resume = |exit: &str, done_after: &str| {
         let mut cmd = w.cmd(&["task", "resume", "--project", "demo", "--task", "t"]);
         cmd.args(["--max-restarts", "0", "--root"])
-            .arg(w.root())
+            .arg(w.sb.root())
             .env("FAKE_ARGV_DUMP", w.dump())
             .env("FAKE_EXIT", exit)
             .env("FAKE_DONE_AFTER", done_after);

@@ -198,10 +198,8 @@ fn gemini_runs_with_a_trusted_workspace() {
 #[test]
 fn api_task_outcome_carries_the_failure_reason() {
     let sb = world();
-    let mut cmd = sb.run_agent_with_fake_clis();
-    cmd.args(["serve", "--host", "127.0.0.1", "--root"])
-        .arg(sb.path().join("root"))
-        .env("FAKE_STDOUT", failures()[1].stdout)
+    let mut cmd = sb.serve_with_fake_clis();
+    cmd.env("FAKE_STDOUT", failures()[1].stdout)
         .env("FAKE_EXIT", "1");
     let server = Server::start(cmd, sb.path());
     let (code, body) = server.post_json(

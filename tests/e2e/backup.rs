@@ -1,11 +1,30 @@
 //! Backups and moves: a runs root copied with `cp -a` to another path (the original gone)
 //! works from `storage.runs_dir` pointing at the copy, for local commands and the server.
 
+use std::path::Path;
 use std::process::Command;
 
-use crate::support::{run, text, Sandbox, Server};
+use crate::support::{run, text, words, Sandbox, Server};
 
 const ECHO_AGENT: &str = "agents:\n  echo: {type: command, command: [\"sh\", \"-c\", \"cat > /dev/null; echo hello-from-run; touch \\\"$JRUN_TASK_FOLDER/DONE\\\"\"]}\ndefaults: {agent: echo}\n";
+
+/// `run-agent task` of `demo/<task>` with `prompt` and the config file `config`, which must
+/// succeed.
+fn run_task(sb: &Sandbox, task: &str, prompt: &str, config: &Path) {
+    ok(sb
+        .run_agent()
+        .args([
+            "task",
+            "--project",
+            "demo",
+            "--task",
+            task,
+            "--prompt",
+            prompt,
+        ])
+        .arg("--config")
+        .arg(config));
+}
 
 fn ok(cmd: &mut Command) -> String {
     let out = run(cmd);
@@ -21,32 +40,12 @@ fn a_root_copied_with_cp_a_works_from_its_new_path() {
         "old.yaml",
         &format!("storage:\n  runs_dir: {}\n{ECHO_AGENT}", old_root.display()),
     );
+    run_task(&sb, "first", "hi", &old_config);
     ok(sb
         .run_agent()
-        .args([
-            "task",
-            "--project",
-            "demo",
-            "--task",
-            "first",
-            "--prompt",
-            "hi",
-            "--config",
-        ])
-        .arg(&old_config));
-    ok(sb
-        .run_agent()
-        .args([
-            "bus",
-            "post",
-            "--project",
-            "demo",
-            "--type",
-            "NOTE",
-            "--body",
-            "kept across the move",
-            "--config",
-        ])
+        .args(words("bus post --project demo --type NOTE --body"))
+        .arg("kept across the move")
+        .arg("--config")
         .arg(&old_config));
 
     // Copy (as a backup restored elsewhere would be) and remove the original.
@@ -81,19 +80,7 @@ fn a_root_copied_with_cp_a_works_from_its_new_path() {
         .arg(&config));
     assert!(bus.contains("kept across the move"), "{bus}");
     // New work goes into the copy.
-    ok(sb
-        .run_agent()
-        .args([
-            "task",
-            "--project",
-            "demo",
-            "--task",
-            "second",
-            "--prompt",
-            "again",
-            "--config",
-        ])
-        .arg(&config));
+    run_task(&sb, "second", "again", &config);
     assert!(new_root.join("demo/second/DONE").is_file());
     assert!(!old_root.exists());
 

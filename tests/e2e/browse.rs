@@ -6,9 +6,11 @@ use std::path::Path;
 use chrono::Utc;
 use conductor::storage::{RunInfo, RunStatus};
 
-use crate::support::{http_get, Sandbox, Server};
+use crate::support::{http_get, run_ids, serve_at, Sandbox, Server};
 
-fn make_run(root: &Path, p: &str, t: &str, r: &str, status: RunStatus) {
+/// Writes a finished run `r` of `task` (`<project>/<task>`) under `root`.
+fn make_run(root: &Path, task: &str, r: &str, status: RunStatus) {
+    let (p, t) = task.split_once('/').expect("<project>/<task>");
     let dir = root.join(p).join(t).join("runs").join(r);
     std::fs::create_dir_all(&dir).unwrap();
     let mut info = RunInfo::new_running(r, p, t, "claude", Utc::now());
@@ -19,35 +21,25 @@ fn make_run(root: &Path, p: &str, t: &str, r: &str, status: RunStatus) {
     std::fs::write(dir.join("agent-stdout.txt"), "0123456789").unwrap();
 }
 
-fn start(sb: &Sandbox, root: &Path) -> Server {
-    let mut cmd = sb.run_agent();
-    cmd.args(["serve", "--host", "127.0.0.1", "--root"])
-        .arg(root);
-    Server::start(cmd, sb.path())
-}
-
 #[test]
 fn browse_projects_tasks_runs_and_files() {
     let sb = Sandbox::new();
     let root = sb.path().join("root");
     make_run(
         &root,
-        "alpha",
-        "task-1",
+        "alpha/task-1",
         "20260101-0000000000-1-1",
         RunStatus::Completed,
     );
     make_run(
         &root,
-        "alpha",
-        "task-1",
+        "alpha/task-1",
         "20260101-0000000000-1-2",
         RunStatus::Failed,
     );
     make_run(
         &root,
-        "alpha",
-        "task-2",
+        "alpha/task-2",
         "20260101-0000000000-1-3",
         RunStatus::Completed,
     );
@@ -55,12 +47,11 @@ fn browse_projects_tasks_runs_and_files() {
     std::fs::write(root.join("alpha/task-2/TASK.md"), "do it\n").unwrap();
     make_run(
         &root,
-        "beta",
-        "task-9",
+        "beta/task-9",
         "20260101-0000000000-1-4",
         RunStatus::Completed,
     );
-    let server = start(&sb, &root);
+    let server = serve_at(&sb, &root);
 
     let (code, body) = server.get_json("/api/v1/projects");
     assert_eq!(code, 200);
@@ -151,12 +142,7 @@ fn make_agent_run(root: &Path, r: &str, agent: &str, name: &str, start: &str) {
 fn listed(server: &Server, query: &str) -> Vec<String> {
     let (code, body) = server.get_json(&format!("/api/v1/runs?{query}"));
     assert_eq!(code, 200, "{query}: {body}");
-    body["runs"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| r["run_id"].as_str().unwrap().to_string())
-        .collect()
+    run_ids(&body)
 }
 
 #[test]
@@ -171,7 +157,7 @@ fn runs_filter_by_agent_name_or_type_and_start_time() {
     make_agent_run(&root, r1, "command", "long", "2026-12-01T09:00:00Z");
     make_agent_run(&root, r2, "claude", "claude", "2026-12-02T09:00:00Z");
     make_agent_run(&root, r3, "command", "short", "2026-12-03T09:00:00Z");
-    let server = start(&sb, &root);
+    let server = serve_at(&sb, &root);
 
     assert_eq!(listed(&server, "agent=command"), [r3, r1]);
     assert_eq!(listed(&server, "agent=long"), [r1]);
@@ -220,17 +206,17 @@ fn runs_filter_by_agent_name_or_type_and_start_time() {
 fn hostile_path_parameters_are_rejected() {
     let sb = Sandbox::new();
     let root = sb.path().join("root");
-    make_run(&root, "alpha", "task-1", "r1", RunStatus::Completed);
+    make_run(&root, "alpha/task-1", "r1", RunStatus::Completed);
     // A project and a run dir that are symlinks pointing outside the root.
     let outside = sb.path().join("outside");
-    make_run(&outside, "secret", "task-1", "r2", RunStatus::Completed);
+    make_run(&outside, "secret/task-1", "r2", RunStatus::Completed);
     std::os::unix::fs::symlink(outside.join("secret"), root.join("secret")).unwrap();
     std::os::unix::fs::symlink(
         outside.join("secret/task-1/runs/r2"),
         root.join("alpha/task-1/runs/r3"),
     )
     .unwrap();
-    let server = start(&sb, &root);
+    let server = serve_at(&sb, &root);
     // Activity in the symlink targets must not pull them into the index either.
     RunInfo::read(&outside.join("secret/task-1/runs/r2/run-info.yaml"))
         .unwrap()
@@ -355,12 +341,11 @@ fn index_follows_runs_created_and_deleted_after_start() {
     let root = sb.path().join("root");
     make_run(
         &root,
-        "alpha",
-        "task-1",
+        "alpha/task-1",
         "20260101-0000000000-1-1",
         RunStatus::Completed,
     );
-    let server = start(&sb, &root);
+    let server = serve_at(&sb, &root);
     let count = |server: &Server| {
         server.get_json("/api/v1/runs").1["runs"]
             .as_array()
@@ -370,8 +355,7 @@ fn index_follows_runs_created_and_deleted_after_start() {
     assert_eq!(count(&server), 1);
     make_run(
         &root,
-        "alpha",
-        "task-2",
+        "alpha/task-2",
         "20260101-0000000000-1-2",
         RunStatus::Failed,
     );

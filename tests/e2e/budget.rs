@@ -198,10 +198,8 @@ fn token_budgets_and_bad_figures() {
 fn the_api_takes_a_budget_and_a_resume_raises_it() {
     let sb = world();
     let never = sb.path().join("never-released");
-    let mut cmd = sb.run_agent_with_fake_clis();
-    cmd.args(["serve", "--host", "127.0.0.1", "--root"])
-        .arg(sb.path().join("root"))
-        .arg("--config")
+    let mut cmd = sb.serve_with_fake_clis();
+    cmd.arg("--config")
         .arg(sb.path().join("config.yaml"))
         .env("FAKE_STDOUT", CLAUDE_TURNS)
         .env("FAKE_TICK_UNTIL", &never);

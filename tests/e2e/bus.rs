@@ -15,7 +15,7 @@ use conductor::bus::{read_all, AppendOptions, BusWriter, Message, NewMessage};
 use conductor::storage::lock::LockFile;
 use conductor::storage::ProjectId;
 
-use crate::support::{run, text, ChildGuard, Sandbox};
+use crate::support::{run, text, words, ChildGuard, Sandbox};
 
 const WRITER_ENV: &str = "CONDUCTOR_TEST_BUS_WRITER";
 
@@ -34,6 +34,13 @@ fn post(sb: &Sandbox, args: &[&str]) -> String {
     let id = ok(&out).trim().to_string();
     assert!(id.starts_with("MSG-"), "{}", text(&out));
     id
+}
+
+/// [`post`] of `--body <body>` with the flags of `flags` (a command line's words).
+fn post_body(sb: &Sandbox, flags: &str, body: &str) -> String {
+    let mut args = words(flags);
+    args.extend(["--body", body]);
+    post(sb, &args)
 }
 
 fn read_json(sb: &Sandbox, args: &[&str]) -> Vec<serde_json::Value> {
@@ -57,47 +64,13 @@ fn bodies(msgs: &[serde_json::Value]) -> Vec<&str> {
 fn post_then_read_round_trips_bodies_exactly() {
     let sb = Sandbox::new();
     let tricky = "line one\n---\n\\---\n\nlast line\n";
-    let a = post(
+    let a = post_body(&sb, "--project demo --task task-1 --type FACT", tricky);
+    let b = post_body(
         &sb,
-        &[
-            "--project",
-            "demo",
-            "--task",
-            "task-1",
-            "--type",
-            "FACT",
-            "--body",
-            tricky,
-        ],
+        &format!("--project demo --task task-1 --type QUESTION --parent {a} --run run-7"),
+        "why?",
     );
-    let b = post(
-        &sb,
-        &[
-            "--project",
-            "demo",
-            "--task",
-            "task-1",
-            "--type",
-            "QUESTION",
-            "--body",
-            "why?",
-            "--parent",
-            &a,
-            "--run",
-            "run-7",
-        ],
-    );
-    post(
-        &sb,
-        &[
-            "--project",
-            "demo",
-            "--type",
-            "DECISION",
-            "--body",
-            "project level",
-        ],
-    );
+    post_body(&sb, "--project demo --type DECISION", "project level");
 
     let bus = sb.path().join("root/demo/task-1/TASK-MESSAGE-BUS.md");
     let raw = std::fs::read_to_string(&bus).unwrap();
@@ -128,17 +101,9 @@ fn post_then_read_round_trips_bodies_exactly() {
     // Text form: one `[ts] (TYPE) body` entry per message.
     let out = run(sb
         .run_agent()
-        .args([
-            "bus",
-            "read",
-            "--project",
-            "demo",
-            "--task",
-            "task-1",
-            "--type",
-            "QUESTION",
-            "--root",
-        ])
+        .args(words(
+            "bus read --project demo --task task-1 --type QUESTION --root",
+        ))
         .arg(sb.path().join("root")));
     let printed = ok(&out);
     assert!(
@@ -194,16 +159,9 @@ fn agent_env_selects_ids_and_bus() {
     assert!(ok(&out).contains("to explicit bus"));
     let out = run(sb
         .run_agent()
-        .args([
-            "bus",
-            "read",
-            "--json",
-            "--project",
-            "proj",
-            "--task",
-            "task-20260101-000000-abc",
-            "--root",
-        ])
+        .args(words(
+            "bus read --json --project proj --task task-20260101-000000-abc --root",
+        ))
         .arg(&root)
         .env("JRUN_MESSAGE_BUS", &own));
     let printed = ok(&out);
@@ -289,15 +247,9 @@ fn read_since_tail_type_and_errors() {
 
     let out = run(sb
         .run_agent()
-        .args([
-            "bus",
-            "read",
-            "--project",
-            "p",
-            "--since",
-            "MSG-does-not-exist",
-            "--root",
-        ])
+        .args(words(
+            "bus read --project p --since MSG-does-not-exist --root",
+        ))
         .arg(sb.path().join("root")));
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
@@ -309,15 +261,7 @@ fn read_since_tail_type_and_errors() {
     // Ids are validated before any path is built.
     let out = run(sb
         .run_agent()
-        .args([
-            "bus",
-            "post",
-            "--project",
-            "../escape",
-            "--body",
-            "x",
-            "--root",
-        ])
+        .args(words("bus post --project ../escape --body x --root"))
         .arg(sb.path().join("root")));
     assert!(!out.status.success());
     assert!(
@@ -331,7 +275,7 @@ fn read_since_tail_type_and_errors() {
 #[test]
 fn discover_lists_buses_with_counts() {
     let sb = Sandbox::new();
-    post(&sb, &["--project", "p", "--body", "1"]);
+    post_body(&sb, "--project p", "1");
     post(&sb, &["--project", "p", "--task", "t", "--body", "1"]);
     post(&sb, &["--project", "p", "--task", "t", "--body", "2"]);
     let out = run(sb
@@ -428,20 +372,12 @@ fn go_written_bus_reads_and_appends() {
 #[test]
 fn follow_prints_messages_as_they_arrive() {
     let sb = Sandbox::new();
-    post(&sb, &["--project", "p", "--body", "before"]);
+    post_body(&sb, "--project p", "before");
     let child = sb
         .run_agent()
-        .args([
-            "bus",
-            "read",
-            "--project",
-            "p",
-            "--follow",
-            "--json",
-            "--tail",
-            "1",
-            "--root",
-        ])
+        .args(words(
+            "bus read --project p --follow --json --tail 1 --root",
+        ))
         .arg(sb.path().join("root"))
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -465,12 +401,12 @@ fn follow_prints_messages_as_they_arrive() {
         v["body"].as_str().unwrap().to_string()
     };
     assert_eq!(next(), "before");
-    post(&sb, &["--project", "p", "--body", "after 1"]);
+    post_body(&sb, "--project p", "after 1");
     assert_eq!(next(), "after 1");
     // Rotation (as gc does it): the follower moves to the new file.
     let bus = sb.path().join("root/p/PROJECT-MESSAGE-BUS.md");
     std::fs::rename(&bus, bus.with_extension("md.20260101-000000.archived")).unwrap();
-    post(&sb, &["--project", "p", "--body", "after rotation"]);
+    post_body(&sb, "--project p", "after rotation");
     assert_eq!(next(), "after rotation");
 }
 
@@ -511,12 +447,9 @@ fn child_body(writer: usize, seq: usize, pad: usize) -> String {
 
 fn spawn_writer(path: &Path, writer: usize, count: usize, pad: usize) -> ChildGuard {
     let child = Command::new(std::env::current_exe().unwrap())
-        .args([
-            "--exact",
-            "bus::writer_child",
-            "--nocapture",
-            "--test-threads=1",
-        ])
+        .args(words(
+            "--exact bus::writer_child --nocapture --test-threads=1",
+        ))
         .env(
             WRITER_ENV,
             format!("{},{writer},{count},{pad}", path.display()),
@@ -632,21 +565,13 @@ fn writer_killed_mid_append_leaves_a_parseable_bus() {
 fn lock_held_past_the_timeout_fails_clearly_without_writing() {
     let sb = Sandbox::new();
     let root = sb.path().join("root");
-    post(&sb, &["--project", "p", "--body", "first"]);
+    post_body(&sb, "--project p", "first");
     let bus = root.join("p/PROJECT-MESSAGE-BUS.md");
     let before = std::fs::read(&bus).unwrap();
     let holder = LockFile::acquire(&bus, Duration::from_secs(5)).unwrap();
     let out = run(sb
         .run_agent()
-        .args([
-            "bus",
-            "post",
-            "--project",
-            "p",
-            "--body",
-            "blocked",
-            "--root",
-        ])
+        .args(words("bus post --project p --body blocked --root"))
         .arg(&root)
         .env("CONDUCTOR_BUS_LOCK_TIMEOUT_MS", "50"));
     assert!(!out.status.success(), "{}", text(&out));
@@ -660,7 +585,7 @@ fn lock_held_past_the_timeout_fails_clearly_without_writing() {
     );
     assert_eq!(std::fs::read(&bus).unwrap(), before, "nothing written");
     drop(holder);
-    post(&sb, &["--project", "p", "--body", "after release"]);
+    post_body(&sb, "--project p", "after release");
     assert_eq!(read_all(&bus).unwrap().len(), 2);
 }
 
@@ -679,7 +604,7 @@ fn read_escapes_control_characters_on_a_terminal_and_pipes_them_raw() {
     let sb = Sandbox::new();
     let root = sb.path().join("root");
     let body = "title \x1b]0;pwned\x07 clear \u{9b}2J cr\rend\ttab";
-    post(&sb, &["--project", "p", "--body", body]);
+    post_body(&sb, "--project p", body);
 
     // Through a pipe: the bytes as they are, in text and in JSON.
     let piped = ok(&run(sb

@@ -3,32 +3,23 @@
 
 use std::time::Duration;
 
-use crate::support::{sse_events, Sandbox, Server};
+use crate::support::{post_json_text, serve_root, sse_events, Sandbox, Server};
 
 fn agent() -> ureq::Agent {
     crate::support::http_agent(Some(Duration::from_secs(30)))
 }
 
+/// POSTs `body` to `path`; the status and the JSON answer (a non-JSON answer fails the test).
 fn post(server: &Server, path: &str, body: serde_json::Value) -> (u16, serde_json::Value) {
-    let mut resp = agent()
-        .post(&format!("{}{path}", server.base))
-        .header("Content-Type", "application/json")
-        .send(body.to_string())
-        .unwrap();
-    let code = resp.status().as_u16();
-    (
-        code,
-        serde_json::from_str(&resp.body_mut().read_to_string().unwrap()).unwrap(),
-    )
+    let (code, text) = post_json_text(&agent(), &format!("{}{path}", server.base), &body);
+    let value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"));
+    (code, value)
 }
 
+/// A server on `<sandbox>/root`, which holds task `demo/task-1`.
 fn start(sb: &Sandbox) -> Server {
-    let root = sb.path().join("root");
-    std::fs::create_dir_all(root.join("demo/task-1")).unwrap();
-    let mut cmd = sb.run_agent();
-    cmd.args(["serve", "--host", "127.0.0.1", "--root"])
-        .arg(&root);
-    Server::start(cmd, sb.path())
+    std::fs::create_dir_all(sb.root().join("demo/task-1")).unwrap();
+    serve_root(sb, None)
 }
 
 /// Reads SSE events (`event`, `id`, `data`) until `count` `message` events arrived.

@@ -8,7 +8,9 @@ use std::net::{TcpListener, TcpStream};
 use std::process::{Output, Stdio};
 use std::sync::{Arc, Mutex};
 
-use crate::support::{free_port, run, text, ChildGuard, Sandbox, Server};
+use crate::support::{
+    fails_with, free_port, ok_stdout, run, text, words, ChildGuard, Sandbox, Server,
+};
 
 use crate::support::FAKE_AGENT;
 
@@ -31,18 +33,16 @@ fn ra(sb: &Sandbox, server: &str, args: &[&str]) -> Output {
 }
 
 fn ok(out: Output) -> String {
-    assert!(out.status.success(), "{}", text(&out));
-    String::from_utf8_lossy(&out.stdout).into_owned()
+    ok_stdout(&out)
 }
 
-fn fails(out: &Output, needle: &str) {
-    assert_eq!(out.status.code(), Some(1), "{}", text(out));
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        err.contains(needle),
-        "expected {needle:?} in: {}",
-        text(out)
-    );
+/// `run-agent server bus post <scope> --type <kind> --body <body>` against `server`, which
+/// must succeed; its stdout (the message id).
+fn bus_post(sb: &Sandbox, server: &str, scope: &str, kind: &str, body: &str) -> String {
+    let mut args = words("bus post");
+    args.extend(words(scope));
+    args.extend(["--type", kind, "--body", body]);
+    ok(ra(sb, server, &args))
 }
 
 fn json(out: Output) -> serde_json::Value {
@@ -80,18 +80,7 @@ fn every_client_command_without_auth() {
     let out = ok(ra(
         &sb,
         url,
-        &[
-            "task",
-            "submit",
-            "--project",
-            "demo",
-            "--task",
-            "t1",
-            "--prompt",
-            "answer",
-            "--wait",
-            "60",
-        ],
+        &words("task submit --project demo --task t1 --prompt answer --wait 60"),
     ));
     assert!(out.contains("task demo/t1 ended: done"), "{out}");
     assert!(out.contains("the answer"), "{out}");
@@ -143,11 +132,7 @@ fn every_client_command_without_auth() {
     assert_eq!(tasks["tasks"].as_array().unwrap().len(), 2, "{tasks}");
     let all = json(ra(&sb, url, &["task", "list", "--json"]));
     assert_eq!(all["tasks"][0]["project_id"], "demo");
-    let show = ok(ra(
-        &sb,
-        url,
-        &["task", "show", "--project", "demo", "--task", "t1"],
-    ));
+    let show = ok(ra(&sb, url, &words("task show --project demo --task t1")));
     assert!(
         show.contains("status:  done") && show.contains("TASK.md"),
         "{show}"
@@ -157,18 +142,10 @@ fn every_client_command_without_auth() {
     let runs = json(ra(
         &sb,
         url,
-        &[
-            "runs",
-            "list",
-            "--project",
-            "demo",
-            "--task",
-            "t1",
-            "--json",
-        ],
+        &words("runs list --project demo --task t1 --json"),
     ));
     let run_id = runs["runs"][0]["run_id"].as_str().unwrap().to_string();
-    let table = ok(ra(&sb, url, &["runs", "list", "--status", "completed"]));
+    let table = ok(ra(&sb, url, &words("runs list --status completed")));
     assert!(table.contains(&run_id), "{table}");
     // Agent (name or type) and start-time filters; a `+` offset travels encoded.
     let since = ["--since", "2000-01-01T01:00:00+01:00"];
@@ -180,15 +157,15 @@ fn every_client_command_without_auth() {
         ));
         assert!(found.contains(&run_id), "{agent}: {found}");
     }
-    let none = ok(ra(&sb, url, &["runs", "list", "--agent", "claude"]));
+    let none = ok(ra(&sb, url, &words("runs list --agent claude")));
     assert!(!none.contains(&run_id), "{none}");
     let later = ok(ra(
         &sb,
         url,
-        &["runs", "list", "--since", "2999-01-01T00:00:00Z"],
+        &words("runs list --since 2999-01-01T00:00:00Z"),
     ));
     assert!(!later.contains(&run_id), "{later}");
-    let bad = ra(&sb, url, &["runs", "list", "--until", "tomorrow"]);
+    let bad = ra(&sb, url, &words("runs list --until tomorrow"));
     assert!(!bad.status.success());
     assert!(
         text(&bad).contains("invalid until \"tomorrow\""),
@@ -210,28 +187,9 @@ fn every_client_command_without_auth() {
     assert_eq!(followed, "hello from agent\nsecond line\n");
 
     // Bus: post, read (human and JSON), and follow.
-    let msg_id = ok(ra(
-        &sb,
-        url,
-        &[
-            "bus",
-            "post",
-            "--project",
-            "demo",
-            "--task",
-            "t1",
-            "--type",
-            "FACT",
-            "--body",
-            "tests pass",
-        ],
-    ));
+    let msg_id = bus_post(&sb, url, "--project demo --task t1", "FACT", "tests pass");
     assert!(!msg_id.trim().is_empty());
-    let read = ok(ra(
-        &sb,
-        url,
-        &["bus", "read", "--project", "demo", "--task", "t1"],
-    ));
+    let read = ok(ra(&sb, url, &words("bus read --project demo --task t1")));
     assert!(
         read.contains("FACT") && read.contains("tests pass"),
         "{read}"
@@ -239,42 +197,16 @@ fn every_client_command_without_auth() {
     let messages = json(ra(
         &sb,
         url,
-        &["bus", "read", "--project", "demo", "--task", "t1", "--json"],
+        &words("bus read --project demo --task t1 --json"),
     ));
     assert!(messages["messages"]
         .as_array()
         .unwrap()
         .iter()
         .any(|m| m["msg_id"] == msg_id.trim() && m["body"] == "tests pass"));
-    ok(ra(
-        &sb,
-        url,
-        &[
-            "bus",
-            "post",
-            "--project",
-            "demo",
-            "--type",
-            "NOTE",
-            "--body",
-            "project wide",
-        ],
-    ));
+    bus_post(&sb, url, "--project demo", "NOTE", "project wide");
     let follower = follow_bus(&sb, url, "later message");
-    ok(ra(
-        &sb,
-        url,
-        &[
-            "bus",
-            "post",
-            "--project",
-            "demo",
-            "--type",
-            "NOTE",
-            "--body",
-            "later message",
-        ],
-    ));
+    bus_post(&sb, url, "--project demo", "NOTE", "later message");
     let seen = follower.join().unwrap();
     assert!(seen.iter().any(|l| l.contains("project wide")), "{seen:?}");
 
@@ -282,58 +214,29 @@ fn every_client_command_without_auth() {
     let started = ok(ra(
         &sb,
         url,
-        &[
-            "task",
-            "submit",
-            "--project",
-            "demo",
-            "--task",
-            "t3",
-            "--prompt",
-            "x",
-        ],
+        &words("task submit --project demo --task t3 --prompt x"),
     ));
     assert!(started.contains("task demo/t3 started"), "{started}");
-    let resumed = ok(ra(
-        &sb,
-        url,
-        &["task", "resume", "--project", "demo", "--task", "t2"],
-    ));
+    let resumed = ok(ra(&sb, url, &words("task resume --project demo --task t2")));
     assert!(resumed.contains("task demo/t2 resumed"), "{resumed}");
     let out = ra(&sb, url, &["runs", "show", "20200101-0000000000-1-1"]);
-    fails(&out, "server returned 404: ");
+    fails_with(&out, "server returned 404: ");
 
     // Stop, resume (409: done without --reset-done), delete, then 404.
-    let stopped = ok(ra(
-        &sb,
-        url,
-        &["task", "stop", "--project", "demo", "--task", "t1"],
-    ));
+    let stopped = ok(ra(&sb, url, &words("task stop --project demo --task t1")));
     assert!(stopped.contains("no running run"), "{stopped}");
-    let out = ra(
-        &sb,
-        url,
-        &["task", "resume", "--project", "demo", "--task", "t1"],
-    );
-    fails(&out, "server returned 409: task demo/t1 is done");
-    ok(ra(
-        &sb,
-        url,
-        &["task", "delete", "--project", "demo", "--task", "t1"],
-    ));
-    let out = ra(
-        &sb,
-        url,
-        &["task", "show", "--project", "demo", "--task", "t1"],
-    );
-    fails(&out, "server returned 404: ");
+    let out = ra(&sb, url, &words("task resume --project demo --task t1"));
+    fails_with(&out, "server returned 409: task demo/t1 is done");
+    ok(ra(&sb, url, &words("task delete --project demo --task t1")));
+    let out = ra(&sb, url, &words("task show --project demo --task t1"));
+    fails_with(&out, "server returned 404: ");
     // Ids are escaped into one path segment: a traversal is refused, not routed elsewhere.
     let out = ra(
         &sb,
         url,
-        &["task", "show", "--project", "demo", "--task", "../../etc"],
+        &words("task show --project demo --task ../../etc"),
     );
-    fails(&out, "server returned 4");
+    fails_with(&out, "server returned 4");
     server.terminate();
 }
 
@@ -396,27 +299,14 @@ fn auth_with_flag_env_and_config() {
     let url = server.base.as_str();
     // Without a key (no config in the cwd): 401 with the server's message.
     let out = ra(&sb, url, &["status"]);
-    fails(&out, "server returned 401: this route needs the API key");
-    let out = ra(&sb, url, &["task", "list", "--api-key", "wrong"]);
-    fails(&out, "server returned 401");
+    fails_with(&out, "server returned 401: this route needs the API key");
+    let out = ra(&sb, url, &words("task list --api-key wrong"));
+    fails_with(&out, "server returned 401");
     // --api-key.
     let out = ok(ra(
         &sb,
         url,
-        &[
-            "task",
-            "submit",
-            "--project",
-            "p",
-            "--task",
-            "t",
-            "--prompt",
-            "x",
-            "--wait",
-            "60",
-            "--api-key",
-            "s3cret",
-        ],
+        &words("task submit --project p --task t --prompt x --wait 60 --api-key s3cret"),
     ));
     assert!(out.contains("ended: done"), "{out}");
     // CONDUCTOR_API_KEY.
@@ -428,7 +318,7 @@ fn auth_with_flag_env_and_config() {
             .env("CONDUCTOR_API_KEY", "s3cret");
         run(&mut cmd)
     };
-    let list = ok(with_env(&["task", "list", "--project", "p"]));
+    let list = ok(with_env(&words("task list --project p")));
     assert!(list.contains("done"), "{list}");
     let runs = json(with_env(&["runs", "list", "--json"]));
     let run_id = runs["runs"][0]["run_id"].as_str().unwrap().to_string();
@@ -438,31 +328,17 @@ fn auth_with_flag_env_and_config() {
         "authed\n"
     );
     ok(with_env(&["runs", "show", &run_id]));
-    ok(with_env(&["task", "show", "--project", "p", "--task", "t"]));
-    ok(with_env(&[
-        "bus",
-        "post",
-        "--project",
-        "p",
-        "--type",
-        "FACT",
-        "--body",
-        "keyed",
-    ]));
-    assert!(ok(with_env(&["bus", "read", "--project", "p"])).contains("keyed"));
-    ok(with_env(&["task", "stop", "--project", "p", "--task", "t"]));
-    ok(with_env(&[
-        "task",
-        "delete",
-        "--project",
-        "p",
-        "--task",
-        "t",
-    ]));
+    ok(with_env(&words("task show --project p --task t")));
+    ok(with_env(&words(
+        "bus post --project p --type FACT --body keyed",
+    )));
+    assert!(ok(with_env(&words("bus read --project p"))).contains("keyed"));
+    ok(with_env(&words("task stop --project p --task t")));
+    ok(with_env(&words("task delete --project p --task t")));
     let mut cmd = sb.conductor();
     cmd.args(["status", "--server", url])
         .env("CONDUCTOR_API_KEY", "wrong");
-    fails(&run(&mut cmd), "server returned 401");
+    fails_with(&run(&mut cmd), "server returned 401");
 
     // The config in the working directory gives both the address (0.0.0.0 → 127.0.0.1 and
     // its port) and the key, when the server really listens on that port.
@@ -482,16 +358,16 @@ fn unreachable_server_and_bad_arguments_exit_1() {
     for args in [
         &["status"][..],
         &["task", "list"][..],
-        &["runs", "logs", "x", "--follow"][..],
-        &["bus", "read", "--project", "p", "--follow"][..],
+        &words("runs logs x --follow")[..],
+        &words("bus read --project p --follow")[..],
     ] {
         let out = ra(&sb, &url, args);
-        fails(&out, &format!("cannot reach the server at {url}"));
+        fails_with(&out, &format!("cannot reach the server at {url}"));
     }
     // CONDUCTOR_URL is used when --server is absent.
     let mut cmd = sb.conductor();
     cmd.args(["task", "list"]).env("CONDUCTOR_URL", &url);
-    fails(&run(&mut cmd), &format!("cannot reach the server at {url}"));
+    fails_with(&run(&mut cmd), &format!("cannot reach the server at {url}"));
 }
 
 /// A proxy that cuts the first connection right after the first `event` event and passes
@@ -589,18 +465,7 @@ fn runs_logs_follow_resumes_after_a_dropped_connection() {
     let out = ok(ra(
         &sb,
         url,
-        &[
-            "task",
-            "submit",
-            "--project",
-            "demo",
-            "--task",
-            "t",
-            "--prompt",
-            "x",
-            "--wait",
-            "60",
-        ],
+        &words("task submit --project demo --task t --prompt x --wait 60"),
     ));
     assert!(out.contains("ended: done"), "{out}");
     let runs = json(ra(&sb, url, &["runs", "list", "--json"]));
@@ -628,19 +493,7 @@ fn runs_logs_follow_resumes_after_a_dropped_connection() {
     let started = json(ra(
         &sb,
         url,
-        &[
-            "task",
-            "submit",
-            "--project",
-            "demo",
-            "--task",
-            "live",
-            "--prompt",
-            "x",
-            "--env",
-            "FAKE_SLEEP=1",
-            "--json",
-        ],
+        &words("task submit --project demo --task live --prompt x --env FAKE_SLEEP=1 --json"),
     ));
     let live = started["run_id"]
         .as_str()
@@ -651,37 +504,11 @@ fn runs_logs_follow_resumes_after_a_dropped_connection() {
 
     // The bus follower resumes after the last msg_id: every message once, in order.
     for body in ["m1", "m2"] {
-        ok(ra(
-            &sb,
-            url,
-            &[
-                "bus",
-                "post",
-                "--project",
-                "demo",
-                "--type",
-                "NOTE",
-                "--body",
-                body,
-            ],
-        ));
+        bus_post(&sb, url, "--project demo", "NOTE", body);
     }
     let proxy = dropping_proxy(url, "message");
     let follower = follow_bus(&sb, &proxy.url, "m3");
-    ok(ra(
-        &sb,
-        url,
-        &[
-            "bus",
-            "post",
-            "--project",
-            "demo",
-            "--type",
-            "NOTE",
-            "--body",
-            "m3",
-        ],
-    ));
+    bus_post(&sb, url, "--project demo", "NOTE", "m3");
     let lines = follower.join().unwrap();
     let bodies: Vec<&str> = lines.iter().filter_map(|l| l.rsplit("  ").next()).collect();
     assert_eq!(bodies, ["m1", "m2", "m3"], "{lines:?}");
@@ -740,18 +567,18 @@ fn config_flag_locates_the_server_and_its_key() {
         .run_agent()
         .args(["server", "status", "--config", file])
         .env("CONDUCTOR_URL", &dead));
-    fails(&out, &format!("cannot reach the server at {dead}"));
+    fails_with(&out, &format!("cannot reach the server at {dead}"));
     let out = run(sb
         .conductor()
         .args(["--config", file, "status", "--api-key", "wrong"]));
-    fails(&out, "server returned 401");
+    fails_with(&out, "server returned 401");
     // An explicit config that is missing or broken is an error naming it.
     let out = run(sb.conductor().args(["--config", "nope.yaml", "status"]));
-    fails(&out, "nope.yaml");
+    fails_with(&out, "nope.yaml");
     let out = run(sb
         .run_agent()
         .args(["server", "task", "list", "--config", "nope.yaml"]));
-    fails(&out, "nope.yaml");
+    fails_with(&out, "nope.yaml");
     // `update status --offline` reads the same --config (for the runs root).
     let offline = |config: &str| {
         run(sb.run_agent().args([
@@ -765,11 +592,11 @@ fn config_flag_locates_the_server_and_its_key() {
         ]))
     };
     assert_eq!(json(offline(file))["state"], "idle");
-    fails(&offline("nope.yaml"), "nope.yaml");
+    fails_with(&offline("nope.yaml"), "nope.yaml");
     let broken = sb.write("broken.yaml", "api: [\n");
     let out = run(sb
         .run_agent()
         .args(["server", "status", "--config", broken.to_str().unwrap()]));
-    fails(&out, "broken.yaml");
+    fails_with(&out, "broken.yaml");
     server.terminate();
 }

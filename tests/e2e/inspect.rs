@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use conductor::storage::{RunInfo, RunStatus};
 
-use crate::support::{run, text, ChildGuard, Sandbox};
+use crate::support::{run, text, words, ChildGuard, Sandbox};
 
 /// A sandbox with the fake agent installed as `claude` first on PATH, and a runs root.
 struct World {
@@ -198,14 +198,7 @@ fn list_status_output_of_job_runs_and_written_runs() {
     assert_eq!(st["exit_code"], 3);
     assert_eq!(st["pid_alive"], false);
     assert_eq!(st["done"], false);
-    let st = w.json(&[
-        "status",
-        "--project",
-        "other",
-        "--task",
-        "waiting",
-        "--json",
-    ]);
+    let st = w.json(&words("status --project other --task waiting --json"));
     assert_eq!(st["blocked_by"], serde_json::json!(["vanished"]));
     assert_eq!(st["latest_run"], serde_json::Value::Null);
     let st = w.ok(&["status", "--project", "other", "--task", "corrupt"]);
@@ -235,22 +228,13 @@ fn list_status_output_of_job_runs_and_written_runs() {
 #[test]
 fn output_follow_and_watch_end_with_the_run() {
     let w = World::new();
-    let mut job = w.cmd(&[
-        "job",
-        "--project",
-        "proj",
-        "--task",
-        "live",
-        "--agent",
-        "claude",
-        "--prompt",
-        "go",
-    ]);
-    job.env("FAKE_STDOUT", "streamed line")
-        .env("FAKE_SLEEP", "2")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
-    let mut guard = ChildGuard(Some(job.spawn().unwrap()));
+    let mut guard = ChildGuard::spawn_quiet(
+        w.cmd(&words(
+            "job --project proj --task live --agent claude --prompt go",
+        ))
+        .env("FAKE_STDOUT", "streamed line")
+        .env("FAKE_SLEEP", "2"),
+    );
     let run_id = w.wait_running("proj", "live");
     let watch = w.cmd(&["watch", "--project", "proj", "--task", "live"]);
     let follow = w.cmd(&["output", "--project", "proj", "--task", "live", "--follow"]);
@@ -309,6 +293,16 @@ fn config_flag_and_extra_roots_reach_every_local_command() {
         assert!(out.status.success(), "{args:?}: {}", text(&out));
         String::from_utf8_lossy(&out.stdout).into_owned()
     };
+    // `run-agent <line>` with `--config <config>` before the line's first flag.
+    let ok_configured = |line: &str| {
+        let mut args = words(line);
+        let at = args
+            .iter()
+            .position(|a| a.starts_with("--"))
+            .unwrap_or(args.len());
+        args.splice(at..at, ["--config", config_arg.as_str()]);
+        ok(&args)
+    };
 
     // A run in the main tree, written directly.
     let main_run = sb.path().join("tree/xp/t1/runs/20260101-0000000000-1-1");
@@ -350,8 +344,7 @@ fn config_flag_and_extra_roots_reach_every_local_command() {
     assert!(!out.status.success(), "{}", text(&out));
 
     // list: the main tree and the extra root's task (placed by its record's ids).
-    let list: serde_json::Value =
-        serde_json::from_str(&ok(&["list", "--config", &config_arg, "--json"])).unwrap();
+    let list: serde_json::Value = serde_json::from_str(&ok_configured("list --json")).unwrap();
     assert_eq!(task_of(&list, "xp", "t1")["status"], "idle");
     let legacy_task = task_of(&list, LEGACY_PROJECT, LEGACY_TASK);
     assert_eq!(
@@ -363,118 +356,55 @@ fn config_flag_and_extra_roots_reach_every_local_command() {
     // The dead `running` record reads as failed, but an extra root is never written.
     assert_eq!(legacy_task["status"], "failed", "{legacy_task:#}");
     assert_eq!(std::fs::read(&dead_file).unwrap(), dead_bytes);
-    let table = ok(&["list", "--config", &config_arg, "--project", LEGACY_PROJECT]);
+    let table = ok_configured(&format!("list --project {LEGACY_PROJECT}"));
     assert!(table.contains(LEGACY_TASK), "{table}");
-    let runs = ok(&[
-        "list",
-        "--config",
-        &config_arg,
-        "--project",
-        LEGACY_PROJECT,
-        "--task",
-        LEGACY_TASK,
-    ]);
+    let runs = ok_configured(&format!(
+        "list --project {LEGACY_PROJECT} --task {LEGACY_TASK}"
+    ));
     assert!(
         runs.contains(LEGACY_RUN) && runs.contains(dead_run),
         "{runs}"
     );
 
     // status
-    let status: serde_json::Value = serde_json::from_str(&ok(&[
-        "status",
-        "--config",
-        &config_arg,
-        "--project",
-        LEGACY_PROJECT,
-        "--task",
-        LEGACY_TASK,
-        "--json",
-    ]))
+    let status: serde_json::Value = serde_json::from_str(&ok_configured(&format!(
+        "status --project {LEGACY_PROJECT} --task {LEGACY_TASK} --json"
+    )))
     .unwrap();
     assert_eq!(status["runs"], 2, "{status:#}");
     assert_eq!(status["latest_run"], dead_run);
     assert_eq!(status["latest_status"], "failed");
-    let status = ok(&[
-        "status",
-        "--config",
-        &config_arg,
-        "--project",
-        "xp",
-        "--task",
-        "t1",
-    ]);
+    let status = ok_configured("status --project xp --task t1");
     assert!(status.contains("status: idle"), "{status}");
 
     // output: by run id alone, and the task's latest (main tree) run.
     assert_eq!(
-        ok(&["output", "--config", &config_arg, "--run", LEGACY_RUN]),
+        ok_configured(&format!("output --run {LEGACY_RUN}")),
         "legacy output\n"
     );
     assert_eq!(
-        ok(&[
-            "output",
-            "--config",
-            &config_arg,
-            "--project",
-            "xp",
-            "--task",
-            "t1"
-        ]),
+        ok_configured("output --project xp --task t1"),
         "main output\n"
     );
     assert_eq!(
-        ok(&[
-            "output",
-            "--config",
-            &config_arg,
-            "--project",
-            LEGACY_PROJECT,
-            "--task",
-            LEGACY_TASK,
-            "--run",
-            LEGACY_RUN,
-        ]),
+        ok_configured(&format!(
+            "output --project {LEGACY_PROJECT} --task {LEGACY_TASK} --run {LEGACY_RUN}"
+        )),
         "legacy output\n"
     );
     assert_eq!(std::fs::read(&dead_file).unwrap(), dead_bytes);
 
     // watch ends at once: nothing runs (the dead extra run included).
-    let watched = ok(&[
-        "watch",
-        "--config",
-        &config_arg,
-        "--project",
-        LEGACY_PROJECT,
-    ]);
+    let watched = ok_configured(&format!("watch --project {LEGACY_PROJECT}"));
     assert!(watched.contains(LEGACY_RUN), "{watched}");
 
     // bus post/read/discover use the config's root.
-    let posted = ok(&[
-        "bus",
-        "post",
-        "--config",
-        &config_arg,
-        "--project",
-        "xp",
-        "--task",
-        "t1",
-        "--body",
-        "hello",
-    ]);
+    let posted = ok_configured("bus post --project xp --task t1 --body hello");
     assert!(!posted.trim().is_empty());
     assert!(sb.path().join("tree/xp/t1/TASK-MESSAGE-BUS.md").is_file());
-    let read = ok(&[
-        "bus",
-        "read",
-        "--config",
-        &config_arg,
-        "--project",
-        "xp",
-        "--task",
-        "t1",
-    ]);
+    let read = ok_configured("bus read --project xp --task t1");
     assert!(read.contains("hello"), "{read}");
-    let found = ok(&["bus", "discover", "--config", &config_arg]);
+    let found = ok_configured("bus discover");
     assert!(found.contains("TASK-MESSAGE-BUS.md"), "{found}");
 
     // A --config that does not exist (or does not load) fails, naming the file.
@@ -532,21 +462,12 @@ fn table_status(table: &str, task: &str) -> String {
 fn list_sees_an_older_run_still_running_behind_a_newer_finished_one() {
     let w = World::new();
     let stop = w.sb.path().join("stop-older");
-    let mut job = w.cmd(&[
-        "job",
-        "--project",
-        "proj",
-        "--task",
-        "pair",
-        "--agent",
-        "claude",
-        "--prompt",
-        "go",
-    ]);
-    job.env("FAKE_TICK_UNTIL", &stop)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
-    let mut guard = ChildGuard(Some(job.spawn().unwrap()));
+    let mut guard = ChildGuard::spawn_quiet(
+        w.cmd(&words(
+            "job --project proj --task pair --agent claude --prompt go",
+        ))
+        .env("FAKE_TICK_UNTIL", &stop),
+    );
     let older = w.wait_running("proj", "pair");
     let newer = w.job("proj", "pair", &[]);
     assert!(newer.status.success(), "{}", text(&newer));

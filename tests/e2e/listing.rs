@@ -9,7 +9,7 @@ use std::process::Command;
 use chrono::Utc;
 use conductor::storage::{RunInfo, RunStatus};
 
-use crate::support::{run, text, Sandbox, Server};
+use crate::support::{run, run_ids, serve_at, text, Sandbox, Server};
 
 fn run_id(n: usize) -> String {
     format!("20260101-{:010}-1-{n}", n)
@@ -40,13 +40,6 @@ fn dead_pid() -> i64 {
     let pid = i64::from(child.id());
     child.wait().unwrap();
     pid
-}
-
-fn start(sb: &Sandbox, root: &Path) -> Server {
-    let mut cmd = sb.run_agent();
-    cmd.args(["serve", "--host", "127.0.0.1", "--root"])
-        .arg(root);
-    Server::start(cmd, sb.path())
 }
 
 /// A tree with one task in each derived status.
@@ -105,7 +98,7 @@ fn cli_and_every_api_listing_derive_the_same_statuses() {
     statuses_tree(&root);
 
     // The server first: its index reconciles the vanished run when it is built.
-    let server = start(&sb, &root);
+    let server = serve_at(&sb, &root);
     let (code, body) = server.get_json("/api/v1/projects/p/tasks");
     assert_eq!(code, 200, "{body}");
     let api: Vec<(String, String)> = body["tasks"]
@@ -210,7 +203,7 @@ fn a_task_view_pages_its_runs_newest_first() {
     for n in 1..=5 {
         write_run(&root, "p", "t", &run_id(n), RunStatus::Completed, |_| {});
     }
-    let server = start(&sb, &root);
+    let server = serve_at(&sb, &root);
     let ids = |v: &serde_json::Value| -> Vec<String> {
         v["runs"]
             .as_array()
@@ -260,16 +253,8 @@ fn forged_rewritten_and_truncated_run_info_make_no_stale_or_duplicate_entries() 
         i.run_id = run_id(1);
         i.task_id = "elsewhere".into();
     });
-    let server = start(&sb, &root);
-    let listed = |server: &Server| -> Vec<String> {
-        let (_, body) = server.get_json("/api/v1/runs");
-        body["runs"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|r| r["run_id"].as_str().unwrap().to_string())
-            .collect()
-    };
+    let server = serve_at(&sb, &root);
+    let listed = |server: &Server| -> Vec<String> { run_ids(&server.get_json("/api/v1/runs").1) };
     assert_eq!(listed(&server), [b.clone(), a.clone()]);
     let (code, run_b) = server.get_json(&format!("/api/v1/runs/{b}"));
     assert_eq!(code, 200);

@@ -443,30 +443,13 @@ fn drive(p: &Params) {
         monitors.push(std::thread::spawn(move || {
             let a = agent(limit);
             while !stop.load(Ordering::Relaxed) {
-                timed(
-                    &a,
-                    &tally,
-                    "GET",
-                    &format!("{base}/api/v1/runs?limit=100"),
-                    None,
-                    &[200],
-                );
-                timed(
-                    &a,
-                    &tally,
-                    "GET",
-                    &format!("{base}/api/v1/projects"),
-                    None,
-                    &[200],
-                );
-                timed(
-                    &a,
-                    &tally,
-                    "GET",
-                    &format!("{base}/api/v1/status"),
-                    None,
-                    &[200],
-                );
+                for path in [
+                    "/api/v1/runs?limit=100",
+                    "/api/v1/projects",
+                    "/api/v1/status",
+                ] {
+                    timed(&a, &tally, "GET", &format!("{base}{path}"), None, &[200]);
+                }
                 std::thread::sleep(Duration::from_millis(20));
             }
         }));

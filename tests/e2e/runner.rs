@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use conductor::bus::{read_all, Message};
 use conductor::storage::{RunInfo, RunStatus};
 
-use crate::support::{run, text, ChildGuard, Sandbox};
+use crate::support::{fails_with, read_text, run, text, words, ChildGuard, Sandbox};
 
 use crate::support::FAKE_AGENT;
 
@@ -23,13 +23,13 @@ struct World {
 
 impl World {
     fn new() -> World {
-        let sb = Sandbox::new();
-        sb.install_fake_clis(&["claude", "codex", "gemini"]);
-        World { sb }
+        World {
+            sb: Sandbox::with_fake_clis(),
+        }
     }
 
     fn root(&self) -> PathBuf {
-        self.sb.path().join("root")
+        self.sb.root()
     }
 
     fn task_dir(&self, project: &str, task: &str) -> PathBuf {
@@ -83,11 +83,18 @@ impl World {
         cmd
     }
 
-    /// A config with a `command` agent `script` running the fake agent.
-    fn command_config(&self) -> PathBuf {
+    /// Writes `body` as the executable `agent.sh` and a `config.yaml` of `defaults` (YAML
+    /// lines, or nothing) and a `command` agent `script` running it; returns the config's path.
+    fn script_config(&self, body: &str, defaults: &str) -> PathBuf {
+        let script = self.sb.write("agent.sh", body);
+        std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+            .unwrap();
         self.sb.write(
             "config.yaml",
-            &format!("agents:\n  script:\n    type: command\n    command: [\"{FAKE_AGENT}\"]\n"),
+            &format!(
+                "{defaults}agents:\n  script:\n    type: command\n    command: [\"{}\"]\n",
+                script.display()
+            ),
         )
     }
 
@@ -115,6 +122,15 @@ impl World {
 
     fn task_bus(&self, project: &str, task: &str) -> Vec<Message> {
         read_all(&self.task_dir(project, task).join("TASK-MESSAGE-BUS.md")).unwrap()
+    }
+
+    /// Waits until the bus of task `task` of project `demo` holds a message `matches` accepts
+    /// (the bus may not exist yet).
+    fn wait_bus(&self, task: &str, what: &str, matches: impl Fn(&Message) -> bool) {
+        let bus = self.task_dir("demo", task).join("TASK-MESSAGE-BUS.md");
+        wait_for(what, || {
+            read_all(&bus).ok()?.iter().any(&matches).then_some(())
+        });
     }
 }
 
@@ -151,6 +167,59 @@ fn types(msgs: &[Message]) -> Vec<&str> {
     msgs.iter().map(|m| m.msg_type.as_str()).collect()
 }
 
+/// The bodies of the messages of type `kind`, in order.
+fn bodies_of<'a>(msgs: &'a [Message], kind: &str) -> Vec<&'a str> {
+    msgs.iter()
+        .filter(|m| m.msg_type == kind)
+        .map(|m| m.body.as_str())
+        .collect()
+}
+
+/// A run started in the background whose agent sleeps 30 s with a grandchild
+/// (`FAKE_GRANDCHILD`), once the grandchild and the agent run.
+struct Sleeper {
+    /// The `run-agent job`/`task` process.
+    guard: ChildGuard,
+    grandchild: i32,
+    /// The agent's pid.
+    agent: i32,
+    dir: PathBuf,
+}
+
+impl World {
+    /// Starts `cmd` (a `job` or `task` of task `task`) as a [`Sleeper`].
+    fn start_sleeper(&self, task: &str, cmd: &mut Command) -> Sleeper {
+        let grandchild_file = self.sb.path().join("grandchild.pid");
+        let guard = ChildGuard::spawn(
+            cmd.env("FAKE_GRANDCHILD", &grandchild_file)
+                .env("FAKE_SLEEP", "30"),
+        );
+        let grandchild = wait_grandchild(&grandchild_file);
+        let (dir, info) = self.wait_started(task);
+        Sleeper {
+            guard,
+            grandchild,
+            agent: info.pid as i32,
+            dir,
+        }
+    }
+
+    /// A `job` of task `task` started as a [`Sleeper`] whose agent and grandchild ignore
+    /// SIGTERM.
+    fn start_stubborn_job(&self, task: &str) -> Sleeper {
+        self.start_sleeper(
+            task,
+            self.job(task, "claude", "x").env("FAKE_IGNORE_TERM", "1"),
+        )
+    }
+}
+
+/// Asserts that a `job` or `task` ended with exit code 1 and reported its run stopped.
+fn assert_stopped(out: &Output) {
+    assert_eq!(out.status.code(), Some(1), "{}", text(out));
+    assert!(stdout(out).contains("status: stopped"), "{}", text(out));
+}
+
 /// The pid the fake agent's grandchild wrote to `file` (`FAKE_GRANDCHILD`), once it is there.
 fn wait_grandchild(file: &Path) -> i32 {
     wait_for("the grandchild", || {
@@ -182,16 +251,7 @@ fn job_with_cli_agent_writes_every_file_and_event() {
 {"type":"assistant","message":{"content":[{"type":"text","text":"working"}]}}
 {"type":"result","is_error":false,"result":"The answer is 42."}"#;
     let out = run(w
-        .cmd(&[
-            "job",
-            "--project",
-            "demo",
-            "--task",
-            "task-1",
-            "--agent",
-            "claude",
-        ])
-        .args(["--prompt", "  What is the answer?  "])
+        .job("task-1", "claude", "  What is the answer?  ")
         .env("FAKE_STDIN_COPY", &stdin_copy)
         .env("FAKE_ENV_DUMP", &env_dump)
         .env("FAKE_STDOUT", stream)
@@ -224,35 +284,26 @@ fn job_with_cli_agent_writes_every_file_and_event() {
     assert_eq!(info.agent_session_id.as_deref(), Some("sess-42"));
 
     // prompt.md = preamble + separator + trimmed prompt, and it was the agent's stdin.
-    let prompt = std::fs::read_to_string(dir.join("prompt.md")).unwrap();
+    let prompt = read_text(dir.join("prompt.md"));
     assert!(prompt.starts_with(&format!("JRUN_TASK_FOLDER={}\n", task_dir.display())));
     assert!(prompt.contains(&format!("JRUN_ID={}\n", info.run_id)));
     assert!(prompt.contains("run-agent bus post --type PROGRESS"));
     assert!(prompt.contains("run-agent job --agent claude --prompt"));
     assert!(prompt.contains(&format!("When done, create: {}/DONE", task_dir.display())));
     assert!(prompt.ends_with("\n---\n\nWhat is the answer?\n"));
-    assert_eq!(std::fs::read_to_string(&stdin_copy).unwrap(), prompt);
-    assert_eq!(
-        std::fs::read_to_string(task_dir.join("TASK.md")).unwrap(),
-        "What is the answer?\n"
-    );
+    assert_eq!(read_text(&stdin_copy), prompt);
+    assert_eq!(read_text(task_dir.join("TASK.md")), "What is the answer?\n");
 
     // stdout/stderr files, and output.md extracted from the stream.
     assert_eq!(
-        std::fs::read_to_string(dir.join("agent-stdout.txt")).unwrap(),
+        read_text(dir.join("agent-stdout.txt")),
         format!("{stream}\n")
     );
-    assert_eq!(
-        std::fs::read_to_string(dir.join("agent-stderr.txt")).unwrap(),
-        "a warning\n"
-    );
-    assert_eq!(
-        std::fs::read_to_string(dir.join("output.md")).unwrap(),
-        "The answer is 42.\n"
-    );
+    assert_eq!(read_text(dir.join("agent-stderr.txt")), "a warning\n");
+    assert_eq!(read_text(dir.join("output.md")), "The answer is 42.\n");
 
     // The env contract.
-    let env = std::fs::read_to_string(&env_dump).unwrap();
+    let env = read_text(&env_dump);
     let var = |k: &str| {
         env.lines()
             .find_map(|l| l.strip_prefix(&format!("{k}=")))
@@ -313,10 +364,7 @@ fn failed_runs_record_code_summary_and_crash_event() {
         assert_eq!(info.exit_code.to_string(), code);
         assert_eq!(info.error_summary.as_deref(), Some(summary));
         // No JSON stream: output.md is a copy of stdout.
-        assert_eq!(
-            std::fs::read_to_string(dir.join("output.md")).unwrap(),
-            "plain text answer\n"
-        );
+        assert_eq!(read_text(dir.join("output.md")), "plain text answer\n");
         let bus = w.task_bus("demo", &task);
         assert_eq!(types(&bus), ["RUN_START", "RUN_CRASH"]);
         assert!(
@@ -340,37 +388,12 @@ fn bad_input_is_rejected_with_clear_errors() {
         err.contains("unknown agent `fast`") && err.contains("claude, codex, gemini"),
         "{err}"
     );
-    let out = run(&mut w.cmd(&[
-        "job",
-        "--project",
-        "Bad_Project",
-        "--task",
-        "t",
-        "--agent",
-        "claude",
-        "--prompt",
-        "x",
-    ]));
-    assert_eq!(out.status.code(), Some(1));
-    assert!(
-        String::from_utf8_lossy(&out.stderr).contains("--project"),
-        "{}",
-        text(&out)
-    );
-    let out = run(&mut w.job("../x", "claude", "x"));
-    assert_eq!(out.status.code(), Some(1));
-    assert!(
-        String::from_utf8_lossy(&out.stderr).contains("--task"),
-        "{}",
-        text(&out)
-    );
-    let out = run(&mut w.job("t", "claude", "  "));
-    assert_eq!(out.status.code(), Some(1));
-    assert!(
-        String::from_utf8_lossy(&out.stderr).contains("prompt is empty"),
-        "{}",
-        text(&out)
-    );
+    let out = run(&mut w.cmd(&words(
+        "job --project Bad_Project --task t --agent claude --prompt x",
+    )));
+    fails_with(&out, "--project");
+    fails_with(&run(&mut w.job("../x", "claude", "x")), "--task");
+    fails_with(&run(&mut w.job("t", "claude", "  ")), "prompt is empty");
     let out = run(w.job("t", "claude", "x").args(["--cwd", "/no/such/dir"]));
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
@@ -397,7 +420,6 @@ fn bad_input_is_rejected_with_clear_errors() {
 #[test]
 fn command_agent_uses_the_preamble_commands_and_keeps_its_own_output() {
     let w = World::new();
-    let config = w.command_config();
     let project_root = w.sb.path().join("repo");
     std::fs::create_dir_all(&project_root).unwrap();
     w.sb.write(
@@ -405,8 +427,7 @@ fn command_agent_uses_the_preamble_commands_and_keeps_its_own_output() {
         &format!("{}\n", project_root.display()),
     );
     // The agent does what its preamble says: post to the bus and spawn a child run.
-    let script = w.sb.write(
-        "agent.sh",
+    let config = w.script_config(
         r#"#!/bin/sh
 pwd > "$JRUN_RUN_FOLDER/cwd.txt"
 if [ -z "$JRUN_PARENT_ID" ]; then
@@ -418,16 +439,8 @@ else
     echo "child output"
 fi
 "#,
+        "",
     );
-    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
-    std::fs::write(
-        &config,
-        format!(
-            "agents:\n  script:\n    type: command\n    command: [\"{}\"]\n",
-            script.display()
-        ),
-    )
-    .unwrap();
     let out = run(w.job("task-2", "script", "go").arg("--config").arg(&config));
     assert!(out.status.success(), "{}", text(&out));
     let runs = w.runs("demo", "task-2");
@@ -448,20 +461,12 @@ fi
     assert_eq!(parent.agent, "command");
     assert_eq!(parent.agent_version, "");
     assert_eq!(
-        std::fs::read_to_string(parent_dir.join("cwd.txt"))
-            .unwrap()
-            .trim(),
+        read_text(parent_dir.join("cwd.txt")).trim(),
         project_root.to_str().unwrap()
     );
-    assert_eq!(
-        std::fs::read_to_string(parent_dir.join("output.md")).unwrap(),
-        "my own answer\n"
-    );
-    assert_eq!(
-        std::fs::read_to_string(child_dir.join("output.md")).unwrap(),
-        "child output\n"
-    );
-    let child_report = std::fs::read_to_string(parent_dir.join("child.txt")).unwrap();
+    assert_eq!(read_text(parent_dir.join("output.md")), "my own answer\n");
+    assert_eq!(read_text(child_dir.join("output.md")), "child output\n");
+    let child_report = read_text(parent_dir.join("child.txt"));
     assert!(child_report.contains(&format!("run_id: {}\nstatus: completed", child.run_id)));
     let bus = w.task_bus("demo", "task-2");
     let progress = bus.iter().find(|m| m.msg_type == "PROGRESS").unwrap();
@@ -490,11 +495,7 @@ fn idle_timeout_kills_the_run() {
         bus[2].body,
         "agent job timed out after 300ms of idle output"
     );
-    let grandchild: i32 = std::fs::read_to_string(&grandchild_file)
-        .unwrap()
-        .trim()
-        .parse()
-        .unwrap();
+    let grandchild: i32 = read_text(&grandchild_file).trim().parse().unwrap();
     // The whole process group was killed, not only the agent.
     wait_for("the group to die", || {
         (!alive(info.pid as i32) && !alive(grandchild)).then_some(())
@@ -510,30 +511,12 @@ fn supervisor_records_the_real_exit_code_after_the_caller_is_killed() {
         ("orphan-kill", nix::sys::signal::Signal::SIGKILL),
         ("orphan-hup", nix::sys::signal::Signal::SIGHUP),
     ] {
-        let child = w
-            .cmd(&[
-                "job",
-                "--project",
-                "demo",
-                "--task",
-                task,
-                "--agent",
-                "claude",
-            ])
-            .args(["--prompt", "x"])
-            .env("FAKE_SLEEP", "1")
-            .env("FAKE_EXIT", "7")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let mut guard = ChildGuard(Some(child));
-        let info = wait_for("the agent to start", || {
-            w.runs("demo", task)
-                .pop()
-                .map(|(_, i)| i)
-                .filter(|i| i.pid > 0)
-        });
+        let mut guard = ChildGuard::spawn_quiet(
+            w.job(task, "claude", "x")
+                .env("FAKE_SLEEP", "1")
+                .env("FAKE_EXIT", "7"),
+        );
+        let (_, info) = w.wait_started(task);
         let mut job = guard.0.take().unwrap();
         let job_pid = nix::unistd::Pid::from_raw(job.id() as i32);
         nix::sys::signal::kill(job_pid, signal).unwrap();
@@ -562,32 +545,19 @@ fn supervisor_records_the_real_exit_code_after_the_caller_is_killed() {
 #[test]
 fn stop_kills_the_whole_group_and_records_stopped() {
     let w = World::new();
-    let grandchild_file = w.sb.path().join("grandchild.pid");
-    let child = w
-        .job("stoppable", "claude", "x")
-        .env("FAKE_GRANDCHILD", &grandchild_file)
-        .env("FAKE_IGNORE_TERM", "1")
-        .env("FAKE_SLEEP", "30")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut guard = ChildGuard(Some(child));
-    let grandchild = wait_grandchild(&grandchild_file);
-    let (_, info) = w.wait_started("stoppable");
-    assert!(alive(grandchild) && alive(info.pid as i32));
+    let mut sleeper = w.start_stubborn_job("stoppable");
+    assert!(alive(sleeper.grandchild) && alive(sleeper.agent));
     // The agent and its grandchild ignore SIGTERM: the grace period ends in SIGKILL.
     let out = run(&mut w.stop("stoppable", &["--grace", "300ms"]));
     assert!(out.status.success(), "{}", text(&out));
     assert!(stdout(&out).contains("status: stopped"), "{}", text(&out));
     assert!(
-        !alive(grandchild),
-        "grandchild {grandchild} survived the stop"
+        !alive(sleeper.grandchild),
+        "grandchild {} survived the stop",
+        sleeper.grandchild
     );
-    assert!(!alive(info.pid as i32));
-    let job = guard.0.take().unwrap().wait_with_output().unwrap();
-    assert_eq!(job.status.code(), Some(1));
-    assert!(stdout(&job).contains("status: stopped"));
+    assert!(!alive(sleeper.agent));
+    assert_stopped(&sleeper.guard.output());
     let (dir, info) = w.runs("demo", "stoppable").remove(0);
     assert_eq!(info.status, RunStatus::Stopped);
     assert_eq!(info.exit_code, 137);
@@ -603,12 +573,7 @@ fn stop_kills_the_whole_group_and_records_stopped() {
     );
     // Nothing left to stop.
     let again = run(&mut w.stop("stoppable", &[]));
-    assert_eq!(again.status.code(), Some(1));
-    assert!(
-        String::from_utf8_lossy(&again.stderr).contains("no running run"),
-        "{}",
-        text(&again)
-    );
+    fails_with(&again, "no running run");
 }
 
 #[test]
@@ -625,18 +590,14 @@ fn task_restarts_until_done_then_posts_the_completion_fact() {
     for (i, (dir, info)) in runs.iter().enumerate() {
         assert_eq!(info.status, RunStatus::Completed);
         assert_eq!(info.restart_index, Some(i as u64));
-        let prompt = std::fs::read_to_string(dir.join("prompt.md")).unwrap();
+        let prompt = read_text(dir.join("prompt.md"));
         let restarted = prompt.ends_with("---\n\nContinue working on the following:\n\nbuild it\n");
         assert_eq!(restarted, i > 0, "attempt {i}: {prompt}");
         let previous = i.checked_sub(1).map(|p| runs[p].1.run_id.as_str());
         assert_eq!(info.previous_run_id.as_deref(), previous);
     }
     let bus = w.task_bus("demo", "ralph");
-    let infos: Vec<&str> = bus
-        .iter()
-        .filter(|m| m.msg_type == "INFO")
-        .map(|m| m.body.as_str())
-        .collect();
+    let infos = bodies_of(&bus, "INFO");
     assert_eq!(
         infos,
         [
@@ -692,30 +653,16 @@ fn task_gives_up_after_max_restarts() {
 #[test]
 fn a_stopped_run_ends_the_task_loop() {
     let w = World::new();
-    let child = w
-        .task("halt", "claude", Some("x"))
-        .args(["--restart-delay", "10ms", "--max-restarts", "5"])
-        .env("FAKE_SLEEP", "30")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut guard = ChildGuard(Some(child));
-    wait_for("the agent to start", || {
-        w.runs("demo", "halt")
-            .pop()
-            .map(|(_, i)| i)
-            .filter(|i| i.pid > 0)
-    });
+    let mut guard = ChildGuard::spawn(
+        w.task("halt", "claude", Some("x"))
+            .args(["--restart-delay", "10ms", "--max-restarts", "5"])
+            .env("FAKE_SLEEP", "30"),
+    );
+    w.wait_started("halt");
     let out = run(&mut w.stop("halt", &[]));
     assert!(out.status.success(), "{}", text(&out));
-    let task = guard.0.take().unwrap().wait_with_output().unwrap();
-    assert_eq!(task.status.code(), Some(1));
-    assert!(
-        stdout(&task).contains("status: stopped"),
-        "{}",
-        stdout(&task)
-    );
+    let task = guard.output();
+    assert_stopped(&task);
     let runs = w.runs("demo", "halt");
     assert_eq!(runs.len(), 1, "no restart after a stop");
     assert_eq!(runs[0].1.status, RunStatus::Stopped);
@@ -728,26 +675,20 @@ fn a_stopped_run_ends_the_task_loop() {
 #[test]
 fn ctrl_c_on_a_foreground_task_stops_its_agent_without_restart() {
     let w = World::new();
-    let grandchild_file = w.sb.path().join("grandchild.pid");
-    let child = w
-        .task("ctrl-c", "codex", Some("x"))
-        .args(["--restart-delay", "10ms", "--max-restarts", "5"])
-        .env("FAKE_GRANDCHILD", &grandchild_file)
-        .env("FAKE_SLEEP", "30")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut guard = ChildGuard(Some(child));
-    let grandchild = wait_grandchild(&grandchild_file);
-    let (_, info) = w.wait_started("ctrl-c");
-    let task = guard.0.take().unwrap();
+    let mut sleeper = w.start_sleeper(
+        "ctrl-c",
+        w.task("ctrl-c", "codex", Some("x")).args([
+            "--restart-delay",
+            "10ms",
+            "--max-restarts",
+            "5",
+        ]),
+    );
+    let task = sleeper.guard.0.take().unwrap();
     let task_pid = nix::unistd::Pid::from_raw(task.id() as i32);
     nix::sys::signal::kill(task_pid, nix::sys::signal::Signal::SIGINT).unwrap();
-    let out = task.wait_with_output().unwrap();
-    assert_eq!(out.status.code(), Some(1));
-    assert!(stdout(&out).contains("status: stopped"), "{}", stdout(&out));
-    assert!(!alive(info.pid as i32) && !alive(grandchild));
+    assert_stopped(&task.wait_with_output().unwrap());
+    assert!(!alive(sleeper.agent) && !alive(sleeper.grandchild));
     let runs = w.runs("demo", "ctrl-c");
     assert_eq!(runs.len(), 1, "no restart after Ctrl-C");
     assert_eq!(runs[0].1.status, RunStatus::Stopped);
@@ -756,9 +697,7 @@ fn ctrl_c_on_a_foreground_task_stops_its_agent_without_restart() {
 #[test]
 fn task_waits_for_running_children_before_completing() {
     let w = World::new();
-    let config = w.command_config();
-    let script = w.sb.write(
-        "agent.sh",
+    let config = w.script_config(
         r#"#!/bin/sh
 if [ -z "$JRUN_PARENT_ID" ]; then
     # Start a child in the background and finish at once.
@@ -771,16 +710,9 @@ else
     echo "child finished"
 fi
 "#,
+        "",
     );
-    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
-    std::fs::write(
-        &config,
-        format!(
-            "agents:\n  script:\n    type: command\n    command: [\"{}\"]\n",
-            script.display()
-        ),
-    )
-    .unwrap();
+    // stderr is kept for the failure message.
     let child = w
         .task("kids", "script", Some("go"))
         .arg("--config")
@@ -790,16 +722,11 @@ fi
         .spawn()
         .unwrap();
     let mut guard = ChildGuard(Some(child));
-    wait_for("the task to wait for its child", || {
-        let bus = w.task_dir("demo", "kids").join("TASK-MESSAGE-BUS.md");
-        read_all(&bus)
-            .ok()?
-            .iter()
-            .any(|m| m.body.starts_with("waiting for 1 children to complete"))
-            .then_some(())
+    w.wait_bus("kids", "the task to wait for its child", |m| {
+        m.body.starts_with("waiting for 1 children to complete")
     });
     std::fs::write(w.task_dir("demo", "kids").join("release"), "").unwrap();
-    let out = guard.0.take().unwrap().wait_with_output().unwrap();
+    let out = guard.output();
     assert!(out.status.success(), "{}", text(&out));
     let runs = w.runs("demo", "kids");
     assert_eq!(runs.len(), 2);
@@ -808,11 +735,7 @@ fi
         "{runs:?}"
     );
     let bus = w.task_bus("demo", "kids");
-    let infos: Vec<&str> = bus
-        .iter()
-        .filter(|m| m.msg_type == "INFO")
-        .map(|m| m.body.as_str())
-        .collect();
+    let infos = bodies_of(&bus, "INFO");
     assert!(
         infos
             .iter()
@@ -828,45 +751,30 @@ fi
 #[test]
 fn second_ctrl_c_on_a_job_kills_an_agent_that_ignores_sigterm() {
     let w = World::new();
-    let grandchild_file = w.sb.path().join("grandchild.pid");
-    let child = w
-        .job("stubborn", "claude", "x")
-        .env("FAKE_GRANDCHILD", &grandchild_file)
-        .env("FAKE_IGNORE_TERM", "1")
-        .env("FAKE_SLEEP", "30")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut guard = ChildGuard(Some(child));
-    let grandchild = wait_grandchild(&grandchild_file);
-    let (dir, info) = w.wait_started("stubborn");
-    let job = guard.0.take().unwrap();
+    let mut sleeper = w.start_stubborn_job("stubborn");
+    let job = sleeper.guard.0.take().unwrap();
     let job_pid = nix::unistd::Pid::from_raw(job.id() as i32);
     nix::sys::signal::kill(job_pid, nix::sys::signal::Signal::SIGINT).unwrap();
     wait_for("the stop marker", || {
-        dir.join("STOP-REQUESTED").exists().then_some(())
+        sleeper.dir.join("STOP-REQUESTED").exists().then_some(())
     });
     assert!(
-        alive(info.pid as i32),
+        alive(sleeper.agent),
         "SIGTERM is ignored, the grace period is 30 s"
     );
     nix::sys::signal::kill(job_pid, nix::sys::signal::Signal::SIGINT).unwrap();
-    let out = job.wait_with_output().unwrap();
-    assert_eq!(out.status.code(), Some(1));
-    assert!(stdout(&out).contains("status: stopped"), "{}", stdout(&out));
-    assert!(!alive(info.pid as i32) && !alive(grandchild));
+    assert_stopped(&job.wait_with_output().unwrap());
+    assert!(!alive(sleeper.agent) && !alive(sleeper.grandchild));
 }
 
 /// docs/running-agents.md: the files it shows are written and the commands it shows are run,
 /// in order, in an empty directory; each block must succeed.
 #[test]
 fn running_agents_doc_example_works() {
-    let doc = std::fs::read_to_string(concat!(
+    let doc = read_text(concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/docs/running-agents.md"
-    ))
-    .unwrap();
+    ));
     let sb = Sandbox::new();
     let exe_dir = crate::support::run_agent_bin()
         .parent()
@@ -918,10 +826,7 @@ fn running_agents_doc_example_works() {
         .unwrap()
         .unwrap()
         .path();
-    assert_eq!(
-        std::fs::read_to_string(hello.join("output.md")).unwrap(),
-        "You asked: Say hello\n"
-    );
+    assert_eq!(read_text(hello.join("output.md")), "You asked: Say hello\n");
     assert!(root.join("greet/DONE").exists());
     assert_eq!(
         std::fs::read_dir(root.join("forever/runs"))
@@ -951,7 +856,7 @@ fn config_token_goes_to_the_provider_variable_and_config_to_children() {
         .env("ANTHROPIC_API_KEY", "from-the-shell")
         .env("XAI_API_KEY", "other-provider"));
     assert!(out.status.success(), "{}", text(&out));
-    let env = std::fs::read_to_string(&env_dump).unwrap();
+    let env = read_text(&env_dump);
     assert!(
         env.lines().any(|l| l == "ANTHROPIC_API_KEY=secret-token"),
         "{env}"
@@ -982,44 +887,28 @@ fn config_token_goes_to_the_provider_variable_and_config_to_children() {
 fn max_concurrent_runs_queues_runs_and_a_queued_run_can_be_stopped() {
     let w = World::new();
     let log = w.sb.path().join("log.txt");
-    let script = w.sb.write(
-        "agent.sh",
+    let config = w.script_config(
         &format!(
             "#!/bin/sh\necho \"start $JRUN_TASK_ID\" >> {log}\nsleep \"${{NAP:-0.3}}\"\necho \"end $JRUN_TASK_ID\" >> {log}\n",
             log = log.display()
         ),
-    );
-    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
-    let config = w.sb.write(
-        "config.yaml",
-        &format!(
-            "defaults:\n  max_concurrent_runs: 1\nagents:\n  script:\n    type: command\n    command: [\"{}\"]\n",
-            script.display()
-        ),
+        "defaults:\n  max_concurrent_runs: 1\n",
     );
     let start = |task: &str, nap: &str| {
-        let child = w
-            .job(task, "script", "x")
-            .arg("--config")
-            .arg(&config)
-            .env("NAP", nap)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        ChildGuard(Some(child))
+        ChildGuard::spawn(
+            w.job(task, "script", "x")
+                .arg("--config")
+                .arg(&config)
+                .env("NAP", nap),
+        )
     };
     // Three runs with one slot: they never overlap.
     let mut jobs: Vec<ChildGuard> = ["q1", "q2", "q3"].iter().map(|t| start(t, "0.3")).collect();
     for job in &mut jobs {
-        let out = job.0.take().unwrap().wait_with_output().unwrap();
+        let out = job.output();
         assert!(out.status.success(), "{}", stdout(&out));
     }
-    let lines: Vec<String> = std::fs::read_to_string(&log)
-        .unwrap()
-        .lines()
-        .map(str::to_string)
-        .collect();
+    let lines: Vec<String> = read_text(&log).lines().map(str::to_string).collect();
     assert_eq!(lines.len(), 6, "{lines:?}");
     for pair in lines.chunks(2) {
         let task = pair[0].strip_prefix("start ").unwrap();
@@ -1028,9 +917,7 @@ fn max_concurrent_runs_queues_runs_and_a_queued_run_can_be_stopped() {
 
     // A run queued behind a long one is stopped without ever starting its agent.
     let mut holder = start("holder", "30");
-    wait_for("the slot holder to start", || {
-        w.runs("demo", "holder").pop().filter(|(_, i)| i.pid > 0)
-    });
+    w.wait_started("holder");
     let mut waiting = start("waiting", "0");
     wait_for("the queued run", || {
         w.task_bus("demo", "waiting")
@@ -1040,13 +927,11 @@ fn max_concurrent_runs_queues_runs_and_a_queued_run_can_be_stopped() {
     });
     let out = run(&mut w.stop("waiting", &[]));
     assert!(out.status.success(), "{}", text(&out));
-    let out = waiting.0.take().unwrap().wait_with_output().unwrap();
+    let out = waiting.output();
     assert_eq!(out.status.code(), Some(1));
     let (_, info) = w.runs("demo", "waiting").remove(0);
     assert_eq!((info.status, info.pid), (RunStatus::Stopped, 0));
-    assert!(!std::fs::read_to_string(&log)
-        .unwrap()
-        .contains("start waiting"));
+    assert!(!read_text(&log).contains("start waiting"));
     let out = run(&mut w.stop("holder", &["--force"]));
     assert!(out.status.success(), "{}", text(&out));
     assert_eq!(holder.0.take().unwrap().wait().unwrap().code(), Some(1));
@@ -1080,26 +965,16 @@ fn task_waits_for_its_dependencies_and_rejects_unknown_ids_and_cycles() {
     // Task a exists (one run, not done yet); b waits for its DONE.
     let out = run(&mut w.job("a", "claude", "x"));
     assert!(out.status.success(), "{}", text(&out));
-    let child = task("b", "a")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut guard = ChildGuard(Some(child));
-    wait_for("b to report it is blocked", || {
-        let bus = w.task_dir("demo", "b").join("TASK-MESSAGE-BUS.md");
-        read_all(&bus)
-            .ok()?
-            .iter()
-            .any(|m| m.msg_type == "PROGRESS" && m.body == "task blocked by dependencies: a")
-            .then_some(())
+    let mut guard = ChildGuard::spawn(&mut task("b", "a"));
+    w.wait_bus("b", "b to report it is blocked", |m| {
+        m.msg_type == "PROGRESS" && m.body == "task blocked by dependencies: a"
     });
     assert!(
         w.runs("demo", "b").is_empty(),
         "b must not start before a is done"
     );
     assert_eq!(
-        std::fs::read_to_string(w.task_dir("demo", "b").join("TASK-CONFIG.yaml")).unwrap(),
+        read_text(w.task_dir("demo", "b").join("TASK-CONFIG.yaml")),
         "depends_on:\n- a\n"
     );
     // A cycle through the saved dependency is refused.
@@ -1112,7 +987,7 @@ fn task_waits_for_its_dependencies_and_rejects_unknown_ids_and_cycles() {
     );
 
     std::fs::write(w.task_dir("demo", "a").join("DONE"), "").unwrap();
-    let out = guard.0.take().unwrap().wait_with_output().unwrap();
+    let out = guard.output();
     assert!(out.status.success(), "{}", stdout(&out));
     let bus = w.task_bus("demo", "b");
     assert!(bus
@@ -1155,16 +1030,11 @@ fn task_resume_continues_from_the_latest_run_and_its_session() {
         .as_deref()
         .unwrap()
         .ends_with(" --resume sess-1"));
-    let prompt = std::fs::read_to_string(dir.join("prompt.md")).unwrap();
+    let prompt = read_text(dir.join("prompt.md"));
     assert!(prompt.ends_with("---\n\nContinue working on the following:\n\nkeep going\n"));
 
     let out = resume(&[]);
-    assert_eq!(out.status.code(), Some(1));
-    assert!(
-        String::from_utf8_lossy(&out.stderr).contains("--reset-done"),
-        "{}",
-        text(&out)
-    );
+    fails_with(&out, "--reset-done");
     let out = resume(&["--reset-done"]);
     assert!(out.status.success(), "{}", text(&out));
     assert_eq!(w.runs("demo", "again").len(), 3);
@@ -1191,17 +1061,8 @@ fn an_old_gemini_cli_that_rejects_the_stream_flags_fails_with_advice() {
 #[test]
 fn a_killed_supervisor_leaves_the_run_to_liveness_reconciliation() {
     let w = World::new();
-    let child = w
-        .job("no-shim", "claude", "x")
-        .env("FAKE_SLEEP", "1")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut guard = ChildGuard(Some(child));
-    let (dir, info) = wait_for("the agent to start", || {
-        w.runs("demo", "no-shim").pop().filter(|(_, i)| i.pid > 0)
-    });
+    let mut guard = ChildGuard::spawn(w.job("no-shim", "claude", "x").env("FAKE_SLEEP", "1"));
+    let (dir, info) = w.wait_started("no-shim");
     let supervisor = conductor::process::proc_stat::read(info.pid as i32)
         .unwrap()
         .ppid;
@@ -1210,7 +1071,7 @@ fn a_killed_supervisor_leaves_the_run_to_liveness_reconciliation() {
         nix::sys::signal::Signal::SIGKILL,
     )
     .unwrap();
-    let out = guard.0.take().unwrap().wait_with_output().unwrap();
+    let out = guard.output();
     assert_eq!(out.status.code(), Some(1));
     assert!(stdout(&out).contains("status: running"), "{}", stdout(&out));
     // Once the orphaned agent exits, a reader reconciles the record.
@@ -1226,22 +1087,11 @@ fn a_killed_supervisor_leaves_the_run_to_liveness_reconciliation() {
 #[test]
 fn stop_between_two_runs_ends_the_task_loop() {
     let w = World::new();
-    let child = w
-        .task("between", "claude", None)
-        .args([
-            "--prompt",
-            "x",
-            "--max-restarts",
-            "5",
-            "--restart-delay",
-            "60s",
-        ])
-        .env("FAKE_EXIT", "1")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut guard = ChildGuard(Some(child));
+    let mut guard = ChildGuard::spawn(
+        w.task("between", "claude", Some("x"))
+            .args(["--max-restarts", "5", "--restart-delay", "60s"])
+            .env("FAKE_EXIT", "1"),
+    );
     wait_for("the first run to fail", || {
         w.runs("demo", "between")
             .pop()
@@ -1256,22 +1106,12 @@ fn stop_between_two_runs_ends_the_task_loop() {
         "{}",
         text(&out)
     );
-    let task = guard.0.take().unwrap().wait_with_output().unwrap();
-    assert_eq!(task.status.code(), Some(1));
-    assert!(
-        stdout(&task).contains("status: stopped"),
-        "{}",
-        stdout(&task)
-    );
+    let task = guard.output();
+    assert_stopped(&task);
     assert_eq!(w.runs("demo", "between").len(), 1);
     // With no loop and no run left, there is nothing to stop.
     let out = run(&mut w.stop("between", &[]));
-    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
-    assert!(
-        String::from_utf8_lossy(&out.stderr).contains("has no running run"),
-        "{}",
-        text(&out)
-    );
+    fails_with(&out, "has no running run");
 }
 
 #[test]
@@ -1338,10 +1178,7 @@ fn the_conductor_binary_can_supervise_runs() {
     let info = run_job(&req, |_| {}).unwrap();
     assert_eq!(info.status, RunStatus::Completed, "{info:?}");
     let (dir, _) = w.runs("demo", "served").remove(0);
-    assert_eq!(
-        std::fs::read_to_string(dir.join("output.md")).unwrap(),
-        "served answer\n"
-    );
+    assert_eq!(read_text(dir.join("output.md")), "served answer\n");
 }
 
 #[test]
@@ -1349,37 +1186,18 @@ fn task_delete_refuses_running_tasks_and_removes_finished_ones() {
     let w = World::new();
     let out = run(&mut w.job("old", "claude", "x"));
     assert!(out.status.success(), "{}", text(&out));
-    let child = w
-        .job("busy", "claude", "x")
-        .env("FAKE_SLEEP", "30")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut guard = ChildGuard(Some(child));
-    wait_for("the busy run", || {
-        w.runs("demo", "busy").pop().filter(|(_, i)| i.pid > 0)
-    });
+    let mut guard = ChildGuard::spawn_quiet(w.job("busy", "claude", "x").env("FAKE_SLEEP", "30"));
+    w.wait_started("busy");
     let delete =
         |task: &str| run(&mut w.cmd(&["task", "delete", "--project", "demo", "--task", task]));
     let out = delete("busy");
-    assert_eq!(out.status.code(), Some(1));
-    assert!(
-        String::from_utf8_lossy(&out.stderr).contains("has a running run"),
-        "{}",
-        text(&out)
-    );
+    fails_with(&out, "has a running run");
     assert!(w.task_dir("demo", "busy").exists());
     let out = delete("old");
     assert!(out.status.success(), "{}", text(&out));
     assert!(!w.task_dir("demo", "old").exists());
     let out = delete("old");
-    assert_eq!(out.status.code(), Some(1));
-    assert!(
-        String::from_utf8_lossy(&out.stderr).contains("does not exist"),
-        "{}",
-        text(&out)
-    );
+    fails_with(&out, "does not exist");
     let out = delete("..");
     assert_eq!(out.status.code(), Some(1));
     assert!(w.root().join("demo").exists());
@@ -1392,56 +1210,33 @@ fn task_delete_refuses_running_tasks_and_removes_finished_ones() {
 #[test]
 fn max_concurrent_root_tasks_queues_whole_tasks() {
     let w = World::new();
-    let script = w.sb.write(
-        "agent.sh",
+    let config = w.script_config(
         "#!/bin/sh\nwhile [ ! -e \"$JRUN_TASK_FOLDER/release\" ]; do sleep 0.05; done\ntouch \"$JRUN_TASK_FOLDER/DONE\"\n",
-    );
-    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
-    let config = w.sb.write(
-        "config.yaml",
-        &format!(
-            "defaults:\n  max_concurrent_root_tasks: 1\nagents:\n  script:\n    type: command\n    command: [\"{}\"]\n",
-            script.display()
-        ),
+        "defaults:\n  max_concurrent_root_tasks: 1\n",
     );
     let start = |task: &str| {
-        let child = w
-            .task(task, "script", Some("x"))
-            .arg("--config")
-            .arg(&config)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        ChildGuard(Some(child))
+        ChildGuard::spawn(
+            w.task(task, "script", Some("x"))
+                .arg("--config")
+                .arg(&config),
+        )
     };
     let mut first = start("first");
-    wait_for("the first task's run", || {
-        w.runs("demo", "first").pop().filter(|(_, i)| i.pid > 0)
-    });
+    w.wait_started("first");
     let mut second = start("second");
-    wait_for("the second task to queue", || {
-        let bus = w.task_dir("demo", "second").join("TASK-MESSAGE-BUS.md");
-        read_all(&bus)
-            .ok()?
-            .iter()
-            .any(|m| {
-                m.body
-                    .starts_with("task queued: waiting for a free task slot")
-            })
-            .then_some(())
+    w.wait_bus("second", "the second task to queue", |m| {
+        m.body
+            .starts_with("task queued: waiting for a free task slot")
     });
     assert!(
         w.runs("demo", "second").is_empty(),
         "the second task waits for a slot"
     );
     std::fs::write(w.task_dir("demo", "first").join("release"), "").unwrap();
-    let out = first.0.take().unwrap().wait_with_output().unwrap();
+    let out = first.output();
     assert!(out.status.success(), "{}", stdout(&out));
-    wait_for("the second task's run", || {
-        w.runs("demo", "second").pop().filter(|(_, i)| i.pid > 0)
-    });
+    w.wait_started("second");
     std::fs::write(w.task_dir("demo", "second").join("release"), "").unwrap();
-    let out = second.0.take().unwrap().wait_with_output().unwrap();
+    let out = second.output();
     assert!(out.status.success(), "{}", stdout(&out));
 }

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use conductor::storage::{RunInfo, RunStatus};
 
-use crate::support::{run, text, Sandbox, Server, FAKE_AGENT};
+use crate::support::{run, text, words, Sandbox, Server, FAKE_AGENT};
 
 /// A run id of the outside tree (reached through the symlinked run dir).
 const OUTSIDE_RUN: &str = "20260101-1200000000-1-1";
@@ -170,149 +170,46 @@ fn md5_like(bytes: &[u8]) -> u64 {
 fn every_cli_command_refuses_symlinked_paths_and_leaves_the_outside_alone() {
     let corpus = Corpus::new();
     let before = corpus.outside_state();
-    let refused: &[&[&str]] = &[
-        &["task", "delete", "--project", "evil", "--task", "mydocs"],
-        &["task", "delete", "--project", "good", "--task", "linked"],
-        &[
-            "job",
-            "--project",
-            "evil",
-            "--task",
-            "new-task",
-            "--agent",
-            "script",
-            "--prompt",
-            "x",
-        ],
-        &[
-            "job",
-            "--project",
-            "good",
-            "--task",
-            "linked",
-            "--agent",
-            "script",
-            "--prompt",
-            "x",
-        ],
-        &[
-            "task",
-            "--project",
-            "evil",
-            "--task",
-            "mydocs",
-            "--agent",
-            "script",
-        ],
-        &[
-            "task",
-            "--project",
-            "evil",
-            "--task",
-            "fresh",
-            "--agent",
-            "script",
-            "--prompt",
-            "x",
-        ],
-        &["task", "resume", "--project", "evil", "--task", "mydocs"],
-        &["task", "resume", "--project", "good", "--task", "linked"],
-        &["stop", "--project", "evil", "--task", "mydocs"],
-        &["stop", "--project", "good", "--task", "linked"],
-        &[
-            "stop",
-            "--project",
-            "good",
-            "--task",
-            "real",
-            "--run",
-            OUTSIDE_RUN,
-        ],
-        &["status", "--project", "evil", "--task", "mydocs"],
-        &["status", "--project", "good", "--task", "linked"],
-        &["output", "--project", "evil", "--task", "mydocs"],
-        &[
-            "output",
-            "--project",
-            "good",
-            "--task",
-            "real",
-            "--run",
-            OUTSIDE_RUN,
-        ],
-        &[
-            "output",
-            "--project",
-            "good",
-            "--task",
-            "real",
-            "--run",
-            LINKED_FILES_RUN,
-        ],
-        &[
-            "output",
-            "--project",
-            "good",
-            "--task",
-            "real",
-            "--run",
-            LINKED_FILES_RUN,
-            "--stdout",
-        ],
-        &["output", "--run", LINKED_FILES_RUN, "--stderr"],
-        &["watch", "--project", "evil", "--task", "mydocs"],
-        &["watch", "--project", "evil"],
-        &[
-            "bus",
-            "post",
-            "--project",
-            "evil",
-            "--type",
-            "INFO",
-            "--body",
-            "x",
-        ],
-        &[
-            "bus",
-            "post",
-            "--project",
-            "evil",
-            "--task",
-            "mydocs",
-            "--type",
-            "INFO",
-            "--body",
-            "x",
-        ],
-        &[
-            "bus",
-            "post",
-            "--project",
-            "good",
-            "--task",
-            "real",
-            "--type",
-            "INFO",
-            "--body",
-            "x",
-        ],
-        &[
-            "bus",
-            "post",
-            "--project",
-            "good",
-            "--type",
-            "INFO",
-            "--body",
-            "x",
-        ],
-        &["bus", "read", "--project", "evil"],
-        &["bus", "read", "--project", "good", "--task", "linked"],
-        &["bus", "read", "--project", "good", "--task", "real"],
-        &["bus", "read", "--project", "good"],
-    ];
-    for args in refused {
-        let out = run(&mut corpus.cli(args));
+    // Command lines; the run-id constants are put in by name.
+    let refused: Vec<String> = [
+        "task delete --project evil --task mydocs",
+        "task delete --project good --task linked",
+        "job --project evil --task new-task --agent script --prompt x",
+        "job --project good --task linked --agent script --prompt x",
+        "task --project evil --task mydocs --agent script",
+        "task --project evil --task fresh --agent script --prompt x",
+        "task resume --project evil --task mydocs",
+        "task resume --project good --task linked",
+        "stop --project evil --task mydocs",
+        "stop --project good --task linked",
+        "stop --project good --task real --run OUTSIDE_RUN",
+        "status --project evil --task mydocs",
+        "status --project good --task linked",
+        "output --project evil --task mydocs",
+        "output --project good --task real --run OUTSIDE_RUN",
+        "output --project good --task real --run LINKED_FILES_RUN",
+        "output --project good --task real --run LINKED_FILES_RUN --stdout",
+        "output --run LINKED_FILES_RUN --stderr",
+        "watch --project evil --task mydocs",
+        "watch --project evil",
+        "bus post --project evil --type INFO --body x",
+        "bus post --project evil --task mydocs --type INFO --body x",
+        "bus post --project good --task real --type INFO --body x",
+        "bus post --project good --type INFO --body x",
+        "bus read --project evil",
+        "bus read --project good --task linked",
+        "bus read --project good --task real",
+        "bus read --project good",
+    ]
+    .iter()
+    .map(|line| {
+        line.replace("OUTSIDE_RUN", OUTSIDE_RUN)
+            .replace("LINKED_FILES_RUN", LINKED_FILES_RUN)
+    })
+    .collect();
+    for line in &refused {
+        let args = words(line);
+        let out = run(&mut corpus.cli(&args));
         assert!(!out.status.success(), "{args:?} must fail:\n{}", text(&out));
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(

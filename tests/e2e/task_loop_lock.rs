@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use conductor::storage::{RunInfo, RunStatus};
 
-use crate::support::{run, text, ChildGuard, Sandbox, Server};
+use crate::support::{run, serve_config_file, text, ChildGuard, Sandbox};
 
 /// Generous upper bound of every wait (never reached unless something is broken).
 const LIMIT: Duration = Duration::from_secs(60);
@@ -30,7 +30,7 @@ impl World {
     }
 
     fn root(&self) -> PathBuf {
-        self.sb.path().join("root")
+        self.sb.root()
     }
 
     fn runs_dir(&self) -> PathBuf {
@@ -193,13 +193,7 @@ fn a_loop_waiting_to_restart_is_running_everywhere() {
     assert!(!out.status.success(), "{}", text(&out));
     assert!(text(&out).contains("running task loop"), "{}", text(&out));
 
-    let mut serve = w.sb.run_agent();
-    serve
-        .args(["serve", "--host", "127.0.0.1", "--root"])
-        .arg(w.root())
-        .arg("--config")
-        .arg(&w.config);
-    let server = Server::start(serve, w.sb.path());
+    let server = serve_config_file(&w.sb, &w.config, &[]);
     let (code, tasks) = server.get_json("/api/v1/projects/demo/tasks");
     assert_eq!(code, 200, "{tasks}");
     assert_eq!(tasks["tasks"][0]["status"], "running", "{tasks}");
@@ -240,13 +234,7 @@ fn a_loop_waiting_to_restart_is_running_everywhere() {
 fn a_server_task_loop_refuses_a_cli_loop_of_the_same_task() {
     let w = World::new();
     let gate = w.sb.path().join("gate");
-    let mut serve = w.sb.run_agent();
-    serve
-        .args(["serve", "--host", "127.0.0.1", "--root"])
-        .arg(w.root())
-        .arg("--config")
-        .arg(&w.config);
-    let server = Server::start(serve, w.sb.path());
+    let server = serve_config_file(&w.sb, &w.config, &[]);
     let gate_text = gate.display().to_string();
     let (code, body) = server.post_json(
         "/api/v1/tasks",

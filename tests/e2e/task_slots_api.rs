@@ -6,36 +6,19 @@ use std::time::Duration;
 
 use conductor::storage::{RunInfo, RunStatus};
 
-use crate::support::{Sandbox, Server};
+use crate::support::{http_agent, post_json_text, wait_until, Sandbox, Server};
 
 fn post(base: &str, body: serde_json::Value) -> (u16, String) {
-    let mut resp = ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .timeout_global(Some(Duration::from_secs(60)))
-        .build()
-        .new_agent()
-        .post(&format!("{base}/api/v1/tasks"))
-        .header("Content-Type", "application/json")
-        .send(body.to_string())
-        .unwrap();
-    let code = resp.status().as_u16();
-    (code, resp.body_mut().read_to_string().unwrap_or_default())
+    let agent = http_agent(Some(Duration::from_secs(60)));
+    post_json_text(&agent, &format!("{base}/api/v1/tasks"), &body)
 }
 
 fn runs_of(root: &Path, task: &str) -> Vec<RunInfo> {
     crate::support::run_infos(&root.join("demo").join(task).join("runs"))
 }
 
-fn wait_until(what: &str, mut check: impl FnMut() -> bool) {
-    let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    while !check() {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "timed out waiting for {what}"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
+/// How long a wait may take before the test fails.
+const WAIT_LIMIT: Duration = Duration::from_secs(60);
 
 /// Opens the gate when dropped, so no waiting agent outlives a failed test.
 struct OpenOnDrop(std::path::PathBuf);
@@ -76,7 +59,7 @@ fn second_task_waits_for_the_only_task_slot() {
         serde_json::json!({"project_id": "demo", "task_id": "first", "prompt": "x"}),
     );
     assert!((200..300).contains(&code), "{code} {body}");
-    wait_until("the first task's run", || {
+    wait_until("the first task's run", WAIT_LIMIT, || {
         runs_of(&root, "first")
             .iter()
             .any(|r| r.status == RunStatus::Running && r.pid > 0)
@@ -90,7 +73,7 @@ fn second_task_waits_for_the_only_task_slot() {
         )
     });
     // The second loop queues (the server logs it) and starts no run while the first runs.
-    wait_until("the second task to queue", || {
+    wait_until("the second task to queue", WAIT_LIMIT, || {
         server
             .log()
             .contains("task queued: waiting for a free task slot")
@@ -99,11 +82,11 @@ fn second_task_waits_for_the_only_task_slot() {
     std::fs::write(&gate, "").unwrap();
     let (code, body) = second_post.join().unwrap();
     assert!((200..300).contains(&code), "{code} {body}");
-    wait_until("both tasks done", || {
+    wait_until("both tasks done", WAIT_LIMIT, || {
         root.join("demo/first/DONE").exists() && root.join("demo/second/DONE").exists()
     });
     let first = runs_of(&root, "first");
-    wait_until("the second task's run to end", || {
+    wait_until("the second task's run to end", WAIT_LIMIT, || {
         runs_of(&root, "second")
             .iter()
             .all(|r| r.status.is_terminal())

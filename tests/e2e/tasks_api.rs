@@ -4,7 +4,7 @@
 use std::path::Path;
 use std::time::Duration;
 
-use crate::support::{Sandbox, Server};
+use crate::support::{wait_until, Sandbox, Server};
 
 use crate::support::FAKE_AGENT;
 
@@ -13,17 +13,18 @@ fn agent() -> ureq::Agent {
 }
 
 fn post(server: &Server, path: &str, body: serde_json::Value) -> (u16, serde_json::Value) {
-    let mut resp = agent()
-        .post(&format!("{}{path}", server.base))
-        .header("Content-Type", "application/json")
-        .send(body.to_string())
-        .unwrap();
-    let status = resp.status().as_u16();
-    let text = resp.body_mut().read_to_string().unwrap();
-    (
-        status,
-        serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text)),
-    )
+    server.post_json_with(&agent(), path, body)
+}
+
+/// Starts task `task` of project `demo` (prompt `x`), which must answer 201; its run id.
+fn start_task(server: &Server, task: &str) -> String {
+    let (code, body) = post(
+        server,
+        "/api/v1/tasks",
+        serde_json::json!({"project_id": "demo", "task_id": task, "prompt": "x"}),
+    );
+    assert_eq!(code, 201, "{body}");
+    body["run_id"].as_str().unwrap().to_string()
 }
 
 /// A server whose config has a `command` agent `script` running the fake agent; `env` is
@@ -267,13 +268,7 @@ fn agents_and_their_child_runs_know_the_server_url_and_config() {
 fn stop_then_delete_a_task() {
     let sb = Sandbox::new();
     let server = start(&sb, &[("FAKE_SLEEP", "30")], &[]);
-    let (code, body) = post(
-        &server,
-        "/api/v1/tasks",
-        serde_json::json!({"project_id": "demo", "task_id": "long", "prompt": "x"}),
-    );
-    assert_eq!(code, 201, "{body}");
-    let run_id = body["run_id"].as_str().unwrap().to_string();
+    let run_id = start_task(&server, "long");
     let del = agent()
         .delete(&format!("{}/api/v1/projects/demo/tasks/long", server.base))
         .call()
@@ -315,16 +310,8 @@ fn runs_of(root: &Path, project: &str, task: &str) -> Vec<conductor::storage::Ru
     crate::support::run_infos(&root.join(project).join(task).join("runs"))
 }
 
-fn wait_until(what: &str, mut check: impl FnMut() -> bool) {
-    let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    while !check() {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "timed out waiting for {what}"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
+/// How long a wait may take before the test fails.
+const WAIT_LIMIT: Duration = Duration::from_secs(60);
 
 #[test]
 fn resume_continues_the_chain_and_respects_done() {
@@ -344,8 +331,8 @@ fn resume_continues_the_chain_and_respects_done() {
         serde_json::json!({}),
     );
     assert_eq!(code, 202, "{body}");
-    wait_until("DONE", || root.join("demo/t/DONE").exists());
-    wait_until("the loop to end", || {
+    wait_until("DONE", WAIT_LIMIT, || root.join("demo/t/DONE").exists());
+    wait_until("the loop to end", WAIT_LIMIT, || {
         let (_, t) = server.get_json("/api/v1/projects/demo/tasks/t");
         t["status"] == "done"
             && runs_of(&root, "demo", "t")
@@ -389,10 +376,10 @@ fn a_restarted_server_resumes_its_unfinished_task_loops() {
     // The server dies while the first run is in progress; the run's supervisor keeps it.
     drop(server);
     let second = start(&sb, &env, &[]);
-    wait_until("DONE after the resumed loop", || {
+    wait_until("DONE after the resumed loop", WAIT_LIMIT, || {
         root.join("demo/t/DONE").exists()
     });
-    wait_until("all runs to end", || {
+    wait_until("all runs to end", WAIT_LIMIT, || {
         runs_of(&root, "demo", "t")
             .iter()
             .all(|r| r.status != conductor::storage::RunStatus::Running)
@@ -405,7 +392,7 @@ fn a_restarted_server_resumes_its_unfinished_task_loops() {
         runs[1].previous_run_id.as_deref(),
         Some(runs[0].run_id.as_str())
     );
-    wait_until("the loop record to be removed", || {
+    wait_until("the loop record to be removed", WAIT_LIMIT, || {
         std::fs::read_dir(root.join(".conductor/task-loops"))
             .map(|d| d.count() == 0)
             .unwrap_or(true)
@@ -418,13 +405,7 @@ fn reference_task_routes_list_show_and_stop() {
     let sb = Sandbox::new();
     let root = sb.path().join("root");
     let server = start(&sb, &[("FAKE_SLEEP", "30")], &[]);
-    let (code, body) = post(
-        &server,
-        "/api/v1/tasks",
-        serde_json::json!({"project_id": "demo", "task_id": "long", "prompt": "x"}),
-    );
-    assert_eq!(code, 201, "{body}");
-    let run_id = body["run_id"].as_str().unwrap().to_string();
+    let run_id = start_task(&server, "long");
     let (code, list) = server.get_json("/api/v1/tasks?project_id=demo");
     assert_eq!(code, 200);
     assert_eq!(list["tasks"][0]["task_id"], "long");
@@ -472,7 +453,7 @@ fn stop_with_a_grace_period_kills_a_run_that_ignores_sigterm() {
             serde_json::json!({"project_id": "demo", "task_id": task, "prompt": "x"}),
         );
         assert_eq!(code, 201, "{body}");
-        wait_until("the agent to ignore SIGTERM", || ready.exists());
+        wait_until("the agent to ignore SIGTERM", WAIT_LIMIT, || ready.exists());
         body["run_id"].as_str().unwrap().to_string()
     };
     let run_id = start_task("stubborn");
@@ -509,7 +490,7 @@ fn stop_with_a_grace_period_kills_a_run_that_ignores_sigterm() {
     assert_eq!(run["status"], "stopped", "{run}");
     // Killed by SIGKILL (128 + 9), not ended by the SIGTERM it ignored.
     assert_eq!(run["info"]["exit_code"], 137, "{run}");
-    wait_until("the loop to end", || {
+    wait_until("the loop to end", WAIT_LIMIT, || {
         let (_, t) = server.get_json("/api/v1/projects/demo/tasks/stubborn");
         runs_of(&root, "demo", "stubborn").len() == 1 && t["status"] == "stopped"
     });
@@ -531,13 +512,7 @@ fn stop_with_a_grace_period_kills_a_run_that_ignores_sigterm() {
 fn stop_routes_accept_an_empty_body() {
     let sb = Sandbox::new();
     let server = start(&sb, &[("FAKE_SLEEP", "60")], &[]);
-    let (code, body) = post(
-        &server,
-        "/api/v1/tasks",
-        serde_json::json!({"project_id": "demo", "task_id": "t", "prompt": "x"}),
-    );
-    assert_eq!(code, 201, "{body}");
-    let run_id = body["run_id"].as_str().unwrap().to_string();
+    let run_id = start_task(&server, "t");
     let empty = |path: &str| {
         let mut resp = agent()
             .post(&format!("{}{path}", server.base))

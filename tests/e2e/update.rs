@@ -8,7 +8,7 @@ use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use conductor::storage::{RunInfo, RunStatus};
 use serde_json::{json, Value};
 
-use crate::support::{free_port, run, text, ChildGuard, Sandbox, Server};
+use crate::support::{free_port, ok_stdout, run, text, words, ChildGuard, Sandbox, Server};
 
 use crate::support::FAKE_AGENT;
 const ROUTE: &str = "/api/v1/admin/self-update";
@@ -85,12 +85,48 @@ impl World {
 
     /// Starts the copied binary as a server on a free loopback port.
     fn serve(&self, extra: &[&str]) -> Server {
+        let mut cmd = self.serve_cmd();
+        cmd.args(extra);
+        Server::start(cmd, self.sb.path())
+    }
+
+    /// The copied binary's `serve` on a free loopback port and the runs root.
+    fn serve_cmd(&self) -> Command {
         let port = free_port().to_string();
         let mut cmd = self.sb.command(&self.exe());
         cmd.args(["serve", "--host", "127.0.0.1", "--port", &port, "--root"])
-            .arg(self.root())
-            .args(extra);
-        Server::start(cmd, self.sb.path())
+            .arg(self.root());
+        cmd
+    }
+
+    /// A PATH with `fake-bin/claude` (the fake agent) first.
+    fn path_with_fake_claude(&self) -> String {
+        let bin = self.sb.path().join("fake-bin");
+        std::fs::create_dir_all(&bin).unwrap();
+        std::os::unix::fs::symlink(FAKE_AGENT, bin.join("claude")).unwrap();
+        format!(
+            "{}:{}",
+            bin.display(),
+            std::env::var("PATH").unwrap_or_default()
+        )
+    }
+
+    /// `server update status --offline --json` of the runs root, which must succeed.
+    fn offline_status(&self) -> Value {
+        let out = run(self
+            .sb
+            .command(&self.exe())
+            .args([
+                "server",
+                "update",
+                "status",
+                "--offline",
+                "--json",
+                "--root",
+            ])
+            .arg(self.root()));
+        assert!(out.status.success(), "{}", text(&out));
+        serde_json::from_slice(&out.stdout).unwrap()
     }
 
     fn backups(&self) -> Vec<String> {
@@ -135,6 +171,42 @@ fn post(server: &Server, body: &Value, key: Option<&str>) -> (u16, Value, Option
     let text = resp.body_mut().read_to_string().unwrap();
     let value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"));
     (status, value, retry)
+}
+
+/// Starts an update to `binary` in `mode`, which must be accepted (202); the answer.
+fn start_update(server: &Server, binary: &Path, mode: &str) -> Value {
+    let (code, accepted, _) = post(
+        server,
+        &json!({ "binary_path": binary, "mode": mode }),
+        None,
+    );
+    assert_eq!(code, 202, "{accepted}");
+    accepted
+}
+
+/// The record of the first run under `runs_dir` once it runs with a pid, and a guard that
+/// kills its process group.
+fn wait_running_run(runs_dir: &Path) -> (PathBuf, PidGuard) {
+    let info_path = wait_for("the run to start", Duration::from_secs(30), || {
+        // The run directory (runs/ also holds the run's live marker file).
+        let dir = std::fs::read_dir(runs_dir)
+            .ok()?
+            .flatten()
+            .map(|e| e.path())
+            .find(|p| p.is_dir())?;
+        let info = RunInfo::read(&dir.join("run-info.yaml")).ok()?;
+        (info.status == RunStatus::Running && info.pid > 0).then(|| dir.join("run-info.yaml"))
+    });
+    let agent = PidGuard(-(RunInfo::read(&info_path).unwrap().pgid as i32));
+    (info_path, agent)
+}
+
+/// The record at `info_path` once its run has ended.
+fn wait_run_end(info_path: &Path) -> RunInfo {
+    wait_for("the run to finish", Duration::from_secs(60), || {
+        let info = RunInfo::read(info_path).ok()?;
+        info.status.is_terminal().then_some(info)
+    })
 }
 
 fn update_status(server: &Server) -> Value {
@@ -371,12 +443,7 @@ fn drain_defers_while_a_root_run_is_active_then_applies() {
     let server = w.serve(&[]);
     let old_sha = running_sha(&server);
 
-    let (code, accepted, _) = post(
-        &server,
-        &json!({ "binary_path": cand, "mode": "drain" }),
-        None,
-    );
-    assert_eq!(code, 202, "{accepted}");
+    let accepted = start_update(&server, &cand, "drain");
     assert_eq!(accepted["state"], "deferred");
     assert_eq!(accepted["active_root_runs"], 1);
     let (code, conflict, _) = post(&server, &json!({ "binary_path": cand }), None);
@@ -399,20 +466,7 @@ fn drain_defers_while_a_root_run_is_active_then_applies() {
     assert_eq!(status["active_root_runs"], 1);
     assert_eq!(running_sha(&server), old_sha);
     assert!(w.backups().is_empty());
-    let offline = run(w
-        .sb
-        .command(&w.exe())
-        .args([
-            "server",
-            "update",
-            "status",
-            "--offline",
-            "--json",
-            "--root",
-        ])
-        .arg(w.root()));
-    assert!(offline.status.success(), "{}", text(&offline));
-    let view: Value = serde_json::from_slice(&offline.stdout).unwrap();
+    let view = w.offline_status();
     assert_eq!(view["state"], "deferred");
     assert_eq!(view["active_root_runs"], 1);
 
@@ -474,12 +528,7 @@ fn new_image_that_exits_at_startup_is_rolled_back_on_the_same_socket() {
     let stop = Arc::new(AtomicBool::new(false));
     let hammering = hammer(addr, stop.clone(), 2);
 
-    let (code, accepted, _) = post(
-        &server,
-        &json!({ "binary_path": bad, "mode": "handoff" }),
-        None,
-    );
-    assert_eq!(code, 202, "{accepted}");
+    let accepted = start_update(&server, &bad, "handoff");
     let done = wait_finished(&server, &accepted["started_at"]);
     // The previous binary serves again (under the watchdog's pid) on the same port.
     let new_pid = server_pid(&server);
@@ -516,66 +565,28 @@ fn new_image_that_exits_at_startup_is_rolled_back_on_the_same_socket() {
 #[test]
 fn handoff_does_not_wait_and_a_run_in_flight_finishes_with_its_real_exit_code() {
     let w = World::new();
-    let bin = w.sb.path().join("fake-bin");
-    std::fs::create_dir_all(&bin).unwrap();
-    std::os::unix::fs::symlink(FAKE_AGENT, bin.join("claude")).unwrap();
+    let path = w.path_with_fake_claude();
     let cand = w.candidate("cand", "handoff");
     let server = w.serve(&[]);
-    let path = format!(
-        "{}:{}",
-        bin.display(),
-        std::env::var("PATH").unwrap_or_default()
-    );
-    let job =
+    let _job = ChildGuard::spawn_quiet(
         w.sb.command(&w.exe())
-            .args([
-                "job",
-                "--project",
-                "demo",
-                "--task",
-                "long",
-                "--agent",
-                "claude",
-                "--prompt",
-                "x",
-                "--root",
-            ])
+            .args(words(
+                "job --project demo --task long --agent claude --prompt x --root",
+            ))
             .arg(w.root())
             .env("PATH", path)
             .env("FAKE_SLEEP", "4")
-            .env("FAKE_EXIT", "5")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-    let _job = ChildGuard(Some(job));
-    let runs_dir = w.root().join("demo/long/runs");
-    let info_path = wait_for("the run to start", Duration::from_secs(30), || {
-        // The run directory (runs/ also holds the run's live marker file).
-        let dir = std::fs::read_dir(&runs_dir)
-            .ok()?
-            .flatten()
-            .map(|e| e.path())
-            .find(|p| p.is_dir())?;
-        let info = RunInfo::read(&dir.join("run-info.yaml")).ok()?;
-        (info.status == RunStatus::Running && info.pid > 0).then(|| dir.join("run-info.yaml"))
-    });
-    let _agent = PidGuard(-(RunInfo::read(&info_path).unwrap().pgid as i32));
-
-    let (code, accepted, _) = post(
-        &server,
-        &json!({ "binary_path": cand, "mode": "handoff" }),
-        None,
+            .env("FAKE_EXIT", "5"),
     );
-    assert_eq!(code, 202, "{accepted}");
+    let runs_dir = w.root().join("demo/long/runs");
+    let (info_path, _agent) = wait_running_run(&runs_dir);
+
+    let accepted = start_update(&server, &cand, "handoff");
     assert_eq!(accepted["state"], "applying", "handoff does not drain");
     let done = wait_finished(&server, &accepted["started_at"]);
     assert_eq!(done["state"], "idle", "{done}");
     assert_eq!(running_sha(&server), sha256(&cand));
-    let info = wait_for("the run to finish", Duration::from_secs(60), || {
-        let info = RunInfo::read(&info_path).ok()?;
-        info.status.is_terminal().then_some(info)
-    });
+    let info = wait_run_end(&info_path);
     assert_eq!(info.exit_code, 5, "{info:?}");
     assert_eq!(info.status, RunStatus::Failed);
 }
@@ -590,19 +601,17 @@ fn cli_start_wait_status_and_errors() {
         cmd.args(args);
         cmd
     };
-    let out = run(cli(&[
-        "server",
-        "update",
-        "start",
-        "--wait",
-        "--server",
-        &server.base,
-        "--binary",
-    ])
-    .arg(&cand)
-    .args(["--sha256", &sha256(&cand)]));
-    assert!(out.status.success(), "{}", text(&out));
-    let stdout = String::from_utf8_lossy(&out.stdout);
+    // `server update start --wait` of `binary`.
+    let start_and_wait = |binary: &Path| {
+        let mut cmd = cli(&["server", "update", "start", "--wait"]);
+        cmd.args(["--server", &server.base])
+            .arg("--binary")
+            .arg(binary);
+        cmd
+    };
+    let stdout = ok_stdout(&run(
+        start_and_wait(&cand).args(["--sha256", &sha256(&cand)])
+    ));
     assert!(stdout.contains("update accepted"), "{stdout}");
     assert!(
         stdout.contains("updated: the server now runs run-agent"),
@@ -634,16 +643,7 @@ fn cli_start_wait_status_and_errors() {
 
     // A failing update with --wait exits non-zero with the reason.
     let failing = w.script("failing", "#!/bin/sh\nexit 2\n", 0o755);
-    let out = run(cli(&[
-        "server",
-        "update",
-        "start",
-        "--wait",
-        "--server",
-        &server.base,
-        "--binary",
-    ])
-    .arg(&failing));
+    let out = run(&mut start_and_wait(&failing));
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     assert!(
         String::from_utf8_lossy(&out.stderr).contains("update failed"),
@@ -803,20 +803,7 @@ fn stopping_the_server_cancels_a_deferred_update() {
     assert_eq!(accepted["state"], "deferred");
     let status = server.terminate();
     assert!(status.success(), "{status}");
-    let out = run(w
-        .sb
-        .command(&w.exe())
-        .args([
-            "server",
-            "update",
-            "status",
-            "--offline",
-            "--json",
-            "--root",
-        ])
-        .arg(w.root()));
-    assert!(out.status.success(), "{}", text(&out));
-    let view: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let view = w.offline_status();
     assert_eq!(view["state"], "failed", "{view}");
     assert!(
         view["last_error"].as_str().unwrap().contains("interrupted"),
@@ -885,22 +872,10 @@ fn drain_waits_for_a_task_started_through_the_api() {
 #[test]
 fn handoff_keeps_a_server_task_loop_going_in_the_new_image() {
     let w = World::new();
-    let bin = w.sb.path().join("fake-bin");
-    std::fs::create_dir_all(&bin).unwrap();
-    std::os::unix::fs::symlink(FAKE_AGENT, bin.join("claude")).unwrap();
+    let path = w.path_with_fake_claude();
     let cand = w.candidate("cand", "handoff-loop");
-    let port = free_port().to_string();
-    let mut cmd = w.sb.command(&w.exe());
-    cmd.args(["serve", "--host", "127.0.0.1", "--port", &port, "--root"])
-        .arg(w.root())
-        .env(
-            "PATH",
-            format!(
-                "{}:{}",
-                bin.display(),
-                std::env::var("PATH").unwrap_or_default()
-            ),
-        )
+    let mut cmd = w.serve_cmd();
+    cmd.env("PATH", &path)
         .env("FAKE_SLEEP", "3")
         .env("FAKE_DONE_AFTER", "2");
     let server = Server::start(cmd, w.sb.path());
@@ -914,12 +889,7 @@ fn handoff_keeps_a_server_task_loop_going_in_the_new_image() {
         )
         .unwrap();
     assert_eq!(resp.status().as_u16(), 201);
-    let (code, accepted, _) = post(
-        &server,
-        &json!({ "binary_path": cand, "mode": "handoff" }),
-        None,
-    );
-    assert_eq!(code, 202, "{accepted}");
+    let accepted = start_update(&server, &cand, "handoff");
     let done = wait_finished(&server, &accepted["started_at"]);
     assert_eq!(done["state"], "idle", "{done}");
     assert_eq!(running_sha(&server), sha256(&cand));
@@ -956,23 +926,11 @@ fn handoff_keeps_a_server_task_loop_going_in_the_new_image() {
 #[test]
 fn handoff_with_a_server_owned_run_in_flight_records_its_nonzero_exit_after_the_swap() {
     let w = World::new();
-    let bin = w.sb.path().join("fake-bin");
-    std::fs::create_dir_all(&bin).unwrap();
-    std::os::unix::fs::symlink(FAKE_AGENT, bin.join("claude")).unwrap();
+    let path = w.path_with_fake_claude();
     let cand = w.candidate("cand", "handoff-exit");
     let release = w.sb.path().join("release");
-    let port = free_port().to_string();
-    let mut cmd = w.sb.command(&w.exe());
-    cmd.args(["serve", "--host", "127.0.0.1", "--port", &port, "--root"])
-        .arg(w.root())
-        .env(
-            "PATH",
-            format!(
-                "{}:{}",
-                bin.display(),
-                std::env::var("PATH").unwrap_or_default()
-            ),
-        );
+    let mut cmd = w.serve_cmd();
+    cmd.env("PATH", &path);
     let server = Server::start(cmd, w.sb.path());
     let (code, started) = server.post_json(
         "/api/v1/tasks",
@@ -984,24 +942,9 @@ fn handoff_with_a_server_owned_run_in_flight_records_its_nonzero_exit_after_the_
     );
     assert_eq!(code, 201, "{started}");
     let runs_dir = w.root().join("demo/exits/runs");
-    let info_path = wait_for("the run to start", Duration::from_secs(30), || {
-        // The run directory (runs/ also holds the run's live marker file).
-        let dir = std::fs::read_dir(&runs_dir)
-            .ok()?
-            .flatten()
-            .map(|e| e.path())
-            .find(|p| p.is_dir())?;
-        let info = RunInfo::read(&dir.join("run-info.yaml")).ok()?;
-        (info.status == RunStatus::Running && info.pid > 0).then(|| dir.join("run-info.yaml"))
-    });
-    let _agent = PidGuard(-(RunInfo::read(&info_path).unwrap().pgid as i32));
+    let (info_path, _agent) = wait_running_run(&runs_dir);
 
-    let (code, accepted, _) = post(
-        &server,
-        &json!({ "binary_path": cand, "mode": "handoff" }),
-        None,
-    );
-    assert_eq!(code, 202, "{accepted}");
+    let accepted = start_update(&server, &cand, "handoff");
     let done = wait_finished(&server, &accepted["started_at"]);
     assert_eq!(done["state"], "idle", "{done}");
     assert_eq!(running_sha(&server), sha256(&cand));
@@ -1013,10 +956,7 @@ fn handoff_with_a_server_owned_run_in_flight_records_its_nonzero_exit_after_the_
     );
 
     std::fs::write(&release, "").unwrap();
-    let info = wait_for("the run to finish", Duration::from_secs(60), || {
-        let info = RunInfo::read(&info_path).ok()?;
-        info.status.is_terminal().then_some(info)
-    });
+    let info = wait_run_end(&info_path);
     assert_eq!(info.exit_code, 5, "{info:?}");
     assert_eq!(info.status, RunStatus::Failed, "{info:?}");
     assert!(info.end_time > swapped_at, "end after the swap: {info:?}");

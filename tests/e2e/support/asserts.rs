@@ -18,6 +18,12 @@ pub fn run_infos(runs_dir: &Path) -> Vec<conductor::storage::RunInfo> {
         .collect()
 }
 
+/// The text of the file at `path`; the test fails when it cannot be read.
+pub fn read_text(path: impl AsRef<Path>) -> String {
+    let path = path.as_ref();
+    std::fs::read_to_string(path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()))
+}
+
 /// Runs `cmd` to completion and returns its output. Output is collected while the child
 /// runs (no pipe can fill up); a child still running after 60 s is killed and the test fails.
 pub fn run(cmd: &mut Command) -> Output {
@@ -48,6 +54,29 @@ pub fn text(out: &Output) -> String {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     )
+}
+
+/// The words of a command line, split at white space (for arguments without spaces):
+/// `words("task --project demo --task t1")`.
+pub fn words(line: &str) -> Vec<&str> {
+    line.split_whitespace().collect()
+}
+
+/// Asserts that the command succeeded and returns its stdout.
+pub fn ok_stdout(out: &Output) -> String {
+    assert!(out.status.success(), "{}", text(out));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Asserts that the command exited with code 1 and that its stderr contains `needle`.
+pub fn fails_with(out: &Output, needle: &str) {
+    assert_eq!(out.status.code(), Some(1), "{}", text(out));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(needle),
+        "expected {needle:?} in: {}",
+        text(out)
+    );
 }
 
 /// Whether `pid` is a live process (a zombie counts as gone): the product's own rule.

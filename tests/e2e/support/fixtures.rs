@@ -41,6 +41,19 @@ impl Sandbox {
         self.dir.path()
     }
 
+    /// `<sandbox>/root`, the runs root most tests use (not created).
+    pub fn root(&self) -> PathBuf {
+        self.path().join("root")
+    }
+
+    /// A sandbox with the fake agent installed as `claude`, `codex` and `gemini` in
+    /// `<sandbox>/bin` (see [`Sandbox::run_agent_with_fake_clis`]).
+    pub fn with_fake_clis() -> Self {
+        let sb = Self::new();
+        sb.install_fake_clis(&["claude", "codex", "gemini"]);
+        sb
+    }
+
     /// A command for `bin` with HOME and cwd set to the sandbox and conductor env cleared.
     pub fn command(&self, bin: &Path) -> Command {
         let mut cmd = Command::new(bin);
@@ -91,6 +104,15 @@ impl Sandbox {
         cmd
     }
 
+    /// `run-agent serve` on `<sandbox>/root` with the fake CLIs first on PATH; add a config
+    /// or `FAKE_*` variables, then [`Server::start`] it.
+    pub fn serve_with_fake_clis(&self) -> Command {
+        let mut cmd = self.run_agent_with_fake_clis();
+        cmd.args(["serve", "--host", "127.0.0.1", "--root"])
+            .arg(self.root());
+        cmd
+    }
+
     /// Writes `config.yaml` with one `command` agent called `name` running the fake agent,
     /// and returns its path.
     pub fn fake_agent_config(&self, name: &str) -> PathBuf {
@@ -113,6 +135,38 @@ impl Sandbox {
 
 /// Kills the child (and waits for it) when dropped, so no test leaves a process behind.
 pub struct ChildGuard(pub Option<Child>);
+
+impl ChildGuard {
+    /// Starts `cmd` in the background with its stdout piped (read by [`ChildGuard::output`])
+    /// and its stderr discarded.
+    pub fn spawn(cmd: &mut Command) -> ChildGuard {
+        let child = cmd
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn command");
+        ChildGuard(Some(child))
+    }
+
+    /// Starts `cmd` in the background with its stdout and stderr discarded.
+    pub fn spawn_quiet(cmd: &mut Command) -> ChildGuard {
+        let child = cmd
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn command");
+        ChildGuard(Some(child))
+    }
+
+    /// Waits for the child to end and returns its output; the guard is empty afterwards.
+    pub fn output(&mut self) -> std::process::Output {
+        self.0
+            .take()
+            .expect("child running")
+            .wait_with_output()
+            .expect("wait for the child")
+    }
+}
 
 impl Drop for ChildGuard {
     fn drop(&mut self) {
@@ -204,16 +258,18 @@ impl Server {
 
     /// POST `body` as JSON to `path`; the answer's status and JSON (or a JSON string).
     pub fn post_json(&self, path: &str, body: serde_json::Value) -> (u16, serde_json::Value) {
-        let agent = crate::support::http_agent(None);
-        let mut resp = agent
-            .post(&format!("{}{path}", self.base))
-            .header("Content-Type", "application/json")
-            .send(body.to_string())
-            .expect("POST");
-        let status = resp.status().as_u16();
-        let text = resp.body_mut().read_to_string().expect("read body");
-        let value = serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text));
-        (status, value)
+        self.post_json_with(&http_agent(None), path, body)
+    }
+
+    /// [`Server::post_json`] with `agent` (for its timeout).
+    pub fn post_json_with(
+        &self,
+        agent: &ureq::Agent,
+        path: &str,
+        body: serde_json::Value,
+    ) -> (u16, serde_json::Value) {
+        let (status, text) = post_json_text(agent, &format!("{}{path}", self.base), &body);
+        (status, json_or_text(text))
     }
 
     /// Sends SIGTERM and waits for the exit status.
@@ -252,6 +308,14 @@ pub fn serve_config_file(sb: &Sandbox, config: &Path, env: &[(&str, &str)]) -> S
     for (k, v) in env {
         cmd.env(k, v);
     }
+    Server::start(cmd, sb.path())
+}
+
+/// A `run-agent serve` on `root`, without a config file.
+pub fn serve_at(sb: &Sandbox, root: &Path) -> Server {
+    let mut cmd = sb.run_agent();
+    cmd.args(["serve", "--host", "127.0.0.1", "--root"])
+        .arg(root);
     Server::start(cmd, sb.path())
 }
 

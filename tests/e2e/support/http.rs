@@ -22,6 +22,34 @@ pub fn http_get(url: &str) -> Result<(u16, String), ureq::Error> {
     Ok((status, body))
 }
 
+/// POSTs `body` as JSON to `url` with `agent`: the status and the answer's text. A request
+/// that gets no answer fails the test.
+pub fn post_json_text(agent: &ureq::Agent, url: &str, body: &serde_json::Value) -> (u16, String) {
+    let mut resp = agent
+        .post(url)
+        .header("Content-Type", "application/json")
+        .send(body.to_string())
+        .unwrap_or_else(|e| panic!("POST {url}: {e}"));
+    let status = resp.status().as_u16();
+    let text = resp.body_mut().read_to_string().expect("read the answer");
+    (status, text)
+}
+
+/// An answer's text as JSON, or as a JSON string when it is not JSON (an error page).
+pub fn json_or_text(text: String) -> serde_json::Value {
+    serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text))
+}
+
+/// The run ids of a run listing (`{"runs": [{"run_id": …}, …]}`), in order.
+pub fn run_ids(listing: &serde_json::Value) -> Vec<String> {
+    listing["runs"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no runs array: {listing}"))
+        .iter()
+        .map(|r| r["run_id"].as_str().expect("a run id").to_string())
+        .collect()
+}
+
 /// The base URL from a server log's "API listening on http://host:port/api/v1/" line.
 pub fn listening_url(log: &str) -> Option<String> {
     let line = log.lines().find(|l| l.contains("API listening on "))?;
