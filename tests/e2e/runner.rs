@@ -43,33 +43,30 @@ impl World {
         cmd
     }
 
-    /// `run-agent job` of task `task` of project `demo` with `agent` and `--prompt prompt`.
-    fn job(&self, task: &str, agent: &str, prompt: &str) -> Command {
+    /// `run-agent <command>` (`job` or `task`) of task `task` of project `demo` with `agent`.
+    fn demo(&self, command: &str, task: &str, agent: &str) -> Command {
         self.cmd(&[
-            "job",
+            command,
             "--project",
             "demo",
             "--task",
             task,
             "--agent",
             agent,
-            "--prompt",
-            prompt,
         ])
+    }
+
+    /// `run-agent job` of task `task` of project `demo` with `agent` and `--prompt prompt`.
+    fn job(&self, task: &str, agent: &str, prompt: &str) -> Command {
+        let mut cmd = self.demo("job", task, agent);
+        cmd.args(["--prompt", prompt]);
+        cmd
     }
 
     /// `run-agent task` of task `task` of project `demo` with `agent`; without `prompt` the
     /// task's TASK.md is the prompt.
     fn task(&self, task: &str, agent: &str, prompt: Option<&str>) -> Command {
-        let mut cmd = self.cmd(&[
-            "task",
-            "--project",
-            "demo",
-            "--task",
-            task,
-            "--agent",
-            agent,
-        ]);
+        let mut cmd = self.demo("task", task, agent);
         if let Some(prompt) = prompt {
             cmd.args(["--prompt", prompt]);
         }
