@@ -347,7 +347,14 @@ impl Drop for Prober {
 }
 
 fn start_server(sb: &Sandbox, root: &Path, go: &Path, lines: usize) -> Server {
-    let script = sb.path().join("load-agent.sh");
+    let perl = std::process::Command::new("perl")
+        .args(["-MTime::HiRes", "-e", "1"])
+        .status();
+    assert!(
+        perl.is_ok_and(|s| s.success()),
+        "the load test's agents need perl with Time::HiRes (Debian: apt-get install perl)"
+    );
+    let script = sb.path().join("load-agent.pl");
     std::fs::write(&script, AGENT).unwrap();
     std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
     let config = sb.write(
