@@ -265,8 +265,10 @@ pub fn start_supervisor(req: &JobRequest, run: &PreparedRun) -> Result<Child, Ru
     })
 }
 
-/// How often [`wait`] looks for the supervisor's exit and the final record.
-const FINAL_RECORD_POLL: std::time::Duration = std::time::Duration::from_millis(50);
+/// How often [`wait`] looks for a final record while the supervisor still runs (it may linger
+/// to deliver webhooks). Its exit wakes [`wait`] at once (pidfd); this poll costs a lock probe
+/// per run each time, hundreds of them a second on a server with hundreds of runs at 50 ms.
+const FINAL_RECORD_POLL: std::time::Duration = std::time::Duration::from_millis(250);
 
 /// Waits for the supervisor and returns the final run-info. If the supervisor died without
 /// finishing the record, the run is recorded as failed with the reason — unless its agent is
