@@ -78,10 +78,6 @@ impl OnFirstUse {
             .get_or_init(|| default_subscriber(self.format))
             .as_ref()
     }
-
-    fn built(&self) -> Option<&(dyn Subscriber + Send + Sync)> {
-        self.inner.get().map(AsRef::as_ref)
-    }
 }
 
 impl Subscriber for OnFirstUse {
@@ -157,7 +153,7 @@ mod tests {
         let lazy = dispatch
             .downcast_ref::<OnFirstUse>()
             .expect("the dispatch holds the lazy subscriber");
-        assert!(lazy.built().is_none(), "asking for levels built it");
+        assert!(lazy.inner.get().is_none(), "asking for levels built it");
     }
 
     #[test]
@@ -171,6 +167,6 @@ mod tests {
         let lazy = dispatch
             .downcast_ref::<OnFirstUse>()
             .expect("the dispatch holds the lazy subscriber");
-        assert!(lazy.built().is_some());
+        assert!(lazy.inner.get().is_some());
     }
 }
