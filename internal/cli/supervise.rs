@@ -1,5 +1,6 @@
 //! `run-agent supervise` (hidden): the supervisor of one run, started by `job`/`task` and the
-//! server; it first makes itself the leader of its own session. Not meant to be typed by users.
+//! server; it first makes itself the leader of its own process group. Not meant to be typed by
+//! users.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -37,9 +38,9 @@ pub struct SuperviseArgs {
 /// Runs the supervisor.
 pub fn run(args: SuperviseArgs) -> anyhow::Result<ExitCode> {
     // The server spawns supervisors with posix_spawn (no fork of its large, busy address
-    // space), so the supervisor detaches itself: its own session, no terminal, empty mask.
-    if let Err(err) = crate::process::lead_own_session() {
-        tracing::warn!("the supervisor could not start its own session: {err}");
+    // space), so the supervisor detaches itself: its own process group, no terminal, empty mask.
+    if let Err(err) = crate::process::lead_own_group() {
+        tracing::warn!("the supervisor could not lead its own process group: {err}");
     }
     let agent_type = AgentType::parse(&args.agent_type).ok_or_else(|| {
         anyhow!(

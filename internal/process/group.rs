@@ -1,5 +1,6 @@
 //! Process groups: starting a command in a new session (so it leads its own process group),
-//! signalling a whole group, and asking whether a group still has a member that runs.
+//! leading a group of one's own, signalling a whole group, asking whether a group still has a
+//! member that runs, and lowering a thread's CPU priority.
 //! The only `unsafe` of the module lives here.
 
 use std::os::unix::process::CommandExt;
@@ -29,20 +30,75 @@ pub fn new_session(cmd: &mut Command) -> &mut Command {
     }
 }
 
-/// Makes the calling process the leader of a new session and process group (pgid = its pid),
-/// detached from any terminal, with an empty signal mask — what [`new_session`] does for a
-/// child, done by the child itself. A long-running process that starts many children (the
-/// server) spawns them without a `pre_exec` closure, so the standard library can use
-/// `posix_spawn` (no copy of the parent's page tables, no stall of its other threads); the
-/// child then calls this first thing. Already leading a session is not an error.
-pub fn lead_own_session() -> Result<(), Errno> {
-    match nix::unistd::setsid() {
-        Ok(_) => {}
-        // EPERM: already a process-group leader (started with `new_session`, or a shell job).
+/// Makes the calling process the leader of a new process group (pgid = its pid), without a
+/// controlling terminal and with an empty signal mask, while it stays in its starter's session.
+///
+/// This is what the supervisor does first thing. A long-running process that starts many
+/// children (the server) spawns them without a `pre_exec` closure, so the standard library can
+/// use `posix_spawn` (no copy of the parent's page tables, no stall of its other threads).
+///
+/// - Its own group: the terminal's Ctrl-C (sent to the foreground group) does not reach it,
+///   and a REST run (the supervisor is the agent) is stopped by signalling that group.
+/// - No controlling terminal: writing a warning to an inherited terminal never stops it
+///   (`SIGTTOU`), and a hang-up of that terminal is not its concern.
+/// - The starter's session: under the kernel's autogroup scheduling every session is one
+///   scheduling group weighing as much as any other, so hundreds of supervisors, each in a
+///   session of its own, left the server a few hundredths of the CPU when their runs ended
+///   together. In the server's session their weight is their threads' (see
+///   [`lower_thread_priority`]). The agent still gets a session of its own ([`new_session`]).
+///
+/// Already leading a group or a session is not an error.
+pub fn lead_own_group() -> Result<(), Errno> {
+    let me = Pid::from_raw(0);
+    match nix::unistd::setpgid(me, me) {
+        Ok(()) => {}
+        // EPERM: a session leader (started with `new_session`) already leads its group.
         Err(Errno::EPERM) => {}
         Err(e) => return Err(e),
     }
+    give_up_controlling_terminal();
     SigSet::empty().thread_set_mask()
+}
+
+/// Detaches the calling process from its controlling terminal, if it has one and does not
+/// lead the session (a session leader giving it up would hang up the foreground group).
+fn give_up_controlling_terminal() {
+    let leads_session = nix::unistd::getsid(None).is_ok_and(|sid| sid == nix::unistd::getpid());
+    if leads_session {
+        return;
+    }
+    // SAFETY: `open` of a NUL-terminated literal, then `ioctl(TIOCNOTTY)` and `close` on the
+    // descriptor just opened; no memory is shared with Rust code.
+    unsafe {
+        let fd = libc::open(
+            c"/dev/tty".as_ptr(),
+            libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC,
+        );
+        if fd >= 0 {
+            libc::ioctl(fd, libc::TIOCNOTTY);
+            libc::close(fd);
+        }
+    }
+}
+
+/// Lowers the calling thread's CPU priority by `steps` nice levels (at most to 19), for work
+/// that should yield to the server's request handling. Threads and processes started by the
+/// thread afterwards inherit it, and an unprivileged thread cannot raise it again, so call it
+/// only once nothing that must run at normal priority is left to start. Failure is logged.
+pub fn lower_thread_priority(steps: i32) {
+    // -1 is a valid priority: errno tells an error apart.
+    Errno::clear();
+    // SAFETY: getpriority with PRIO_PROCESS and who = 0 (on Linux: the calling thread) only
+    // reads a number.
+    let now = unsafe { libc::getpriority(libc::PRIO_PROCESS, 0) };
+    if now == -1 && Errno::last() != Errno::UnknownErrno {
+        tracing::debug!("cannot read the thread's priority: {}", Errno::last());
+        return;
+    }
+    // SAFETY: setpriority with PRIO_PROCESS and who = 0 only sets the calling thread's nice.
+    if unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, (now + steps).min(19)) } != 0 {
+        tracing::debug!("cannot lower the thread's priority: {}", Errno::last());
+    }
 }
 
 /// Sends `signal` to every process of group `pgid`. A missing group is not an error; group
@@ -82,18 +138,24 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_child_that_leads_its_own_session_is_signalled_as_a_group() {
+    fn a_child_that_leads_its_own_group_stays_in_the_session_and_is_signalled_as_a_group() {
         // The child runs the helper itself (here just before exec; the supervisor at start).
         let mut cmd = Command::new("sh");
         cmd.args(["-c", "exec sleep 30"]);
-        // SAFETY: the closure only calls async-signal-safe functions (setsid, sigprocmask).
+        // SAFETY: the closure only calls async-signal-safe functions (setpgid, getsid, open,
+        // ioctl, close, sigprocmask).
         unsafe {
-            cmd.pre_exec(|| lead_own_session().map_err(std::io::Error::from));
+            cmd.pre_exec(|| lead_own_group().map_err(std::io::Error::from));
         }
         let mut child = cmd.spawn().unwrap();
         let pid = i64::from(child.id());
-        let sid = nix::unistd::getsid(Some(Pid::from_raw(pid as i32))).unwrap();
-        assert_eq!(i64::from(sid.as_raw()), pid);
+        let child_pid = Pid::from_raw(pid as i32);
+        assert_eq!(
+            i64::from(nix::unistd::getpgid(Some(child_pid)).unwrap().as_raw()),
+            pid
+        );
+        let sid = nix::unistd::getsid(Some(child_pid)).unwrap();
+        assert_eq!(sid, nix::unistd::getsid(None).unwrap(), "left the session");
         signal_group(pid, Signal::SIGKILL).unwrap();
         child.wait().unwrap();
         assert!(!group_alive(pid));

@@ -1,6 +1,6 @@
 //! Processes as the operating system sees them, in one place: whether a recorded process
 //! still runs ([`alive`]: one rule, a zombie is not alive, a recorded start time guards
-//! against pid reuse), process groups ([`group`]: starting a command in its own session,
+//! against pid reuse), process groups ([`group`]: starting a command in its own session, leading a group,
 //! signalling and probing a whole group), the one `/proc/<pid>/stat` parser ([`proc_stat`]),
 //! reaping children ([`wait`]), and running a binary with a deadline ([`probe`], the
 //! `--version` checks).
@@ -15,6 +15,6 @@ pub mod proc_stat;
 pub mod wait;
 
 pub use alive::{pid_alive, recorded_alive, start_time, Recorded};
-pub use group::{group_alive, lead_own_session, new_session, signal_group};
+pub use group::{group_alive, lead_own_group, lower_thread_priority, new_session, signal_group};
 pub use probe::{first_line, probe, ProbeError, ProbeOutput};
 pub use wait::reap_later;

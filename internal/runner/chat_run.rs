@@ -1,5 +1,5 @@
 //! A REST agent's run inside its supervisor: the supervisor itself is the run's process
-//! (pid and pgid recorded are its own; it leads its own session), the chat request streams on
+//! (pid and pgid recorded are its own; it leads its own process group), the chat request streams on
 //! a worker thread into agent-stdout.txt, and a SIGTERM/SIGINT (from `run-agent stop`)
 //! ends the run as `stopped` at once, without waiting for the HTTP stream. With an idle
 //! timeout, a request that receives nothing for that long is abandoned and the run ends as

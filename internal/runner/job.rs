@@ -1,6 +1,6 @@
 //! One run (`run-agent job`, and each attempt of a task's Ralph loop): create the run dir,
 //! TASK.md (if absent), prompt.md and the initial run-info.yaml, start the run's supervisor
-//! in its own session, and wait for it to finish the record.
+//! in its own process group, and wait for it to finish the record.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -211,7 +211,7 @@ fn working_dir(req: &JobRequest, root: &Root, task_dir: &Path) -> Result<PathBuf
 }
 
 /// Starts the supervisor of a prepared run with the agent's env. The supervisor makes itself
-/// the leader of its own session ([`crate::process::lead_own_session`]), so the spawn needs no
+/// the leader of its own process group ([`crate::process::lead_own_group`]), so the spawn needs no
 /// `pre_exec` and uses `posix_spawn`: a busy server no longer stalls its threads on a fork.
 pub fn start_supervisor(req: &JobRequest, run: &PreparedRun) -> Result<Child, RunnerError> {
     let root = Root::new(&req.root);

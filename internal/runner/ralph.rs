@@ -34,6 +34,9 @@ pub use drive::{
 pub const COMPLETION_KIND: &str = "task_completion";
 /// Project-bus messages searched for an earlier completion FACT of the same DONE.
 const COMPLETION_LOOKBACK: usize = 500;
+
+/// How many nice levels a task loop steps down for its completion bookkeeping.
+const COMPLETION_NICE: i32 = 10;
 /// How often an orphaned run is re-read while waiting for it to end (its files may not change).
 const ORPHAN_RECHECK: Duration = Duration::from_millis(200);
 
@@ -217,6 +220,10 @@ pub fn run_task(
         }
         delay = next_delay(delay, req.restart_delay_max);
     }
+    // No run is started from here on: the completion bookkeeping (reading the task's runs
+    // and the project bus) yields to request handling, which matters when a server sees
+    // hundreds of tasks end together.
+    crate::process::lower_thread_priority(COMPLETION_NICE);
     wait_for_children(req, &post)?;
     match post_completion(req, last.as_ref()) {
         Ok(Some(_)) => {}

@@ -1,5 +1,6 @@
-//! The run supervisor: a small process (the `run-agent` binary in a hidden mode,
-//! in its own session) that owns one run. It starts the agent in a new session with
+//! The run supervisor: a small process (the `run-agent` binary in a hidden mode, leading its
+//! own process group in its starter's session) that owns one run. It starts the agent in a
+//! new session with
 //! prompt.md on stdin and the O_APPEND stdout/stderr files, records pid/pgid/start time,
 //! waits (killing the group after an idle-output timeout), then writes output.md, the final
 //! run-info and the bus events. Whoever started the run may exit or be killed meanwhile.
@@ -35,6 +36,9 @@ use super::{budget, chat_run, output, reap, slots, stop, supervisor_lock, usage}
 
 /// How long `<cli> --version` may take (gemini's Node start takes ~5 s on a busy machine).
 const VERSION_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// How many nice levels the supervisor steps down once its agent runs.
+const BOOKKEEPING_NICE: i32 = 10;
 
 /// What the supervisor runs; the agent's env is the supervisor's own env.
 #[derive(Debug, Clone)]
@@ -284,6 +288,10 @@ fn run_to_end(
         }
     };
     let pid = i64::from(child.id());
+    // From here on the supervisor only waits and keeps books, and starts no process: that
+    // work yields to the server's (hundreds of runs ending together must not hold up its
+    // answers). The agent, started above, keeps the normal priority.
+    process::lower_thread_priority(BOOKKEEPING_NICE);
     record_started(&info_path, plan, pid, pid, &commandline, &version)?;
     report(events.started());
     notifier.started();

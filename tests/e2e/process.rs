@@ -170,24 +170,25 @@ fn a_live_member_of_the_group_keeps_a_run_running_until_it_ends() {
     assert_vanished(&record);
 }
 
-/// Fields 5 and 6 of `/proc/<pid>/stat` (process group, session), read after the `)` that
-/// ends the command name.
-fn group_and_session(pid: u32) -> (i64, i64) {
+/// Fields 5, 6, 7 and 19 of `/proc/<pid>/stat` (process group, session, controlling terminal,
+/// nice), read after the `)` that ends the command name.
+fn group_and_session(pid: u32) -> [i64; 4] {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("read stat");
     let rest = &stat[stat.rfind(')').expect("stat has a command name") + 2..];
     let fields: Vec<i64> = rest
         .split_whitespace()
         .skip(1)
-        .take(3)
-        .map(|f| f.parse().expect("number"))
+        .map(|f| f.parse().unwrap_or(0))
         .collect();
-    (fields[1], fields[2])
+    [fields[1], fields[2], fields[3], fields[15]]
 }
 
 #[test]
-fn a_server_started_supervisor_leads_its_own_session_and_the_agent_its_own_group() {
+fn a_server_started_supervisor_leads_its_own_group_in_the_servers_session() {
     // The server spawns supervisors without forking its own address space; the supervisor
-    // then detaches itself. The agent writes down its parent (the supervisor) and itself, and
+    // then detaches itself: its own process group, no terminal, the server's session (one
+    // scheduling autogroup with the server, not one per run), and nice 10 once the agent runs.
+    // The agent leads a session of its own. The agent writes down its parent (the supervisor) and itself, and
     // waits for GO at most 30 s, so a failed assertion leaves nothing running for long.
     let sb = Sandbox::new();
     let script = sb.write(
@@ -227,21 +228,26 @@ fn a_server_started_supervisor_leads_its_own_session_and_the_agent_its_own_group
         .collect();
     let (supervisor, agent) = (pids[0], pids[1]);
     let server_pid = server.child.0.as_ref().expect("server running").id();
-    let (_, server_session) = group_and_session(server_pid);
-    let (sup_group, sup_session) = group_and_session(supervisor);
+    let [_, server_session, _, server_nice] = group_and_session(server_pid);
+    let [sup_group, sup_session, sup_tty, _] = group_and_session(supervisor);
     assert_eq!(
-        sup_session,
+        sup_group,
         i64::from(supervisor),
-        "the supervisor leads a session"
+        "the supervisor leads its group"
     );
-    assert_eq!(sup_group, i64::from(supervisor), "and its process group");
-    assert_ne!(sup_session, server_session, "not the server's session");
-    let (agent_group, _) = group_and_session(agent);
+    assert_eq!(sup_session, server_session, "in the server's session");
+    assert_eq!(sup_tty, 0, "without a controlling terminal");
+    wait_until("the supervisor steps down", Duration::from_secs(30), || {
+        group_and_session(supervisor)[3] == (server_nice + 10).min(19)
+    });
+    let [agent_group, agent_session, _, agent_nice] = group_and_session(agent);
     assert_eq!(
         agent_group,
         i64::from(agent),
         "the agent leads its own group"
     );
+    assert_eq!(agent_session, i64::from(agent), "and its own session");
+    assert_eq!(agent_nice, server_nice, "at the server's priority");
     drop(release);
     wait_until("the task is done", Duration::from_secs(30), || {
         task.join("DONE").exists()

@@ -1237,3 +1237,72 @@ fn max_concurrent_root_tasks_queues_whole_tasks() {
     let out = second.output();
     assert!(out.status.success(), "{}", stdout(&out));
 }
+
+/// Where a run's processes sit for the scheduler: the agent leads a session of its own at the
+/// caller's priority; the supervisor leads its own process group but stays in the caller's
+/// session (one kernel autogroup with the caller, not one per run), and once the agent runs it
+/// steps down to nice 10, so hundreds of supervisors keeping books at once yield to a server.
+#[test]
+fn the_supervisor_keeps_books_at_a_lower_priority_in_the_callers_session() {
+    let w = World::new();
+    // `ps`-free: fields 5 (pgrp), 6 (session) and 19 (nice) of /proc/<pid>/stat, after the
+    // parenthesised command name.
+    let config = w.script_config(
+        r#"#!/bin/sh
+fields() { sed 's/.*) //' "/proc/$1/stat" | cut -d' ' -f3,4,17; }
+tries=0
+while [ "$(fields $PPID | cut -d' ' -f3)" != 10 ] && [ $tries -lt 100 ]; do
+    sleep 0.05; tries=$((tries + 1))
+done
+echo "agent $$ $(fields $$)" > "$JRUN_RUN_FOLDER/placement.txt"
+echo "supervisor $PPID $(fields $PPID)" >> "$JRUN_RUN_FOLDER/placement.txt"
+"#,
+        "",
+    );
+    let out = run(w
+        .job("placement", "script", "go")
+        .arg("--config")
+        .arg(&config));
+    assert!(out.status.success(), "{}", text(&out));
+    let (dir, _) = w.runs("demo", "placement").pop().expect("one run");
+    let placement = read_text(dir.join("placement.txt"));
+    let numbers = |who: &str| -> Vec<i64> {
+        placement
+            .lines()
+            .find_map(|l| l.strip_prefix(who))
+            .unwrap_or_else(|| panic!("no {who} line in {placement:?}"))
+            .split_whitespace()
+            .map(|n| n.parse().unwrap())
+            .collect()
+    };
+    let (agent, supervisor) = (numbers("agent "), numbers("supervisor "));
+    let our_session = i64::from(nix::unistd::getsid(None).unwrap().as_raw());
+    let our_nice = {
+        let stat = read_text(format!("/proc/{}/stat", std::process::id()));
+        let after = stat.rsplit_once(") ").unwrap().1;
+        after.split(' ').nth(16).unwrap().parse::<i64>().unwrap()
+    };
+    // [pid, pgrp, session, nice]
+    assert_eq!(agent[1], agent[0], "the agent leads its group: {placement}");
+    assert_eq!(
+        agent[2], agent[0],
+        "the agent leads its session: {placement}"
+    );
+    assert_eq!(
+        agent[3], our_nice,
+        "the agent runs at the caller's priority: {placement}"
+    );
+    assert_eq!(
+        supervisor[1], supervisor[0],
+        "the supervisor leads its group: {placement}"
+    );
+    assert_eq!(
+        supervisor[2], our_session,
+        "the supervisor stays in the session: {placement}"
+    );
+    assert_eq!(
+        supervisor[3],
+        (our_nice + 10).min(19),
+        "the supervisor steps down: {placement}"
+    );
+}
