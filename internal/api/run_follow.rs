@@ -224,13 +224,16 @@ fn look(dir: &Path, mut tails: [LogTail; 2], mut record: Option<CachedRecord>) -
 /// Follows one run directory from a position (see the module doc).
 pub(super) struct RunFollower {
     dir: PathBuf,
-    changes: Subscription,
+    /// Wakes the follower when the run dir changes; made (and, on drop, released) on the
+    /// blocking pool: watching and unwatching wait for the watcher thread, which a burst of
+    /// file events keeps busy, and an async worker waiting there stalls all its other tasks.
+    changes: Option<Subscription>,
     /// `None` while a look runs.
     tails: Option<[LogTail; 2]>,
     /// The record as last read (moves with `tails`).
     record: Option<CachedRecord>,
-    /// The look running on the blocking pool.
-    look: Option<JoinHandle<Look>>,
+    /// The look running on the blocking pool (the first one also subscribes).
+    look: Option<JoinHandle<(Option<Subscription>, Look)>>,
     pending: VecDeque<RunStep>,
     last_status: Option<RunStatus>,
     /// The last look reached the end of both logs: wait for a change before the next.
@@ -244,17 +247,27 @@ pub(super) struct RunFollower {
     ended: bool,
 }
 
+impl Drop for RunFollower {
+    fn drop(&mut self) {
+        // Unwatching waits for the watcher thread: not on an async worker (see `changes`).
+        if let (Some(changes), Ok(runtime)) =
+            (self.changes.take(), tokio::runtime::Handle::try_current())
+        {
+            drop(runtime.spawn_blocking(move || drop(changes)));
+        }
+    }
+}
+
 impl RunFollower {
     /// A follower of the run in `dir`, starting at `from`.
     pub fn new(dir: PathBuf, from: Position) -> Self {
-        let changes = Subscription::on(&dir, Scope::Dir);
         let tails = [
             LogTail::new(&dir, "stdout", STDOUT_FILE, from.stdout),
             LogTail::new(&dir, "stderr", STDERR_FILE, from.stderr),
         ];
         Self {
             dir,
-            changes,
+            changes: None,
             tails: Some(tails),
             record: None,
             look: None,
@@ -290,7 +303,12 @@ impl RunFollower {
                     if let Some(pause) = self.coalesce.filter(|_| self.busy) {
                         tokio::time::sleep(pause).await;
                     }
-                    let _ = tokio::time::timeout(RECHECK, self.changes.changed()).await;
+                    match &self.changes {
+                        Some(changes) => {
+                            let _ = tokio::time::timeout(RECHECK, changes.changed()).await;
+                        }
+                        None => tokio::time::sleep(RECHECK).await,
+                    }
                     self.wait_next = false;
                 }
                 let Some(tails) = self.tails.take() else {
@@ -311,8 +329,11 @@ impl RunFollower {
                     continue;
                 }
                 let dir = self.dir.clone();
+                // Watched before the first look reads, so no change after it is missed.
+                let subscribe = self.changes.is_none();
                 self.look = Some(tokio::task::spawn_blocking(move || {
-                    look(&dir, tails, record)
+                    let changes = subscribe.then(|| Subscription::on(&dir, Scope::Dir));
+                    (changes, look(&dir, tails, record))
                 }));
             }
             let Some(running) = self.look.as_mut() else {
@@ -321,7 +342,12 @@ impl RunFollower {
             let done = running.await;
             self.look = None;
             match done {
-                Ok(found) => self.take_in(found),
+                Ok((changes, found)) => {
+                    if changes.is_some() {
+                        self.changes = changes;
+                    }
+                    self.take_in(found);
+                }
                 Err(err) => {
                     tracing::error!(dir = %self.dir.display(), "following a run failed: {err}");
                     self.ended = true;

@@ -37,8 +37,9 @@ use super::{budget, chat_run, output, reap, slots, stop, supervisor_lock, usage}
 /// How long `<cli> --version` may take (gemini's Node start takes ~5 s on a busy machine).
 const VERSION_TIMEOUT: Duration = Duration::from_secs(15);
 
-/// How many nice levels the supervisor steps down once its agent runs.
-const BOOKKEEPING_NICE: i32 = 10;
+/// How many nice levels the supervisor steps down once its agent runs (to the lowest priority:
+/// it only waits and writes a few small files).
+const BOOKKEEPING_NICE: i32 = 19;
 
 /// What the supervisor runs; the agent's env is the supervisor's own env.
 #[derive(Debug, Clone)]

@@ -134,8 +134,9 @@ pub struct ExecutableDigest {
     compute: fn() -> Option<(PathBuf, String)>,
 }
 
-/// The nice value of the background hashing thread (it should not delay the first answers).
-const DIGEST_NICE: libc::c_int = 10;
+/// How many nice levels the background hashing thread steps down (it should not delay the first
+/// answers).
+const DIGEST_NICE: i32 = 10;
 
 impl ExecutableDigest {
     /// A digest computed by `compute` when first needed.
@@ -154,8 +155,7 @@ impl ExecutableDigest {
             .spawn(move || {
                 // Behind the server's own start and requests: a lower priority for this
                 // thread only (Linux keeps a nice value per thread).
-                // SAFETY: setpriority with who = 0 changes only the calling thread.
-                unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, DIGEST_NICE) };
+                crate::process::lower_thread_priority(DIGEST_NICE);
                 this.get();
             });
         if let Err(err) = spawned {

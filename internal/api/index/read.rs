@@ -63,7 +63,9 @@ pub(super) fn scan(
     std::thread::scope(|scope| {
         for _ in 0..threads {
             scope.spawn(|| {
-                yield_to_serving();
+                // A scan in the background must not slow the server's start or its answers
+                // on a machine with few cores.
+                crate::process::lower_thread_priority(10);
                 let mut mine = Vec::new();
                 loop {
                     let i = next.fetch_add(1, Ordering::Relaxed);
@@ -88,19 +90,6 @@ pub(super) fn scan(
         }
     });
     out.into_inner().unwrap_or_else(|p| p.into_inner())
-}
-
-/// Lowers the calling scan thread's priority (nice 10): a scan in the background must not
-/// slow the server's start or its answers on a machine with few cores.
-fn yield_to_serving() {
-    // SAFETY: setpriority takes no pointers; on Linux `who = 0` is the calling thread.
-    let rc = unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, 10) };
-    if rc != 0 {
-        tracing::debug!(
-            "run index: cannot lower the scan thread's priority: {}",
-            std::io::Error::last_os_error()
-        );
-    }
 }
 
 fn file_id(dir: &Path) -> Option<FileId> {
