@@ -11,14 +11,12 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Deserialize;
 
-use super::bus_follow::BusFollow;
+use super::bus_follow::{self, BusFollow};
 use super::error::ApiError;
 use super::lookup;
 use super::sse::{self, SseEvent};
 use super::state::AppState;
-use crate::bus::{
-    self, AppendOptions, BusError, FollowFrom, Follower, NewMessage, Parent, ReadQuery,
-};
+use crate::bus::{self, AppendOptions, BusError, FollowFrom, NewMessage, Parent, ReadQuery};
 use crate::storage::{ProjectId, TaskId};
 use crate::wire::{BusMessages, CompatPost, MessagePosted, PostBody};
 
@@ -196,7 +194,7 @@ pub async fn stream_project_bus(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let target = target(&state, &project, None)?;
-    stream(&state, target.path, query, &headers)
+    stream(&state, target.path, query, &headers).await
 }
 
 /// `GET /api/v1/projects/{p}/tasks/{t}/bus/stream`
@@ -214,7 +212,7 @@ pub async fn stream_task_bus(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let target = target(&state, &project, Some(&task))?;
-    stream(&state, target.path, query, &headers)
+    stream(&state, target.path, query, &headers).await
 }
 
 /// The `Last-Event-ID` header, when present and non-empty.
@@ -229,7 +227,7 @@ pub fn last_event_id(headers: &HeaderMap) -> Option<String> {
 
 /// Follows the bus at `path` as SSE: every message is an event `message` with `id: msg_id`.
 /// An unknown resume id answers a `resync` event (then the whole bus) instead of failing.
-fn stream(
+async fn stream(
     state: &AppState,
     path: PathBuf,
     query: StreamQuery,
@@ -241,14 +239,17 @@ fn stream(
         Some(id) => FollowFrom::Since(id.clone()),
         None => FollowFrom::Start,
     };
-    let (follower, resync) = match Follower::open(&path, from, query.msg_type.clone()) {
-        Ok(f) => (f, false),
-        Err(BusError::SinceNotFound { .. }) => (
-            Follower::open(&path, FollowFrom::Start, query.msg_type).map_err(bus_error)?,
-            true,
-        ),
-        Err(err) => return Err(bus_error(err)),
-    };
+    let (follower, resync) =
+        match bus_follow::open(path.clone(), from, query.msg_type.clone()).await {
+            Ok(f) => (f, false),
+            Err(BusError::SinceNotFound { .. }) => (
+                bus_follow::open(path, FollowFrom::Start, query.msg_type)
+                    .await
+                    .map_err(bus_error)?,
+                true,
+            ),
+            Err(err) => return Err(bus_error(err)),
+        };
     let (tx, body) = sse::channel(Some(guard));
     tokio::spawn(async move {
         if resync {
@@ -376,4 +377,5 @@ pub async fn compat_stream(
         },
         &headers,
     )
+    .await
 }

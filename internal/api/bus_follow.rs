@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use tokio::task::JoinHandle;
 
-use crate::bus::{BusError, Follower, Message};
+use crate::bus::{BusError, FollowFrom, Follower, Message};
 
 /// What one look at the bus gives back: the follower and what it read.
 type Look = (Follower, Result<Vec<Message>, BusError>);
@@ -21,6 +21,22 @@ pub(super) struct BusFollow {
     look: Option<JoinHandle<Look>>,
     /// The last look found nothing: wait for a change before the next.
     wait_first: bool,
+}
+
+/// [`Follower::open`] on the blocking pool: opening reads the backlog's start and watches the
+/// bus's directory, a round trip to the watcher thread that must not stall an async worker.
+pub(super) async fn open(
+    path: PathBuf,
+    from: FollowFrom,
+    msg_type: Option<String>,
+) -> Result<Follower, BusError> {
+    let what = path.clone();
+    tokio::task::spawn_blocking(move || Follower::open(&path, from, msg_type))
+        .await
+        .unwrap_or_else(|_| {
+            let why = std::io::Error::other("the opening task ended");
+            Err(BusError::io("follow", &what, why))
+        })
 }
 
 impl Drop for BusFollow {

@@ -30,7 +30,7 @@ use axum::Json;
 use serde::Deserialize;
 use tokio::sync::broadcast;
 
-use super::bus_follow::BusFollow;
+use super::bus_follow::{self, BusFollow};
 use super::error::ApiError;
 use super::index::IndexChange;
 use super::lookup;
@@ -38,7 +38,7 @@ use super::run_follow::{Position, RunFollower, RunStep};
 use super::run_stream::{json_data, run_change};
 use super::sse::{self, SseEvent, SseSender};
 use super::state::AppState;
-use crate::bus::{BusError, FollowFrom, Follower};
+use crate::bus::{BusError, FollowFrom};
 use crate::storage::paths::{PROJECT_BUS_FILE, STDERR_FILE, STDOUT_FILE, TASK_BUS_FILE};
 use crate::storage::{ProjectId, RunId, TaskId};
 use crate::wire::{
@@ -497,7 +497,7 @@ impl Follow {
 
     async fn bus(self, path: PathBuf, since: Option<String>) {
         let from = since.clone().map_or(FollowFrom::Start, FollowFrom::Since);
-        let follower = match Follower::open(&path, from, None) {
+        let follower = match bus_follow::open(path.clone(), from, None).await {
             Ok(f) => f,
             Err(BusError::SinceNotFound { .. }) => {
                 let reason = "unknown msg_id; replaying the whole bus";
@@ -507,7 +507,7 @@ impl Follow {
                 if !self.send("resync", resync).await {
                     return;
                 }
-                match Follower::open(&path, FollowFrom::Start, None) {
+                match bus_follow::open(path, FollowFrom::Start, None).await {
                     Ok(f) => f,
                     Err(err) => return self.fail(&err.to_string()),
                 }
