@@ -126,40 +126,22 @@ pub async fn start_task(
         })?;
     let agent = crate::agent::select(&agent_name, Some(config))
         .map_err(|e| ApiError::bad_request(e.to_string()))?;
-    // Nothing of the task is reached through a symlink (403 before anything is written).
-    state
-        .root
-        .confined_task_dir(&project, &task)
-        .map_err(ApiError::from_confined)?;
-    let key = format!("{project}/{task}");
-    if state.task_loops.is_active(&key) || task_has_running_run(&state, &project, &task) {
-        return Err(ApiError::conflict(format!("task {key} is already running")));
-    }
-    let depends_on = body
-        .depends_on
-        .as_deref()
-        .map(|list| check_depends_on(&state, &project, &task, list))
-        .transpose()?;
     let budget = budget_of(body.max_cost_usd, body.max_tokens)?;
-    let mut request = task_request(
-        &state,
-        project.clone(),
-        task.clone(),
+    let start = StartOnDisk {
+        project: project.clone(),
+        task: task.clone(),
         agent,
-        body.prompt.clone(),
-        body.env.into_iter().collect(),
-    )
-    .map_err(ApiError::internal)?;
-    if let Some(max) = body.max_restarts {
-        request.max_restarts = max;
-    }
-    let lock = loop_lock(&state, &project, &task).await?;
-    let record = LoopRecord::new(&request, &agent_name);
-    let mut request = runner::LoopRequest::new(request);
-    request.depends_on = depends_on;
-    request.depends_on_field = "depends_on";
-    request.budget = budget;
-    let mut rx = spawn_loop(&state, key.clone(), request, record, lock);
+        agent_name,
+        prompt: body.prompt,
+        env: body.env.into_iter().collect(),
+        max_restarts: body.max_restarts,
+        depends_on: body.depends_on,
+        budget,
+    };
+    // Checking the task's directory, taking its loop lock and recording the loop write and
+    // fsync files: on the blocking pool, so a burst of starts does not stall other requests.
+    let worker_state = state.clone();
+    let mut rx = off_runtime("task start", move || start.run(&worker_state)).await??;
     let first_run =
         tokio::time::timeout(FIRST_RUN_WAIT, rx.wait_for(|s| *s != LoopState::Starting))
             .await
@@ -385,6 +367,63 @@ pub async fn resume_task(
 
 /// Takes the task's loop lock for a loop about to start: 409 when another loop (of this server
 /// or `run-agent task`) runs the task.
+/// What starting a task does on disk, after its request was checked.
+struct StartOnDisk {
+    project: ProjectId,
+    task: TaskId,
+    agent: runner::AgentSpec,
+    agent_name: String,
+    prompt: String,
+    env: Vec<(String, String)>,
+    max_restarts: Option<u32>,
+    depends_on: Option<Vec<String>>,
+    budget: crate::config::Budget,
+}
+
+impl StartOnDisk {
+    /// Refuses a symlinked or running task and unknown dependencies, takes the task's loop
+    /// lock and starts its loop; returns the loop's state.
+    fn run(self, state: &AppState) -> Result<tokio::sync::watch::Receiver<LoopState>, ApiError> {
+        let StartOnDisk {
+            project,
+            task,
+            agent,
+            agent_name,
+            prompt,
+            env,
+            max_restarts,
+            depends_on,
+            budget,
+        } = self;
+        // Nothing of the task is reached through a symlink (403 before anything is written).
+        state
+            .root
+            .confined_task_dir(&project, &task)
+            .map_err(ApiError::from_confined)?;
+        let key = format!("{project}/{task}");
+        if state.task_loops.is_active(&key) || task_has_running_run(state, &project, &task) {
+            return Err(ApiError::conflict(format!("task {key} is already running")));
+        }
+        let depends_on = depends_on
+            .as_deref()
+            .map(|list| check_depends_on(state, &project, &task, list))
+            .transpose()?;
+        let mut request = task_request(state, project.clone(), task.clone(), agent, prompt, env)
+            .map_err(ApiError::internal)?;
+        if let Some(max) = max_restarts {
+            request.max_restarts = max;
+        }
+        let lock = runner::TaskLoopLock::acquire(state.root.path(), &project, &task)
+            .map_err(|e| lock_error(&project, &task, e))?;
+        let record = LoopRecord::new(&request, &agent_name);
+        let mut request = runner::LoopRequest::new(request);
+        request.depends_on = depends_on;
+        request.depends_on_field = "depends_on";
+        request.budget = budget;
+        Ok(spawn_loop(state, key, request, record, lock))
+    }
+}
+
 async fn loop_lock(
     state: &AppState,
     project: &ProjectId,
@@ -392,7 +431,12 @@ async fn loop_lock(
 ) -> Result<runner::TaskLoopLock, ApiError> {
     super::task_loops::take_lock(state, project, task)
         .await
-        .map_err(|e| match e {
+        .map_err(|e| lock_error(project, task, e))
+}
+
+/// The answer to a task whose loop lock could not be taken.
+fn lock_error(project: &ProjectId, task: &TaskId, e: runner::RunnerError) -> ApiError {
+    match e {
             runner::RunnerError::LoopRunning { .. } => ApiError::conflict(format!(
                 "task {project}/{task} is already running (its task loop, of this server or `run-agent task`, holds the task)"
             )),
@@ -400,7 +444,7 @@ async fn loop_lock(
                 "task {project}/{task} was not started: {other}"
             )),
             other => ApiError::internal(other.to_string()),
-        })
+        }
 }
 
 /// Removes the directory of a task whose start failed before anything of it was written

@@ -289,14 +289,26 @@ fn run_to_end(
         }
     };
     let pid = i64::from(child.id());
+    // The agent runs: a record that cannot say so (the agent may already have filled the
+    // disk) must not end the supervision, or the run's real end would be lost. The final
+    // record then carries what this one would have.
+    let started_recorded = match record_started(&info_path, plan, pid, pid, &commandline, &version)
+    {
+        Ok(()) => true,
+        Err(err) => {
+            tracing::warn!(
+                "cannot record the start of agent pid {pid}: {err}; the final record will carry it"
+            );
+            false
+        }
+    };
+    report(events.started());
+    notifier.started();
+    tracing::debug!(run = %run, pid, "agent started");
     // From here on the supervisor only waits and keeps books, and starts no process: that
     // work yields to the server's (hundreds of runs ending together must not hold up its
     // answers). The agent, started above, keeps the normal priority.
     process::lower_thread_priority(BOOKKEEPING_NICE);
-    record_started(&info_path, plan, pid, pid, &commandline, &version)?;
-    report(events.started());
-    notifier.started();
-    tracing::debug!(run = %run, pid, "agent started");
 
     let meter = usage::Meter::new(plan.agent_type, &plan.run_dir, &plan.pricing, &plan.argv);
     let guard = budget::Guard::new(&plan.run_dir, plan.default_budget, notifier.target);
@@ -356,6 +368,9 @@ fn run_to_end(
         report(events.timed_out(limit));
     }
     let final_info = finish(&info_path, &outcome, &reserve, |i| {
+        if !started_recorded {
+            started_fields(i, plan, pid, pid, &commandline, &version);
+        }
         if session.is_some() {
             i.agent_session_id = session.clone();
         }
@@ -517,19 +532,31 @@ pub(super) fn record_started(
     version: &str,
 ) -> Result<(), crate::storage::StorageError> {
     RunInfo::update(info_path, UPDATE_LOCK_TIMEOUT, |i| {
-        i.pid = pid;
-        i.pgid = pgid;
-        i.pid_start_time = process::start_time(pid);
-        i.commandline = Some(commandline.to_string());
-        i.agent_version = version.to_string();
-        i.cwd = Some(plan.cwd.display().to_string());
-        let file = |name: &str| Some(plan.run_dir.join(name).display().to_string());
-        i.prompt_path = file(PROMPT_FILE);
-        i.output_path = file(OUTPUT_FILE);
-        i.stdout_path = file(STDOUT_FILE);
-        i.stderr_path = file(STDERR_FILE);
+        started_fields(i, plan, pid, pgid, commandline, version);
         Ok::<(), std::convert::Infallible>(())
     })?
     .unwrap_or_else(|never| match never {});
     Ok(())
+}
+
+/// What the record says once the agent runs: its process, command line and files.
+fn started_fields(
+    i: &mut RunInfo,
+    plan: &SupervisorPlan,
+    pid: i64,
+    pgid: i64,
+    commandline: &str,
+    version: &str,
+) {
+    i.pid = pid;
+    i.pgid = pgid;
+    i.pid_start_time = process::start_time(pid);
+    i.commandline = Some(commandline.to_string());
+    i.agent_version = version.to_string();
+    i.cwd = Some(plan.cwd.display().to_string());
+    let file = |name: &str| Some(plan.run_dir.join(name).display().to_string());
+    i.prompt_path = file(PROMPT_FILE);
+    i.output_path = file(OUTPUT_FILE);
+    i.stdout_path = file(STDOUT_FILE);
+    i.stderr_path = file(STDERR_FILE);
 }

@@ -103,8 +103,10 @@ fn a_full_disk_keeps_the_real_end_of_a_run_and_refuses_new_tasks_clearly() {
     let info = &infos[0];
     assert_eq!(info.status, RunStatus::Failed, "{info:?}");
     assert_eq!(
-        info.exit_code, 7,
-        "the agent's own exit code is kept: {info:?}"
+        info.exit_code,
+        7,
+        "the agent's own exit code is kept: {info:?}\nserver log:\n{}",
+        server.log()
     );
     let summary = info.error_summary.clone().unwrap_or_default();
     assert!(
