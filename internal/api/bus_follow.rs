@@ -39,18 +39,6 @@ pub(super) async fn open(
         })
 }
 
-impl Drop for BusFollow {
-    fn drop(&mut self) {
-        // Its watch is released by a round trip to the watcher thread, which a burst of file
-        // events keeps busy: not on an async worker, where it would stall every other task.
-        if let (Some(follower), Ok(runtime)) =
-            (self.follower.take(), tokio::runtime::Handle::try_current())
-        {
-            drop(runtime.spawn_blocking(move || drop(follower)));
-        }
-    }
-}
-
 impl BusFollow {
     /// Wraps an opened follower.
     pub fn new(follower: Follower) -> Self {

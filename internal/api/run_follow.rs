@@ -224,9 +224,9 @@ fn look(dir: &Path, mut tails: [LogTail; 2], mut record: Option<CachedRecord>) -
 /// Follows one run directory from a position (see the module doc).
 pub(super) struct RunFollower {
     dir: PathBuf,
-    /// Wakes the follower when the run dir changes; made (and, on drop, released) on the
-    /// blocking pool: watching and unwatching wait for the watcher thread, which a burst of
-    /// file events keeps busy, and an async worker waiting there stalls all its other tasks.
+    /// Wakes the follower when the run dir changes; made on the blocking pool: watching waits
+    /// for the watcher thread, which a burst of file events keeps busy, and an async worker
+    /// waiting there stalls all its other tasks (dropping it does not wait).
     changes: Option<Subscription>,
     /// `None` while a look runs.
     tails: Option<[LogTail; 2]>,
@@ -245,17 +245,6 @@ pub(super) struct RunFollower {
     /// Extra wait after a look that found lines, so a chatty run's lines come in batches.
     coalesce: Option<Duration>,
     ended: bool,
-}
-
-impl Drop for RunFollower {
-    fn drop(&mut self) {
-        // Unwatching waits for the watcher thread: not on an async worker (see `changes`).
-        if let (Some(changes), Ok(runtime)) =
-            (self.changes.take(), tokio::runtime::Handle::try_current())
-        {
-            drop(runtime.spawn_blocking(move || drop(changes)));
-        }
-    }
 }
 
 impl RunFollower {

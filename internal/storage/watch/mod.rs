@@ -23,6 +23,7 @@
 mod hub;
 mod mailbox;
 mod poll;
+mod release;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -132,7 +133,8 @@ fn global() -> &'static Arc<Hub> {
     GLOBAL.get_or_init(|| Hub::new(poll_forced()))
 }
 
-/// One follower's interest in some paths (see the module doc). Dropping it unwatches them.
+/// One follower's interest in some paths (see the module doc). Dropping it unwatches them,
+/// shortly after, on a thread of the module's own.
 pub struct Subscription {
     hub: Arc<Hub>,
     id: u64,
@@ -239,11 +241,14 @@ impl Default for Subscription {
 }
 
 impl Drop for Subscription {
+    /// Returns at once: the watches are released on a thread of their own (see `release`).
     fn drop(&mut self) {
-        for path in self.paths.keys() {
-            self.hub.unwatch(self.id, path);
+        let paths: Vec<PathBuf> = self.paths.drain().map(|(path, _)| path).collect();
+        if paths.is_empty() {
+            self.hub.deregister(self.id);
+        } else {
+            release::later(Arc::clone(&self.hub), self.id, paths);
         }
-        self.hub.deregister(self.id);
     }
 }
 
@@ -272,6 +277,15 @@ mod tests {
     const WAIT: Duration = Duration::from_secs(30);
 
     /// A subscription on a hub of its own (inotify, or polling when `poll`).
+    /// Whether the hub watches nothing within [`WAIT`] (drops release on their own thread).
+    fn released(hub: &Hub) -> bool {
+        let deadline = Instant::now() + WAIT;
+        while hub.watched() > 0 && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        hub.watched() == 0
+    }
+
     fn sub(hub: &Arc<Hub>, keep_events: bool) -> Subscription {
         Subscription::on_hub(Arc::clone(hub), keep_events).poll_every(Duration::from_millis(20))
     }
@@ -338,7 +352,7 @@ mod tests {
         std::fs::write(dir.path().join("g"), "y").unwrap();
         assert!(!b.events(WAIT).is_empty());
         drop(b);
-        assert_eq!(hub.watched(), 0, "the last one out unwatches");
+        assert!(released(&hub), "the last one out unwatches");
     }
 
     #[test]
@@ -379,9 +393,8 @@ mod tests {
             "{got:?}"
         );
         drop(s);
-        assert_eq!(
-            hub.watched(),
-            0,
+        assert!(
+            released(&hub),
             "dropping the subscription unwatches its paths"
         );
     }
