@@ -193,17 +193,30 @@ pub struct Server {
     pub stderr_path: PathBuf,
 }
 
+/// Spawns `cmd`, retrying for a while when its program is "text file busy": a test that has
+/// just copied a binary (the update tests) can race another test's fork, whose child holds the
+/// copy's write descriptor open until it execs.
+pub fn spawn_retrying_busy(cmd: &mut Command) -> std::io::Result<std::process::Child> {
+    let mut tries = 0;
+    loop {
+        match cmd.spawn() {
+            Err(e) if e.kind() == std::io::ErrorKind::ExecutableFileBusy && tries < 100 => {
+                tries += 1;
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            other => return other,
+        }
+    }
+}
+
 impl Server {
     /// Starts `cmd` (a `serve` command) with stderr to a file, waits for its
     /// "API listening on <url>" log line and for `/healthz` to answer there.
     pub fn start(mut cmd: Command, log_dir: &Path) -> Server {
         let stderr_path = log_dir.join(format!("server-{}.log", fastrand::u64(..)));
         let log = std::fs::File::create(&stderr_path).expect("create server log");
-        let child = cmd
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("spawn server");
+        cmd.stdout(Stdio::null()).stderr(log);
+        let child = spawn_retrying_busy(&mut cmd).expect("spawn server");
         let mut server = Server {
             child: ChildGuard(Some(child)),
             base: String::new(),
