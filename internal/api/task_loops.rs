@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
 use super::state::AppState;
-use crate::runner::{self, LoopRequest, RunnerError, TaskEnd, TaskLoopLock, TaskRequest};
+use crate::runner::{self, LoopRequest, TaskEnd, TaskLoopLock, TaskRequest};
 use crate::storage::atomic::write_atomic;
 use crate::storage::paths::TASK_FILE;
 use crate::storage::scan::{list_runs, Reconcile};
@@ -142,23 +142,6 @@ fn save(state: &AppState, record: &LoopRecord) {
 
 fn forget(dir: &Path, record: &LoopRecord) {
     let _ = std::fs::remove_file(dir.join(record.file_name()));
-}
-
-/// Takes the loop lock of a task (blocking for at most an instant); `Err` is
-/// [`RunnerError::LoopRunning`] when another loop (of this server or `run-agent task`) holds it.
-pub async fn take_lock(
-    state: &AppState,
-    project: &ProjectId,
-    task: &TaskId,
-) -> Result<TaskLoopLock, RunnerError> {
-    let (root, project, task) = (
-        state.root.path().to_path_buf(),
-        project.clone(),
-        task.clone(),
-    );
-    tokio::task::spawn_blocking(move || TaskLoopLock::acquire(&root, &project, &task))
-        .await
-        .unwrap_or_else(|e| Err(RunnerError::invalid("task loop lock", e.to_string())))
 }
 
 /// Runs the task loop ([`runner::drive`]) on its own thread, registers it and records it on

@@ -290,70 +290,12 @@ pub async fn resume_task(
     let task = lookup::task_id(&task)?;
     check_task_start(&state)?;
     let body: ResumeBody = super::error::optional_json(&body)?;
-    let dir = lookup::task_dir(&state.root, &project, &task)?;
-    let key = format!("{project}/{task}");
-    if state.task_loops.is_active(&key) || task_has_running_run(&state, &project, &task) {
-        return Err(ApiError::conflict(format!("task {key} is already running")));
-    }
-    let lock = loop_lock(&state, &project, &task).await?;
-    let done = dir.join(paths::DONE_FILE);
-    if done.exists() {
-        if !body.reset_done {
-            return Err(ApiError::conflict(format!(
-                "task {key} is done; pass \"reset_done\": true to remove DONE and continue"
-            )));
-        }
-        std::fs::remove_file(&done)
-            .map_err(|e| ApiError::internal(format!("cannot remove {}: {e}", done.display())))?;
-    }
-    let latest = super::task_loops::latest_run(&dir);
-    let config = &state.settings.config;
-    let agent = match (&body.agent, &latest) {
-        (Some(name), _) => crate::agent::select(name, Some(config)),
-        (None, Some(run)) if !run.agent.is_empty() => {
-            crate::agent::select_for_resume(run, Some(config))
-        }
-        (None, _) => match &config.defaults.agent {
-            Some(name) => crate::agent::select(name, Some(config)),
-            None => {
-                return Err(ApiError::bad_request(
-                    "agent is required (the task has no runs)",
-                ))
-            }
-        },
-    }
-    .map_err(|e| ApiError::bad_request(e.to_string()))?;
-    let cwd = match &body.cwd {
-        Some(cwd) if !cwd.is_absolute() || !cwd.is_dir() => {
-            return Err(ApiError::bad_request(format!(
-                "cwd {} must be an absolute path of an existing directory",
-                cwd.display()
-            )))
-        }
-        Some(cwd) => Some(cwd.clone()),
-        None => latest
-            .as_ref()
-            .and_then(|r| r.cwd.as_deref())
-            .filter(|c| !c.trim().is_empty())
-            .map(PathBuf::from),
-    };
-    let record = LoopRecord {
-        project_id: project.to_string(),
-        task_id: task.to_string(),
-        agent: agent.name.clone(),
-        max_restarts: body.max_restarts.unwrap_or(config.defaults.max_restarts),
-        env: Vec::new(),
-        cwd: cwd.clone(),
-    };
-    let (key, mut request) =
-        super::task_loops::continue_request(&state, &record).map_err(ApiError::bad_request)?;
-    request.task.max_restarts = record.max_restarts;
-    request.budget = budget_of(body.max_cost_usd, body.max_tokens)?;
-    // The first run continues the agent's own conversation when the agent type is unchanged.
-    request.task.resume_session =
-        crate::agent::session_to_resume(latest.as_ref(), &request.task.job.agent);
-    let _ = std::fs::remove_file(dir.join(runner::stop::STOP_MARKER));
-    spawn_loop(&state, key, request, record, lock);
+    let worker_state = state.clone();
+    let (p, t) = (project.clone(), task.clone());
+    off_runtime("task resume", move || {
+        resume_on_disk(&worker_state, p, t, body)
+    })
+    .await??;
     Ok((
         StatusCode::ACCEPTED,
         Json(TaskResumed {
@@ -365,8 +307,6 @@ pub async fn resume_task(
         .into_response())
 }
 
-/// Takes the task's loop lock for a loop about to start: 409 when another loop (of this server
-/// or `run-agent task`) runs the task.
 /// What starting a task does on disk, after its request was checked.
 struct StartOnDisk {
     project: ProjectId,
@@ -424,17 +364,84 @@ impl StartOnDisk {
     }
 }
 
-async fn loop_lock(
+/// What resuming a task does on disk (its checks, the loop lock, DONE, the loop's start), on
+/// the blocking pool like a task start.
+fn resume_on_disk(
     state: &AppState,
-    project: &ProjectId,
-    task: &TaskId,
-) -> Result<runner::TaskLoopLock, ApiError> {
-    super::task_loops::take_lock(state, project, task)
-        .await
-        .map_err(|e| lock_error(project, task, e))
+    project: ProjectId,
+    task: TaskId,
+    body: ResumeBody,
+) -> Result<(), ApiError> {
+    let dir = lookup::task_dir(&state.root, &project, &task)?;
+    let key = format!("{project}/{task}");
+    if state.task_loops.is_active(&key) || task_has_running_run(state, &project, &task) {
+        return Err(ApiError::conflict(format!("task {key} is already running")));
+    }
+    let lock = runner::TaskLoopLock::acquire(state.root.path(), &project, &task)
+        .map_err(|e| lock_error(&project, &task, e))?;
+    let done = dir.join(paths::DONE_FILE);
+    if done.exists() {
+        if !body.reset_done {
+            return Err(ApiError::conflict(format!(
+                "task {key} is done; pass \"reset_done\": true to remove DONE and continue"
+            )));
+        }
+        std::fs::remove_file(&done)
+            .map_err(|e| ApiError::internal(format!("cannot remove {}: {e}", done.display())))?;
+    }
+    let latest = super::task_loops::latest_run(&dir);
+    let config = &state.settings.config;
+    let agent = match (&body.agent, &latest) {
+        (Some(name), _) => crate::agent::select(name, Some(config)),
+        (None, Some(run)) if !run.agent.is_empty() => {
+            crate::agent::select_for_resume(run, Some(config))
+        }
+        (None, _) => match &config.defaults.agent {
+            Some(name) => crate::agent::select(name, Some(config)),
+            None => {
+                return Err(ApiError::bad_request(
+                    "agent is required (the task has no runs)",
+                ))
+            }
+        },
+    }
+    .map_err(|e| ApiError::bad_request(e.to_string()))?;
+    let cwd = match &body.cwd {
+        Some(cwd) if !cwd.is_absolute() || !cwd.is_dir() => {
+            return Err(ApiError::bad_request(format!(
+                "cwd {} must be an absolute path of an existing directory",
+                cwd.display()
+            )))
+        }
+        Some(cwd) => Some(cwd.clone()),
+        None => latest
+            .as_ref()
+            .and_then(|r| r.cwd.as_deref())
+            .filter(|c| !c.trim().is_empty())
+            .map(PathBuf::from),
+    };
+    let record = LoopRecord {
+        project_id: project.to_string(),
+        task_id: task.to_string(),
+        agent: agent.name.clone(),
+        max_restarts: body.max_restarts.unwrap_or(config.defaults.max_restarts),
+        env: Vec::new(),
+        cwd: cwd.clone(),
+    };
+    let (key, mut request) =
+        super::task_loops::continue_request(state, &record).map_err(ApiError::bad_request)?;
+    request.task.max_restarts = record.max_restarts;
+    request.budget = budget_of(body.max_cost_usd, body.max_tokens)?;
+    // The first run continues the agent's own conversation when the agent type is unchanged.
+    request.task.resume_session =
+        crate::agent::session_to_resume(latest.as_ref(), &request.task.job.agent);
+    let _ = std::fs::remove_file(dir.join(runner::stop::STOP_MARKER));
+    spawn_loop(state, key, request, record, lock);
+    Ok(())
 }
 
-/// The answer to a task whose loop lock could not be taken.
+/// The answer to a task whose loop lock could not be taken: 409 when another loop (of this
+/// server or `run-agent task`) runs the task.
 fn lock_error(project: &ProjectId, task: &TaskId, e: runner::RunnerError) -> ApiError {
     match e {
             runner::RunnerError::LoopRunning { .. } => ApiError::conflict(format!(
