@@ -1,6 +1,6 @@
 //! Process groups: starting a command in a new session (so it leads its own process group),
-//! leading a group of one's own, signalling a whole group, asking whether a group still has a
-//! member that runs, and lowering a thread's CPU priority.
+//! leading a group of one's own, signalling a whole group, and asking whether a group still
+//! has a member that runs.
 //! The only `unsafe` of the module lives here.
 
 use std::os::unix::process::CommandExt;
@@ -45,7 +45,8 @@ pub fn new_session(cmd: &mut Command) -> &mut Command {
 ///   scheduling group weighing as much as any other, so hundreds of supervisors, each in a
 ///   session of its own, left the server a few hundredths of the CPU when their runs ended
 ///   together. In the server's session their weight is their threads' (see
-///   [`lower_thread_priority`]). The agent still gets a session of its own ([`new_session`]).
+///   [`super::priority::lower_thread_priority`]). The agent still gets a session of its own
+///   ([`new_session`]).
 ///
 /// Already leading a group or a session is not an error.
 pub fn lead_own_group() -> Result<(), Errno> {
@@ -78,26 +79,6 @@ fn give_up_controlling_terminal() {
             libc::ioctl(fd, libc::TIOCNOTTY);
             libc::close(fd);
         }
-    }
-}
-
-/// Lowers the calling thread's CPU priority by `steps` nice levels (at most to 19), for work
-/// that should yield to the server's request handling. Threads and processes started by the
-/// thread afterwards inherit it, and an unprivileged thread cannot raise it again, so call it
-/// only once nothing that must run at normal priority is left to start. Failure is logged.
-pub fn lower_thread_priority(steps: i32) {
-    // -1 is a valid priority: errno tells an error apart.
-    Errno::clear();
-    // SAFETY: getpriority with PRIO_PROCESS and who = 0 (on Linux: the calling thread) only
-    // reads a number.
-    let now = unsafe { libc::getpriority(libc::PRIO_PROCESS, 0) };
-    if now == -1 && Errno::last() != Errno::UnknownErrno {
-        tracing::debug!("cannot read the thread's priority: {}", Errno::last());
-        return;
-    }
-    // SAFETY: setpriority with PRIO_PROCESS and who = 0 only sets the calling thread's nice.
-    if unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, (now + steps).min(19)) } != 0 {
-        tracing::debug!("cannot lower the thread's priority: {}", Errno::last());
     }
 }
 
