@@ -73,20 +73,26 @@ fn all_runs_stream_reports_new_runs_and_status_changes() {
     let server = serve_root(&sb, None);
     let mut stream = events(&format!("{}/api/v1/runs/stream/all", server.base), None);
     assert_eq!(stream.next().unwrap().0, "ready");
+    // A run directory seen before its record is created `unknown`; its record then
+    // arrives as status changes.
     let dir = root.join("demo/task-1/runs/r9");
     std::fs::create_dir_all(&dir).unwrap();
+    let created = stream.next().unwrap();
+    assert_eq!(created.0, "run_created", "{created:?}");
+    assert!(created.2.contains("\"r9\""), "{created:?}");
+    assert!(created.2.contains("unknown"), "{created:?}");
     // A live run (this test process stands in for its agent) that then ends: the index
     // watches running runs' directories (finished ones only through its periodic rescan).
     let mut info = RunInfo::new_running("r9", "demo", "task-1", "command", Utc::now());
     info.pid = std::process::id() as i64;
     info.pgid = nix::unistd::getpgrp().as_raw() as i64;
     info.write(&dir.join("run-info.yaml")).unwrap();
-    let created = stream.next().unwrap();
-    assert_eq!(created.0, "run_created", "{created:?}");
-    assert!(created.2.contains("\"r9\""));
+    let running = stream.next().unwrap();
+    assert_eq!(running.0, "run_status", "{running:?}");
+    assert!(running.2.contains("running"), "{running:?}");
     info.status = RunStatus::Completed;
     info.write(&dir.join("run-info.yaml")).unwrap();
     let changed = stream.next().unwrap();
-    assert_eq!(changed.0, "run_status");
-    assert!(changed.2.contains("completed"));
+    assert_eq!(changed.0, "run_status", "{changed:?}");
+    assert!(changed.2.contains("completed"), "{changed:?}");
 }
